@@ -1,0 +1,278 @@
+//! Foundation benchmarks: drive the real (release) `reins` binary and print
+//! one table of measured figures against their targets.
+//!
+//! Run with `cargo bench --bench foundation`. Results are also written to
+//! `benches/results/<date>.md`. `REINS_BENCH_IDLE_SECS` shortens the idle-CPU
+//! measurement (default 60 s, the figure the target is stated for).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Bench {
+    _root: tempfile::TempDir,
+    work: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        let root = tempfile::Builder::new()
+            .prefix("rb")
+            .tempdir_in("/tmp")
+            .unwrap();
+        for dir in ["work", "state", "run", "home"] {
+            std::fs::create_dir_all(root.path().join(dir)).unwrap();
+        }
+        let p = |d: &str| root.path().join(d).display().to_string();
+        let env = vec![
+            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+            ("HOME".into(), p("home")),
+            ("REINS_STATE_DIR".into(), p("state")),
+            ("XDG_RUNTIME_DIR".into(), p("run")),
+            ("XDG_CONFIG_HOME".into(), p("home")),
+        ];
+        Bench {
+            work: root.path().join("work"),
+            _root: root,
+            env,
+        }
+    }
+
+    fn reins(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_reins"))
+            .args(args)
+            .current_dir(&self.work)
+            .env_clear()
+            .envs(self.env.iter().cloned())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn start(&self, id: &str) -> serde_json::Value {
+        let out = self.reins(&["run", "mock", "--id", id, "--detach"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Blocks until `id` has reached `ready` (following its events).
+    fn wait_ready(&self, id: &str) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_reins"))
+            .args(["events", "--id", id, "--follow"])
+            .current_dir(&self.work)
+            .env_clear()
+            .envs(self.env.iter().cloned())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::BufRead;
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        for line in stdout.lines() {
+            if line.unwrap().contains(r#""to":"ready""#) {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn p99(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[(v.len() * 99 / 100).min(v.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Resident set size of a process in KiB (VmRSS).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap()
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Voluntary + involuntary context switches: how often the process woke.
+fn wakeups(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .filter(|l| l.contains("ctxt_switches"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
+fn clock_ticks_per_sec() -> u64 {
+    let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(100)
+}
+
+struct Row {
+    what: String,
+    got: String,
+    target: String,
+    ok: bool,
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing to configure from it.
+    let idle_secs: u64 = std::env::var("REINS_BENCH_IDLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let bench = Bench::new();
+    let mut rows = Vec::new();
+
+    // run --detach until the session is up (the run's own return), and to ready.
+    let mut up = Vec::new();
+    let mut ready = Vec::new();
+    for i in 0..20 {
+        let id = format!("w{i:02}");
+        let t = Instant::now();
+        bench.start(&id);
+        up.push(t.elapsed());
+        bench.wait_ready(&id);
+        ready.push(t.elapsed());
+    }
+    rows.push(Row {
+        what: "`run --detach` returns (session up)".into(),
+        got: format!("median {}, p99 {}", ms(median(up.clone())), ms(p99(up))),
+        target: "-".into(),
+        ok: true,
+    });
+    rows.push(Row {
+        what: "`run --detach` to mock agent ready".into(),
+        got: format!("median {}", ms(median(ready))),
+        target: "-".into(),
+        ok: true,
+    });
+
+    // status --json with 20 live sessions.
+    let mut times = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        let out = bench.reins(&["status", "--json"]);
+        times.push(t.elapsed());
+        assert!(out.status.success());
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(rows.as_array().unwrap().len(), 20);
+    }
+    let med = median(times.clone());
+    rows.push(Row {
+        what: "`status --json`, 20 live sessions".into(),
+        got: format!("median {}, p99 {}", ms(med), ms(p99(times))),
+        target: "< 10 ms".into(),
+        ok: med < Duration::from_millis(10),
+    });
+
+    // One idle host: memory, CPU and wake-ups.
+    let host = {
+        let out = bench.reins(&["status", "--id", "w00", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v[0]["host_pid"].as_u64().unwrap() as u32
+    };
+    let rss = rss_kib(host);
+    rows.push(Row {
+        what: "idle host RSS".into(),
+        got: format!("{:.2} MiB", rss as f64 / 1024.0),
+        target: "< 8 MiB".into(),
+        ok: rss < 8 * 1024,
+    });
+    let (t0, w0) = (cpu_ticks(host), wakeups(host));
+    std::thread::sleep(Duration::from_secs(idle_secs));
+    let (t1, w1) = (cpu_ticks(host), wakeups(host));
+    let cpu_pct = (t1 - t0) as f64 / clock_ticks_per_sec() as f64 / idle_secs as f64 * 100.0;
+    rows.push(Row {
+        what: format!("idle host CPU over {idle_secs} s"),
+        got: format!("{cpu_pct:.3} % ({} ticks, {} wake-ups)", t1 - t0, w1 - w0),
+        target: "< 0.1 %".into(),
+        ok: cpu_pct < 0.1,
+    });
+
+    // stop: request to session gone.
+    let mut stops = Vec::new();
+    for i in 0..20 {
+        let t = Instant::now();
+        let out = bench.reins(&["stop", "--id", &format!("w{i:02}")]);
+        stops.push(t.elapsed());
+        assert!(out.status.success());
+    }
+    rows.push(Row {
+        what: "`stop` (polite exit) to session gone".into(),
+        got: format!("median {}", ms(median(stops))),
+        target: "-".into(),
+        ok: true,
+    });
+
+    report(&rows);
+}
+
+fn report(rows: &[Row]) {
+    let mut md = String::new();
+    let date = Command::new("date").arg("+%Y-%m-%d").output().unwrap();
+    let date = String::from_utf8_lossy(&date.stdout).trim().to_string();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.to_string())
+        })
+        .unwrap_or_default();
+    md.push_str(&format!("# reins foundation benchmarks, {date}\n\n"));
+    md.push_str(&format!(
+        "Machine: {} cores, {}\n\n",
+        num_cpus(),
+        cpu.trim()
+    ));
+    md.push_str("| measurement | result | target | |\n|---|---|---|---|\n");
+    for r in rows {
+        let mark = if r.target == "-" {
+            ""
+        } else if r.ok {
+            "ok"
+        } else {
+            "MISSED"
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {mark} |\n",
+            r.what, r.got, r.target
+        ));
+    }
+    println!("\n{md}");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{date}.md"));
+    std::fs::write(&path, md).unwrap();
+    println!("written to {}", path.display());
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

@@ -1,0 +1,8 @@
+//! Adapters: how reins drives one kind of agent. Screen-driven adapters are
+//! data (TOML profiles in `adapters/`), read by one rule engine.
+
+mod profile;
+mod rules;
+
+pub(crate) use profile::{ContextMode, Profile, ProfileSource, Step, StopSpec, find, list};
+pub(crate) use rules::RuleReport;

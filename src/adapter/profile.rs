@@ -1,0 +1,310 @@
+//! Adapter profiles: the TOML files in `adapters/`, embedded at build time
+//! and overridable from `$XDG_CONFIG_HOME/reins/adapters/<name>.toml`.
+//!
+//! A profile says how to launch the agent, how to read its screen (rules),
+//! and how to stop it politely. Profiles are parsed strictly (unknown keys
+//! are errors) so a typo in a rule cannot silently disable it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::adapter::rules::{Rule, RuleFile};
+use crate::error::CliError;
+
+mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin_adapters.rs"));
+}
+
+/// Where a profile came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProfileSource {
+    Builtin,
+    User(PathBuf),
+}
+
+/// A loaded, validated profile.
+#[derive(Debug, Clone)]
+pub(crate) struct Profile {
+    pub(crate) name: String,
+    pub(crate) summary: String,
+    pub(crate) tested_versions: Vec<String>,
+    pub(crate) transport: String,
+    pub(crate) launch: Launch,
+    pub(crate) screen: ScreenSettings,
+    pub(crate) stop: StopSpec,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) source: ProfileSource,
+    /// The TOML text, for `adapters show`.
+    pub(crate) text: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    name: String,
+    summary: String,
+    #[serde(default)]
+    tested_versions: Vec<String>,
+    #[serde(default = "default_transport")]
+    transport: String,
+    launch: Launch,
+    #[serde(default)]
+    screen: ScreenSettings,
+    #[serde(default)]
+    stop: StopSpec,
+    #[serde(default, rename = "rule")]
+    rules: Vec<RuleFile>,
+}
+
+fn default_transport() -> String {
+    "pty".into()
+}
+
+/// How the agent is started.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Launch {
+    /// Program and arguments. `{reins}` is replaced by the path of the
+    /// running reins binary. Empty for `generic`: the user names the program.
+    #[serde(default)]
+    pub(crate) command: Vec<String>,
+    /// How `--context` reaches the agent.
+    #[serde(default)]
+    pub(crate) context: ContextMode,
+    /// Extra environment for the agent.
+    #[serde(default)]
+    pub(crate) env: BTreeMap<String, String>,
+}
+
+/// How `run --context TEXT` is handed to the agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ContextMode {
+    /// As the last command-line argument (`claude "task"`).
+    #[default]
+    Argv,
+    /// The agent has no way to take an initial task.
+    Unsupported,
+}
+
+/// Timing of screen reading.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ScreenSettings {
+    /// Quiet time after output before the screen is classified.
+    pub(crate) settle_ms: u64,
+    /// A synchronized-output block open longer than this counts as closed.
+    pub(crate) sync_timeout_ms: u64,
+    /// With no rule matched for this long after launch, `starting` becomes
+    /// `unknown`.
+    pub(crate) boot_timeout_ms: u64,
+    /// Rows of scrollback the host's emulator keeps.
+    pub(crate) scrollback: usize,
+}
+
+impl Default for ScreenSettings {
+    fn default() -> Self {
+        ScreenSettings {
+            settle_ms: 16,
+            sync_timeout_ms: 150,
+            boot_timeout_ms: 10_000,
+            scrollback: 1000,
+        }
+    }
+}
+
+/// The polite stop sequence and the grace periods of the escalation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StopSpec {
+    /// What to send first (keys, text, pauses, a signal).
+    pub(crate) sequence: Vec<Step>,
+    /// How long to wait after the sequence before SIGTERM.
+    pub(crate) grace_ms: u64,
+    /// How long to wait after SIGTERM before SIGKILL.
+    pub(crate) term_grace_ms: u64,
+}
+
+impl Default for StopSpec {
+    fn default() -> Self {
+        StopSpec {
+            sequence: Vec::new(),
+            grace_ms: 3000,
+            term_grace_ms: 2000,
+        }
+    }
+}
+
+/// One step of an input sequence.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Step {
+    /// Literal text, typed as is.
+    Text(String),
+    /// A named key.
+    Key(Key),
+    /// Wait this many milliseconds.
+    PauseMs(u64),
+    /// Send a signal (`HUP`, `INT`, `TERM`) to the agent's process group.
+    Signal(String),
+}
+
+/// Keys a sequence can press.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Key {
+    Enter,
+    Esc,
+    Tab,
+    CtrlC,
+    CtrlD,
+}
+
+impl Key {
+    pub(crate) fn bytes(self) -> &'static [u8] {
+        match self {
+            Key::Enter => b"\r",
+            Key::Esc => b"\x1b",
+            Key::Tab => b"\t",
+            Key::CtrlC => b"\x03",
+            Key::CtrlD => b"\x04",
+        }
+    }
+}
+
+impl Profile {
+    /// Parses and validates a profile.
+    pub(crate) fn parse(text: &str, source: ProfileSource) -> Result<Profile, String> {
+        let file: ProfileFile = toml::from_str(text).map_err(|err| err.to_string())?;
+        if file.transport != "pty" {
+            return Err(format!(
+                "transport {:?} is not supported by screen profiles (use \"pty\")",
+                file.transport
+            ));
+        }
+        for step in &file.stop.sequence {
+            if let Step::Signal(name) = step {
+                crate::procs::signal_by_name(name).ok_or_else(|| {
+                    format!("stop.sequence: unknown signal {name:?} (use HUP, INT, TERM, QUIT)")
+                })?;
+            }
+        }
+        let rules = file
+            .rules
+            .into_iter()
+            .map(Rule::compile)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Profile {
+            name: file.name,
+            summary: file.summary,
+            tested_versions: file.tested_versions,
+            transport: file.transport,
+            launch: file.launch,
+            screen: file.screen,
+            stop: file.stop,
+            rules,
+            source,
+            text: text.to_string(),
+        })
+    }
+}
+
+fn user_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("reins").join("adapters"))
+}
+
+fn load_builtin(stem: &str, text: &str) -> Profile {
+    Profile::parse(text, ProfileSource::Builtin)
+        .unwrap_or_else(|err| panic!("built-in adapter {stem}.toml is invalid: {err}"))
+}
+
+fn load_user(path: PathBuf) -> Result<Profile, CliError> {
+    let text = std::fs::read_to_string(&path).map_err(|err| {
+        CliError::failure(format!(
+            "cannot read adapter profile {}: {err}",
+            path.display()
+        ))
+    })?;
+    Profile::parse(&text, ProfileSource::User(path.clone())).map_err(|err| {
+        CliError::failure(format!(
+            "adapter profile {} is invalid: {err}",
+            path.display()
+        ))
+        .hint("fix the file or remove it to use the built-in profile")
+    })
+}
+
+/// The profile called `name`: the user's override if there is one, else the
+/// built-in one; `None` if neither exists.
+pub(crate) fn find(name: &str) -> Result<Option<Profile>, CliError> {
+    let plain_name = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if plain_name
+        && let Some(path) = user_dir().map(|d| d.join(format!("{name}.toml")))
+        && path.is_file()
+    {
+        return load_user(path).map(Some);
+    }
+    Ok(builtin::BUILTIN
+        .iter()
+        .find(|(stem, _)| *stem == name)
+        .map(|(stem, text)| load_builtin(stem, text)))
+}
+
+/// Every available profile, user overrides replacing built-ins by name.
+pub(crate) fn list() -> Result<Vec<Profile>, CliError> {
+    let mut by_name: BTreeMap<String, Profile> = builtin::BUILTIN
+        .iter()
+        .map(|(stem, text)| (stem.to_string(), load_builtin(stem, text)))
+        .collect();
+    if let Some(dir) = user_dir()
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        for entry in entries.filter_map(|e| e.ok()) {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let stem = path
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                by_name.insert(stem, load_user(path)?);
+            }
+        }
+    }
+    Ok(by_name.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_profile_loads_and_is_named_after_its_file() {
+        assert!(builtin::BUILTIN.len() >= 2);
+        for (stem, text) in builtin::BUILTIN {
+            let p = load_builtin(stem, text);
+            assert_eq!(
+                &p.name, stem,
+                "name in {stem}.toml must match the file name"
+            );
+            assert!(!p.summary.is_empty());
+        }
+    }
+
+    #[test]
+    fn typos_in_profiles_are_errors() {
+        let bad =
+            "name = \"x\"\nsummary = \"s\"\n[launch]\ncommand = [\"x\"]\n[screen]\nsettle = 5\n";
+        let err = Profile::parse(bad, ProfileSource::Builtin).unwrap_err();
+        assert!(err.contains("settle"), "{err}");
+    }
+}

@@ -1,0 +1,446 @@
+//! The screen rule engine.
+//!
+//! A rule looks at one region of the screen (the last N non-empty lines, the
+//! cursor's line, the window title, ...) and yields a state when its
+//! matchers hold there. Regions keep rules honest: an agent quoting `[y/N]`
+//! in its answer is not a dialog, because the dialog rule only reads the
+//! bottom of the screen. When several rules match, the strongest evidence
+//! wins: `blocked` > `busy` > `ready`; within a state, the higher priority.
+//! No match means `unknown`: reins does not guess.
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::screen::ScreenText;
+use crate::state::{BlockedKind, Observed, State};
+
+/// Which part of the screen a rule reads.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Region {
+    /// Every visible row.
+    Screen,
+    /// The last N non-empty rows.
+    LastLines(usize),
+    /// The first N non-empty rows.
+    FirstLines(usize),
+    /// The row the cursor is on.
+    CursorLine,
+    /// The window title the agent set.
+    Title,
+}
+
+/// One test on a region's text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum MatcherFile {
+    /// The text contains this substring.
+    Contains(String),
+    /// The regex matches somewhere (multi-line mode: `^`/`$` match at each
+    /// line).
+    Regex(String),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Matcher {
+    Contains(String),
+    Regex(Regex),
+}
+
+impl Matcher {
+    fn compile(file: MatcherFile) -> Result<Matcher, String> {
+        match file {
+            MatcherFile::Contains(s) if s.is_empty() => Err("empty contains matcher".into()),
+            MatcherFile::Contains(s) => Ok(Matcher::Contains(s)),
+            MatcherFile::Regex(r) => regex::RegexBuilder::new(&r)
+                .multi_line(true)
+                .build()
+                .map(Matcher::Regex)
+                .map_err(|err| format!("bad regex {r:?}: {err}")),
+        }
+    }
+
+    fn is_match(&self, text: &str) -> bool {
+        match self {
+            Matcher::Contains(s) => text.contains(s.as_str()),
+            Matcher::Regex(r) => r.is_match(text),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Matcher::Contains(s) => format!("contains {s:?}"),
+            Matcher::Regex(r) => format!("regex {:?}", r.as_str()),
+        }
+    }
+}
+
+/// An example screen a rule must (or must not) match; checked by the tests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Example {
+    /// Whether the rule must match this screen.
+    pub(crate) matches: bool,
+    /// Screen text, one row per line.
+    pub(crate) screen: String,
+    /// Window title, for `title` rules.
+    #[serde(default)]
+    pub(crate) title: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RuleFile {
+    name: String,
+    state: State,
+    #[serde(default)]
+    kind: Option<BlockedKind>,
+    #[serde(default)]
+    priority: i32,
+    region: Region,
+    #[serde(default)]
+    all: Vec<MatcherFile>,
+    #[serde(default)]
+    any: Vec<MatcherFile>,
+    #[serde(default)]
+    not: Vec<MatcherFile>,
+    #[serde(default, rename = "example")]
+    examples: Vec<Example>,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    pub(crate) name: String,
+    pub(crate) observed: Observed,
+    pub(crate) priority: i32,
+    pub(crate) region: Region,
+    all: Vec<Matcher>,
+    any: Vec<Matcher>,
+    not: Vec<Matcher>,
+    pub(crate) examples: Vec<Example>,
+}
+
+/// The result of classifying a screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Classification {
+    pub(crate) observed: Observed,
+    /// The rule that decided, if any did.
+    pub(crate) rule: Option<String>,
+}
+
+/// How one rule fared on one screen (for `adapters explain`).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RuleReport {
+    pub(crate) rule: String,
+    pub(crate) state: String,
+    pub(crate) matched: bool,
+    pub(crate) region: Vec<String>,
+    /// One line per matcher: `✓ all: contains "x"` / `✗ not: ...`.
+    pub(crate) checks: Vec<String>,
+}
+
+fn rank(state: State) -> u8 {
+    match state {
+        State::Blocked => 3,
+        State::Busy => 2,
+        State::Ready => 1,
+        _ => 0,
+    }
+}
+
+impl Rule {
+    pub(crate) fn compile(file: RuleFile) -> Result<Rule, String> {
+        let ctx = |e: String| format!("rule {:?}: {e}", file.name);
+        match (file.state, file.kind) {
+            (State::Blocked, None) => {
+                return Err(ctx(
+                    "a blocked rule needs a kind (approval, trust, dialog, auth, \
+                                rate_limit)"
+                        .into(),
+                ));
+            }
+            (State::Blocked, Some(_)) | (State::Ready | State::Busy, None) => {}
+            (State::Ready | State::Busy, Some(_)) => {
+                return Err(ctx("only blocked rules have a kind".into()));
+            }
+            (other, _) => {
+                return Err(ctx(format!(
+                    "rules yield ready, busy or blocked, not {other}"
+                )));
+            }
+        }
+        if file.all.is_empty() && file.any.is_empty() {
+            return Err(ctx(
+                "a rule needs at least one `all` or `any` matcher".into()
+            ));
+        }
+        if matches!(file.region, Region::LastLines(0) | Region::FirstLines(0)) {
+            return Err(ctx("a region of 0 lines never matches".into()));
+        }
+        let compile = |v: Vec<MatcherFile>| -> Result<Vec<Matcher>, String> {
+            v.into_iter()
+                .map(Matcher::compile)
+                .collect::<Result<_, _>>()
+                .map_err(ctx)
+        };
+        Ok(Rule {
+            observed: Observed {
+                state: file.state,
+                kind: file.kind,
+            },
+            priority: file.priority,
+            region: file.region,
+            all: compile(file.all)?,
+            any: compile(file.any)?,
+            not: compile(file.not)?,
+            examples: file.examples,
+            name: file.name,
+        })
+    }
+
+    /// The rows of `screen` this rule reads.
+    pub(crate) fn region_rows(&self, screen: &ScreenText) -> Vec<String> {
+        let non_empty = || screen.rows.iter().filter(|r| !r.trim().is_empty()).cloned();
+        match &self.region {
+            Region::Screen => screen.rows.clone(),
+            Region::LastLines(n) => {
+                let rows: Vec<String> = non_empty().collect();
+                rows[rows.len().saturating_sub(*n)..].to_vec()
+            }
+            Region::FirstLines(n) => non_empty().take(*n).collect(),
+            Region::CursorLine => screen
+                .rows
+                .get(screen.cursor_row)
+                .cloned()
+                .into_iter()
+                .collect(),
+            Region::Title => vec![screen.title.clone()],
+        }
+    }
+
+    pub(crate) fn matches(&self, screen: &ScreenText) -> bool {
+        let text = self.region_rows(screen).join("\n");
+        self.all.iter().all(|m| m.is_match(&text))
+            && (self.any.is_empty() || self.any.iter().any(|m| m.is_match(&text)))
+            && !self.not.iter().any(|m| m.is_match(&text))
+    }
+
+    fn report(&self, screen: &ScreenText) -> RuleReport {
+        let region = self.region_rows(screen);
+        let text = region.join("\n");
+        let mut checks = Vec::new();
+        let mut line = |group: &str, m: &Matcher, ok: bool| {
+            checks.push(format!(
+                "{} {group}: {}",
+                if ok { "✓" } else { "✗" },
+                m.describe()
+            ));
+        };
+        for m in &self.all {
+            line("all", m, m.is_match(&text));
+        }
+        for m in &self.any {
+            line("any", m, m.is_match(&text));
+        }
+        for m in &self.not {
+            line("not", m, !m.is_match(&text));
+        }
+        RuleReport {
+            rule: self.name.clone(),
+            state: self.observed.to_string(),
+            matched: self.matches(screen),
+            region,
+            checks,
+        }
+    }
+}
+
+/// Classifies a screen with a profile's rules.
+pub(crate) fn classify(rules: &[Rule], screen: &ScreenText) -> Classification {
+    rules
+        .iter()
+        .filter(|r| r.matches(screen))
+        .max_by_key(|r| (rank(r.observed.state), r.priority))
+        .map(|r| Classification {
+            observed: r.observed,
+            rule: Some(r.name.clone()),
+        })
+        .unwrap_or(Classification {
+            observed: Observed::plain(State::Unknown),
+            rule: None,
+        })
+}
+
+/// Every rule's verdict on a screen, in evaluation order.
+pub(crate) fn explain(rules: &[Rule], screen: &ScreenText) -> Vec<RuleReport> {
+    rules.iter().map(|r| r.report(screen)).collect()
+}
+
+impl crate::adapter::Profile {
+    /// Classifies a screen with this profile's rules.
+    pub(crate) fn classify(&self, screen: &ScreenText) -> Classification {
+        classify(&self.rules, screen)
+    }
+
+    /// Every rule's verdict on a screen.
+    pub(crate) fn explain(&self, screen: &ScreenText) -> Vec<RuleReport> {
+        explain(&self.rules, screen)
+    }
+
+    /// Checks every rule against its example screens (DESIGN §2: each rule
+    /// has at least one screen it must match and one it must not). Returns
+    /// one message per problem; empty means the profile is consistent.
+    pub(crate) fn check_examples(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for rule in &self.rules {
+            let who = format!("{}/{}", self.name, rule.name);
+            if !rule.examples.iter().any(|e| e.matches) {
+                problems.push(format!("{who}: needs an example screen it matches"));
+            }
+            if !rule.examples.iter().any(|e| !e.matches) {
+                problems.push(format!("{who}: needs an example screen it does not match"));
+            }
+            for (i, ex) in rule.examples.iter().enumerate() {
+                let mut screen = ScreenText::from_text(&ex.screen);
+                screen.title = ex.title.clone();
+                if rule.matches(&screen) != ex.matches {
+                    problems.push(format!(
+                        "{who}: example {} should {}match:\n{}",
+                        i + 1,
+                        if ex.matches { "" } else { "not " },
+                        ex.screen
+                    ));
+                }
+            }
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapter::profile::{Profile, ProfileSource};
+
+    fn profile(rules: &str) -> Profile {
+        let text = format!("name = \"t\"\nsummary = \"s\"\n[launch]\ncommand = [\"x\"]\n{rules}");
+        Profile::parse(&text, ProfileSource::Builtin).unwrap()
+    }
+
+    const RULES: &str = r#"
+[[rule]]
+name = "dialog"
+state = "blocked"
+kind = "approval"
+region = { last_lines = 2 }
+all = [{ contains = "[y/n]" }]
+
+[[rule]]
+name = "busy"
+state = "busy"
+region = { last_lines = 3 }
+all = [{ contains = "esc to interrupt" }]
+
+[[rule]]
+name = "prompt"
+state = "ready"
+region = "cursor_line"
+all = [{ regex = "^> $|^>$" }]
+not = [{ contains = "esc" }]
+"#;
+
+    #[test]
+    fn strongest_evidence_wins() {
+        let p = profile(RULES);
+        let busy_with_dialog = ScreenText::from_text("Working (esc to interrupt)\nAllow? [y/n]\n");
+        let c = p.classify(&busy_with_dialog);
+        assert_eq!(c.observed.to_string(), "blocked{approval}");
+        assert_eq!(c.rule.as_deref(), Some("dialog"));
+    }
+
+    #[test]
+    fn rules_only_look_inside_their_region() {
+        let p = profile(RULES);
+        // The agent quotes "[y/n]" in its answer, far above the bottom lines.
+        let s = ScreenText::from_text("answer: type [y/n] to confirm\nline\nline\nmore\n>\n");
+        let c = p.classify(&s);
+        assert_eq!(c.observed, Observed::plain(State::Ready));
+    }
+
+    #[test]
+    fn nothing_matching_is_unknown() {
+        let p = profile(RULES);
+        let c = p.classify(&ScreenText::from_text("compiling...\n"));
+        assert_eq!(
+            c,
+            Classification {
+                observed: Observed::plain(State::Unknown),
+                rule: None
+            }
+        );
+    }
+
+    #[test]
+    fn explain_reports_each_matcher() {
+        let p = profile(RULES);
+        let s = ScreenText::from_text("> \n");
+        let report = p.explain(&s);
+        let prompt = report.iter().find(|r| r.rule == "prompt").unwrap();
+        assert!(prompt.matched);
+        assert_eq!(
+            prompt.checks,
+            [r#"✓ all: regex "^> $|^>$""#, r#"✓ not: contains "esc""#]
+        );
+    }
+
+    #[test]
+    fn invalid_rules_are_refused_with_the_rule_name() {
+        let bad = [
+            ("state = \"blocked\"", "needs a kind"),
+            ("state = \"busy\"\nkind = \"approval\"", "only blocked"),
+            ("state = \"exited\"", "rules yield"),
+        ];
+        for (state, why) in bad {
+            let text = format!(
+                "name = \"t\"\nsummary = \"s\"\n[launch]\ncommand = [\"x\"]\n[[rule]]\nname = \
+                 \"r1\"\n{state}\nregion = \"screen\"\nall = [{{ contains = \"x\" }}]\n"
+            );
+            let err = Profile::parse(&text, ProfileSource::Builtin).unwrap_err();
+            assert!(err.contains("r1") && err.contains(why), "{err}");
+        }
+    }
+
+    /// Every rule of every built-in profile matches the example screens it
+    /// claims to match and no others. A new profile is covered by adding
+    /// its TOML file.
+    #[test]
+    fn builtin_rules_agree_with_their_examples() {
+        for profile in crate::adapter::list().unwrap() {
+            if profile.source == ProfileSource::Builtin {
+                let problems = profile.check_examples();
+                assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+            }
+        }
+    }
+
+    #[test]
+    fn example_checks_catch_a_wrong_example() {
+        let p = profile(
+            r#"
+[[rule]]
+name = "busy"
+state = "busy"
+region = "screen"
+all = [{ contains = "working" }]
+[[rule.example]]
+matches = true
+screen = "idle"
+"#,
+        );
+        let problems = p.check_examples();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("does not match"));
+        assert!(problems[1].contains("example 1 should match"));
+    }
+}

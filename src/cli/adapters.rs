@@ -1,0 +1,251 @@
+//! `reins adapters`: the agent profiles, and why a screen reads as it does.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::adapter::{self, Profile, ProfileSource, RuleReport};
+use crate::cli::lookup;
+use crate::error::{CliError, CliResult, code};
+use crate::ipc::{Client, ScreenReply};
+use crate::screen::ScreenText;
+use crate::store::paths::StateRoot;
+
+/// List, show and test adapter profiles (how reins reads each agent).
+///
+/// Profiles are TOML files: built into reins, or yours in
+/// ~/.config/reins/adapters/NAME.toml (which replace a built-in of the
+/// same name).
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
+    /// List the profiles.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a profile's TOML.
+    Show {
+        /// Profile name.
+        name: String,
+    },
+    /// Check that every rule of a profile (default: all profiles) matches
+    /// the example screens it lists, and no others.
+    Check {
+        /// Profile name.
+        name: Option<String>,
+    },
+    /// Run a profile's rules on a screen and show which rule matched and why.
+    ///
+    /// The screen is a live session's (`--id`) or a text file (`--screen`,
+    /// with `--adapter`), read by exactly the code that classifies live
+    /// sessions.
+    #[command(
+        after_help = "Examples:\n  reins adapters explain --id demo\n  reins adapters explain --adapter mock --screen screen.txt"
+    )]
+    Explain {
+        /// A live session whose current screen to explain.
+        #[arg(long, conflicts_with = "screen")]
+        id: Option<String>,
+        /// A file holding a screen's text.
+        #[arg(long, value_name = "FILE", requires = "adapter")]
+        screen: Option<PathBuf>,
+        /// The profile to use with --screen (default: the session's).
+        #[arg(long, value_name = "NAME")]
+        adapter: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// Look for the session in the repository at DIR.
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+    },
+}
+
+#[derive(Serialize)]
+struct ListRow {
+    name: String,
+    summary: String,
+    source: String,
+    tested_versions: Vec<String>,
+    rules: usize,
+}
+
+#[derive(Serialize)]
+struct Explanation {
+    adapter: String,
+    state: String,
+    rule: Option<String>,
+    rules: Vec<RuleReport>,
+}
+
+pub(crate) fn run(args: Args) -> CliResult {
+    match args.command {
+        Sub::List { json } => list(json),
+        Sub::Show { name } => {
+            let profile = named(&name)?;
+            print!("{}", profile.text);
+            Ok(code::OK)
+        }
+        Sub::Check { name } => check(name.as_deref()),
+        Sub::Explain {
+            id,
+            screen,
+            adapter,
+            json,
+            repo,
+        } => explain(id.as_deref(), screen, adapter.as_deref(), json, repo),
+    }
+}
+
+fn named(name: &str) -> Result<Profile, CliError> {
+    adapter::find(name)?.ok_or_else(|| {
+        CliError::failure(format!("no adapter profile named {name:?}"))
+            .hint("`reins adapters list` shows the profiles")
+    })
+}
+
+fn check(name: Option<&str>) -> CliResult {
+    let profiles = match name {
+        Some(name) => vec![named(name)?],
+        None => adapter::list()?,
+    };
+    let mut failed = 0;
+    for profile in &profiles {
+        let problems = profile.check_examples();
+        let examples: usize = profile.rules.iter().map(|r| r.examples.len()).sum();
+        if problems.is_empty() {
+            println!(
+                "ok    {} ({} rules, {examples} example screens)",
+                profile.name,
+                profile.rules.len()
+            );
+        } else {
+            failed += 1;
+            println!("FAIL  {}", profile.name);
+            for p in problems {
+                println!("      {}", p.replace('\n', "\n      "));
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(CliError::failure(format!(
+            "{failed} profile(s) disagree with their examples"
+        )));
+    }
+    Ok(code::OK)
+}
+
+fn list(json: bool) -> CliResult {
+    let rows: Vec<ListRow> = adapter::list()?
+        .into_iter()
+        .map(|p| ListRow {
+            source: match &p.source {
+                ProfileSource::Builtin => "builtin".into(),
+                ProfileSource::User(path) => path.display().to_string(),
+            },
+            rules: p.rules.len(),
+            name: p.name,
+            summary: p.summary,
+            tested_versions: p.tested_versions,
+        })
+        .collect();
+    if json {
+        crate::cli::print_json(&rows)?;
+        return Ok(code::OK);
+    }
+    let mut out = std::io::stdout().lock();
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4);
+    for r in rows {
+        let source = if r.source == "builtin" {
+            String::new()
+        } else {
+            format!(" [{}]", r.source)
+        };
+        writeln!(out, "{:<width$}  {}{source}", r.name, r.summary)?;
+    }
+    Ok(code::OK)
+}
+
+fn explain(
+    id: Option<&str>,
+    screen_file: Option<PathBuf>,
+    adapter: Option<&str>,
+    json: bool,
+    repo: Option<PathBuf>,
+) -> CliResult {
+    let (profile, screen) = match (id, screen_file) {
+        (Some(id), _) => {
+            let state = StateRoot::from_env()?;
+            let view = lookup::find(&state, id, repo.as_deref())?;
+            let record = lookup::require_live(&view)?;
+            let profile = named(adapter.unwrap_or(&record.adapter))?;
+            let client = Client::new(&record.socket, Duration::from_secs(3));
+            let reply: ScreenReply = crate::cli::runtime()
+                .block_on(client.get("/v1/screen"))
+                .map_err(|err| {
+                    CliError::failure(format!("cannot read the screen of {id}: {err}"))
+                })?;
+            (profile, reply.into_text())
+        }
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(&file).map_err(|err| {
+                CliError::failure(format!("cannot read {}: {err}", file.display()))
+            })?;
+            (
+                named(adapter.unwrap_or("generic"))?,
+                ScreenText::from_text(&text),
+            )
+        }
+        (None, None) => {
+            return Err(CliError::usage(
+                "explain needs --id ID or --screen FILE --adapter NAME",
+            ));
+        }
+    };
+    let verdict = profile.classify(&screen);
+    let explanation = Explanation {
+        adapter: profile.name.clone(),
+        state: verdict.observed.to_string(),
+        rule: verdict.rule,
+        rules: profile.explain(&screen),
+    };
+    if json {
+        crate::cli::print_json(&explanation)?;
+        return Ok(code::OK);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}: {} ({})",
+        explanation.adapter,
+        explanation.state,
+        explanation
+            .rule
+            .as_deref()
+            .map_or("no rule matched".into(), |r| format!("rule {r}"))
+    )?;
+    for r in &explanation.rules {
+        writeln!(
+            out,
+            "\n{} rule {} → {}",
+            if r.matched { "✓" } else { "✗" },
+            r.rule,
+            r.state
+        )?;
+        for check in &r.checks {
+            writeln!(out, "    {check}")?;
+        }
+        writeln!(out, "    region:")?;
+        for line in &r.region {
+            writeln!(out, "    │ {line}")?;
+        }
+    }
+    Ok(code::OK)
+}

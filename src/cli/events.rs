@@ -1,0 +1,153 @@
+//! `reins events`: a session's event log as JSON lines, optionally followed
+//! live.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+
+use crate::cli::lookup::{self, Liveness};
+use crate::error::{CliError, CliResult, code};
+use crate::store::events::{EventKind, EventLine};
+use crate::store::follow::{self, Follower};
+use crate::store::paths::StateRoot;
+use crate::time;
+
+/// Print a session's events (JSON lines, schema 1).
+///
+/// By default prints the log and, while the session runs, follows it until
+/// the session exits (exit 0 on its `exited` event). `--snapshot` prints
+/// what is there and returns at once. The log spans every run of the id;
+/// `--run last` keeps only the latest. Works after the session ended.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  reins events --id demo --snapshot\n  reins events --id demo --follow | jq -c 'select(.type == \"state\")'\n  reins events --id demo --from 2026-11-23T10:00:00Z --run last"
+)]
+pub(crate) struct Args {
+    /// The session.
+    #[arg(long)]
+    id: String,
+    /// Print what is there and return.
+    #[arg(long, conflicts_with = "follow")]
+    snapshot: bool,
+    /// Keep printing new events until the session exits.
+    #[arg(long)]
+    follow: bool,
+    /// Only events at or after this time (RFC 3339, e.g. 2026-11-23T10:00:00Z).
+    #[arg(long, value_name = "TIMESTAMP")]
+    from: Option<String>,
+    /// Which runs of the id: `all`, `last`, or a run id.
+    #[arg(long, value_name = "RUN", default_value = "all")]
+    run: String,
+    /// Accepted for symmetry with other read commands: output is always JSON.
+    #[arg(long)]
+    json: bool,
+    /// Look for the session in the repository at DIR.
+    #[arg(long, value_name = "DIR")]
+    repo: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: Args) -> CliResult {
+    let from = match &args.from {
+        Some(text) => Some(time::parse_rfc3339(text).ok_or_else(|| {
+            CliError::usage(format!("--from {text:?} is not an RFC 3339 timestamp"))
+                .hint("e.g. --from 2026-11-23T10:00:00Z")
+        })?),
+        None => None,
+    };
+    let state = StateRoot::from_env()?;
+    let view = lookup::find(&state, &args.id, args.repo.as_deref())?;
+    let live_run = match (view.liveness, &view.record) {
+        (Liveness::Live, Some(record)) => Some(record.run.clone()),
+        _ => None,
+    };
+    let events_path = view.paths.events();
+    // The run `--run last` means, and the run whose end ends --follow.
+    let last_run = live_run.clone().or_else(|| last_started_run(&events_path));
+    let wanted_run = match args.run.as_str() {
+        "all" => None,
+        "last" => last_run.clone(),
+        other => Some(other.to_string()),
+    };
+    let filter = Filter {
+        from,
+        run: wanted_run,
+    };
+    let follow = !args.snapshot && (args.follow || view.liveness == Liveness::Live);
+
+    crate::cli::runtime().block_on(async {
+        let mut gone = follow::host_gone(&view.paths.host_lock());
+        let mut follower = Follower::new(&events_path, 0)?;
+        let mut out = std::io::stdout().lock();
+        loop {
+            let mut ended = false;
+            for line in follower.read_lines()? {
+                let Some(event) = EventLine::parse(&line) else {
+                    continue;
+                };
+                if filter.keeps(&event) {
+                    writeln!(out, "{}", event.raw)?;
+                }
+                if matches!(event.kind, EventKind::Exited { .. })
+                    && last_run.as_deref().is_none_or(|r| r == event.header.run)
+                {
+                    ended = true;
+                }
+            }
+            out.flush()?;
+            if !follow || ended {
+                return Ok(code::OK);
+            }
+            tokio::select! {
+                _ = follower.changed() => {}
+                _ = &mut gone => {
+                    // The host is gone: print what it wrote last, then say
+                    // so if it never wrote its `exited`.
+                    let mut ended = false;
+                    for line in follower.read_lines()? {
+                        let Some(event) = EventLine::parse(&line) else { continue };
+                        if filter.keeps(&event) {
+                            writeln!(out, "{}", event.raw)?;
+                        }
+                        ended |= matches!(event.kind, EventKind::Exited { .. });
+                    }
+                    out.flush()?;
+                    if ended {
+                        return Ok(code::OK);
+                    }
+                    return Err(CliError::failure(format!(
+                        "session {}: its host died without recording the end",
+                        args.id
+                    ))
+                    .hint("`reins gc` records it and cleans up"));
+                }
+            }
+        }
+    })
+}
+
+struct Filter {
+    from: Option<Timestamp>,
+    run: Option<String>,
+}
+
+impl Filter {
+    fn keeps(&self, event: &EventLine) -> bool {
+        if self.run.as_ref().is_some_and(|r| *r != event.header.run) {
+            return false;
+        }
+        match (&self.from, time::parse_rfc3339(&event.header.ts)) {
+            (Some(from), Some(ts)) => ts >= *from,
+            (Some(_), None) => false,
+            (None, _) => true,
+        }
+    }
+}
+
+fn last_started_run(path: &std::path::Path) -> Option<String> {
+    let all = crate::store::events::read_all(path).ok()?;
+    all.iter()
+        .rev()
+        .find(|e| matches!(e.kind, EventKind::Started { .. }) || e.header.kind == "exited")
+        .map(|e| e.header.run.clone())
+}

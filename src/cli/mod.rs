@@ -1,0 +1,122 @@
+//! The command line: one file per subcommand, routed here.
+//!
+//! Each subcommand module has an `Args` struct (its doc comments are the
+//! help text) and a `run` function returning the exit code. Errors are
+//! printed and mapped to exit codes in `main` and nowhere else.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{CliError, code};
+
+mod adapters;
+mod cleanup;
+mod events;
+mod gc;
+mod host;
+mod logs;
+mod lookup;
+mod mock_agent;
+mod run;
+mod status;
+mod stop;
+
+const ABOUT: &str = "Drive AI coding-agent CLIs from a shell: start workers headless or in tmux \
+panes, watch their state and events, stop them cleanly.";
+
+const AFTER_HELP: &str = "\
+Quick start (no API key needed, uses the built-in mock agent):
+  reins run mock --id demo --detach     start a headless worker
+  reins status                          see it (state, turn, idle time)
+  reins events --id demo --snapshot     its event log as JSON lines
+  reins logs --id demo                  what it printed
+  reins stop --id demo                  stop it and everything it started
+
+Exit codes: 0 ok, 1 operational failure, 2 usage error, 124 timeout.
+State lives in $REINS_STATE_DIR (default ~/.local/state/reins).";
+
+#[derive(Debug, Parser)]
+#[command(name = "reins", version, about = ABOUT, after_help = AFTER_HELP)]
+#[command(propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Run(run::Args),
+    #[command(visible_alias = "ls")]
+    Status(status::Args),
+    Stop(stop::Args),
+    Logs(logs::Args),
+    Events(events::Args),
+    Gc(gc::Args),
+    Adapters(adapters::Args),
+    MockAgent(mock_agent::Args),
+    /// Internal: the per-session host process.
+    #[command(name = "__host", hide = true)]
+    Host(host::Args),
+}
+
+/// Parses the command line, runs the command, reports errors, exits.
+pub(crate) fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(match err.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => code::OK,
+                _ => code::USAGE,
+            });
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Stop(args) => stop::run(args),
+        Command::Logs(args) => logs::run(args),
+        Command::Events(args) => events::run(args),
+        Command::Gc(args) => gc::run(args),
+        Command::Adapters(args) => adapters::run(args),
+        Command::MockAgent(args) => mock_agent::run(args),
+        Command::Host(args) => host::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => report(err),
+    }
+}
+
+fn report(err: CliError) -> ExitCode {
+    if err.broken_pipe {
+        return ExitCode::from(code::OK);
+    }
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "reins: {}", err.message);
+    if let Some(hint) = &err.hint {
+        let _ = writeln!(stderr, "hint: {hint}");
+    }
+    ExitCode::from(err.code)
+}
+
+/// Writes one line of JSON to stdout.
+pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value).map_err(std::io::Error::from)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// A current-thread tokio runtime for a client command.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("build tokio runtime")
+}

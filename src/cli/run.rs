@@ -1,0 +1,572 @@
+//! `reins run`: validate everything, claim the id, start a host, and (for
+//! detached and tmux sessions) wait until it is up before answering.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::adapter::{self, ContextMode, Profile};
+use crate::error::{CliError, CliResult, code};
+use crate::host::{self, LaunchSpec, Terminal};
+use crate::ids;
+use crate::store::events::{EventKind, EventLine, TmuxTarget};
+use crate::store::follow::Follower;
+use crate::store::lock::{self, ClaimLock};
+use crate::store::paths::{SessionPaths, StateRoot};
+use crate::store::registry::{RunMode, Size};
+use crate::store::{fsutil, scope};
+use crate::tmux::{NewWindow, Tmux};
+
+/// Start an agent in a session: in this terminal, headless, or in tmux.
+///
+/// AGENT is an adapter profile (`mock`, `generic`, and any profile in
+/// ~/.config/reins/adapters) or any program on PATH, which then runs with
+/// the `generic` profile. Arguments after `--` go to the agent.
+///
+/// Modes: by default the agent runs in this terminal and `run` exits with
+/// its exit code. `--detach` runs it headless and prints one JSON line once
+/// the session is up. `--tmux [NAME]` opens a window named NAME (default:
+/// the id) in your tmux session, or in a `reins` tmux session when you are
+/// not inside tmux, and prints one JSON line.
+///
+/// The agent gets REINS_ID, REINS_SESSION_DIR and, when you ran this from a
+/// tmux pane, REINS_SPAWNER_PANE (your pane, so it can report back).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  reins run mock --id demo --detach            headless mock agent
+  reins run mock --tmux                        in a tmux window named after the id
+  reins run bash --id sh1 --detach             any program, generic profile
+  reins run mock --detach -- --work 2          arguments after -- go to the agent
+  reins run mock --context 'fix the tests' --meta '{\"ticket\":\"T-1\"}' --detach")]
+pub(crate) struct Args {
+    /// Profile name or program to run.
+    #[arg(value_name = "AGENT")]
+    agent: Option<String>,
+    /// Session id (letters, digits, . _ -); a readable random one if absent.
+    #[arg(long)]
+    id: Option<String>,
+    /// Run headless and print the session as JSON once it is up.
+    #[arg(long, conflicts_with = "tmux")]
+    detach: bool,
+    /// Run in a new tmux window (named NAME, default the id).
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    tmux: Option<String>,
+    /// Working directory of the agent (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<PathBuf>,
+    /// A note shown by `status`.
+    #[arg(long, value_name = "TEXT")]
+    description: Option<String>,
+    /// The initial task, handed to the agent as `[reins session id=ID] TEXT`.
+    #[arg(long, value_name = "TEXT")]
+    context: Option<String>,
+    /// A JSON object kept with the session and echoed in its `started` event.
+    #[arg(long, value_name = "JSON")]
+    meta: Option<String>,
+    /// Drive the program with this adapter profile instead of guessing.
+    #[arg(long, value_name = "PROFILE")]
+    adapter: Option<String>,
+    /// How long to wait for a detached or tmux session to come up.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::time::parse_duration)]
+    timeout: Duration,
+    /// Screen size of a headless session, COLSxROWS.
+    #[arg(long, value_name = "COLSxROWS", default_value = "120x40", value_parser = parse_size)]
+    size: Size,
+    /// Arguments for the agent.
+    #[arg(last = true, value_name = "AGENT ARGS")]
+    agent_args: Vec<String>,
+}
+
+fn parse_size(s: &str) -> Result<Size, String> {
+    let (cols, rows) = s.split_once('x').ok_or("use COLSxROWS, e.g. 120x40")?;
+    let cols: u16 = cols.parse().map_err(|_| "COLS must be a number")?;
+    let rows: u16 = rows.parse().map_err(|_| "ROWS must be a number")?;
+    if !(10..=1000).contains(&cols) || !(5..=1000).contains(&rows) {
+        return Err("size must be between 10x5 and 1000x1000".into());
+    }
+    Ok(Size { rows, cols })
+}
+
+/// What `run --detach` and `run --tmux` print.
+#[derive(Debug, Serialize)]
+struct Started {
+    ok: bool,
+    id: String,
+    run: String,
+    agent: String,
+    adapter: String,
+    mode: &'static str,
+    /// The agent's pid.
+    pid: u32,
+    host_pid: u32,
+    socket: PathBuf,
+    session_dir: PathBuf,
+    events: PathBuf,
+    transcript: PathBuf,
+    scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tmux: Option<TmuxTarget>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+}
+
+pub(crate) fn run(mut args: Args) -> CliResult {
+    // `reins run --tmux mock`: clap gave the agent to --tmux as its NAME.
+    if args.agent.is_none()
+        && let Some(name) = args.tmux.take().filter(|n| !n.is_empty())
+    {
+        args.agent = Some(name);
+        args.tmux = Some(String::new());
+    }
+    let agent = args.agent.clone().ok_or_else(|| {
+        CliError::usage("which agent? e.g. `reins run mock --detach`")
+            .hint("AGENT is a profile (`reins adapters list`) or any program on PATH")
+    })?;
+    if let Some(id) = &args.id {
+        ids::validate(id)?;
+    }
+    let meta = parse_meta(args.meta.as_deref())?;
+    let cwd = resolve_cwd(args.cwd.as_deref())?;
+    let (profile, command) = resolve_agent(&agent, args.adapter.as_deref(), &args.agent_args)?;
+    if args.context.is_some() && profile.launch.context == ContextMode::Unsupported {
+        return Err(CliError::usage(format!(
+            "the {} adapter cannot take --context",
+            profile.name
+        )));
+    }
+    let mode = match (args.detach, &args.tmux) {
+        (true, _) => RunMode::Detached,
+        (false, Some(_)) => RunMode::Tmux,
+        (false, None) => RunMode::Foreground,
+    };
+    if mode == RunMode::Tmux {
+        Tmux::check_installed()?;
+    }
+    let state = StateRoot::from_env()?;
+    state.ensure()?;
+    let scope = scope::scope_of(&cwd);
+    let id = match &args.id {
+        Some(id) => id.clone(),
+        None => ids::random(|id| lock::host_alive(&state.session(&scope.name, id).host_lock())),
+    };
+    let paths = state.session(&scope.name, &id);
+    paths.check_socket_len()?;
+    paths.ensure_dirs().map_err(|err| {
+        CliError::failure(format!("cannot create {}: {err}", paths.dir.display()))
+    })?;
+    let claim = claim_id(&paths)?;
+
+    let mut command = command;
+    if let Some(context) = &args.context {
+        command.push(format!("[reins session id={id}] {context}"));
+    }
+    let spec = LaunchSpec {
+        state_root: state.root().to_path_buf(),
+        runtime_dir: state.runtime().to_path_buf(),
+        scope: scope.name.clone(),
+        repo_root: scope.repo_root.clone(),
+        id: id.clone(),
+        run: ids::random_hex(8),
+        agent,
+        profile_toml: profile.text.clone(),
+        command,
+        cwd,
+        env: std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect(),
+        mode,
+        size: args.size,
+        tmux: None,
+        spawner_pane: std::env::var("TMUX_PANE").ok().filter(|p| !p.is_empty()),
+        description: args.description.clone(),
+        meta,
+    };
+
+    match mode {
+        RunMode::Foreground => {
+            eprintln!(
+                "reins: session {id} ({}); stop it with `reins stop --id {id}`",
+                profile.name
+            );
+            host::run(spec, Terminal::Relay, Some(claim))
+        }
+        RunMode::Detached => {
+            let started =
+                crate::cli::runtime().block_on(start_detached(&spec, &paths, args.timeout))?;
+            drop(claim);
+            crate::cli::print_json(&started)?;
+            Ok(code::OK)
+        }
+        RunMode::Tmux => {
+            let window = args
+                .tmux
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .unwrap_or(&id)
+                .to_string();
+            let started = start_in_tmux(spec, &paths, &window, args.timeout)?;
+            drop(claim);
+            crate::cli::print_json(&started)?;
+            Ok(code::OK)
+        }
+    }
+}
+
+fn parse_meta(meta: Option<&str>) -> Result<Option<Value>, CliError> {
+    let Some(text) = meta else { return Ok(None) };
+    match serde_json::from_str::<Value>(text) {
+        Ok(value @ Value::Object(_)) => Ok(Some(value)),
+        Ok(_) => Err(CliError::usage("--meta must be a JSON object")
+            .hint(r#"e.g. --meta '{"ticket":"T-12","model":"opus"}'"#)),
+        Err(err) => Err(CliError::usage(format!("--meta is not valid JSON: {err}"))
+            .hint(r#"e.g. --meta '{"ticket":"T-12"}' (quote it for the shell)"#)),
+    }
+}
+
+fn resolve_cwd(cwd: Option<&Path>) -> Result<PathBuf, CliError> {
+    let dir = match cwd {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::current_dir().map_err(|err| {
+            CliError::failure(format!("cannot read the current directory: {err}"))
+        })?,
+    };
+    match std::fs::metadata(&dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(CliError::usage(format!(
+                "--cwd {}: not a directory",
+                dir.display()
+            )));
+        }
+        Err(err) => {
+            return Err(CliError::usage(format!("--cwd {}: {err}", dir.display()))
+                .hint("give an existing directory"));
+        }
+    }
+    std::fs::canonicalize(&dir)
+        .map_err(|err| CliError::failure(format!("cannot resolve {}: {err}", dir.display())))
+}
+
+/// Picks the profile and builds the agent's command line.
+fn resolve_agent(
+    agent: &str,
+    adapter_name: Option<&str>,
+    agent_args: &[String],
+) -> Result<(Profile, Vec<String>), CliError> {
+    let named = |name: &str| -> Result<Profile, CliError> {
+        adapter::find(name)?.ok_or_else(|| {
+            CliError::usage(format!("no adapter profile named {}", ids::quoted(name)))
+                .hint("`reins adapters list` shows the profiles")
+        })
+    };
+    let (profile, mut argv) = match adapter_name {
+        Some(name) => (named(name)?, vec![agent.to_string()]),
+        None => match adapter::find(agent)? {
+            Some(profile) if profile.launch.command.is_empty() => {
+                // `reins run generic -- prog args`
+                let Some((prog, rest)) = agent_args.split_first() else {
+                    return Err(CliError::usage(format!(
+                        "the {agent} profile needs a program: `reins run {agent} -- PROGRAM`"
+                    ))
+                    .hint("or simply `reins run PROGRAM`"));
+                };
+                return Ok((profile, with_program(prog, rest)?));
+            }
+            Some(profile) => {
+                let argv = profile.launch.command.clone();
+                (profile, argv)
+            }
+            None => (named("generic")?, vec![agent.to_string()]),
+        },
+    };
+    if argv.is_empty() {
+        argv.push(agent.to_string());
+    }
+    let (prog, rest) = argv.split_first().expect("not empty");
+    let mut full = with_program(prog, rest)?;
+    full.extend(agent_args.iter().cloned());
+    Ok((profile, full))
+}
+
+/// Resolves the program to an absolute, executable path.
+fn with_program(prog: &str, rest: &[String]) -> Result<Vec<String>, CliError> {
+    let path = if prog == "{reins}" {
+        std::env::current_exe()
+            .map_err(|err| CliError::failure(format!("cannot find the reins binary: {err}")))?
+    } else {
+        find_program(prog)?
+    };
+    let program = path.display().to_string();
+    let mut argv: Vec<String> = rest
+        .iter()
+        .map(|a| a.replace("{reins}", &program))
+        .collect();
+    argv.insert(0, program);
+    Ok(argv)
+}
+
+fn find_program(prog: &str) -> Result<PathBuf, CliError> {
+    let not_found = || {
+        let known: Vec<String> = adapter::list()
+            .map(|l| l.into_iter().map(|p| p.name).collect())
+            .unwrap_or_default();
+        CliError::failure(format!(
+            "agent program {} not found in PATH",
+            ids::quoted(prog)
+        ))
+        .hint(format!(
+            "install it or give its path; known agents: {}",
+            known.join(", ")
+        ))
+    };
+    let candidate = if prog.contains('/') {
+        let path = PathBuf::from(prog);
+        if !path.exists() {
+            return Err(CliError::failure(format!(
+                "agent program {prog} does not exist"
+            )));
+        }
+        path
+    } else {
+        let path_var = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path_var)
+            .map(|dir| dir.join(prog))
+            .find(|p| p.is_file())
+            .ok_or_else(not_found)?
+    };
+    let meta = std::fs::metadata(&candidate)
+        .map_err(|err| CliError::failure(format!("cannot use {}: {err}", candidate.display())))?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(CliError::failure(format!(
+            "agent program {} is not an executable file",
+            candidate.display()
+        ))
+        .hint(format!("chmod +x {}", candidate.display())));
+    }
+    std::fs::canonicalize(&candidate)
+        .map_err(|err| CliError::failure(format!("cannot resolve {}: {err}", candidate.display())))
+}
+
+/// Takes the id for this run: refuses a live session's id, and serializes
+/// racing `run`s for the same id so exactly one of them wins.
+fn claim_id(paths: &SessionPaths) -> Result<ClaimLock, CliError> {
+    let busy = || {
+        CliError::failure(format!("session {} is already running", paths.id)).hint(format!(
+            "use another --id, or stop it first: reins stop --id {}",
+            paths.id
+        ))
+    };
+    let claim = ClaimLock::try_claim(&paths.claim_lock())
+        .map_err(|err| CliError::failure(format!("cannot lock {}: {err}", paths.dir.display())))?
+        .ok_or_else(|| {
+            CliError::failure(format!(
+                "session {} is being started by another `reins run`",
+                paths.id
+            ))
+            .hint("use another --id")
+        })?;
+    if lock::host_alive(&paths.host_lock()) {
+        return Err(busy());
+    }
+    Ok(claim)
+}
+
+/// Starts a headless host and waits for its `started` event.
+async fn start_detached(
+    spec: &LaunchSpec,
+    paths: &SessionPaths,
+    timeout: Duration,
+) -> Result<Started, CliError> {
+    let offset = std::fs::metadata(paths.events()).map_or(0, |m| m.len());
+    let mut follower = Follower::new(&paths.events(), offset)?;
+    let log = fsutil::open_append(&paths.host_log())?;
+    let exe = std::env::current_exe()?;
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("__host")
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log));
+    // SAFETY: setsid(2) is async-signal-safe. The host gets its own session
+    // so the caller's terminal (hangups, Ctrl-C) cannot reach it.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::setsid()?;
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|err| CliError::failure(format!("cannot start the session host: {err}")))?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, &spec.to_json()).await?;
+    drop(stdin);
+
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut host_exited = false;
+    loop {
+        if let Some(started) = scan_for_start(&mut follower, spec, paths)? {
+            return Ok(started);
+        }
+        if host_exited {
+            return Err(host_died(paths));
+        }
+        tokio::select! {
+            _ = follower.changed() => {}
+            _ = child.wait(), if !host_exited => host_exited = true,
+            _ = tokio::time::sleep_until(deadline) => return Err(host_timeout(spec, paths, timeout)),
+        }
+    }
+}
+
+/// Opens a tmux window running the host, hands it the spec through a FIFO,
+/// and waits for its `started` event.
+fn start_in_tmux(
+    mut spec: LaunchSpec,
+    paths: &SessionPaths,
+    window: &str,
+    timeout: Duration,
+) -> Result<Started, CliError> {
+    let fifo = paths.launch_fifo();
+    fsutil::remove_if_exists(&fifo)?;
+    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from(0o600))
+        .map_err(|err| CliError::failure(format!("cannot create {}: {err}", fifo.display())))?;
+    let exe = std::env::current_exe()?.display().to_string();
+    let command = vec![
+        exe,
+        "__host".into(),
+        "--relay".into(),
+        "--spec-fifo".into(),
+        fifo.display().to_string(),
+    ];
+    let tmux = Tmux::for_caller();
+    let target = match tmux.new_window(&NewWindow {
+        window_name: window,
+        cwd: &spec.cwd,
+        command: &command,
+    }) {
+        Ok(target) => target,
+        Err(err) => {
+            let _ = fsutil::remove_if_exists(&fifo);
+            return Err(err.into());
+        }
+    };
+    spec.tmux = Some(target.clone());
+    let offset = std::fs::metadata(paths.events()).map_or(0, |m| m.len());
+    let runtime = crate::cli::runtime();
+    let result = runtime.block_on(async {
+        let mut follower = Follower::new(&paths.events(), offset)?;
+        let delivered = write_fifo(&fifo, spec.to_json(), timeout);
+        let _ = fsutil::remove_if_exists(&fifo);
+        if !delivered {
+            return Err(host_timeout(&spec, paths, timeout));
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(started) = scan_for_start(&mut follower, &spec, paths)? {
+                return Ok(started);
+            }
+            tokio::select! {
+                _ = follower.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(host_timeout(&spec, paths, timeout));
+                }
+            }
+        }
+    });
+    if result.is_err() && !lock::host_alive(&paths.host_lock()) {
+        // Nothing came up in the window: do not leave an empty pane behind.
+        let _ = tmux.kill_pane(&target.pane);
+    }
+    result
+}
+
+/// Writes the spec into the FIFO once the host opens it. Returns false if
+/// the host did not open it in time.
+fn write_fifo(fifo: &Path, data: Vec<u8>, timeout: Duration) -> bool {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = fifo.to_path_buf();
+    std::thread::spawn(move || {
+        let result = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&data));
+        let _ = tx.send(result.is_ok());
+    });
+    rx.recv_timeout(timeout).unwrap_or(false)
+}
+
+/// Looks through newly appended events for this run's `started` (success)
+/// or `exited` (the host could not start the agent).
+fn scan_for_start(
+    follower: &mut Follower,
+    spec: &LaunchSpec,
+    paths: &SessionPaths,
+) -> Result<Option<Started>, CliError> {
+    for line in follower.read_lines()? {
+        let Some(event) = EventLine::parse(&line) else {
+            continue;
+        };
+        if event.header.run != spec.run {
+            continue;
+        }
+        match event.kind {
+            EventKind::Started(started) => {
+                return Ok(Some(Started {
+                    ok: true,
+                    id: spec.id.clone(),
+                    run: spec.run.clone(),
+                    agent: spec.agent.clone(),
+                    adapter: started.adapter,
+                    mode: spec.mode.as_str(),
+                    pid: started.pid,
+                    host_pid: started.host_pid,
+                    socket: paths.socket.clone(),
+                    session_dir: paths.dir.clone(),
+                    events: paths.events(),
+                    transcript: paths.transcript(),
+                    scope: spec.scope.clone(),
+                    tmux: started.tmux,
+                    description: spec.description.clone(),
+                }));
+            }
+            EventKind::Exited { detail, .. } => {
+                return Err(CliError::failure(format!(
+                    "session {} did not start: {}",
+                    spec.id,
+                    detail.unwrap_or_else(|| "the agent exited at once".into())
+                ))
+                .hint(format!("the host's log is {}", paths.host_log().display())));
+            }
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+fn host_died(paths: &SessionPaths) -> CliError {
+    CliError::failure(format!(
+        "the session host for {} exited before it came up",
+        paths.id
+    ))
+    .hint(format!("see {}", paths.host_log().display()))
+}
+
+fn host_timeout(spec: &LaunchSpec, paths: &SessionPaths, timeout: Duration) -> CliError {
+    CliError::timeout(format!(
+        "session {} did not come up within {:.1}s",
+        spec.id,
+        timeout.as_secs_f64()
+    ))
+    .hint(format!(
+        "it may still be starting: `reins status --id {}`; the host's log is {}",
+        spec.id,
+        paths.host_log().display()
+    ))
+}

@@ -1,0 +1,276 @@
+//! `reins status`: the sessions of this repository (or all), from their
+//! files alone, so it answers in milliseconds however many sessions run and
+//! whatever state their hosts are in.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::lookup::{self, Liveness, SessionView};
+use crate::error::{CliResult, code};
+use crate::store::events::TmuxTarget;
+use crate::store::paths::StateRoot;
+use crate::time;
+
+/// List sessions: state, turn, idle time, where they run.
+///
+/// By default, the sessions of the repository you are in (worktrees
+/// included); `--all` lists every repository's. Sessions whose host process
+/// died show as `dead` until `reins gc` cleans them up.
+///
+/// Columns: ID, AGENT, STATE (starting, ready, busy, blocked{kind}, unknown,
+/// dead), TURN (turns started), IDLE (time since the agent last printed),
+/// AGE, PANE (tmux pane id), CWD, DESC.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  reins status\n  reins ls --all\n  reins status --id demo --json"
+)]
+pub(crate) struct Args {
+    /// Show only this session (it may have exited).
+    #[arg(long)]
+    id: Option<String>,
+    /// Sessions of every repository.
+    #[arg(long, short)]
+    all: bool,
+    /// Sessions of the repository at DIR instead of the current one.
+    #[arg(long, value_name = "DIR")]
+    repo: Option<PathBuf>,
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One session as `status --json` reports it.
+#[derive(Debug, Serialize)]
+struct Row {
+    id: String,
+    scope: String,
+    /// `live`, `dead` (host died) or `exited`.
+    host: &'static str,
+    state: String,
+    kind: Option<String>,
+    state_since: Option<String>,
+    turn: u64,
+    agent: Option<String>,
+    adapter: Option<String>,
+    transport: Option<String>,
+    mode: Option<String>,
+    run: Option<String>,
+    host_pid: Option<u32>,
+    agent_pid: Option<u32>,
+    started_at: Option<String>,
+    age_s: Option<f64>,
+    idle_s: Option<f64>,
+    cwd: Option<PathBuf>,
+    repo_root: Option<PathBuf>,
+    tmux: Option<TmuxTarget>,
+    description: Option<String>,
+    meta: Option<Value>,
+    session_dir: PathBuf,
+    socket: Option<PathBuf>,
+    /// Why the registry could not be read, when it is corrupt.
+    error: Option<String>,
+    /// How the last run ended, for exited sessions.
+    exit: Option<Value>,
+}
+
+pub(crate) fn run(args: Args) -> CliResult {
+    let state = StateRoot::from_env()?;
+    let (views, hidden) = match &args.id {
+        Some(id) => (vec![lookup::find(&state, id, args.repo.as_deref())?], 0),
+        None => {
+            let here = lookup::client_scope(args.repo.as_deref())?;
+            let all: Vec<SessionView> = state
+                .list_sessions(None)
+                .into_iter()
+                .map(SessionView::read)
+                .filter(|v| v.liveness != Liveness::Exited)
+                .collect();
+            let (mine, others): (Vec<_>, Vec<_>) = all
+                .into_iter()
+                .partition(|v| args.all || v.paths.scope == here.name);
+            (mine, others.len())
+        }
+    };
+    let mut rows: Vec<Row> = views.iter().map(row).collect();
+    rows.sort_by(|a, b| (&a.started_at, &a.id).cmp(&(&b.started_at, &b.id)));
+
+    if args.json {
+        crate::cli::print_json(&rows)?;
+    } else {
+        print_table(&rows)?;
+    }
+    if hidden > 0 {
+        eprintln!(
+            "{hidden} more session{} in other repositories (reins status --all)",
+            if hidden == 1 { "" } else { "s" }
+        );
+    }
+    Ok(code::OK)
+}
+
+fn row(view: &SessionView) -> Row {
+    let idle_s = std::fs::metadata(view.paths.transcript())
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .map(|d| d.as_secs_f64());
+    let host = match view.liveness {
+        Liveness::Live => "live",
+        Liveness::Dead => "dead",
+        Liveness::Exited => "exited",
+    };
+    let exit = (view.liveness == Liveness::Exited)
+        .then(|| view.exit_record())
+        .flatten()
+        .and_then(|e| serde_json::to_value(e).ok());
+    let base = Row {
+        id: view.paths.id.clone(),
+        scope: view.paths.scope.clone(),
+        host,
+        state: match view.liveness {
+            Liveness::Live => "starting".into(),
+            Liveness::Dead => "dead".into(),
+            Liveness::Exited => "exited".into(),
+        },
+        kind: None,
+        state_since: None,
+        turn: 0,
+        agent: None,
+        adapter: None,
+        transport: None,
+        mode: None,
+        run: None,
+        host_pid: None,
+        agent_pid: None,
+        started_at: None,
+        age_s: None,
+        idle_s,
+        cwd: None,
+        repo_root: None,
+        tmux: None,
+        description: None,
+        meta: None,
+        session_dir: view.paths.dir.clone(),
+        socket: None,
+        error: view
+            .corrupt
+            .clone()
+            .map(|e| format!("corrupt session.json: {e}")),
+        exit,
+    };
+    let Some(r) = &view.record else { return base };
+    Row {
+        // A dead host's last recorded state is not the truth any more.
+        state: if view.liveness == Liveness::Live {
+            r.state.state.to_string()
+        } else {
+            base.state
+        },
+        kind: r
+            .state
+            .kind
+            .filter(|_| view.liveness == Liveness::Live)
+            .map(|k| k.as_str().into()),
+        state_since: Some(r.state_since.clone()),
+        turn: r.turn,
+        agent: Some(r.agent.clone()),
+        adapter: Some(r.adapter.clone()),
+        transport: Some(r.transport.clone()),
+        mode: Some(r.mode.as_str().into()),
+        run: Some(r.run.clone()),
+        host_pid: Some(r.host_pid),
+        agent_pid: Some(r.agent_pid),
+        age_s: time::seconds_since(&r.started_at),
+        started_at: Some(r.started_at.clone()),
+        cwd: Some(r.cwd.clone()),
+        repo_root: r.repo_root.clone(),
+        tmux: r.tmux.clone(),
+        description: r.description.clone(),
+        meta: r.meta.clone(),
+        socket: Some(r.socket.clone()),
+        ..base
+    }
+}
+
+fn print_table(rows: &[Row]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if rows.is_empty() {
+        writeln!(out, "No sessions. Start one with: reins run mock --detach")?;
+        return Ok(());
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let table: Vec<[String; 9]> = rows
+        .iter()
+        .map(|r| {
+            let state = match &r.kind {
+                Some(kind) => format!("{}{{{kind}}}", r.state),
+                None => r.state.clone(),
+            };
+            [
+                r.id.clone(),
+                r.agent.clone().unwrap_or_else(|| "-".into()),
+                state,
+                r.turn.to_string(),
+                r.idle_s.map_or("-".into(), time::compact),
+                r.age_s.map_or("-".into(), time::compact),
+                r.tmux.as_ref().map_or("-".into(), |t| t.pane.clone()),
+                r.cwd
+                    .as_deref()
+                    .map_or("-".into(), |c| short_path(c, home.as_deref(), 28)),
+                truncate(r.description.as_deref().unwrap_or(""), 30),
+            ]
+        })
+        .collect();
+    let header = [
+        "ID", "AGENT", "STATE", "TURN", "IDLE", "AGE", "PANE", "CWD", "DESC",
+    ];
+    let mut widths = header.map(|h| h.chars().count());
+    for cells in &table {
+        for (w, cell) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[&str]| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    writeln!(out, "{}", line(&header))?;
+    for cells in &table {
+        let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
+        writeln!(out, "{}", line(&refs))?;
+    }
+    Ok(())
+}
+
+fn short_path(path: &Path, home: Option<&Path>, max: usize) -> String {
+    let text = match home.and_then(|h| path.strip_prefix(h).ok()) {
+        Some(rest) if rest.as_os_str().is_empty() => "~".to_string(),
+        Some(rest) => format!("~/{}", rest.display()),
+        None => path.display().to_string(),
+    };
+    let n = text.chars().count();
+    if n <= max {
+        text
+    } else {
+        let tail: String = text.chars().skip(n - (max - 1)).collect();
+        format!("…{tail}")
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max - 1).collect::<String>())
+    }
+}

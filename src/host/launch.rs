@@ -1,0 +1,69 @@
+//! The launch spec: everything a host needs to start one session, decided
+//! and validated by the `run` client.
+//!
+//! It carries the agent's full environment (which may hold API keys), so it
+//! is never written to a regular file: a detached host reads it from its
+//! stdin pipe, a tmux-launched host from a FIFO (0600, in the 0700 session
+//! directory) that the `run` client writes once and removes.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::store::events::TmuxTarget;
+use crate::store::paths::StateRoot;
+use crate::store::registry::{RunMode, Size};
+
+/// Everything the host needs to run a session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct LaunchSpec {
+    pub(crate) state_root: PathBuf,
+    pub(crate) runtime_dir: PathBuf,
+    pub(crate) scope: String,
+    pub(crate) repo_root: Option<PathBuf>,
+    pub(crate) id: String,
+    /// This host instance's id (the `run` of every event it writes).
+    pub(crate) run: String,
+    /// What the user asked to run (`mock`, `bash`, ...).
+    pub(crate) agent: String,
+    /// The adapter profile, as TOML (the client resolved any override, so
+    /// the host does not depend on its own environment to find it).
+    pub(crate) profile_toml: String,
+    /// Program (absolute path) and arguments.
+    pub(crate) command: Vec<String>,
+    pub(crate) cwd: PathBuf,
+    /// The agent's environment, complete.
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) mode: RunMode,
+    /// Screen size for headless sessions; relayed sessions use their terminal's.
+    pub(crate) size: Size,
+    pub(crate) tmux: Option<TmuxTarget>,
+    pub(crate) spawner_pane: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) meta: Option<Value>,
+}
+
+impl LaunchSpec {
+    pub(crate) fn state(&self) -> StateRoot {
+        StateRoot::from_parts(self.state_root.clone(), self.runtime_dir.clone())
+    }
+
+    /// Reads a spec from a pipe or FIFO until EOF.
+    pub(crate) fn read_from(mut reader: impl Read) -> io::Result<LaunchSpec> {
+        let mut buf = Vec::new();
+        reader.read_to_end(&mut buf)?;
+        serde_json::from_slice(&buf).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
+    }
+
+    /// Reads a spec from the FIFO at `path` (blocks until the writer closes).
+    pub(crate) fn read_fifo(path: &Path) -> io::Result<LaunchSpec> {
+        let file = std::fs::File::open(path)?;
+        LaunchSpec::read_from(file)
+    }
+
+    pub(crate) fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("launch spec serializes")
+    }
+}

@@ -1,0 +1,553 @@
+//! The host's main loop: one `select!` that owns the session.
+//!
+//! Everything that changes session state happens here, in order: agent
+//! output (to the transcript, the emulator and a relayed terminal), the
+//! agent's exit, control requests, signals, keystrokes, and the timers for
+//! screen settling, boot and stop escalation. Other tasks (the control
+//! server, the PTY writer, the relay's stdin reader) only send messages.
+//! An idle session has no timer armed: it wakes for input only.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::adapter::Profile;
+use crate::host::input::{self, Input, InputQueue};
+use crate::host::launch::LaunchSpec;
+use crate::host::pty::{Pty, Spawn};
+use crate::host::relay::{Relay, TerminalEvent};
+use crate::host::stop::{Phase, StopPlan};
+use crate::ipc::{self, ControlRequest, Incoming, ScreenReply, StatusReply, StopReply};
+use crate::screen::Screen;
+use crate::state::{Observed, State};
+use crate::store::events::{EventKind, EventWriter, Started};
+use crate::store::exit_record::{ExitReason, ExitRecord};
+use crate::store::paths::SessionPaths;
+use crate::store::registry::{SessionRecord, redact_command};
+use crate::store::{events, fsutil};
+use crate::time;
+
+/// Everything a running session owns.
+pub(crate) struct Session {
+    spec: LaunchSpec,
+    paths: SessionPaths,
+    profile: Profile,
+    events: EventWriter,
+    record: SessionRecord,
+    screen: Screen,
+    transcript: File,
+    /// Length of `transcript.log` when this run began.
+    transcript_offset: u64,
+    output_bytes: u64,
+    pty: Arc<Pty>,
+    input: InputQueue,
+    child: tokio::process::Child,
+    agent_pid: u32,
+    observed: Observed,
+    rule: Option<String>,
+    /// When the screen is quiet enough to classify.
+    settle_at: Option<Instant>,
+    /// When `starting` gives way to `unknown` if no rule matched.
+    boot_deadline: Option<Instant>,
+    stop: Option<StopPlan>,
+    relay: Option<Relay>,
+}
+
+/// A session that could not start: why, and the event log, handed back so
+/// the caller can record the boot failure.
+pub(crate) struct BootFailure {
+    pub(crate) detail: String,
+    pub(crate) events: EventWriter,
+}
+
+impl Session {
+    /// Starts the agent and publishes the session (registry, `started`).
+    pub(crate) fn start(
+        spec: LaunchSpec,
+        paths: SessionPaths,
+        profile: Profile,
+        events: EventWriter,
+        relay: Option<Relay>,
+    ) -> Result<(Session, tokio::net::UnixListener), BootFailure> {
+        let size = if relay.is_some() {
+            Relay::size().unwrap_or(spec.size)
+        } else {
+            spec.size
+        };
+        let (transcript, listener, pty, child) = match launch(&spec, &paths, &profile, size) {
+            Ok(parts) => parts,
+            Err(detail) => return Err(BootFailure { detail, events }),
+        };
+        let agent_pid = child.id().expect("a just-spawned child has a pid");
+        let pty = Arc::new(pty);
+        let input = input::spawn_writer(pty.clone(), agent_pid);
+        let now = time::now_rfc3339();
+        let observed = Observed::plain(State::Starting);
+        let record = SessionRecord {
+            schema_version: events::SCHEMA_VERSION,
+            id: spec.id.clone(),
+            scope: spec.scope.clone(),
+            run: spec.run.clone(),
+            repo_root: spec.repo_root.clone(),
+            cwd: spec.cwd.clone(),
+            agent: spec.agent.clone(),
+            adapter: profile.name.clone(),
+            transport: profile.transport.clone(),
+            command: redact_command(&spec.command),
+            mode: spec.mode,
+            host_pid: std::process::id(),
+            agent_pid,
+            agent_start_ticks: crate::procs::stat(agent_pid).map(|s| s.start_ticks),
+            socket: paths.socket.clone(),
+            tmux: spec.tmux.clone(),
+            spawner_pane: spec.spawner_pane.clone(),
+            started_at: now.clone(),
+            description: spec.description.clone(),
+            meta: spec.meta.clone(),
+            size,
+            state: observed,
+            state_since: now,
+            turn: 0,
+        };
+        if let Err(err) = record.write(&paths.registry()) {
+            crate::procs::signal_tree(agent_pid, Signal::KILL);
+            let _ = fsutil::remove_if_exists(&paths.socket);
+            return Err(BootFailure {
+                detail: format!("cannot write session.json: {err}"),
+                events,
+            });
+        }
+        let screen = Screen::new(size, profile.screen.scrollback, relay.is_none());
+        let boot_deadline =
+            Some(Instant::now() + Duration::from_millis(profile.screen.boot_timeout_ms));
+        tracing::info!(agent_pid, "started {:?}", record.command);
+        let mut session = Session {
+            spec,
+            paths,
+            profile,
+            events,
+            record,
+            screen,
+            transcript_offset: transcript.metadata().map_or(0, |m| m.len()),
+            transcript,
+            output_bytes: 0,
+            pty,
+            input,
+            child,
+            agent_pid,
+            observed,
+            rule: None,
+            settle_at: None,
+            boot_deadline,
+            stop: None,
+            relay,
+        };
+        session.emit(&EventKind::Started(Box::new(Started {
+            pid: agent_pid,
+            host_pid: std::process::id(),
+            agent: session.spec.agent.clone(),
+            adapter: session.profile.name.clone(),
+            transport: session.profile.transport.clone(),
+            mode: session.spec.mode.as_str().into(),
+            cwd: session.spec.cwd.display().to_string(),
+            tmux: session.spec.tmux.clone(),
+            description: session.spec.description.clone(),
+            meta: session.spec.meta.clone(),
+            size,
+            transcript_offset: session.transcript_offset,
+        })));
+        Ok((session, listener))
+    }
+
+    /// Runs until the agent exits; then records how it ended, cleans up and
+    /// returns the status a shell would report.
+    pub(crate) async fn run(mut self, listener: tokio::net::UnixListener) -> u8 {
+        let (to_host, mut control) = mpsc::channel::<Incoming>(64);
+        let server = tokio::spawn(ipc::serve(listener, to_host));
+        let mut sigterm = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut sighup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        let mut sigint = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        let mut sigquit = signal(SignalKind::quit()).expect("SIGQUIT handler");
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut output_open = true;
+
+        let status = loop {
+            tokio::select! {
+                read = self.pty.read(&mut buf), if output_open => match read {
+                    Ok(0) | Err(_) => output_open = false,
+                    Ok(n) => self.on_output(&buf[..n]).await,
+                },
+                status = self.child.wait() => break status,
+                Some(msg) = control.recv() => self.on_control(msg),
+                _ = sigterm.recv() => self.begin_stop("signal:TERM", None),
+                _ = sighup.recv() => self.begin_stop("signal:HUP", None),
+                _ = sigint.recv() => crate::procs::signal_tree(self.agent_pid, Signal::INT),
+                _ = sigquit.recv() => crate::procs::signal_tree(self.agent_pid, Signal::QUIT),
+                event = relay_event(&mut self.relay) => match event {
+                    TerminalEvent::Input(bytes) => {
+                        let _ = self.input.send(Input::Bytes(bytes));
+                    }
+                    TerminalEvent::Resized(size) => self.on_resize(size),
+                },
+                _ = sleep_until(self.settle_at) => self.on_settled(),
+                _ = sleep_until(self.boot_deadline) => self.on_boot_timeout(),
+                _ = sleep_until(self.stop.as_ref().and_then(|s| s.deadline)) => self.escalate(),
+            }
+        };
+        server.abort();
+        self.finish(status).await
+    }
+
+    async fn on_output(&mut self, bytes: &[u8]) {
+        if let Err(err) = self.transcript.write_all(bytes) {
+            tracing::warn!("transcript write failed: {err}");
+        }
+        self.output_bytes += bytes.len() as u64;
+        let replies = self.screen.feed(bytes);
+        if !replies.is_empty() {
+            let _ = self.input.send(Input::Bytes(replies));
+        }
+        if let Some(relay) = self.relay.as_mut() {
+            relay.output(bytes).await;
+        }
+        self.settle_at =
+            Some(Instant::now() + Duration::from_millis(self.profile.screen.settle_ms));
+    }
+
+    /// The screen has been quiet for the settle window: classify it, unless
+    /// a synchronized-output frame is still being drawn.
+    fn on_settled(&mut self) {
+        let sync_timeout = Duration::from_millis(self.profile.screen.sync_timeout_ms);
+        if self.screen.in_sync_update(sync_timeout) {
+            self.settle_at = self.screen.sync_deadline(sync_timeout);
+            return;
+        }
+        self.settle_at = None;
+        self.classify(false);
+    }
+
+    fn on_boot_timeout(&mut self) {
+        self.boot_deadline = None;
+        self.classify(true);
+    }
+
+    fn classify(&mut self, boot_over: bool) {
+        let found = self.profile.classify(&self.screen.text());
+        let booting = self.observed.state == State::Starting && self.boot_deadline.is_some();
+        if booting && found.observed.state == State::Unknown && !boot_over {
+            return; // still starting: nothing recognisable on screen yet
+        }
+        if found.observed.state != State::Unknown {
+            self.boot_deadline = None;
+        }
+        self.set_state(found.observed, found.rule);
+    }
+
+    fn set_state(&mut self, to: Observed, rule: Option<String>) {
+        if to == self.observed {
+            self.rule = rule;
+            return;
+        }
+        let from = self.observed;
+        self.observed = to;
+        self.rule = rule.clone();
+        let now = time::now_rfc3339();
+        tracing::info!("state {from} -> {to} ({rule:?})");
+        self.emit(&EventKind::State {
+            from: from.state,
+            to: to.state,
+            kind: to.kind,
+            rule,
+        });
+        self.record.state = to;
+        self.record.state_since = now;
+        self.write_registry();
+    }
+
+    fn on_resize(&mut self, size: Option<crate::store::registry::Size>) {
+        let Some(size) = size else { return };
+        if size == self.record.size {
+            return;
+        }
+        let _ = self.pty.resize(size);
+        self.screen.resize(size);
+        self.record.size = size;
+        self.write_registry();
+        let transcript_offset = self.transcript_offset + self.output_bytes;
+        self.emit(&EventKind::Resized {
+            size,
+            transcript_offset,
+        });
+    }
+
+    fn on_control(&mut self, msg: Incoming) {
+        let reply = match msg.request {
+            ControlRequest::Status => (200, to_json(&self.status())),
+            ControlRequest::Screen => (
+                200,
+                to_json(&ScreenReply::new(self.screen.size(), self.screen.text())),
+            ),
+            ControlRequest::Stop(req) => {
+                let already = self.stop.is_some();
+                self.begin_stop("client", req.timeout_ms.map(Duration::from_millis));
+                (202, to_json(&StopReply { ok: true, already }))
+            }
+        };
+        let _ = msg.reply.send(reply);
+    }
+
+    fn status(&self) -> StatusReply {
+        StatusReply {
+            id: self.spec.id.clone(),
+            run: self.spec.run.clone(),
+            state: self.observed,
+            state_since: self.record.state_since.clone(),
+            rule: self.rule.clone(),
+            turn: self.record.turn,
+            agent_pid: self.agent_pid,
+            stopping: self.stop.is_some(),
+            output_bytes: self.output_bytes,
+        }
+    }
+
+    /// Starts the stop escalation; a second request while one runs only
+    /// tightens nothing and returns (stop is idempotent).
+    fn begin_stop(&mut self, source: &str, client_timeout: Option<Duration>) {
+        if self.stop.is_some() {
+            return;
+        }
+        tracing::info!("stop requested by {source}");
+        self.emit(&EventKind::StopRequested {
+            source: source.into(),
+        });
+        let plan = StopPlan::new(&self.profile.stop, client_timeout);
+        if plan.phase == Phase::Polite {
+            let _ = self
+                .input
+                .send(Input::Sequence(self.profile.stop.sequence.clone()));
+        } else {
+            self.send_signal(Signal::TERM, "no polite stop sequence");
+        }
+        self.stop = Some(plan);
+    }
+
+    fn escalate(&mut self) {
+        let Some(plan) = self.stop.as_mut() else {
+            return;
+        };
+        let from = plan.phase;
+        if let Some(sig) = plan.escalate() {
+            let why = match from {
+                Phase::Polite => "agent still running after the polite stop",
+                _ => "agent still running after SIGTERM",
+            };
+            self.send_signal(sig, why);
+        }
+    }
+
+    fn send_signal(&mut self, sig: Signal, reason: &str) {
+        let name = if sig == Signal::KILL { "KILL" } else { "TERM" };
+        tracing::info!("sending SIG{name}: {reason}");
+        crate::procs::signal_tree(self.agent_pid, sig);
+        self.emit(&EventKind::Signalled {
+            signal: name.into(),
+            reason: reason.into(),
+        });
+    }
+
+    /// The agent exited: drain its last output, end leftovers of its tree,
+    /// write `exit.json` and the `exited` event, remove registry and socket.
+    async fn finish(mut self, status: std::io::Result<ExitStatus>) -> u8 {
+        self.drain_output().await;
+        reap_leftovers(self.agent_pid).await;
+        if let Some(relay) = self.relay.as_mut() {
+            relay.restore_modes(self.screen.leftover_modes()).await;
+        }
+        let (code, signal) = match &status {
+            Ok(st) => (st.code(), st.signal()),
+            Err(_) => (None, None),
+        };
+        let reason = if self.stop.is_some() {
+            ExitReason::Stopped
+        } else if code == Some(0) {
+            ExitReason::Success
+        } else if self.observed.state == State::Starting {
+            ExitReason::BootFailure
+        } else {
+            ExitReason::Failure
+        };
+        let detail = status
+            .as_ref()
+            .err()
+            .map(|err| format!("cannot wait for the agent: {err}"));
+        self.set_state(Observed::plain(State::Exited), None);
+        let record = ExitRecord {
+            schema_version: events::SCHEMA_VERSION,
+            id: self.spec.id.clone(),
+            run: self.spec.run.clone(),
+            code,
+            signal,
+            reason,
+            detail: detail.clone(),
+            turns: self.record.turn,
+            started_at: self.record.started_at.clone(),
+            exited_at: time::now_rfc3339(),
+        };
+        tracing::info!(
+            "agent exited: code {code:?} signal {signal:?} ({})",
+            reason.as_str()
+        );
+        if let Err(err) = record.write(&self.paths.exit_record()) {
+            tracing::error!("cannot write exit.json: {err}");
+        }
+        self.emit(&EventKind::Exited {
+            code,
+            signal,
+            reason,
+            detail,
+        });
+        let _ = fsutil::remove_if_exists(&self.paths.registry());
+        let _ = fsutil::remove_if_exists(&self.paths.socket);
+        record.shell_status()
+    }
+
+    /// Reads what the agent wrote just before exiting (bounded: a leftover
+    /// process could keep the terminal open forever).
+    async fn drain_output(&mut self) {
+        let mut buf = vec![0u8; 64 * 1024];
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        loop {
+            let pty = self.pty.clone();
+            match tokio::time::timeout_at(deadline, pty.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => self.on_output(&buf[..n]).await,
+                _ => break,
+            }
+        }
+        self.settle_at = None;
+    }
+
+    fn emit(&mut self, kind: &EventKind) {
+        if let Err(err) = self.events.emit(None, kind) {
+            tracing::error!("cannot write event: {err}");
+        }
+    }
+
+    fn write_registry(&self) {
+        if let Err(err) = self.record.write(&self.paths.registry()) {
+            tracing::error!("cannot write session.json: {err}");
+        }
+    }
+}
+
+/// Opens the transcript, binds the control socket and starts the agent.
+fn launch(
+    spec: &LaunchSpec,
+    paths: &SessionPaths,
+    profile: &Profile,
+    size: crate::store::registry::Size,
+) -> Result<(File, tokio::net::UnixListener, Pty, tokio::process::Child), String> {
+    let transcript = fsutil::open_append(&paths.transcript())
+        .map_err(|err| format!("cannot open the transcript: {err}"))?;
+    let listener =
+        ipc::bind(&paths.socket).map_err(|err| format!("cannot bind the control socket: {err}"))?;
+    let env = agent_env(spec, paths, profile);
+    match Pty::spawn(&Spawn {
+        argv: &spec.command,
+        cwd: &spec.cwd,
+        env: &env,
+        size,
+    }) {
+        Ok((pty, child)) => Ok((transcript, listener, pty, child)),
+        Err(err) => {
+            let _ = fsutil::remove_if_exists(&paths.socket);
+            Err(format!(
+                "cannot start {}: {err}",
+                spec.command.first().map_or("", |s| s.as_str())
+            ))
+        }
+    }
+}
+
+/// The agent's environment: the caller's, plus the profile's, plus the
+/// REINS_* variables that tell the agent which session it is. `TERM` names
+/// the terminal the agent really draws on: the host's own (the caller's
+/// terminal or the tmux pane) when relayed, the emulator's when headless.
+fn agent_env(spec: &LaunchSpec, paths: &SessionPaths, profile: &Profile) -> Vec<(String, String)> {
+    const OURS: [&str; 4] = [
+        "TERM",
+        "REINS_ID",
+        "REINS_SESSION_DIR",
+        "REINS_SPAWNER_PANE",
+    ];
+    let mut env: Vec<(String, String)> = spec
+        .env
+        .iter()
+        .filter(|(k, _)| !OURS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    let term = match spec.mode {
+        crate::store::registry::RunMode::Detached => None,
+        _ => std::env::var("TERM")
+            .ok()
+            .filter(|t| !t.is_empty() && t != "dumb"),
+    };
+    env.push((
+        "TERM".into(),
+        term.unwrap_or_else(|| "xterm-256color".into()),
+    ));
+    // Later entries win: the profile may override TERM, nobody overrides ours.
+    env.extend(
+        profile
+            .launch
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    env.push(("REINS_ID".into(), spec.id.clone()));
+    env.push(("REINS_SESSION_DIR".into(), paths.dir.display().to_string()));
+    if let Some(pane) = &spec.spawner_pane {
+        env.push(("REINS_SPAWNER_PANE".into(), pane.clone()));
+    }
+    env
+}
+
+/// After the agent exits, ends what it left running in its session: TERM,
+/// a short grace, then KILL.
+async fn reap_leftovers(agent_pid: u32) {
+    if crate::procs::session_members(agent_pid).is_empty() {
+        return;
+    }
+    crate::procs::signal_tree(agent_pid, Signal::TERM);
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if crate::procs::session_members(agent_pid).is_empty() {
+            return;
+        }
+    }
+    crate::procs::signal_tree(agent_pid, Signal::KILL);
+}
+
+fn to_json(value: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn relay_event(relay: &mut Option<Relay>) -> TerminalEvent {
+    match relay {
+        Some(relay) => relay.next().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,11 @@
+//! The control API: HTTP/1.1 with JSON bodies over the session's Unix
+//! socket (0600, peers checked to be the same user). `curl --unix-socket`
+//! works for debugging.
+
+mod api;
+mod client;
+mod server;
+
+pub(crate) use api::{ControlRequest, ScreenReply, StatusReply, StopReply, StopRequest};
+pub(crate) use client::Client;
+pub(crate) use server::{Incoming, bind, serve};

@@ -1,0 +1,20 @@
+//! reins: drive AI coding-agent CLIs from a shell.
+
+mod adapter;
+mod cli;
+mod error;
+mod host;
+mod ids;
+mod ipc;
+mod mock_agent;
+mod procs;
+mod screen;
+mod state;
+mod store;
+mod term;
+mod time;
+mod tmux;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

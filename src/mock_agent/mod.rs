@@ -1,0 +1,16 @@
+//! `reins mock-agent`: a fake coding-agent TUI for demos and tests.
+//!
+//! It draws like Claude Code (inline on the main screen, a redrawn live
+//! region under a scrolling transcript) with fixed texts that screen rules
+//! can match, and misbehaves on demand through markers in a message
+//! (`[[stall]]`, `[[crash]]`, `[[approve]]`, `[[flood:N]]`, ...).
+
+mod agent;
+mod app;
+mod frame;
+mod input;
+mod markers;
+mod render;
+
+pub(crate) use app::{Options, run};
+pub(crate) use markers::parse_secs;

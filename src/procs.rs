@@ -1,0 +1,120 @@
+//! Processes: signalling an agent's whole tree, and telling a live process
+//! from a recycled pid.
+//!
+//! The agent is the leader of its own session and process group. Signalling
+//! the group reaches everything it started in the foreground; processes it
+//! moved to other groups (a shell's background jobs) still share its
+//! session, so the host also signals every process of that session. Only a
+//! process that called `setsid` itself escapes, as it would escape a
+//! terminal hangup.
+
+use std::fs;
+
+use rustix::process::{Pid, Signal};
+
+/// The signals profiles and clients may name.
+pub(crate) fn signal_by_name(name: &str) -> Option<Signal> {
+    let name = name.trim_start_matches("SIG");
+    Some(match name {
+        "HUP" => Signal::HUP,
+        "INT" => Signal::INT,
+        "QUIT" => Signal::QUIT,
+        "TERM" => Signal::TERM,
+        "KILL" => Signal::KILL,
+        "USR1" => Signal::USR1,
+        "USR2" => Signal::USR2,
+        _ => return None,
+    })
+}
+
+/// The fields of `/proc/PID/stat` reins uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProcStat {
+    pub(crate) state: char,
+    pub(crate) session: i32,
+    /// Start time in clock ticks after boot.
+    pub(crate) start_ticks: u64,
+}
+
+/// Reads `/proc/PID/stat`; `None` if the process does not exist.
+pub(crate) fn stat(pid: u32) -> Option<ProcStat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+fn parse_stat(text: &str) -> Option<ProcStat> {
+    // The command name is in parentheses and may itself contain spaces and
+    // parentheses, so split after the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state) of proc(5).
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        session: fields.get(3)?.parse().ok()?,
+        start_ticks: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Whether `pid` is still the process that started at `start_ticks` and
+/// has not exited (zombies count as gone).
+pub(crate) fn is_running(pid: u32, start_ticks: Option<u64>) -> bool {
+    match stat(pid) {
+        Some(st) if st.state == 'Z' || st.state == 'X' => false,
+        Some(st) => start_ticks.is_none_or(|t| t == st.start_ticks),
+        None => false,
+    }
+}
+
+/// Every live process whose session id is `sid`.
+pub(crate) fn session_members(sid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| stat(*pid).is_some_and(|st| st.session == sid as i32 && st.state != 'Z'))
+        .collect()
+}
+
+/// Sends `sig` to the agent's process group and to every other process in
+/// its session. `leader` is the agent's pid (= its pgid and sid).
+pub(crate) fn signal_tree(leader: u32, sig: Signal) {
+    if let Some(pid) = Pid::from_raw(leader as i32) {
+        let _ = rustix::process::kill_process_group(pid, sig);
+    }
+    for member in session_members(leader) {
+        if let Some(pid) = Pid::from_raw(member as i32) {
+            let _ = rustix::process::kill_process(pid, sig);
+        }
+    }
+}
+
+/// Sends `sig` to one process.
+pub(crate) fn signal_pid(pid: u32, sig: Signal) -> bool {
+    Pid::from_raw(pid as i32).is_some_and(|pid| rustix::process::kill_process(pid, sig).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_awkward_command_names() {
+        let line = "4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
+                    987654 1000 100 18446744073709551615";
+        let st = parse_stat(line).unwrap();
+        assert_eq!(st.state, 'S');
+        assert_eq!(st.session, 4242);
+        assert_eq!(st.start_ticks, 987654);
+    }
+
+    #[test]
+    fn knows_itself_and_not_a_recycled_pid() {
+        let me = std::process::id();
+        let st = stat(me).unwrap();
+        assert!(is_running(me, Some(st.start_ticks)));
+        assert!(!is_running(me, Some(st.start_ticks + 1)));
+        assert!(!is_running(u32::MAX - 1, None));
+    }
+}

@@ -1,0 +1,220 @@
+//! The emulator wrapper: vt100 plus what vt100 does not do for us.
+//!
+//! - **Synchronized output** (DECSET 2026): vt100 applies a frame as it
+//!   arrives, so a read that ends inside a BSU…ESU block shows a half-drawn
+//!   frame. We track the mode and refuse to classify while a block is open,
+//!   with a watchdog (a block left open longer than the timeout is treated as
+//!   closed, as alacritty does).
+//! - **Terminal queries**: with no real terminal behind us (detached mode)
+//!   nobody answers DA1, cursor-position or colour queries, and agents stall
+//!   or change their output waiting; the responder answers them the way a
+//!   plain xterm-compatible terminal would.
+//! - **Window titles**: agents publish their state there (Gemini's "◇ Ready").
+
+use std::num::NonZeroU16;
+use std::time::{Duration, Instant};
+
+use crate::screen::text::{ScreenText, normalise_row};
+use crate::store::registry::Size;
+
+/// A terminal screen fed with an agent's output.
+pub(crate) struct Screen {
+    parser: vt100::Parser<Hooks>,
+}
+
+#[derive(Default)]
+struct Hooks {
+    /// When the open synchronized-output block began, if one is open.
+    sync_since: Option<Instant>,
+    title: String,
+    /// Answer terminal queries (only when no real terminal does).
+    answer_queries: bool,
+    replies: Vec<u8>,
+}
+
+impl vt100::Callbacks for Hooks {
+    fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
+        self.title = String::from_utf8_lossy(title).into_owned();
+    }
+
+    fn unhandled_csi(
+        &mut self,
+        screen: &mut vt100::Screen,
+        i1: Option<u8>,
+        _i2: Option<u8>,
+        params: &[&[u16]],
+        c: char,
+    ) {
+        let first = params.first().and_then(|p| p.first()).copied().unwrap_or(0);
+        match (i1, c) {
+            (Some(b'?'), 'h') if params.iter().any(|p| *p == [2026]) => {
+                self.sync_since.get_or_insert_with(Instant::now);
+            }
+            (Some(b'?'), 'l') if params.iter().any(|p| *p == [2026]) => self.sync_since = None,
+            _ if !self.answer_queries => {}
+            // DA1: "I am a VT102"-class terminal, as alacritty answers.
+            (None, 'c') if first == 0 => self.replies.extend_from_slice(b"\x1b[?6c"),
+            // DSR: status OK.
+            (None, 'n') if first == 5 => self.replies.extend_from_slice(b"\x1b[0n"),
+            // CPR: the cursor position at the moment of the query.
+            (None, 'n') if first == 6 => {
+                let (row, col) = screen.cursor_position();
+                let reply = format!("\x1b[{};{}R", row + 1, col + 1);
+                self.replies.extend_from_slice(reply.as_bytes());
+            }
+            _ => {}
+        }
+    }
+
+    fn unhandled_osc(&mut self, _: &mut vt100::Screen, params: &[&[u8]]) {
+        if !self.answer_queries {
+            return;
+        }
+        // OSC 10/11 colour queries: a light-grey-on-black terminal.
+        match params {
+            [b"10", b"?"] => self
+                .replies
+                .extend_from_slice(b"\x1b]10;rgb:d8d8/d8d8/d8d8\x1b\\"),
+            [b"11", b"?"] => self
+                .replies
+                .extend_from_slice(b"\x1b]11;rgb:0000/0000/0000\x1b\\"),
+            _ => {}
+        }
+    }
+}
+
+impl Screen {
+    /// A screen of `size` keeping `scrollback` rows of history.
+    /// `answer_queries` turns the query responder on.
+    pub(crate) fn new(size: Size, scrollback: usize, answer_queries: bool) -> Screen {
+        let hooks = Hooks {
+            answer_queries,
+            ..Hooks::default()
+        };
+        let (rows, cols) = dims(size);
+        Screen {
+            parser: vt100::Parser::new_with_callbacks(rows, cols, scrollback, hooks),
+        }
+    }
+
+    /// Feeds agent output. Returns the bytes to write back to the agent
+    /// (answers to its terminal queries), usually none.
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
+        self.parser.process(bytes);
+        std::mem::take(&mut self.parser.callbacks_mut().replies)
+    }
+
+    pub(crate) fn resize(&mut self, size: Size) {
+        let (rows, cols) = dims(size);
+        self.parser.set_size(rows, cols);
+    }
+
+    pub(crate) fn size(&self) -> Size {
+        let (rows, cols) = self.parser.screen().size();
+        Size {
+            rows: rows.get(),
+            cols: cols.get(),
+        }
+    }
+
+    /// Whether a synchronized-output block is open (and younger than
+    /// `timeout`): the frame on screen may be half drawn.
+    pub(crate) fn in_sync_update(&self, timeout: Duration) -> bool {
+        self.parser
+            .callbacks()
+            .sync_since
+            .is_some_and(|since| since.elapsed() < timeout)
+    }
+
+    /// How long until an open synchronized-output block times out.
+    pub(crate) fn sync_deadline(&self, timeout: Duration) -> Option<Instant> {
+        self.parser
+            .callbacks()
+            .sync_since
+            .map(|since| since + timeout)
+    }
+
+    /// Terminal modes the agent has switched on that a real terminal would
+    /// keep after the agent is gone.
+    pub(crate) fn leftover_modes(&self) -> crate::host::LeftoverModes {
+        let screen = self.parser.screen();
+        crate::host::LeftoverModes {
+            alternate: screen.alternate_screen(),
+            bracketed_paste: screen.bracketed_paste(),
+            mouse: screen.mouse_protocol_mode() != vt100::MouseProtocolMode::None,
+            hidden_cursor: screen.hide_cursor(),
+        }
+    }
+
+    /// The visible text, for rule matching and `pane`.
+    pub(crate) fn text(&self) -> ScreenText {
+        let screen = self.parser.screen();
+        let (_, cols) = screen.size();
+        let rows = screen
+            .rows(0, cols.get())
+            .map(|r| normalise_row(&r))
+            .collect();
+        let (cursor_row, cursor_col) = screen.cursor_position();
+        ScreenText {
+            rows,
+            cursor_row: usize::from(cursor_row),
+            cursor_col: usize::from(cursor_col),
+            title: self.parser.callbacks().title.clone(),
+            alternate: screen.alternate_screen(),
+        }
+    }
+}
+
+fn dims(size: Size) -> (NonZeroU16, NonZeroU16) {
+    let one = NonZeroU16::MIN;
+    (
+        NonZeroU16::new(size.rows).unwrap_or(one),
+        NonZeroU16::new(size.cols).unwrap_or(one),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size() -> Size {
+        Size { rows: 5, cols: 20 }
+    }
+
+    #[test]
+    fn text_is_trimmed_and_nbsp_normalised() {
+        let mut s = Screen::new(size(), 0, false);
+        s.feed("❯\u{a0}hi   \r\n\x1b]2;◇ Ready\x07".as_bytes());
+        let t = s.text();
+        assert_eq!(t.rows[0], "❯ hi");
+        assert_eq!(t.cursor_row, 1);
+        assert_eq!(t.title, "◇ Ready");
+    }
+
+    #[test]
+    fn synchronized_output_is_tracked_with_a_watchdog() {
+        let mut s = Screen::new(size(), 0, false);
+        s.feed(b"\x1b[?2026h half");
+        assert!(s.in_sync_update(Duration::from_secs(60)));
+        assert!(
+            !s.in_sync_update(Duration::ZERO),
+            "an over-long block counts as closed"
+        );
+        s.feed(b" frame\x1b[?2026l");
+        assert!(!s.in_sync_update(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn queries_are_answered_only_when_asked_to() {
+        let mut quiet = Screen::new(size(), 0, false);
+        assert!(quiet.feed(b"\x1b[c\x1b[6n").is_empty());
+
+        let mut s = Screen::new(size(), 0, true);
+        assert_eq!(s.feed(b"ab\x1b[6n"), b"\x1b[1;3R");
+        assert_eq!(s.feed(b"\x1b[c"), b"\x1b[?6c");
+        assert_eq!(
+            s.feed(b"\x1b]11;?\x07"),
+            b"\x1b]11;rgb:0000/0000/0000\x1b\\"
+        );
+    }
+}

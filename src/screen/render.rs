@@ -1,0 +1,208 @@
+//! Rendering a transcript (the raw bytes an agent wrote) as text lines.
+//!
+//! The bytes are replayed through an emulator at the sizes the agent really
+//! had (from the `started` and `resized` events), so cursor-addressed
+//! redraws, spinners and erased lines come out as the user saw them. A row
+//! becomes a finished line when it scrolls off the top of the screen; the
+//! rows still on screen are finished only when the run ends (or when a
+//! snapshot asks for them). So nothing is printed twice and no half-drawn
+//! frame is ever printed.
+
+use std::num::NonZeroU16;
+
+use crate::screen::text::normalise_row;
+use crate::store::registry::Size;
+
+/// A size change at a byte offset of the transcript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SizeMark {
+    pub(crate) offset: u64,
+    pub(crate) size: Size,
+    /// True at the start of a run: the terminal is fresh.
+    pub(crate) new_run: bool,
+}
+
+#[derive(Default)]
+struct Collector {
+    finished: Vec<String>,
+}
+
+impl vt100::Callbacks for Collector {
+    fn on_scroll(&mut self, row: vt100::capture::RowContents<'_>, alternate_screen: bool) {
+        // Full-screen apps scroll their alternate screen only as part of a
+        // redraw; those rows are not output.
+        if alternate_screen {
+            return;
+        }
+        let mut formatted = String::new();
+        let mut state = vt100::capture::BasicFormattedCaptureState::new();
+        if row
+            .write_formatted_basic(&mut formatted, &mut state)
+            .is_ok()
+        {
+            let plain: String = vt100::capture::basic_formatted_to_plain(&formatted).collect();
+            self.finished.push(normalise_row(&plain));
+        }
+    }
+}
+
+/// Turns transcript bytes into finished lines.
+pub(crate) struct Renderer {
+    parser: vt100::Parser<Collector>,
+    marks: Vec<SizeMark>,
+    next_mark: usize,
+    offset: u64,
+}
+
+impl Renderer {
+    /// A renderer starting at transcript byte `offset`, with the size marks
+    /// of the session (sorted by offset).
+    pub(crate) fn new(marks: Vec<SizeMark>, offset: u64) -> Renderer {
+        let initial = marks
+            .iter()
+            .take_while(|m| m.offset <= offset)
+            .last()
+            .map_or(
+                Size {
+                    rows: 40,
+                    cols: 120,
+                },
+                |m| m.size,
+            );
+        let next_mark = marks.iter().take_while(|m| m.offset <= offset).count();
+        Renderer {
+            parser: parser(initial),
+            marks,
+            next_mark,
+            offset,
+        }
+    }
+
+    /// Feeds transcript bytes, applying size marks where they fall.
+    pub(crate) fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let until_mark = self
+                .marks
+                .get(self.next_mark)
+                .map_or(u64::MAX, |m| m.offset.saturating_sub(self.offset));
+            if until_mark == 0 {
+                self.apply_mark();
+                continue;
+            }
+            let take = (bytes.len() as u64).min(until_mark) as usize;
+            self.parser.process(&bytes[..take]);
+            self.offset += take as u64;
+            bytes = &bytes[take..];
+        }
+        // Marks exactly at the end apply now, so a new run's first bytes
+        // start on a fresh screen.
+        while self
+            .marks
+            .get(self.next_mark)
+            .is_some_and(|m| m.offset <= self.offset)
+        {
+            self.apply_mark();
+        }
+    }
+
+    fn apply_mark(&mut self) {
+        let mark = self.marks[self.next_mark];
+        self.next_mark += 1;
+        let (rows, cols) = dims(mark.size);
+        if mark.new_run {
+            self.flush_screen();
+            let finished = std::mem::take(&mut self.parser.callbacks_mut().finished);
+            self.parser = parser(mark.size);
+            self.parser.callbacks_mut().finished = finished;
+        } else {
+            self.parser.set_size(rows, cols);
+        }
+    }
+
+    /// Lines finished since the last call.
+    pub(crate) fn take_finished(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.parser.callbacks_mut().finished)
+    }
+
+    /// The rows still on screen, trailing blank rows dropped.
+    pub(crate) fn screen_lines(&self) -> Vec<String> {
+        let screen = self.parser.screen();
+        let (_, cols) = screen.size();
+        let mut rows: Vec<String> = screen
+            .rows(0, cols.get())
+            .map(|r| normalise_row(&r))
+            .collect();
+        while rows.last().is_some_and(|r| r.is_empty()) {
+            rows.pop();
+        }
+        rows
+    }
+
+    /// Moves the rows on screen into the finished lines (end of a run).
+    pub(crate) fn flush_screen(&mut self) {
+        let rows = self.screen_lines();
+        self.parser.callbacks_mut().finished.extend(rows);
+        let size = self.parser.screen().size();
+        let finished = std::mem::take(&mut self.parser.callbacks_mut().finished);
+        self.parser = vt100::Parser::new_with_callbacks(size.0, size.1, 0, Collector { finished });
+    }
+}
+
+fn parser(size: Size) -> vt100::Parser<Collector> {
+    let (rows, cols) = dims(size);
+    vt100::Parser::new_with_callbacks(rows, cols, 0, Collector::default())
+}
+
+fn dims(size: Size) -> (NonZeroU16, NonZeroU16) {
+    (
+        NonZeroU16::new(size.rows).unwrap_or(NonZeroU16::MIN),
+        NonZeroU16::new(size.cols).unwrap_or(NonZeroU16::MIN),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mark(offset: u64, cols: u16, new_run: bool) -> SizeMark {
+        SizeMark {
+            offset,
+            size: Size { rows: 3, cols },
+            new_run,
+        }
+    }
+
+    #[test]
+    fn rows_finish_when_they_scroll_off_and_redraws_do_not_repeat() {
+        let mut r = Renderer::new(vec![mark(0, 20, true)], 0);
+        // A spinner redrawn in place, then three lines that push it off.
+        r.feed(b"work |\rwork /\rwork -\r\nline 2\r\nline 3\r\n");
+        assert_eq!(r.take_finished(), ["work -"]);
+        assert_eq!(r.screen_lines(), ["line 2", "line 3"]);
+        r.flush_screen();
+        assert_eq!(r.take_finished(), ["line 2", "line 3"]);
+    }
+
+    #[test]
+    fn a_new_run_starts_on_a_fresh_screen() {
+        let first = b"run one\r\n";
+        let mut r = Renderer::new(
+            vec![mark(0, 20, true), mark(first.len() as u64, 20, true)],
+            0,
+        );
+        r.feed(first);
+        r.feed(b"run two");
+        r.flush_screen();
+        assert_eq!(r.take_finished(), ["run one", "run two"]);
+    }
+
+    #[test]
+    fn widths_follow_resize_marks() {
+        let text = b"abcdefghij";
+        let mut r = Renderer::new(vec![mark(0, 5, true), mark(5, 10, false)], 0);
+        r.feed(text);
+        r.flush_screen();
+        // The first five bytes wrapped at width 5 before the resize.
+        assert_eq!(r.take_finished().concat(), "abcdefghij");
+    }
+}

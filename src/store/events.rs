@@ -1,0 +1,287 @@
+//! `events.jsonl`: the append-only event log of a session (DESIGN §5).
+//!
+//! One JSON object per line, written with a single `write` on an `O_APPEND`
+//! file so concurrent readers never see half a line. The envelope
+//! (`schema_version`, `run`, `seq`, `ts`, `id`, `turn`) comes first, then the
+//! internally tagged payload. Readers tolerate unknown fields and unknown
+//! event types: the schema only ever grows.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::state::{BlockedKind, State};
+use crate::store::exit_record::ExitReason;
+use crate::store::fsutil;
+use crate::store::registry::Size;
+use crate::time;
+
+/// Version of the event schema this build writes.
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+
+/// Where a tmux-hosted session's pane is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TmuxTarget {
+    /// Pane id, `%N`: stable for the pane's life, unlike names.
+    pub(crate) pane: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) session: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) window: Option<String>,
+    /// The tmux server socket, so clients talk to the right server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) socket: Option<String>,
+}
+
+/// Payload of the `started` event (boxed in [`EventKind`]: it is by far
+/// the largest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Started {
+    /// The agent's pid.
+    pub(crate) pid: u32,
+    pub(crate) host_pid: u32,
+    pub(crate) agent: String,
+    pub(crate) adapter: String,
+    pub(crate) transport: String,
+    pub(crate) mode: String,
+    pub(crate) cwd: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tmux: Option<TmuxTarget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) meta: Option<Value>,
+    /// The agent's terminal size at start.
+    pub(crate) size: Size,
+    /// Where this run's output starts in `transcript.log`.
+    pub(crate) transcript_offset: u64,
+}
+
+/// The payload of an event. Field names of `started` and `exited` stay
+/// compatible with harnex's schema 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum EventKind {
+    /// The agent process is running and the host is serving its socket.
+    Started(Box<Started>),
+    /// The agent's terminal changed size (relayed sessions follow their
+    /// terminal). Lets `logs` replay the transcript at the right widths.
+    Resized { size: Size, transcript_offset: u64 },
+    /// The observed state changed.
+    State {
+        from: State,
+        to: State,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<BlockedKind>,
+        /// The adapter rule that produced `to`, when a rule did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule: Option<String>,
+    },
+    /// Someone asked the session to stop; `source` says who.
+    StopRequested { source: String },
+    /// The stop sequence escalated to a signal.
+    Signalled { signal: String, reason: String },
+    /// The agent process is gone; always the last event of a run.
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+        reason: ExitReason,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// An event type this build does not know (written by a newer reins).
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    schema_version: u32,
+    run: &'a str,
+    seq: u64,
+    ts: &'a str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    turn: Option<u64>,
+}
+
+/// Appends events of one run of one session.
+#[derive(Debug)]
+pub(crate) struct EventWriter {
+    file: File,
+    run: String,
+    id: String,
+    seq: u64,
+}
+
+impl EventWriter {
+    pub(crate) fn open(path: &Path, run: &str, id: &str) -> io::Result<Self> {
+        Ok(EventWriter {
+            file: fsutil::open_append(path)?,
+            run: run.into(),
+            id: id.into(),
+            seq: 0,
+        })
+    }
+
+    /// A writer that continues `run` after its event `last_seq` (used by
+    /// `gc` to close the log of a run whose host died).
+    pub(crate) fn continue_run(
+        path: &Path,
+        run: &str,
+        id: &str,
+        last_seq: u64,
+    ) -> io::Result<Self> {
+        let mut writer = EventWriter::open(path, run, id)?;
+        writer.seq = last_seq;
+        Ok(writer)
+    }
+
+    /// Writes one event and returns its line (without the newline).
+    pub(crate) fn emit(&mut self, turn: Option<u64>, kind: &EventKind) -> io::Result<String> {
+        self.seq += 1;
+        let ts = time::now_rfc3339();
+        let line = encode(
+            &Envelope {
+                schema_version: SCHEMA_VERSION,
+                run: &self.run,
+                seq: self.seq,
+                ts: &ts,
+                id: &self.id,
+                turn,
+            },
+            kind,
+        );
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+        // One write of the whole line: O_APPEND makes it atomic with respect
+        // to other appenders, and readers never see a partial line.
+        self.file.write_all(&buf)?;
+        Ok(line)
+    }
+}
+
+/// Joins the envelope object and the payload object into one object, the
+/// envelope's fields first. Both are plain structs serialized by serde_json,
+/// so `{a}` + `{b}` → `{a,b}` is exact.
+fn encode(envelope: &Envelope<'_>, kind: &EventKind) -> String {
+    let head = serde_json::to_string(envelope).expect("envelope serializes");
+    let body = serde_json::to_string(kind).expect("event serializes");
+    let mut line = head;
+    line.pop(); // '}'
+    line.push(',');
+    line.push_str(&body[1..]); // skip '{'
+    line
+}
+
+/// The envelope of an event as read back.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct EventHeader {
+    #[serde(default)]
+    pub(crate) run: String,
+    #[serde(default)]
+    pub(crate) seq: u64,
+    #[serde(default)]
+    pub(crate) ts: String,
+    #[serde(rename = "type", default)]
+    pub(crate) kind: String,
+}
+
+/// One parsed line of `events.jsonl`, with the original text kept so it can
+/// be printed unchanged (unknown fields included).
+#[derive(Debug, Clone)]
+pub(crate) struct EventLine {
+    pub(crate) header: EventHeader,
+    pub(crate) kind: EventKind,
+    pub(crate) raw: String,
+}
+
+impl EventLine {
+    /// Parses a line; `None` for a line that is not an event object.
+    pub(crate) fn parse(raw: &str) -> Option<EventLine> {
+        let header: EventHeader = serde_json::from_str(raw).ok()?;
+        let kind = serde_json::from_str(raw).unwrap_or(EventKind::Other);
+        Some(EventLine {
+            header,
+            kind,
+            raw: raw.to_string(),
+        })
+    }
+}
+
+/// Reads every event in `path` (an absent file has none).
+pub(crate) fn read_all(path: &Path) -> io::Result<Vec<EventLine>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err),
+    };
+    Ok(text.lines().filter_map(EventLine::parse).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_carry_the_envelope_first_and_parse_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("events.jsonl");
+        let mut w = EventWriter::open(&path, "r1", "cx-1").unwrap();
+        w.emit(
+            None,
+            &EventKind::StopRequested {
+                source: "client".into(),
+            },
+        )
+        .unwrap();
+        let line = w
+            .emit(
+                Some(3),
+                &EventKind::State {
+                    from: State::Ready,
+                    to: State::Blocked,
+                    kind: Some(BlockedKind::Approval),
+                    rule: Some("approval".into()),
+                },
+            )
+            .unwrap();
+        assert!(
+            line.starts_with(r#"{"schema_version":1,"run":"r1","seq":2,"ts":""#),
+            "{line}"
+        );
+        assert!(
+            line.contains(r#""id":"cx-1","turn":3,"type":"state","from":"ready""#),
+            "{line}"
+        );
+
+        let all = read_all(&path).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].header.seq, 2);
+        assert!(matches!(
+            all[1].kind,
+            EventKind::State {
+                to: State::Blocked,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn unknown_types_and_fields_are_tolerated() {
+        let line = r#"{"schema_version":1,"run":"r","seq":9,"ts":"t","id":"x","type":"from_the_future","x":1}"#;
+        let ev = EventLine::parse(line).unwrap();
+        assert_eq!(ev.kind, EventKind::Other);
+        assert_eq!(ev.header.kind, "from_the_future");
+        let line = r#"{"schema_version":1,"run":"r","seq":1,"ts":"t","id":"x","type":"stop_requested","source":"c","new_field":[1]}"#;
+        assert!(matches!(
+            EventLine::parse(line).unwrap().kind,
+            EventKind::StopRequested { .. }
+        ));
+        assert!(EventLine::parse("not json").is_none());
+    }
+}

@@ -1,0 +1,11 @@
+//! Everything reins keeps on disk: the state directory, the registry,
+//! events, exit records, locks, and following files as they grow.
+
+pub(crate) mod events;
+pub(crate) mod exit_record;
+pub(crate) mod follow;
+pub(crate) mod fsutil;
+pub(crate) mod lock;
+pub(crate) mod paths;
+pub(crate) mod registry;
+pub(crate) mod scope;

@@ -1,0 +1,102 @@
+//! Wall-clock timestamps for records, and human durations for flags.
+//!
+//! Records carry RFC 3339 UTC timestamps with millisecond precision
+//! (DESIGN §5). Deadlines and stall timers use monotonic `Instant`s instead;
+//! wall-clock time is only ever written down, never waited on.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+/// Now, as an RFC 3339 UTC string with milliseconds: `2026-11-23T13:04:45.123Z`.
+pub(crate) fn now_rfc3339() -> String {
+    format_rfc3339(Timestamp::now())
+}
+
+/// Formats a timestamp the way every reins record does.
+pub(crate) fn format_rfc3339(ts: Timestamp) -> String {
+    ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Parses an RFC 3339 timestamp (any offset, any precision).
+pub(crate) fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+    s.parse().ok()
+}
+
+/// Seconds elapsed since `ts` (never negative).
+pub(crate) fn seconds_since(ts: &str) -> Option<f64> {
+    let then = parse_rfc3339(ts)?;
+    let secs = Timestamp::now().duration_since(then).as_secs_f64();
+    Some(secs.max(0.0))
+}
+
+/// Parses a duration flag: `30`, `1.5`, `250ms`, `30s`, `5m`, `2h`.
+/// A bare number means seconds.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; use e.g. 30, 30s, 250ms, 5m or 2h"))?;
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown duration unit {unit:?} in {s:?}; use ms, s, m or h"
+            ));
+        }
+    };
+    let secs = value * scale;
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?} is not a duration of zero or more"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is too long"))
+}
+
+/// A compact age for tables: `42s`, `7m`, `3h`, `2d`.
+pub(crate) fn compact(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_milliseconds_and_round_trip() {
+        let now = now_rfc3339();
+        assert_eq!(now.len(), "2026-11-23T13:04:45.123Z".len(), "{now}");
+        assert!(parse_rfc3339(&now).is_some());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3d").is_err());
+    }
+
+    #[test]
+    fn compact_ages() {
+        assert_eq!(compact(5.0), "5s");
+        assert_eq!(compact(125.0), "2m");
+        assert_eq!(compact(7200.0), "2h");
+        assert_eq!(compact(200_000.0), "2d");
+    }
+}

@@ -1,0 +1,285 @@
+//! tmux, by shelling out: one command per invocation, every exit status
+//! checked, stderr kept for the error message.
+//!
+//! Which server: `$REINS_TMUX_SERVER` names a private server (`tmux -L`),
+//! used by tests and by people who keep agents apart from their own tmux;
+//! otherwise, inside tmux, the caller's own server (the socket in `$TMUX`);
+//! otherwise tmux's default server. Panes are always addressed by their id
+//! (`%N`), never by a name someone can rename.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use crate::error::CliError;
+use crate::store::events::TmuxTarget;
+
+/// The tmux session used when the caller is not inside tmux.
+pub(crate) const DEFAULT_SESSION: &str = "reins";
+
+/// How to reach one tmux server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Server {
+    Default,
+    /// `tmux -L NAME`.
+    Named(String),
+    /// `tmux -S PATH`.
+    Socket(PathBuf),
+}
+
+/// A handle on a tmux server.
+#[derive(Debug, Clone)]
+pub(crate) struct Tmux {
+    server: Server,
+}
+
+/// Where a new window goes.
+#[derive(Debug, Clone)]
+pub(crate) struct NewWindow<'a> {
+    pub(crate) window_name: &'a str,
+    pub(crate) cwd: &'a std::path::Path,
+    /// Program and arguments, run directly in the pane.
+    pub(crate) command: &'a [String],
+}
+
+impl Tmux {
+    /// The server the caller should use (see the module docs).
+    pub(crate) fn for_caller() -> Tmux {
+        let server = if let Some(name) = env_non_empty("REINS_TMUX_SERVER") {
+            Server::Named(name)
+        } else if let Some(socket) = caller_socket() {
+            Server::Socket(socket)
+        } else {
+            Server::Default
+        };
+        Tmux { server }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new("tmux");
+        match &self.server {
+            Server::Default => {}
+            Server::Named(name) => {
+                cmd.args(["-L", name]);
+            }
+            Server::Socket(path) => {
+                cmd.arg("-S").arg(path);
+            }
+        }
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs one tmux command and returns its stdout, trimmed.
+    fn run(&self, args: &[&str]) -> Result<String, TmuxError> {
+        let out = self
+            .command()
+            .args(args)
+            .output()
+            .map_err(|err| TmuxError {
+                command: args.first().unwrap_or(&"").to_string(),
+                stderr: err.to_string(),
+                missing: err.kind() == std::io::ErrorKind::NotFound,
+            })?;
+        if !out.status.success() {
+            return Err(TmuxError {
+                command: args.first().unwrap_or(&"").to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                missing: false,
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Checks that tmux can be run at all.
+    pub(crate) fn check_installed() -> Result<(), CliError> {
+        match Command::new("tmux").arg("-V").stdin(Stdio::null()).output() {
+            Ok(out) if out.status.success() => Ok(()),
+            Ok(out) => Err(CliError::failure(format!(
+                "tmux -V failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))),
+            Err(_) => Err(
+                CliError::failure("--tmux needs tmux, which is not installed")
+                    .hint("install tmux (e.g. apt-get install tmux), or use --detach"),
+            ),
+        }
+    }
+
+    /// The socket path of this server, as tmux reports it.
+    pub(crate) fn socket_path(&self) -> Result<String, TmuxError> {
+        self.run(&["display-message", "-p", "#{socket_path}"])
+    }
+
+    /// Opens a new window for a session and returns its pane. Inside tmux it
+    /// goes into the caller's tmux session; outside, into the `reins` tmux
+    /// session, created on first use and reused after that (two runs racing
+    /// to create it both succeed).
+    pub(crate) fn new_window(&self, spec: &NewWindow<'_>) -> Result<TmuxTarget, TmuxError> {
+        let command = shell_join(spec.command);
+        let cwd = spec.cwd.to_string_lossy();
+        let format = "#{pane_id}\t#{session_name}\t#{window_id}";
+        let caller_session = match (&self.server, env_non_empty("TMUX_PANE")) {
+            (Server::Socket(_), Some(pane)) => {
+                Some(self.run(&["display-message", "-p", "-t", &pane, "#{session_id}"])?)
+            }
+            _ => None,
+        };
+        let line = match caller_session {
+            Some(session) => self.run(&[
+                "new-window",
+                "-d",
+                "-P",
+                "-F",
+                format,
+                "-t",
+                &format!("{session}:"),
+                "-n",
+                spec.window_name,
+                "-c",
+                &cwd,
+                &command,
+            ])?,
+            None => self.new_window_in_default_session(spec.window_name, &cwd, &command, format)?,
+        };
+        let mut parts = line.split('\t');
+        let pane = parts.next().unwrap_or_default().to_string();
+        if !pane.starts_with('%') {
+            return Err(TmuxError {
+                command: "new-window".into(),
+                stderr: format!("unexpected output {line:?}"),
+                missing: false,
+            });
+        }
+        Ok(TmuxTarget {
+            pane,
+            session: parts.next().map(str::to_string),
+            window: parts.next().map(str::to_string),
+            socket: self.socket_path().ok(),
+        })
+    }
+
+    fn new_window_in_default_session(
+        &self,
+        window_name: &str,
+        cwd: &str,
+        command: &str,
+        format: &str,
+    ) -> Result<String, TmuxError> {
+        let target = format!("={DEFAULT_SESSION}:");
+        let in_existing = |tmux: &Tmux| {
+            tmux.run(&[
+                "new-window",
+                "-d",
+                "-P",
+                "-F",
+                format,
+                "-t",
+                &target,
+                "-n",
+                window_name,
+                "-c",
+                cwd,
+                command,
+            ])
+        };
+        if self
+            .run(&["has-session", "-t", &format!("={DEFAULT_SESSION}")])
+            .is_ok()
+        {
+            return in_existing(self);
+        }
+        match self.run(&[
+            "new-session",
+            "-d",
+            "-P",
+            "-F",
+            format,
+            "-s",
+            DEFAULT_SESSION,
+            "-n",
+            window_name,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "-c",
+            cwd,
+            command,
+        ]) {
+            Ok(line) => Ok(line),
+            // Someone else created it a moment ago: use it.
+            Err(err) if err.stderr.contains("duplicate session") => in_existing(self),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Kills a pane (used to clean up after a host that failed to start).
+    pub(crate) fn kill_pane(&self, pane: &str) -> Result<(), TmuxError> {
+        self.run(&["kill-pane", "-t", pane]).map(|_| ())
+    }
+}
+
+/// A failed tmux command.
+#[derive(Debug, Clone)]
+pub(crate) struct TmuxError {
+    pub(crate) command: String,
+    pub(crate) stderr: String,
+    pub(crate) missing: bool,
+}
+
+impl From<TmuxError> for CliError {
+    fn from(err: TmuxError) -> Self {
+        if err.missing {
+            return CliError::failure("tmux is not installed")
+                .hint("install tmux (e.g. apt-get install tmux), or use --detach");
+        }
+        CliError::failure(format!("tmux {} failed: {}", err.command, err.stderr))
+            .hint("check that the tmux server is running and reachable (REINS_TMUX_SERVER, $TMUX)")
+    }
+}
+
+fn env_non_empty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The socket of the tmux server the caller runs in: `$TMUX` is
+/// `socket,pid,session`.
+fn caller_socket() -> Option<PathBuf> {
+    let tmux = env_non_empty("TMUX")?;
+    let socket = tmux.split(',').next()?;
+    (!socket.is_empty()).then(|| PathBuf::from(socket))
+}
+
+/// Joins argv into one POSIX shell command line, single-quoting as needed.
+pub(crate) fn shell_join(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(arg: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c);
+    if !arg.is_empty() && arg.chars().all(safe) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting_survives_awkward_arguments() {
+        let argv: Vec<String> = ["/bin/reins", "__host", "it's", "a b", "", "$HOME"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            shell_join(&argv),
+            r#"/bin/reins __host 'it'\''s' 'a b' '' '$HOME'"#
+        );
+    }
+}

@@ -1,0 +1,389 @@
+//! The hermetic test environment: every test gets its own state, runtime,
+//! config and home directories, a scrubbed environment, and (when it needs
+//! tmux) a private tmux server. Dropping the environment kills whatever the
+//! test left running.
+
+#![allow(
+    dead_code,
+    reason = "each test module uses a different subset of the helpers"
+)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Path of the `reins` binary under test.
+pub fn reins_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_reins"))
+}
+
+/// Whether missing tools must fail tests instead of skipping them (CI).
+pub fn tools_required() -> bool {
+    std::env::var_os("REINS_TEST_REQUIRE_TOOLS").is_some_and(|v| v == "1")
+}
+
+/// Returns false (and says so loudly) when `tool` is missing; panics
+/// instead when the run requires every tool.
+pub fn have_tool(tool: &str) -> bool {
+    let found = Command::new(tool)
+        .arg(if tool == "tmux" { "-V" } else { "--version" })
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            !tools_required(),
+            "{tool} is required (REINS_TEST_REQUIRE_TOOLS=1) but missing"
+        );
+        eprintln!("SKIPPED: {tool} is not installed; this test did not run");
+    }
+    found
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// One test's world.
+pub struct TestEnv {
+    pub root: tempfile::TempDir,
+    /// The working directory commands run in.
+    pub work: PathBuf,
+    env: HashMap<String, String>,
+    tmux_server: String,
+}
+
+/// The result of running `reins`.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from_output(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns self.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Asserts this exit code and returns self.
+    #[track_caller]
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "wrong exit code:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// stdout parsed as one JSON value.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        // Short paths: socket paths must stay under 108 bytes.
+        let root = tempfile::Builder::new()
+            .prefix("rt")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let base = root.path();
+        let work = base.join("work");
+        for dir in ["work", "home", "state", "run", "config"] {
+            std::fs::create_dir_all(base.join(dir)).unwrap();
+        }
+        let mut env = HashMap::new();
+        env.insert("PATH".into(), std::env::var("PATH").unwrap_or_default());
+        env.insert("HOME".into(), base.join("home").display().to_string());
+        env.insert(
+            "REINS_STATE_DIR".into(),
+            base.join("state").display().to_string(),
+        );
+        env.insert(
+            "XDG_RUNTIME_DIR".into(),
+            base.join("run").display().to_string(),
+        );
+        env.insert(
+            "XDG_CONFIG_HOME".into(),
+            base.join("config").display().to_string(),
+        );
+        env.insert("LANG".into(), "C.UTF-8".into());
+        env.insert("TERM".into(), "xterm-256color".into());
+        let tmux_server = format!("reins-test-{}-{n}", std::process::id());
+        env.insert("REINS_TMUX_SERVER".into(), tmux_server.clone());
+        TestEnv {
+            root,
+            work,
+            env,
+            tmux_server,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.root.path()
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.path().join("state")
+    }
+
+    /// Sets (or with `None` removes) an environment variable for later runs.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        match value {
+            Some(v) => self.env.insert(key.into(), v.into()),
+            None => self.env.remove(key),
+        };
+    }
+
+    /// A `reins` command in this environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(reins_bin());
+        cmd.args(args)
+            .current_dir(&self.work)
+            .env_clear()
+            .envs(&self.env);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `reins` to completion.
+    pub fn reins(&self, args: &[&str]) -> Run {
+        Run::from_output(self.command(args).output().expect("run reins"))
+    }
+
+    /// `reins run AGENT --id ID --detach [extra]` and its JSON.
+    #[track_caller]
+    pub fn start(&self, id: &str, extra: &[&str]) -> Value {
+        let mut args = vec!["run", "mock", "--id", id, "--detach"];
+        args.extend_from_slice(extra);
+        self.reins(&args).ok().json()
+    }
+
+    /// A tmux command against this test's private server.
+    pub fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.tmux_server])
+            .args(args)
+            .env_clear()
+            .envs(&self.env)
+            .output()
+            .expect("run tmux")
+    }
+
+    pub fn tmux_server(&self) -> &str {
+        &self.tmux_server
+    }
+
+    /// The session directory of `id` (searching every scope).
+    #[track_caller]
+    pub fn session_dir(&self, id: &str) -> PathBuf {
+        self.find_session_dir(id)
+            .unwrap_or_else(|| panic!("no session directory for {id}"))
+    }
+
+    fn find_session_dir(&self, id: &str) -> Option<PathBuf> {
+        let sessions = self.state_dir().join("sessions");
+        std::fs::read_dir(&sessions)
+            .ok()?
+            .flatten()
+            .map(|scope| scope.path().join(id))
+            .find(|dir| dir.join("events.jsonl").is_file())
+    }
+
+    /// Parsed events of `id`.
+    pub fn events(&self, id: &str) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.session_dir(id).join("events.jsonl")).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Waits (by following `reins events --follow`) until an event of `id`
+    /// satisfies `pred`, and returns it.
+    #[track_caller]
+    pub fn wait_event(&self, id: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        // A session started by a command in a tmux pane may not exist yet.
+        eventually(timeout, &format!("session {id} to exist"), || {
+            self.find_session_dir(id).is_some()
+        });
+        let mut child = self
+            .command(&["events", "--id", id, "--follow"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        let found = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    let ev: Value = serde_json::from_str(&line).unwrap();
+                    if pred(&ev) {
+                        break Some(ev);
+                    }
+                    seen.push(line);
+                }
+                Err(_) => break None,
+            }
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        found.unwrap_or_else(|| {
+            panic!(
+                "no matching event for {id} within {timeout:?}; saw:\n{}",
+                seen.join("\n")
+            )
+        })
+    }
+
+    /// Waits until `id` reaches `state`.
+    #[track_caller]
+    pub fn wait_state(&self, id: &str, state: &str) -> Value {
+        self.wait_event(id, Duration::from_secs(10), |e| {
+            e["type"] == "state" && e["to"] == state
+        })
+    }
+
+    /// Spawns `reins` in the background.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Kill every host and agent this test started, whatever state the
+        // test left them in.
+        let sessions = self.state_dir().join("sessions");
+        if let Ok(scopes) = std::fs::read_dir(&sessions) {
+            for scope in scopes.flatten() {
+                for session in std::fs::read_dir(scope.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    let Ok(text) = std::fs::read_to_string(session.path().join("session.json"))
+                    else {
+                        continue;
+                    };
+                    let Ok(record) = serde_json::from_str::<Value>(&text) else {
+                        continue;
+                    };
+                    for key in ["agent_pid", "host_pid"] {
+                        if let Some(pid) = record[key].as_i64() {
+                            kill_session_of(pid as i32);
+                        }
+                    }
+                }
+            }
+        }
+        let _ = Command::new("tmux")
+            .args(["-L", &self.tmux_server, "kill-server"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn kill_session_of(pid: i32) {
+    for member in session_members(pid as u32) {
+        signal(member as i32, 9);
+    }
+    signal(pid, 9);
+}
+
+/// Sends a signal with kill(1) (keeps the tests free of unsafe code).
+pub fn signal(pid: i32, sig: i32) {
+    let _ = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Fields of /proc/PID/stat: (state, session id).
+pub fn proc_stat(pid: u32) -> Option<(char, u32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some((fields[0].chars().next()?, fields[3].parse().ok()?))
+}
+
+/// Whether `pid` is a live (non-zombie) process.
+pub fn alive(pid: u32) -> bool {
+    proc_stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
+}
+
+/// Live processes whose session id is `sid`.
+pub fn session_members(sid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| proc_stat(*pid).is_some_and(|(st, s)| s == sid && st != 'Z'))
+        .collect()
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes. Only for
+/// facts no event announces (a process disappearing, a tmux pane's text).
+#[track_caller]
+pub fn eventually(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Mode bits of a path.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}

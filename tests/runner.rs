@@ -1,0 +1,37 @@
+//! The one integration-test binary: every test drives the real `reins`
+//! binary against real PTYs (and a private tmux server where needed).
+
+mod common;
+
+mod test_adapters;
+mod test_bad_input;
+mod test_dead_hosts;
+mod test_events;
+mod test_foreground;
+mod test_logs;
+mod test_run;
+mod test_secrets;
+mod test_status;
+mod test_stop;
+mod test_tmux;
+
+/// A `tests/test_*.rs` file that is not listed above would silently never
+/// run; this fails instead.
+#[test]
+fn every_test_file_is_listed_in_the_runner() {
+    let runner = include_str!("runner.rs");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().into_string().unwrap();
+        if let Some(module) = name
+            .strip_prefix("test_")
+            .and_then(|n| n.strip_suffix(".rs"))
+        {
+            let line = format!("mod test_{module};");
+            assert!(
+                runner.contains(&line),
+                "tests/{name} is not listed in tests/runner.rs"
+            );
+        }
+    }
+}
