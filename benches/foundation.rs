@@ -17,10 +17,7 @@ struct Bench {
 
 impl Bench {
     fn new() -> Bench {
-        let root = tempfile::Builder::new()
-            .prefix("rb")
-            .tempdir_in("/tmp")
-            .unwrap();
+        let root = tempfile::Builder::new().prefix("rb").tempdir_in("/tmp").unwrap();
         for dir in ["work", "state", "run", "home"] {
             std::fs::create_dir_all(root.path().join(dir)).unwrap();
         }
@@ -32,11 +29,7 @@ impl Bench {
             ("XDG_RUNTIME_DIR".into(), p("run")),
             ("XDG_CONFIG_HOME".into(), p("home")),
         ];
-        Bench {
-            work: root.path().join("work"),
-            _root: root,
-            env,
-        }
+        Bench { work: root.path().join("work"), _root: root, env }
     }
 
     fn reins(&self, args: &[&str]) -> std::process::Output {
@@ -52,11 +45,7 @@ impl Bench {
 
     fn start(&self, id: &str) -> serde_json::Value {
         let out = self.reins(&["run", "mock", "--id", id, "--detach"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -127,10 +116,7 @@ fn wakeups(pid: u32) -> u64 {
 
 fn clock_ticks_per_sec() -> u64 {
     let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(100)
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(100)
 }
 
 struct Row {
@@ -142,10 +128,8 @@ struct Row {
 
 fn main() {
     // `cargo bench` passes --bench; nothing to configure from it.
-    let idle_secs: u64 = std::env::var("REINS_BENCH_IDLE_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+    let idle_secs: u64 =
+        std::env::var("REINS_BENCH_IDLE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
     let bench = Bench::new();
     let mut rows = Vec::new();
 
@@ -239,18 +223,10 @@ fn report(rows: &[Row]) {
     let date = String::from_utf8_lossy(&date.stdout).trim().to_string();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.to_string())
-        })
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.to_string()))
         .unwrap_or_default();
     md.push_str(&format!("# reins foundation benchmarks, {date}\n\n"));
-    md.push_str(&format!(
-        "Machine: {} cores, {}\n\n",
-        num_cpus(),
-        cpu.trim()
-    ));
+    md.push_str(&format!("Machine: {} cores, {}\n\n", num_cpus(), cpu.trim()));
     md.push_str("| measurement | result | target | |\n|---|---|---|---|\n");
     for r in rows {
         let mark = if r.target == "-" {
@@ -260,10 +236,7 @@ fn report(rows: &[Row]) {
         } else {
             "MISSED"
         };
-        md.push_str(&format!(
-            "| {} | {} | {} | {mark} |\n",
-            r.what, r.got, r.target
-        ));
+        md.push_str(&format!("| {} | {} | {} | {mark} |\n", r.what, r.got, r.target));
     }
     println!("\n{md}");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results");

@@ -34,12 +34,7 @@ pub(crate) struct CliError {
 
 impl CliError {
     fn with_code(message: impl Into<String>, code: u8) -> Self {
-        Self {
-            message: message.into(),
-            hint: None,
-            code,
-            broken_pipe: false,
-        }
+        Self { message: message.into(), hint: None, code, broken_pipe: false }
     }
 
     /// An operational failure (exit 1).
@@ -92,11 +87,7 @@ impl From<anyhow::Error> for CliError {
         CliError {
             message: format!("internal error: {err:#}"),
             hint: Some("this is a bug in reins; please report it with the command you ran".into()),
-            code: if broken_pipe {
-                code::OK
-            } else {
-                code::INTERNAL
-            },
+            code: if broken_pipe { code::OK } else { code::INTERNAL },
             broken_pipe,
         }
     }

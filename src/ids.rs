@@ -125,38 +125,19 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_ids() {
-        for id in [
-            "a",
-            "cx-1",
-            "Review_2.b",
-            "brisk-otter",
-            &"x".repeat(MAX_LEN),
-        ] {
+        for id in ["a", "cx-1", "Review_2.b", "brisk-otter", &"x".repeat(MAX_LEN)] {
             validate(id).unwrap();
         }
     }
 
     #[test]
     fn refuses_path_like_and_control_ids() {
-        for id in [
-            "",
-            "../x",
-            "a/b",
-            "a\0b",
-            "a\nb",
-            "-a",
-            ".hidden",
-            "a b",
-            "é",
-            &"x".repeat(65),
-        ] {
+        for id in ["", "../x", "a/b", "a\0b", "a\nb", "-a", ".hidden", "a b", "é", &"x".repeat(65)]
+        {
             let err = validate(id).unwrap_err();
             assert_eq!(err.code, crate::error::code::USAGE, "{id:?}");
             assert!(err.hint.is_some());
-            assert!(
-                !err.message.contains('\n'),
-                "message must stay on one line: {id:?}"
-            );
+            assert!(!err.message.contains('\n'), "message must stay on one line: {id:?}");
         }
     }
 
@@ -170,10 +151,6 @@ mod tests {
             seen < 20
         });
         validate(&id).unwrap();
-        assert_eq!(
-            id.matches('-').count(),
-            2,
-            "suffix added after collisions: {id}"
-        );
+        assert_eq!(id.matches('-').count(), 2, "suffix added after collisions: {id}");
     }
 }

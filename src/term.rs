@@ -42,8 +42,5 @@ pub(crate) fn is_tty(fd: impl AsFd) -> bool {
 /// The size of the terminal on `fd`, if it is one with a real size.
 pub(crate) fn size(fd: impl AsFd) -> Option<Size> {
     let ws = termios::tcgetwinsize(fd).ok()?;
-    (ws.ws_row > 0 && ws.ws_col > 0).then_some(Size {
-        rows: ws.ws_row,
-        cols: ws.ws_col,
-    })
+    (ws.ws_row > 0 && ws.ws_col > 0).then_some(Size { rows: ws.ws_row, cols: ws.ws_col })
 }

@@ -47,9 +47,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => 60.0,
         "h" => 3600.0,
         _ => {
-            return Err(format!(
-                "unknown duration unit {unit:?} in {s:?}; use ms, s, m or h"
-            ));
+            return Err(format!("unknown duration unit {unit:?} in {s:?}; use ms, s, m or h"));
         }
     };
     let secs = value * scale;

@@ -23,15 +23,9 @@ fn every_test_file_is_listed_in_the_runner() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let name = entry.file_name().into_string().unwrap();
-        if let Some(module) = name
-            .strip_prefix("test_")
-            .and_then(|n| n.strip_suffix(".rs"))
-        {
+        if let Some(module) = name.strip_prefix("test_").and_then(|n| n.strip_suffix(".rs")) {
             let line = format!("mod test_{module};");
-            assert!(
-                runner.contains(&line),
-                "tests/{name} is not listed in tests/runner.rs"
-            );
+            assert!(runner.contains(&line), "tests/{name} is not listed in tests/runner.rs");
         }
     }
 }

@@ -6,16 +6,9 @@ use crate::common::TestEnv;
 fn list_show_and_check_the_builtin_profiles() {
     let env = TestEnv::new();
     let list = env.reins(&["adapters", "list", "--json"]).ok().json();
-    let names: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
-    assert!(
-        names.contains(&"mock") && names.contains(&"generic"),
-        "{names:?}"
-    );
+    let names: Vec<&str> =
+        list.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"mock") && names.contains(&"generic"), "{names:?}");
     let toml = env.reins(&["adapters", "show", "mock"]).ok().stdout;
     assert!(toml.contains("name = \"mock\""));
     let check = env.reins(&["adapters", "check"]).ok().stdout;
@@ -49,16 +42,9 @@ screen = "busy"
     )
     .unwrap();
     let list = env.reins(&["adapters", "list"]).ok().stdout;
-    assert!(
-        list.contains("mine") && list.contains("mine.toml"),
-        "{list}"
-    );
+    assert!(list.contains("mine") && list.contains("mine.toml"), "{list}");
     let bad = env.reins(&["adapters", "check", "mine"]).code(1);
-    assert!(
-        bad.stdout.contains("example 2 should match"),
-        "{}",
-        bad.stdout
-    );
+    assert!(bad.stdout.contains("example 2 should match"), "{}", bad.stdout);
     std::fs::write(dir.join("broken.toml"), "name = 3").unwrap();
     let broken = env.reins(&["adapters", "show", "broken"]).code(1);
     assert!(broken.stderr.contains("is invalid"), "{}", broken.stderr);
@@ -86,13 +72,7 @@ fn explain_a_screen_file_and_a_live_session() {
 
     env.start("ex", &[]);
     env.wait_state("ex", "ready");
-    let live = env
-        .reins(&["adapters", "explain", "--id", "ex"])
-        .ok()
-        .stdout;
+    let live = env.reins(&["adapters", "explain", "--id", "ex"]).ok().stdout;
     assert!(live.starts_with("mock: ready (rule composer)"), "{live}");
-    assert!(
-        live.contains("✓ all: contains \"? for shortcuts\""),
-        "{live}"
-    );
+    assert!(live.contains("✓ all: contains \"? for shortcuts\""), "{live}");
 }

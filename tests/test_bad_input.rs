@@ -8,11 +8,7 @@ use crate::common::TestEnv;
 fn nothing_left(env: &TestEnv) {
     let sessions = env.state_dir().join("sessions");
     let leftovers: Vec<_> = std::fs::read_dir(&sessions)
-        .map(|d| {
-            d.flatten()
-                .flat_map(|s| std::fs::read_dir(s.path()).unwrap().flatten())
-                .collect()
-        })
+        .map(|d| d.flatten().flat_map(|s| std::fs::read_dir(s.path()).unwrap().flatten()).collect())
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
 }
@@ -21,11 +17,7 @@ fn nothing_left(env: &TestEnv) {
 fn refused(env: &TestEnv, args: &[&str], code: i32, needle: &str) {
     let out = env.reins(args).code(code);
     assert!(out.stderr.starts_with("reins: "), "{}", out.stderr);
-    assert!(
-        out.stderr.contains(needle),
-        "expected {needle:?} in: {}",
-        out.stderr
-    );
+    assert!(out.stderr.contains(needle), "expected {needle:?} in: {}", out.stderr);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
     nothing_left(env);
 }
@@ -38,18 +30,9 @@ fn bad_ids_are_refused() {
         let flag = format!("--id={id}");
         let out = env.reins(&["run", "mock", &flag, "--detach"]);
         assert_eq!(out.code, 2, "{id:?}: {}", out.stderr);
-        assert!(
-            out.stderr.contains("invalid session id"),
-            "{id:?}: {}",
-            out.stderr
-        );
+        assert!(out.stderr.contains("invalid session id"), "{id:?}: {}", out.stderr);
         assert!(out.stderr.contains("hint:"), "{id:?}");
-        assert_eq!(
-            out.stderr.lines().count(),
-            2,
-            "one line of error, one of hint: {}",
-            out.stderr
-        );
+        assert_eq!(out.stderr.lines().count(), 2, "one line of error, one of hint: {}", out.stderr);
     }
     nothing_left(&env);
     // The same checks guard every command that takes an id.
@@ -64,23 +47,13 @@ fn an_id_that_would_overflow_the_socket_path_is_refused() {
     std::fs::create_dir_all(&deep).unwrap();
     env.set_env("XDG_RUNTIME_DIR", Some(deep.to_str().unwrap()));
     let id = "a".repeat(40);
-    refused(
-        &env,
-        &["run", "mock", "--id", &id, "--detach"],
-        2,
-        "too long for this machine",
-    );
+    refused(&env, &["run", "mock", "--id", &id, "--detach"], 2, "too long for this machine");
 }
 
 #[test]
 fn bad_working_directories_and_agents_are_refused() {
     let env = TestEnv::new();
-    refused(
-        &env,
-        &["run", "mock", "--cwd", "/no/such/dir", "--detach"],
-        2,
-        "--cwd /no/such/dir",
-    );
+    refused(&env, &["run", "mock", "--cwd", "/no/such/dir", "--detach"], 2, "--cwd /no/such/dir");
     refused(
         &env,
         &["run", "no-such-agent-xyz", "--detach"],
@@ -90,12 +63,7 @@ fn bad_working_directories_and_agents_are_refused() {
     let script = env.path().join("not-executable.sh");
     std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
-    refused(
-        &env,
-        &["run", script.to_str().unwrap(), "--detach"],
-        1,
-        "is not an executable file",
-    );
+    refused(&env, &["run", script.to_str().unwrap(), "--detach"], 1, "is not an executable file");
     refused(&env, &["run", "--detach"], 2, "which agent?");
     refused(&env, &["run", "generic", "--detach"], 2, "needs a program");
 }
@@ -109,12 +77,7 @@ fn meta_must_be_a_json_object() {
         2,
         "--meta must be a JSON object",
     );
-    refused(
-        &env,
-        &["run", "mock", "--meta", "{oops", "--detach"],
-        2,
-        "--meta is not valid JSON",
-    );
+    refused(&env, &["run", "mock", "--meta", "{oops", "--detach"], 2, "--meta is not valid JSON");
 }
 
 #[test]
@@ -132,12 +95,7 @@ fn tmux_mode_without_tmux_says_so() {
         std::os::unix::fs::symlink(target.trim(), bin.join(tool)).unwrap();
     }
     env.set_env("PATH", Some(bin.to_str().unwrap()));
-    refused(
-        &env,
-        &["run", "mock", "--tmux"],
-        1,
-        "--tmux needs tmux, which is not installed",
-    );
+    refused(&env, &["run", "mock", "--tmux"], 1, "--tmux needs tmux, which is not installed");
 }
 
 #[test]
@@ -145,10 +103,7 @@ fn an_unwritable_state_directory_is_reported() {
     let mut env = TestEnv::new();
     let file = env.path().join("a-file");
     std::fs::write(&file, "").unwrap();
-    env.set_env(
-        "REINS_STATE_DIR",
-        Some(file.join("state").to_str().unwrap()),
-    );
+    env.set_env("REINS_STATE_DIR", Some(file.join("state").to_str().unwrap()));
     let out = env.reins(&["run", "mock", "--detach"]).code(1);
     assert!(out.stderr.contains("is not writable"), "{}", out.stderr);
     assert!(out.stderr.contains("REINS_STATE_DIR"), "{}", out.stderr);

@@ -17,10 +17,7 @@ fn a_killed_host_is_reported_dead_and_gc_cleans_it() {
     let rows = env.reins(&["status", "--json"]).ok().json();
     assert_eq!(rows[0]["id"], "victim");
     assert_eq!(rows[0]["host"], "dead");
-    assert_eq!(
-        rows[0]["state"], "dead",
-        "a dead host's last state is not reported as current"
-    );
+    assert_eq!(rows[0]["state"], "dead", "a dead host's last state is not reported as current");
     let table = env.reins(&["status"]).ok().stdout;
     assert!(table.lines().nth(1).unwrap().contains("dead"), "{table}");
 
@@ -29,14 +26,9 @@ fn a_killed_host_is_reported_dead_and_gc_cleans_it() {
     let gc = env.reins(&["gc", "--json"]).ok().json();
     assert_eq!(gc["cleaned"][0]["id"], "victim");
     assert_eq!(gc["cleaned"][0]["closed_run"], true);
-    eventually(Duration::from_secs(5), "the orphaned agent to die", || {
-        !alive(agent)
-    });
+    eventually(Duration::from_secs(5), "the orphaned agent to die", || !alive(agent));
 
-    assert_eq!(
-        env.reins(&["status", "--json"]).ok().json(),
-        serde_json::json!([])
-    );
+    assert_eq!(env.reins(&["status", "--json"]).ok().json(), serde_json::json!([]));
     let last = env.events("victim").last().cloned().unwrap();
     assert_eq!(last["type"], "exited");
     assert_eq!(last["reason"], "failure");
@@ -72,15 +64,8 @@ fn a_crashing_agent_records_its_exit_code() {
     assert_eq!(exit["code"], 3);
     assert_eq!(exit["reason"], "failure");
     let rows = env.reins(&["status", "--json"]).ok().json();
-    assert_eq!(
-        rows,
-        serde_json::json!([]),
-        "an exited session is not listed as running"
-    );
-    let one = env
-        .reins(&["status", "--id", "crash", "--json"])
-        .ok()
-        .json();
+    assert_eq!(rows, serde_json::json!([]), "an exited session is not listed as running");
+    let one = env.reins(&["status", "--id", "crash", "--json"]).ok().json();
     assert_eq!(one[0]["host"], "exited");
     assert_eq!(one[0]["exit"]["code"], 3);
 }

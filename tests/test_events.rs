@@ -30,10 +30,7 @@ fn snapshot_from_and_run_filters() {
     let second = env.start("f2", &[]);
     env.wait_state("f2", "ready");
 
-    let all = env
-        .reins(&["events", "--id", "f2", "--snapshot"])
-        .ok()
-        .stdout;
+    let all = env.reins(&["events", "--id", "f2", "--snapshot"]).ok().stdout;
     let runs: std::collections::BTreeSet<String> = all
         .lines()
         .map(|l| {
@@ -45,40 +42,18 @@ fn snapshot_from_and_run_filters() {
         .collect();
     assert_eq!(runs.len(), 2, "the log keeps every run of the id");
 
-    let last = env
-        .reins(&["events", "--id", "f2", "--snapshot", "--run", "last"])
-        .ok()
-        .stdout;
-    assert!(
-        last.lines()
-            .all(|l| l.contains(second["run"].as_str().unwrap())),
-        "{last}"
-    );
+    let last = env.reins(&["events", "--id", "f2", "--snapshot", "--run", "last"]).ok().stdout;
+    assert!(last.lines().all(|l| l.contains(second["run"].as_str().unwrap())), "{last}");
     let one = env
-        .reins(&[
-            "events",
-            "--id",
-            "f2",
-            "--snapshot",
-            "--run",
-            first["run"].as_str().unwrap(),
-        ])
+        .reins(&["events", "--id", "f2", "--snapshot", "--run", first["run"].as_str().unwrap()])
         .ok()
         .stdout;
     assert!(one.lines().last().unwrap().contains("\"type\":\"exited\""));
 
-    let future = env.reins(&[
-        "events",
-        "--id",
-        "f2",
-        "--snapshot",
-        "--from",
-        "2999-01-01T00:00:00Z",
-    ]);
+    let future =
+        env.reins(&["events", "--id", "f2", "--snapshot", "--from", "2999-01-01T00:00:00Z"]);
     assert_eq!(future.ok().stdout, "");
-    let bad = env
-        .reins(&["events", "--id", "f2", "--from", "yesterday"])
-        .code(2);
+    let bad = env.reins(&["events", "--id", "f2", "--from", "yesterday"]).code(2);
     assert!(bad.stderr.contains("RFC 3339"), "{}", bad.stderr);
 }
 
@@ -90,10 +65,7 @@ fn a_live_session_is_followed_by_default_and_snapshot_returns() {
     assert!(snap.stdout.starts_with("{\"schema_version\":1"));
     let mut follower = env.spawn(&["events", "--id", "f3"]);
     std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        follower.try_wait().unwrap().is_none(),
-        "following a live session by default"
-    );
+    assert!(follower.try_wait().unwrap().is_none(), "following a live session by default");
     env.reins(&["stop", "--id", "f3"]).ok();
     assert!(follower.wait().unwrap().success());
 }

@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use crate::common::{TestEnv, eventually, have_tool, reins_bin};
+use crate::common::{TestEnv, have_tool, reins_bin, written};
 
+/// Runs `reins ARGS` in a tmux pane and returns the file its exit code
+/// will be written to.
 fn run_in_pane(env: &TestEnv, args: &str) -> std::path::PathBuf {
     let code_file = env.path().join("code.txt");
     let command = format!(
@@ -13,35 +15,8 @@ fn run_in_pane(env: &TestEnv, args: &str) -> std::path::PathBuf {
         reins_bin().display(),
         code_file.display()
     );
-    let work = env.work.to_str().unwrap();
-    let st = env.tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        "fg",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        "-c",
-        work,
-        &command,
-    ]);
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    env.tmux_session("fg", &command);
     code_file
-}
-
-fn exit_code(path: &std::path::Path) -> String {
-    let mut text = String::new();
-    eventually(Duration::from_secs(15), "the foreground run to end", || {
-        text = std::fs::read_to_string(path).unwrap_or_default();
-        text.ends_with('\n')
-    });
-    text.trim().to_string()
 }
 
 #[test]
@@ -56,7 +31,7 @@ fn foreground_run_relays_keys_and_passes_the_exit_code_through() {
     assert_eq!(status[0]["mode"], "foreground");
     env.tmux(&["send-keys", "-t", "fg", "-l", "done [[exit:5]]"]);
     env.tmux(&["send-keys", "-t", "fg", "Enter"]);
-    assert_eq!(exit_code(&code_file), "code=5");
+    assert_eq!(written(&code_file, Duration::from_secs(15)).trim(), "code=5");
     let exited = env.events("fg").last().cloned().unwrap();
     assert_eq!(exited["type"], "exited");
     assert_eq!(exited["code"], 5);

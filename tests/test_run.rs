@@ -15,10 +15,7 @@ fn detached_session_is_in_status_when_run_returns() {
     assert_eq!(started["adapter"], "mock");
     let pid = started["pid"].as_u64().unwrap() as u32;
     assert!(alive(pid), "the agent runs");
-    assert!(
-        alive(started["host_pid"].as_u64().unwrap() as u32),
-        "the host runs"
-    );
+    assert!(alive(started["host_pid"].as_u64().unwrap() as u32), "the host runs");
 
     // No waiting: the run's own return is the synchronisation point.
     let status = env.reins(&["status", "--json"]).ok().json();
@@ -28,10 +25,7 @@ fn detached_session_is_in_status_when_run_returns() {
     assert_eq!(rows[0]["host"], "live");
     assert_eq!(rows[0]["agent_pid"], started["pid"]);
     assert_eq!(rows[0]["description"], "first worker");
-    assert_eq!(
-        rows[0]["cwd"],
-        env.work.canonicalize().unwrap().display().to_string()
-    );
+    assert_eq!(rows[0]["cwd"], env.work.canonicalize().unwrap().display().to_string());
 
     let events = env.events("w1");
     assert_eq!(events[0]["type"], "started");
@@ -51,16 +45,11 @@ fn mock_session_becomes_ready_and_table_shows_it() {
     let table = env.reins(&["status"]).ok().stdout;
     let mut lines = table.lines();
     let header = lines.next().unwrap();
-    for col in [
-        "ID", "AGENT", "STATE", "TURN", "IDLE", "AGE", "PANE", "CWD", "DESC",
-    ] {
+    for col in ["ID", "AGENT", "STATE", "TURN", "IDLE", "AGE", "PANE", "CWD", "DESC"] {
         assert!(header.contains(col), "{header}");
     }
     let row = lines.next().unwrap();
-    assert!(
-        row.starts_with("w2 ") && row.contains("mock") && row.contains("ready"),
-        "{row}"
-    );
+    assert!(row.starts_with("w2 ") && row.contains("mock") && row.contains("ready"), "{row}");
 }
 
 #[test]
@@ -71,13 +60,7 @@ fn files_and_directories_are_private() {
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(dir.parent().unwrap()), 0o700);
     assert_eq!(mode(&env.state_dir().join("sessions")), 0o700);
-    for file in [
-        "session.json",
-        "events.jsonl",
-        "transcript.log",
-        "host.log",
-        "host.lock",
-    ] {
+    for file in ["session.json", "events.jsonl", "transcript.log", "host.log", "host.lock"] {
         assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
     }
     let socket = Path::new(started["socket"].as_str().unwrap());
@@ -93,20 +76,14 @@ fn random_ids_are_readable_and_distinct() {
     let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
     assert_ne!(a, b);
     for id in [a, b] {
-        assert!(
-            id.contains('-') && id.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
-            "{id}"
-        );
+        assert!(id.contains('-') && id.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{id}");
     }
 }
 
 #[test]
 fn any_program_runs_with_the_generic_profile() {
     let env = TestEnv::new();
-    let started = env
-        .reins(&["run", "sh", "--id", "shell", "--detach"])
-        .ok()
-        .json();
+    let started = env.reins(&["run", "sh", "--id", "shell", "--detach"]).ok().json();
     assert_eq!(started["adapter"], "generic");
     assert_eq!(started["agent"], "sh");
     // sh prints a `# ` or `$ ` prompt at the cursor: ready.
@@ -117,10 +94,7 @@ fn any_program_runs_with_the_generic_profile() {
 fn agent_gets_its_session_environment() {
     let env = TestEnv::new();
     let script = "echo id=$REINS_ID dir=$REINS_SESSION_DIR; sleep 30";
-    env.reins(&[
-        "run", "sh", "--id", "envcheck", "--detach", "--", "-c", script,
-    ])
-    .ok();
+    env.reins(&["run", "sh", "--id", "envcheck", "--detach", "--", "-c", script]).ok();
     let dir = env.session_dir("envcheck");
     crate::common::eventually(std::time::Duration::from_secs(5), "agent output", || {
         std::fs::read_to_string(dir.join("transcript.log")).is_ok_and(|t| t.contains("id=envcheck"))
@@ -133,14 +107,8 @@ fn agent_gets_its_session_environment() {
 fn duplicate_live_id_is_refused() {
     let env = TestEnv::new();
     env.start("dup", &[]);
-    let err = env
-        .reins(&["run", "mock", "--id", "dup", "--detach"])
-        .code(1);
-    assert!(
-        err.stderr.contains("session dup is already running"),
-        "{}",
-        err.stderr
-    );
+    let err = env.reins(&["run", "mock", "--id", "dup", "--detach"]).code(1);
+    assert!(err.stderr.contains("session dup is already running"), "{}", err.stderr);
     assert!(err.stderr.contains("hint:"), "{}", err.stderr);
 }
 
@@ -159,12 +127,7 @@ fn two_runs_racing_for_one_id_have_one_winner() {
         assert_eq!(wins, 1, "round {round}: exit codes {codes:?}");
         assert!(codes.contains(&1), "{codes:?}");
         let rows = env.reins(&["status", "--json"]).ok().json();
-        let live = rows
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["id"] == id.as_str())
-            .count();
+        let live = rows.as_array().unwrap().iter().filter(|r| r["id"] == id.as_str()).count();
         assert_eq!(live, 1);
     }
 }
@@ -172,10 +135,7 @@ fn two_runs_racing_for_one_id_have_one_winner() {
 #[test]
 fn context_and_meta_reach_the_agent_and_the_record() {
     let env = TestEnv::new();
-    env.start(
-        "ctx",
-        &["--context", "say hi", "--meta", r#"{"ticket":"T-1"}"#],
-    );
+    env.start("ctx", &["--context", "say hi", "--meta", r#"{"ticket":"T-1"}"#]);
     let events = env.events("ctx");
     assert_eq!(events[0]["meta"]["ticket"], "T-1");
     let status = env.reins(&["status", "--id", "ctx", "--json"]).ok().json();

@@ -33,9 +33,7 @@ fn secrets_reach_the_agent_but_no_reins_output() {
         run.stderr,
         env.reins(&["status", "--json"]).ok().stdout,
         env.reins(&["status", "--all"]).ok().stdout,
-        env.reins(&["events", "--id", "sec", "--snapshot"])
-            .ok()
-            .stdout,
+        env.reins(&["events", "--id", "sec", "--snapshot"]).ok().stdout,
         std::fs::read_to_string(dir.join("session.json")).unwrap(),
     ];
     let stop = env.reins(&["stop", "--id", "sec"]).ok();
@@ -44,13 +42,7 @@ fn secrets_reach_the_agent_but_no_reins_output() {
         outputs.push(std::fs::read_to_string(dir.join(file)).unwrap());
     }
     for (i, text) in outputs.iter().enumerate() {
-        assert!(
-            !text.contains("SECRET"),
-            "output {i} leaks a secret:\n{text}"
-        );
+        assert!(!text.contains("SECRET"), "output {i} leaks a secret:\n{text}");
     }
-    assert!(
-        outputs[5].contains("--api-key"),
-        "the flag is kept, only its value is redacted"
-    );
+    assert!(outputs[5].contains("--api-key"), "the flag is kept, only its value is redacted");
 }

@@ -13,11 +13,7 @@ fn sessions_of_other_repositories_are_counted_not_hidden_silently() {
     let rows = out.json();
     assert_eq!(rows.as_array().unwrap().len(), 1);
     assert_eq!(rows[0]["id"], "here");
-    assert!(
-        out.stderr.contains("1 more session in other repositories"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("1 more session in other repositories"), "{}", out.stderr);
     let all = env.reins(&["ls", "--all", "--json"]).ok().json();
     assert_eq!(all.as_array().unwrap().len(), 2);
     // Commands find a session by id from anywhere when the id is unique.
@@ -33,19 +29,10 @@ fn a_corrupt_registry_is_reported_and_cleaned() {
     std::fs::write(dir.join("session.json"), "{ not json").unwrap();
     let rows = env.reins(&["status", "--json"]).ok().json();
     assert_eq!(rows[0]["host"], "dead");
-    assert!(
-        rows[0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("corrupt session.json"),
-        "{rows}"
-    );
+    assert!(rows[0]["error"].as_str().unwrap().contains("corrupt session.json"), "{rows}");
     env.reins(&["gc"]).ok();
     assert!(!dir.join("session.json").exists());
-    assert_eq!(
-        env.reins(&["status", "--json"]).ok().json(),
-        serde_json::json!([])
-    );
+    assert_eq!(env.reins(&["status", "--json"]).ok().json(), serde_json::json!([]));
 }
 
 #[test]
@@ -61,10 +48,7 @@ fn a_registry_left_by_a_dead_host_is_shown_dead() {
     assert_eq!(rows[0]["state"], "dead");
     // A new run of the id is not blocked by the leftovers.
     env.start("stale", &[]);
-    assert_eq!(
-        env.reins(&["status", "--json"]).ok().json()[0]["host"],
-        "live"
-    );
+    assert_eq!(env.reins(&["status", "--json"]).ok().json()[0]["host"], "live");
 }
 
 #[test]

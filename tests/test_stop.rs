@@ -36,11 +36,9 @@ fn stop_ends_the_agent_and_its_whole_tree() {
     assert_eq!(out["exit"]["reason"], "stopped");
 
     // Processes exit a moment after the kernel released the host's lock.
-    eventually(
-        Duration::from_secs(5),
-        "every process of the session to end",
-        || !alive(agent) && !alive(child) && !alive(host) && session_members(agent).is_empty(),
-    );
+    eventually(Duration::from_secs(5), "every process of the session to end", || {
+        !alive(agent) && !alive(child) && !alive(host) && session_members(agent).is_empty()
+    });
     let events = env.events("tree");
     let last = events.last().unwrap();
     assert_eq!(last["type"], "exited", "exited is the last event");
@@ -48,16 +46,9 @@ fn stop_ends_the_agent_and_its_whole_tree() {
     let dir = env.session_dir("tree");
     assert!(dir.join("exit.json").exists());
     assert!(!dir.join("session.json").exists(), "registry entry removed");
-    assert!(
-        !std::path::Path::new(started["socket"].as_str().unwrap()).exists(),
-        "socket removed"
-    );
+    assert!(!std::path::Path::new(started["socket"].as_str().unwrap()).exists(), "socket removed");
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
-    assert_eq!(
-        seqs,
-        (1..=seqs.len() as u64).collect::<Vec<_>>(),
-        "seq runs 1..n without gaps"
-    );
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "seq runs 1..n without gaps");
 }
 
 #[test]
@@ -69,11 +60,7 @@ fn stop_is_idempotent() {
     assert_eq!(again["status"], "already_exited");
     assert_eq!(again["exit"]["reason"], "stopped");
     let unknown = env.reins(&["stop", "--id", "never-was"]).code(1);
-    assert!(
-        unknown.stderr.contains("no session named never-was"),
-        "{}",
-        unknown.stderr
-    );
+    assert!(unknown.stderr.contains("no session named never-was"), "{}", unknown.stderr);
 }
 
 #[test]
@@ -82,10 +69,7 @@ fn an_agent_that_ignores_its_exit_command_and_sigterm_is_killed() {
     let started = env.start("stubborn", &["--", "--ignore-exit", "--ignore-term"]);
     let agent = started["pid"].as_u64().unwrap() as u32;
     env.wait_state("stubborn", "ready");
-    let out = env
-        .reins(&["stop", "--id", "stubborn", "--timeout", "3s"])
-        .ok()
-        .json();
+    let out = env.reins(&["stop", "--id", "stubborn", "--timeout", "3s"]).ok().json();
     assert_eq!(out["status"], "stopped");
     assert_eq!(out["exit"]["signal"], 9);
     eventually(Duration::from_secs(2), "the agent to die", || !alive(agent));
@@ -107,14 +91,9 @@ fn a_stop_that_cannot_finish_in_time_times_out_and_force_kills() {
     let agent = started["pid"].as_u64().unwrap() as u32;
     // A host that stops answering: frozen with SIGSTOP.
     signal(host, 19);
-    let late = env
-        .reins(&["stop", "--id", "frozen", "--timeout", "1s"])
-        .code(1);
+    let late = env.reins(&["stop", "--id", "frozen", "--timeout", "1s"]).code(1);
     assert!(late.stderr.contains("--force"), "{}", late.stderr);
-    let forced = env
-        .reins(&["stop", "--id", "frozen", "--timeout", "1s", "--force"])
-        .ok()
-        .json();
+    let forced = env.reins(&["stop", "--id", "frozen", "--timeout", "1s", "--force"]).ok().json();
     assert_eq!(forced["status"], "killed");
     eventually(Duration::from_secs(5), "host and agent to die", || {
         !alive(host as u32) && !alive(agent)
@@ -133,14 +112,7 @@ fn hangup_and_terminate_signals_stop_the_session_cleanly() {
         signal(started["host_pid"].as_u64().unwrap() as i32, sig);
         let exited = env.wait_event(id, Duration::from_secs(10), |e| e["type"] == "exited");
         assert_eq!(exited["reason"], "stopped", "{id}");
-        let requested = env
-            .events(id)
-            .into_iter()
-            .find(|e| e["type"] == "stop_requested")
-            .unwrap();
-        assert!(
-            requested["source"].as_str().unwrap().starts_with("signal:"),
-            "{requested}"
-        );
+        let requested = env.events(id).into_iter().find(|e| e["type"] == "stop_requested").unwrap();
+        assert!(requested["source"].as_str().unwrap().starts_with("signal:"), "{requested}");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::common::{TestEnv, eventually, have_tool, reins_bin};
+use crate::common::{TestEnv, eventually, have_tool, reins_bin, written};
 
 fn capture(env: &TestEnv, pane: &str) -> String {
     String::from_utf8_lossy(&env.tmux(&["capture-pane", "-p", "-t", pane]).stdout).into_owned()
@@ -15,44 +15,24 @@ fn outside_tmux_windows_go_to_one_reused_reins_session() {
         return;
     }
     let env = TestEnv::new();
-    let a = env
-        .reins(&["run", "mock", "--id", "t1", "--tmux"])
-        .ok()
-        .json();
+    let a = env.reins(&["run", "mock", "--id", "t1", "--tmux"]).ok().json();
     // Twice in a row: the `reins` tmux session exists now and is reused.
-    let b = env
-        .reins(&["run", "mock", "--id", "t2", "--tmux", "second"])
-        .ok()
-        .json();
+    let b = env.reins(&["run", "mock", "--id", "t2", "--tmux", "second"]).ok().json();
     for started in [&a, &b] {
         assert_eq!(started["mode"], "tmux");
         assert_eq!(started["tmux"]["session"], "reins");
-        assert!(
-            started["tmux"]["pane"].as_str().unwrap().starts_with('%'),
-            "{started}"
-        );
+        assert!(started["tmux"]["pane"].as_str().unwrap().starts_with('%'), "{started}");
     }
     let windows = env.tmux(&["list-windows", "-t", "reins", "-F", "#{window_name}"]);
     let names = String::from_utf8_lossy(&windows.stdout);
-    assert!(
-        names.lines().any(|n| n == "t1") && names.lines().any(|n| n == "second"),
-        "{names}"
-    );
+    assert!(names.lines().any(|n| n == "t1") && names.lines().any(|n| n == "second"), "{names}");
 
     let pane = a["tmux"]["pane"].as_str().unwrap().to_string();
-    eventually(
-        Duration::from_secs(10),
-        "the agent's screen in the window",
-        || capture(&env, &pane).contains("Type a task for mock"),
-    );
+    eventually(Duration::from_secs(10), "the agent's screen in the window", || {
+        capture(&env, &pane).contains("Type a task for mock")
+    });
     let status = env.reins(&["status", "--json"]).ok().json();
-    let row = status
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == "t1")
-        .unwrap()
-        .clone();
+    let row = status.as_array().unwrap().iter().find(|r| r["id"] == "t1").unwrap().clone();
     assert_eq!(row["tmux"]["pane"], pane.as_str());
     assert_eq!(row["mode"], "tmux");
 
@@ -60,9 +40,7 @@ fn outside_tmux_windows_go_to_one_reused_reins_session() {
     env.reins(&["stop", "--id", "t1"]).ok();
     eventually(Duration::from_secs(5), "the window to close", || {
         let out = env.tmux(&["list-panes", "-a", "-F", "#{pane_id}"]);
-        !String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .any(|p| p == pane)
+        !String::from_utf8_lossy(&out.stdout).lines().any(|p| p == pane)
     });
 }
 
@@ -72,10 +50,7 @@ fn typing_in_the_window_reaches_the_agent() {
         return;
     }
     let env = TestEnv::new();
-    let started = env
-        .reins(&["run", "mock", "--id", "typed", "--tmux"])
-        .ok()
-        .json();
+    let started = env.reins(&["run", "mock", "--id", "typed", "--tmux"]).ok().json();
     let pane = started["tmux"]["pane"].as_str().unwrap().to_string();
     env.wait_state("typed", "ready");
     env.tmux(&["send-keys", "-t", &pane, "-l", "hello from tmux"]);
@@ -104,53 +79,18 @@ fn inside_tmux_the_window_joins_the_callers_session_and_knows_its_spawner() {
         reins_bin().display(),
         out_file.display()
     );
-    let work = env.work.to_str().unwrap();
-    let st = env.tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        "outer",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        "-c",
-        work,
-        &command,
-    ]);
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    let outer_pane = String::from_utf8_lossy(
-        &env.tmux(&["display-message", "-p", "-t", "outer", "#{pane_id}"])
-            .stdout,
-    )
-    .trim()
-    .to_string();
-    eventually(
-        Duration::from_secs(10),
-        "run --tmux inside tmux to finish",
-        || std::fs::read_to_string(&out_file).is_ok_and(|t| t.ends_with('\n')),
-    );
+    let outer_pane = env.tmux_session("outer", &command);
     let started: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+        serde_json::from_str(&written(&out_file, Duration::from_secs(10))).unwrap();
     assert_eq!(started["tmux"]["session"], "outer", "{started}");
     let dir = env.session_dir("inner");
     eventually(Duration::from_secs(5), "the agent's output", || {
         std::fs::read_to_string(dir.join("transcript.log")).is_ok_and(|t| t.contains("spawner=%"))
     });
     let transcript = std::fs::read_to_string(dir.join("transcript.log")).unwrap();
-    assert!(
-        transcript.contains(&format!("spawner={outer_pane}")),
-        "{transcript}"
-    );
+    assert!(transcript.contains(&format!("spawner={outer_pane}")), "{transcript}");
     let registry: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("session.json")).unwrap()).unwrap();
     assert_eq!(registry["spawner_pane"], outer_pane.as_str());
-    assert!(
-        !dir.join("launch.fifo").exists(),
-        "the launch FIFO is removed"
-    );
+    assert!(!dir.join("launch.fifo").exists(), "the launch FIFO is removed");
 }

@@ -129,11 +129,7 @@ pub(crate) struct StopSpec {
 
 impl Default for StopSpec {
     fn default() -> Self {
-        StopSpec {
-            sequence: Vec::new(),
-            grace_ms: 3000,
-            term_grace_ms: 2000,
-        }
+        StopSpec { sequence: Vec::new(), grace_ms: 3000, term_grace_ms: 2000 }
     }
 }
 
@@ -191,11 +187,7 @@ impl Profile {
                 })?;
             }
         }
-        let rules = file
-            .rules
-            .into_iter()
-            .map(Rule::compile)
-            .collect::<Result<Vec<_>, _>>()?;
+        let rules = file.rules.into_iter().map(Rule::compile).collect::<Result<Vec<_>, _>>()?;
         Ok(Profile {
             name: file.name,
             summary: file.summary,
@@ -226,27 +218,19 @@ fn load_builtin(stem: &str, text: &str) -> Profile {
 
 fn load_user(path: PathBuf) -> Result<Profile, CliError> {
     let text = std::fs::read_to_string(&path).map_err(|err| {
-        CliError::failure(format!(
-            "cannot read adapter profile {}: {err}",
-            path.display()
-        ))
+        CliError::failure(format!("cannot read adapter profile {}: {err}", path.display()))
     })?;
     Profile::parse(&text, ProfileSource::User(path.clone())).map_err(|err| {
-        CliError::failure(format!(
-            "adapter profile {} is invalid: {err}",
-            path.display()
-        ))
-        .hint("fix the file or remove it to use the built-in profile")
+        CliError::failure(format!("adapter profile {} is invalid: {err}", path.display()))
+            .hint("fix the file or remove it to use the built-in profile")
     })
 }
 
 /// The profile called `name`: the user's override if there is one, else the
 /// built-in one; `None` if neither exists.
 pub(crate) fn find(name: &str) -> Result<Option<Profile>, CliError> {
-    let plain_name = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let plain_name =
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if plain_name
         && let Some(path) = user_dir().map(|d| d.join(format!("{name}.toml")))
         && path.is_file()
@@ -271,11 +255,7 @@ pub(crate) fn list() -> Result<Vec<Profile>, CliError> {
         for entry in entries.filter_map(|e| e.ok()) {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "toml") {
-                let stem = path
-                    .file_stem()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
+                let stem = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
                 by_name.insert(stem, load_user(path)?);
             }
         }
@@ -292,10 +272,7 @@ mod tests {
         assert!(builtin::BUILTIN.len() >= 2);
         for (stem, text) in builtin::BUILTIN {
             let p = load_builtin(stem, text);
-            assert_eq!(
-                &p.name, stem,
-                "name in {stem}.toml must match the file name"
-            );
+            assert_eq!(&p.name, stem, "name in {stem}.toml must match the file name");
             assert!(!p.summary.is_empty());
         }
     }

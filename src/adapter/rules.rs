@@ -154,41 +154,29 @@ impl Rule {
         let ctx = |e: String| format!("rule {:?}: {e}", file.name);
         match (file.state, file.kind) {
             (State::Blocked, None) => {
-                return Err(ctx(
-                    "a blocked rule needs a kind (approval, trust, dialog, auth, \
+                return Err(ctx("a blocked rule needs a kind (approval, trust, dialog, auth, \
                                 rate_limit)"
-                        .into(),
-                ));
+                    .into()));
             }
             (State::Blocked, Some(_)) | (State::Ready | State::Busy, None) => {}
             (State::Ready | State::Busy, Some(_)) => {
                 return Err(ctx("only blocked rules have a kind".into()));
             }
             (other, _) => {
-                return Err(ctx(format!(
-                    "rules yield ready, busy or blocked, not {other}"
-                )));
+                return Err(ctx(format!("rules yield ready, busy or blocked, not {other}")));
             }
         }
         if file.all.is_empty() && file.any.is_empty() {
-            return Err(ctx(
-                "a rule needs at least one `all` or `any` matcher".into()
-            ));
+            return Err(ctx("a rule needs at least one `all` or `any` matcher".into()));
         }
         if matches!(file.region, Region::LastLines(0) | Region::FirstLines(0)) {
             return Err(ctx("a region of 0 lines never matches".into()));
         }
         let compile = |v: Vec<MatcherFile>| -> Result<Vec<Matcher>, String> {
-            v.into_iter()
-                .map(Matcher::compile)
-                .collect::<Result<_, _>>()
-                .map_err(ctx)
+            v.into_iter().map(Matcher::compile).collect::<Result<_, _>>().map_err(ctx)
         };
         Ok(Rule {
-            observed: Observed {
-                state: file.state,
-                kind: file.kind,
-            },
+            observed: Observed { state: file.state, kind: file.kind },
             priority: file.priority,
             region: file.region,
             all: compile(file.all)?,
@@ -209,12 +197,7 @@ impl Rule {
                 rows[rows.len().saturating_sub(*n)..].to_vec()
             }
             Region::FirstLines(n) => non_empty().take(*n).collect(),
-            Region::CursorLine => screen
-                .rows
-                .get(screen.cursor_row)
-                .cloned()
-                .into_iter()
-                .collect(),
+            Region::CursorLine => screen.rows.get(screen.cursor_row).cloned().into_iter().collect(),
             Region::Title => vec![screen.title.clone()],
         }
     }
@@ -231,11 +214,7 @@ impl Rule {
         let text = region.join("\n");
         let mut checks = Vec::new();
         let mut line = |group: &str, m: &Matcher, ok: bool| {
-            checks.push(format!(
-                "{} {group}: {}",
-                if ok { "✓" } else { "✗" },
-                m.describe()
-            ));
+            checks.push(format!("{} {group}: {}", if ok { "✓" } else { "✗" }, m.describe()));
         };
         for m in &self.all {
             line("all", m, m.is_match(&text));
@@ -262,14 +241,8 @@ pub(crate) fn classify(rules: &[Rule], screen: &ScreenText) -> Classification {
         .iter()
         .filter(|r| r.matches(screen))
         .max_by_key(|r| (rank(r.observed.state), r.priority))
-        .map(|r| Classification {
-            observed: r.observed,
-            rule: Some(r.name.clone()),
-        })
-        .unwrap_or(Classification {
-            observed: Observed::plain(State::Unknown),
-            rule: None,
-        })
+        .map(|r| Classification { observed: r.observed, rule: Some(r.name.clone()) })
+        .unwrap_or(Classification { observed: Observed::plain(State::Unknown), rule: None })
 }
 
 /// Every rule's verdict on a screen, in evaluation order.
@@ -372,13 +345,7 @@ not = [{ contains = "esc" }]
     fn nothing_matching_is_unknown() {
         let p = profile(RULES);
         let c = p.classify(&ScreenText::from_text("compiling...\n"));
-        assert_eq!(
-            c,
-            Classification {
-                observed: Observed::plain(State::Unknown),
-                rule: None
-            }
-        );
+        assert_eq!(c, Classification { observed: Observed::plain(State::Unknown), rule: None });
     }
 
     #[test]
@@ -388,10 +355,7 @@ not = [{ contains = "esc" }]
         let report = p.explain(&s);
         let prompt = report.iter().find(|r| r.rule == "prompt").unwrap();
         assert!(prompt.matched);
-        assert_eq!(
-            prompt.checks,
-            [r#"✓ all: regex "^> $|^>$""#, r#"✓ not: contains "esc""#]
-        );
+        assert_eq!(prompt.checks, [r#"✓ all: regex "^> $|^>$""#, r#"✓ not: contains "esc""#]);
     }
 
     #[test]

@@ -94,13 +94,9 @@ pub(crate) fn run(args: Args) -> CliResult {
             Ok(code::OK)
         }
         Sub::Check { name } => check(name.as_deref()),
-        Sub::Explain {
-            id,
-            screen,
-            adapter,
-            json,
-            repo,
-        } => explain(id.as_deref(), screen, adapter.as_deref(), json, repo),
+        Sub::Explain { id, screen, adapter, json, repo } => {
+            explain(id.as_deref(), screen, adapter.as_deref(), json, repo)
+        }
     }
 }
 
@@ -135,9 +131,7 @@ fn check(name: Option<&str>) -> CliResult {
         }
     }
     if failed > 0 {
-        return Err(CliError::failure(format!(
-            "{failed} profile(s) disagree with their examples"
-        )));
+        return Err(CliError::failure(format!("{failed} profile(s) disagree with their examples")));
     }
     Ok(code::OK)
 }
@@ -163,11 +157,7 @@ fn list(json: bool) -> CliResult {
     let mut out = std::io::stdout().lock();
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4);
     for r in rows {
-        let source = if r.source == "builtin" {
-            String::new()
-        } else {
-            format!(" [{}]", r.source)
-        };
+        let source = if r.source == "builtin" { String::new() } else { format!(" [{}]", r.source) };
         writeln!(out, "{:<width$}  {}{source}", r.name, r.summary)?;
     }
     Ok(code::OK)
@@ -187,9 +177,8 @@ fn explain(
             let record = lookup::require_live(&view)?;
             let profile = named(adapter.unwrap_or(&record.adapter))?;
             let client = Client::new(&record.socket, Duration::from_secs(3));
-            let reply: ScreenReply = crate::cli::runtime()
-                .block_on(client.get("/v1/screen"))
-                .map_err(|err| {
+            let reply: ScreenReply =
+                crate::cli::runtime().block_on(client.get("/v1/screen")).map_err(|err| {
                     CliError::failure(format!("cannot read the screen of {id}: {err}"))
                 })?;
             (profile, reply.into_text())
@@ -198,15 +187,10 @@ fn explain(
             let text = std::fs::read_to_string(&file).map_err(|err| {
                 CliError::failure(format!("cannot read {}: {err}", file.display()))
             })?;
-            (
-                named(adapter.unwrap_or("generic"))?,
-                ScreenText::from_text(&text),
-            )
+            (named(adapter.unwrap_or("generic"))?, ScreenText::from_text(&text))
         }
         (None, None) => {
-            return Err(CliError::usage(
-                "explain needs --id ID or --screen FILE --adapter NAME",
-            ));
+            return Err(CliError::usage("explain needs --id ID or --screen FILE --adapter NAME"));
         }
     };
     let verdict = profile.classify(&screen);
@@ -226,19 +210,10 @@ fn explain(
         "{}: {} ({})",
         explanation.adapter,
         explanation.state,
-        explanation
-            .rule
-            .as_deref()
-            .map_or("no rule matched".into(), |r| format!("rule {r}"))
+        explanation.rule.as_deref().map_or("no rule matched".into(), |r| format!("rule {r}"))
     )?;
     for r in &explanation.rules {
-        writeln!(
-            out,
-            "\n{} rule {} → {}",
-            if r.matched { "✓" } else { "✗" },
-            r.rule,
-            r.state
-        )?;
+        writeln!(out, "\n{} rule {} → {}", if r.matched { "✓" } else { "✗" }, r.rule, r.state)?;
         for check in &r.checks {
             writeln!(out, "    {check}")?;
         }

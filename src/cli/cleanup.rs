@@ -49,19 +49,13 @@ pub(crate) fn clean_dead(
         }
         let all = events::read_all(&view.paths.events())?;
         let this_run: Vec<_> = all.iter().filter(|e| e.header.run == record.run).collect();
-        let has_exited = this_run
-            .iter()
-            .any(|e| matches!(e.kind, EventKind::Exited { .. }));
+        let has_exited = this_run.iter().any(|e| matches!(e.kind, EventKind::Exited { .. }));
         if !has_exited {
             let last_seq = this_run.iter().map(|e| e.header.seq).max().unwrap_or(0);
             let detail = format!(
                 "the session host (pid {}) died without recording the end{}",
                 record.host_pid,
-                if killed.is_empty() {
-                    String::new()
-                } else {
-                    "; its agent was killed".into()
-                }
+                if killed.is_empty() { String::new() } else { "; its agent was killed".into() }
             );
             let exit = ExitRecord {
                 schema_version: events::SCHEMA_VERSION,
@@ -80,12 +74,7 @@ pub(crate) fn clean_dead(
                 EventWriter::continue_run(&view.paths.events(), &record.run, &record.id, last_seq)?;
             writer.emit(
                 None,
-                &EventKind::Exited {
-                    code: None,
-                    signal: None,
-                    reason,
-                    detail: Some(detail),
-                },
+                &EventKind::Exited { code: None, signal: None, reason, detail: Some(detail) },
             )?;
             closed_run = true;
         }

@@ -69,10 +69,7 @@ pub(crate) fn run(args: Args) -> CliResult {
         "last" => last_run.clone(),
         other => Some(other.to_string()),
     };
-    let filter = Filter {
-        from,
-        run: wanted_run,
-    };
+    let filter = Filter { from, run: wanted_run };
     let follow = !args.snapshot && (args.follow || view.liveness == Liveness::Live);
 
     crate::cli::runtime().block_on(async {

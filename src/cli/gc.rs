@@ -49,18 +49,11 @@ pub(crate) fn run(args: Args) -> CliResult {
         }
     }
     if args.json {
-        crate::cli::print_json(&Report {
-            dry_run: args.dry_run,
-            cleaned,
-        })?;
+        crate::cli::print_json(&Report { dry_run: args.dry_run, cleaned })?;
     } else if cleaned.is_empty() {
         println!("nothing to clean");
     } else {
-        let verb = if args.dry_run {
-            "would clean"
-        } else {
-            "cleaned"
-        };
+        let verb = if args.dry_run { "would clean" } else { "cleaned" };
         for c in &cleaned {
             let killed = if c.killed.is_empty() {
                 String::new()

@@ -22,10 +22,6 @@ pub(crate) fn run(args: Args) -> CliResult {
         None => LaunchSpec::read_from(std::io::stdin().lock()),
     }
     .map_err(|err| CliError::failure(format!("cannot read the launch spec: {err}")))?;
-    let terminal = if args.relay {
-        Terminal::Relay
-    } else {
-        Terminal::Headless
-    };
+    let terminal = if args.relay { Terminal::Relay } else { Terminal::Headless };
     host::run(spec, terminal, None)
 }

@@ -58,10 +58,7 @@ pub(crate) fn run(args: Args) -> CliResult {
     let state = StateRoot::from_env()?;
     let view = lookup::find(&state, &args.id, args.repo.as_deref())?;
     if !view.paths.transcript().exists() {
-        return Err(CliError::failure(format!(
-            "session {} has no output yet",
-            args.id
-        )));
+        return Err(CliError::failure(format!("session {} has no output yet", args.id)));
     }
     let follow = args.follow && view.liveness == Liveness::Live;
     crate::cli::runtime().block_on(async {
@@ -80,10 +77,7 @@ pub(crate) fn run(args: Args) -> CliResult {
             lines.drain(..lines.len().saturating_sub(n));
         }
         if args.json && !follow {
-            crate::cli::print_json(&Snapshot {
-                id: &args.id,
-                lines,
-            })?;
+            crate::cli::print_json(&Snapshot { id: &args.id, lines })?;
             return Ok(code::OK);
         }
         let mut printer = Printer { json: args.json };
@@ -164,14 +158,9 @@ fn size_marks(paths: &SessionPaths) -> Vec<SizeMark> {
                 size: started.size,
                 new_run: true,
             }),
-            EventKind::Resized {
-                size,
-                transcript_offset,
-            } => Some(SizeMark {
-                offset: transcript_offset,
-                size,
-                new_run: false,
-            }),
+            EventKind::Resized { size, transcript_offset } => {
+                Some(SizeMark { offset: transcript_offset, size, new_run: false })
+            }
             _ => None,
         })
         .collect();

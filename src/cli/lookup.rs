@@ -51,12 +51,7 @@ impl SessionView {
             (false, true) => Liveness::Dead,
             (false, false) => Liveness::Exited,
         };
-        SessionView {
-            paths,
-            record,
-            corrupt,
-            liveness,
-        }
+        SessionView { paths, record, corrupt, liveness }
     }
 
     pub(crate) fn exit_record(&self) -> Option<ExitRecord> {
@@ -111,9 +106,8 @@ pub(crate) fn find(
         .collect();
     if repo.is_none() && found.len() > 1 {
         // Prefer a running session over old history of the same name.
-        let live: Vec<usize> = (0..found.len())
-            .filter(|i| found[*i].liveness == Liveness::Live)
-            .collect();
+        let live: Vec<usize> =
+            (0..found.len()).filter(|i| found[*i].liveness == Liveness::Live).collect();
         if live.len() == 1 {
             return Ok(found.swap_remove(live[0]));
         }
@@ -140,23 +134,15 @@ pub(crate) fn require_live(view: &SessionView) -> Result<&SessionRecord, CliErro
         (Liveness::Live, None) => Err(CliError::failure(format!(
             "session {} is starting or its registry is unreadable{}",
             view.paths.id,
-            view.corrupt
-                .as_deref()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default()
+            view.corrupt.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
         ))),
-        (Liveness::Dead, _) => Err(CliError::failure(format!(
-            "session {}: its host process died",
-            view.paths.id
-        ))
-        .hint("`reins gc` cleans up after it")),
+        (Liveness::Dead, _) => {
+            Err(CliError::failure(format!("session {}: its host process died", view.paths.id))
+                .hint("`reins gc` cleans up after it"))
+        }
         (Liveness::Exited, _) => {
-            Err(
-                CliError::failure(format!("session {} has exited", view.paths.id)).hint(format!(
-                    "`reins events --id {}` shows how it ended",
-                    view.paths.id
-                )),
-            )
+            Err(CliError::failure(format!("session {} has exited", view.paths.id))
+                .hint(format!("`reins events --id {}` shows how it ended", view.paths.id)))
         }
     }
 }

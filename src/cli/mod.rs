@@ -115,8 +115,5 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> 
 
 /// A current-thread tokio runtime for a client command.
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("build tokio runtime")
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("build tokio runtime")
 }

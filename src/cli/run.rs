@@ -135,10 +135,7 @@ pub(crate) fn run(mut args: Args) -> CliResult {
     let cwd = resolve_cwd(args.cwd.as_deref())?;
     let (profile, command) = resolve_agent(&agent, args.adapter.as_deref(), &args.agent_args)?;
     if args.context.is_some() && profile.launch.context == ContextMode::Unsupported {
-        return Err(CliError::usage(format!(
-            "the {} adapter cannot take --context",
-            profile.name
-        )));
+        return Err(CliError::usage(format!("the {} adapter cannot take --context", profile.name)));
     }
     let mode = match (args.detach, &args.tmux) {
         (true, _) => RunMode::Detached,
@@ -204,12 +201,7 @@ pub(crate) fn run(mut args: Args) -> CliResult {
             Ok(code::OK)
         }
         RunMode::Tmux => {
-            let window = args
-                .tmux
-                .as_deref()
-                .filter(|n| !n.is_empty())
-                .unwrap_or(&id)
-                .to_string();
+            let window = args.tmux.as_deref().filter(|n| !n.is_empty()).unwrap_or(&id).to_string();
             let started = start_in_tmux(spec, &paths, &window, args.timeout)?;
             drop(claim);
             crate::cli::print_json(&started)?;
@@ -239,10 +231,7 @@ fn resolve_cwd(cwd: Option<&Path>) -> Result<PathBuf, CliError> {
     match std::fs::metadata(&dir) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {
-            return Err(CliError::usage(format!(
-                "--cwd {}: not a directory",
-                dir.display()
-            )));
+            return Err(CliError::usage(format!("--cwd {}: not a directory", dir.display())));
         }
         Err(err) => {
             return Err(CliError::usage(format!("--cwd {}: {err}", dir.display()))
@@ -303,34 +292,22 @@ fn with_program(prog: &str, rest: &[String]) -> Result<Vec<String>, CliError> {
         find_program(prog)?
     };
     let program = path.display().to_string();
-    let mut argv: Vec<String> = rest
-        .iter()
-        .map(|a| a.replace("{reins}", &program))
-        .collect();
+    let mut argv: Vec<String> = rest.iter().map(|a| a.replace("{reins}", &program)).collect();
     argv.insert(0, program);
     Ok(argv)
 }
 
 fn find_program(prog: &str) -> Result<PathBuf, CliError> {
     let not_found = || {
-        let known: Vec<String> = adapter::list()
-            .map(|l| l.into_iter().map(|p| p.name).collect())
-            .unwrap_or_default();
-        CliError::failure(format!(
-            "agent program {} not found in PATH",
-            ids::quoted(prog)
-        ))
-        .hint(format!(
-            "install it or give its path; known agents: {}",
-            known.join(", ")
-        ))
+        let known: Vec<String> =
+            adapter::list().map(|l| l.into_iter().map(|p| p.name).collect()).unwrap_or_default();
+        CliError::failure(format!("agent program {} not found in PATH", ids::quoted(prog)))
+            .hint(format!("install it or give its path; known agents: {}", known.join(", ")))
     };
     let candidate = if prog.contains('/') {
         let path = PathBuf::from(prog);
         if !path.exists() {
-            return Err(CliError::failure(format!(
-                "agent program {prog} does not exist"
-            )));
+            return Err(CliError::failure(format!("agent program {prog} does not exist")));
         }
         path
     } else {
@@ -357,10 +334,8 @@ fn find_program(prog: &str) -> Result<PathBuf, CliError> {
 /// racing `run`s for the same id so exactly one of them wins.
 fn claim_id(paths: &SessionPaths) -> Result<ClaimLock, CliError> {
     let busy = || {
-        CliError::failure(format!("session {} is already running", paths.id)).hint(format!(
-            "use another --id, or stop it first: reins stop --id {}",
-            paths.id
-        ))
+        CliError::failure(format!("session {} is already running", paths.id))
+            .hint(format!("use another --id, or stop it first: reins stop --id {}", paths.id))
     };
     let claim = ClaimLock::try_claim(&paths.claim_lock())
         .map_err(|err| CliError::failure(format!("cannot lock {}: {err}", paths.dir.display())))?
@@ -551,11 +526,8 @@ fn scan_for_start(
 }
 
 fn host_died(paths: &SessionPaths) -> CliError {
-    CliError::failure(format!(
-        "the session host for {} exited before it came up",
-        paths.id
-    ))
-    .hint(format!("see {}", paths.host_log().display()))
+    CliError::failure(format!("the session host for {} exited before it came up", paths.id))
+        .hint(format!("see {}", paths.host_log().display()))
 }
 
 fn host_timeout(spec: &LaunchSpec, paths: &SessionPaths, timeout: Duration) -> CliError {

@@ -88,9 +88,8 @@ pub(crate) fn run(args: Args) -> CliResult {
                 .map(SessionView::read)
                 .filter(|v| v.liveness != Liveness::Exited)
                 .collect();
-            let (mine, others): (Vec<_>, Vec<_>) = all
-                .into_iter()
-                .partition(|v| args.all || v.paths.scope == here.name);
+            let (mine, others): (Vec<_>, Vec<_>) =
+                all.into_iter().partition(|v| args.all || v.paths.scope == here.name);
             (mine, others.len())
         }
     };
@@ -155,25 +154,14 @@ fn row(view: &SessionView) -> Row {
         meta: None,
         session_dir: view.paths.dir.clone(),
         socket: None,
-        error: view
-            .corrupt
-            .clone()
-            .map(|e| format!("corrupt session.json: {e}")),
+        error: view.corrupt.clone().map(|e| format!("corrupt session.json: {e}")),
         exit,
     };
     let Some(r) = &view.record else { return base };
     Row {
         // A dead host's last recorded state is not the truth any more.
-        state: if view.liveness == Liveness::Live {
-            r.state.state.to_string()
-        } else {
-            base.state
-        },
-        kind: r
-            .state
-            .kind
-            .filter(|_| view.liveness == Liveness::Live)
-            .map(|k| k.as_str().into()),
+        state: if view.liveness == Liveness::Live { r.state.state.to_string() } else { base.state },
+        kind: r.state.kind.filter(|_| view.liveness == Liveness::Live).map(|k| k.as_str().into()),
         state_since: Some(r.state_since.clone()),
         turn: r.turn,
         agent: Some(r.agent.clone()),
@@ -217,16 +205,12 @@ fn print_table(rows: &[Row]) -> std::io::Result<()> {
                 r.idle_s.map_or("-".into(), time::compact),
                 r.age_s.map_or("-".into(), time::compact),
                 r.tmux.as_ref().map_or("-".into(), |t| t.pane.clone()),
-                r.cwd
-                    .as_deref()
-                    .map_or("-".into(), |c| short_path(c, home.as_deref(), 28)),
+                r.cwd.as_deref().map_or("-".into(), |c| short_path(c, home.as_deref(), 28)),
                 truncate(r.description.as_deref().unwrap_or(""), 30),
             ]
         })
         .collect();
-    let header = [
-        "ID", "AGENT", "STATE", "TURN", "IDLE", "AGE", "PANE", "CWD", "DESC",
-    ];
+    let header = ["ID", "AGENT", "STATE", "TURN", "IDLE", "AGE", "PANE", "CWD", "DESC"];
     let mut widths = header.map(|h| h.chars().count());
     for cells in &table {
         for (w, cell) in widths.iter_mut().zip(cells) {

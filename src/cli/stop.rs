@@ -62,12 +62,7 @@ pub(crate) fn run(args: Args) -> CliResult {
         }
         Liveness::Live => crate::cli::runtime().block_on(stop_live(&view, &args))?,
     };
-    crate::cli::print_json(&Outcome {
-        ok: true,
-        id: args.id,
-        status,
-        exit: view.exit_record(),
-    })?;
+    crate::cli::print_json(&Outcome { ok: true, id: args.id, status, exit: view.exit_record() })?;
     Ok(code::OK)
 }
 
@@ -77,9 +72,7 @@ async fn stop_live(view: &SessionView, args: &Args) -> Result<&'static str, CliE
     let mut gone = follow::host_gone(&view.paths.host_lock());
     let deadline = tokio::time::Instant::now() + args.timeout;
     let client = Client::new(&record.socket, args.timeout.min(Duration::from_secs(3)));
-    let request = StopRequest {
-        timeout_ms: Some(args.timeout.as_millis() as u64),
-    };
+    let request = StopRequest { timeout_ms: Some(args.timeout.as_millis() as u64) };
     if let Err(err) = client.post::<_, StopReply>("/v1/stop", &request).await {
         if !args.force {
             return Err(CliError::failure(format!(
@@ -107,10 +100,7 @@ async fn stop_live(view: &SessionView, args: &Args) -> Result<&'static str, CliE
         procs::signal_tree(record.agent_pid, Signal::KILL);
     }
     procs::signal_pid(record.host_pid, Signal::KILL);
-    if tokio::time::timeout(Duration::from_secs(5), gone)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(Duration::from_secs(5), gone).await.is_err() {
         return Err(CliError::failure(format!(
             "session {}: its host (pid {}) survived SIGKILL",
             args.id, record.host_pid

@@ -44,10 +44,7 @@ pub(crate) fn run(
         CliError::failure(format!("cannot create {}: {err}", paths.dir.display()))
     })?;
     let Some(_lock) = HostLock::acquire(&paths.host_lock(), Duration::from_secs(2))? else {
-        return Err(CliError::failure(format!(
-            "session {} is already running",
-            spec.id
-        )));
+        return Err(CliError::failure(format!("session {} is already running", spec.id)));
     };
     drop(claim);
     init_tracing(&paths.host_log());

@@ -55,11 +55,7 @@ impl Pty {
         cmd.args(args)
             .current_dir(spec.cwd)
             .env_clear()
-            .envs(
-                spec.env
-                    .iter()
-                    .map(|(k, v)| (OsString::from(k), OsString::from(v))),
-            )
+            .envs(spec.env.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))))
             .stdin(Stdio::from(slave.try_clone()?))
             .stdout(Stdio::from(slave.try_clone()?))
             .stderr(Stdio::from(slave));
@@ -128,10 +124,5 @@ impl Pty {
 }
 
 fn winsize(size: Size) -> Winsize {
-    Winsize {
-        ws_row: size.rows,
-        ws_col: size.cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    }
+    Winsize { ws_row: size.rows, ws_col: size.cols, ws_xpixel: 0, ws_ypixel: 0 }
 }

@@ -28,22 +28,20 @@ impl Relay {
     pub(crate) fn start() -> std::io::Result<Relay> {
         let raw = RawMode::enter(rustix::stdio::stdin());
         let (tx, input) = mpsc::channel(64);
-        std::thread::Builder::new()
-            .name("relay-stdin".into())
-            .spawn(move || {
-                let mut stdin = std::io::stdin().lock();
-                let mut buf = [0u8; 4096];
-                loop {
-                    match stdin.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if tx.blocking_send(buf[..n].to_vec()).is_err() {
-                                break;
-                            }
+        std::thread::Builder::new().name("relay-stdin".into()).spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0u8; 4096];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                            break;
                         }
                     }
                 }
-            })?;
+            }
+        })?;
         Ok(Relay {
             _raw: raw,
             stdout: Some(tokio::io::stdout()),

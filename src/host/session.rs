@@ -76,11 +76,7 @@ impl Session {
         events: EventWriter,
         relay: Option<Relay>,
     ) -> Result<(Session, tokio::net::UnixListener), BootFailure> {
-        let size = if relay.is_some() {
-            Relay::size().unwrap_or(spec.size)
-        } else {
-            spec.size
-        };
+        let size = if relay.is_some() { Relay::size().unwrap_or(spec.size) } else { spec.size };
         let (transcript, listener, pty, child) = match launch(&spec, &paths, &profile, size) {
             Ok(parts) => parts,
             Err(detail) => return Err(BootFailure { detail, events }),
@@ -260,12 +256,7 @@ impl Session {
         self.rule = rule.clone();
         let now = time::now_rfc3339();
         tracing::info!("state {from} -> {to} ({rule:?})");
-        self.emit(&EventKind::State {
-            from: from.state,
-            to: to.state,
-            kind: to.kind,
-            rule,
-        });
+        self.emit(&EventKind::State { from: from.state, to: to.state, kind: to.kind, rule });
         self.record.state = to;
         self.record.state_since = now;
         self.write_registry();
@@ -281,19 +272,15 @@ impl Session {
         self.record.size = size;
         self.write_registry();
         let transcript_offset = self.transcript_offset + self.output_bytes;
-        self.emit(&EventKind::Resized {
-            size,
-            transcript_offset,
-        });
+        self.emit(&EventKind::Resized { size, transcript_offset });
     }
 
     fn on_control(&mut self, msg: Incoming) {
         let reply = match msg.request {
             ControlRequest::Status => (200, to_json(&self.status())),
-            ControlRequest::Screen => (
-                200,
-                to_json(&ScreenReply::new(self.screen.size(), self.screen.text())),
-            ),
+            ControlRequest::Screen => {
+                (200, to_json(&ScreenReply::new(self.screen.size(), self.screen.text())))
+            }
             ControlRequest::Stop(req) => {
                 let already = self.stop.is_some();
                 self.begin_stop("client", req.timeout_ms.map(Duration::from_millis));
@@ -324,14 +311,10 @@ impl Session {
             return;
         }
         tracing::info!("stop requested by {source}");
-        self.emit(&EventKind::StopRequested {
-            source: source.into(),
-        });
+        self.emit(&EventKind::StopRequested { source: source.into() });
         let plan = StopPlan::new(&self.profile.stop, client_timeout);
         if plan.phase == Phase::Polite {
-            let _ = self
-                .input
-                .send(Input::Sequence(self.profile.stop.sequence.clone()));
+            let _ = self.input.send(Input::Sequence(self.profile.stop.sequence.clone()));
         } else {
             self.send_signal(Signal::TERM, "no polite stop sequence");
         }
@@ -356,10 +339,7 @@ impl Session {
         let name = if sig == Signal::KILL { "KILL" } else { "TERM" };
         tracing::info!("sending SIG{name}: {reason}");
         crate::procs::signal_tree(self.agent_pid, sig);
-        self.emit(&EventKind::Signalled {
-            signal: name.into(),
-            reason: reason.into(),
-        });
+        self.emit(&EventKind::Signalled { signal: name.into(), reason: reason.into() });
     }
 
     /// The agent exited: drain its last output, end leftovers of its tree,
@@ -383,10 +363,7 @@ impl Session {
         } else {
             ExitReason::Failure
         };
-        let detail = status
-            .as_ref()
-            .err()
-            .map(|err| format!("cannot wait for the agent: {err}"));
+        let detail = status.as_ref().err().map(|err| format!("cannot wait for the agent: {err}"));
         self.set_state(Observed::plain(State::Exited), None);
         let record = ExitRecord {
             schema_version: events::SCHEMA_VERSION,
@@ -400,19 +377,11 @@ impl Session {
             started_at: self.record.started_at.clone(),
             exited_at: time::now_rfc3339(),
         };
-        tracing::info!(
-            "agent exited: code {code:?} signal {signal:?} ({})",
-            reason.as_str()
-        );
+        tracing::info!("agent exited: code {code:?} signal {signal:?} ({})", reason.as_str());
         if let Err(err) = record.write(&self.paths.exit_record()) {
             tracing::error!("cannot write exit.json: {err}");
         }
-        self.emit(&EventKind::Exited {
-            code,
-            signal,
-            reason,
-            detail,
-        });
+        self.emit(&EventKind::Exited { code, signal, reason, detail });
         let _ = fsutil::remove_if_exists(&self.paths.registry());
         let _ = fsutil::remove_if_exists(&self.paths.socket);
         record.shell_status()
@@ -458,19 +427,11 @@ fn launch(
     let listener =
         ipc::bind(&paths.socket).map_err(|err| format!("cannot bind the control socket: {err}"))?;
     let env = agent_env(spec, paths, profile);
-    match Pty::spawn(&Spawn {
-        argv: &spec.command,
-        cwd: &spec.cwd,
-        env: &env,
-        size,
-    }) {
+    match Pty::spawn(&Spawn { argv: &spec.command, cwd: &spec.cwd, env: &env, size }) {
         Ok((pty, child)) => Ok((transcript, listener, pty, child)),
         Err(err) => {
             let _ = fsutil::remove_if_exists(&paths.socket);
-            Err(format!(
-                "cannot start {}: {err}",
-                spec.command.first().map_or("", |s| s.as_str())
-            ))
+            Err(format!("cannot start {}: {err}", spec.command.first().map_or("", |s| s.as_str())))
         }
     }
 }
@@ -480,36 +441,16 @@ fn launch(
 /// the terminal the agent really draws on: the host's own (the caller's
 /// terminal or the tmux pane) when relayed, the emulator's when headless.
 fn agent_env(spec: &LaunchSpec, paths: &SessionPaths, profile: &Profile) -> Vec<(String, String)> {
-    const OURS: [&str; 4] = [
-        "TERM",
-        "REINS_ID",
-        "REINS_SESSION_DIR",
-        "REINS_SPAWNER_PANE",
-    ];
-    let mut env: Vec<(String, String)> = spec
-        .env
-        .iter()
-        .filter(|(k, _)| !OURS.contains(&k.as_str()))
-        .cloned()
-        .collect();
+    const OURS: [&str; 4] = ["TERM", "REINS_ID", "REINS_SESSION_DIR", "REINS_SPAWNER_PANE"];
+    let mut env: Vec<(String, String)> =
+        spec.env.iter().filter(|(k, _)| !OURS.contains(&k.as_str())).cloned().collect();
     let term = match spec.mode {
         crate::store::registry::RunMode::Detached => None,
-        _ => std::env::var("TERM")
-            .ok()
-            .filter(|t| !t.is_empty() && t != "dumb"),
+        _ => std::env::var("TERM").ok().filter(|t| !t.is_empty() && t != "dumb"),
     };
-    env.push((
-        "TERM".into(),
-        term.unwrap_or_else(|| "xterm-256color".into()),
-    ));
+    env.push(("TERM".into(), term.unwrap_or_else(|| "xterm-256color".into())));
     // Later entries win: the profile may override TERM, nobody overrides ours.
-    env.extend(
-        profile
-            .launch
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone())),
-    );
+    env.extend(profile.launch.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.push(("REINS_ID".into(), spec.id.clone()));
     env.push(("REINS_SESSION_DIR".into(), paths.dir.display().to_string()));
     if let Some(pane) = &spec.spawner_pane {

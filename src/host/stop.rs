@@ -51,11 +51,7 @@ impl StopPlan {
                 term_grace,
             }
         } else {
-            StopPlan {
-                phase: Phase::Polite,
-                deadline: Some(Instant::now() + grace),
-                term_grace,
-            }
+            StopPlan { phase: Phase::Polite, deadline: Some(Instant::now() + grace), term_grace }
         }
     }
 
@@ -92,10 +88,7 @@ mod tests {
         let mut plan = StopPlan::new(&spec, Some(Duration::from_secs(1)));
         assert_eq!(plan.phase, Phase::Polite);
         let left = plan.deadline.unwrap() - Instant::now();
-        assert!(
-            left <= Duration::from_millis(400),
-            "fitted into the client's deadline"
-        );
+        assert!(left <= Duration::from_millis(400), "fitted into the client's deadline");
         assert_eq!(plan.escalate(), Some(Signal::TERM));
         assert_eq!(plan.escalate(), Some(Signal::KILL));
         assert_eq!(plan.escalate(), None);
@@ -104,13 +97,7 @@ mod tests {
 
     #[test]
     fn no_polite_sequence_starts_at_term() {
-        let plan = StopPlan::new(
-            &StopSpec {
-                sequence: vec![],
-                ..StopSpec::default()
-            },
-            None,
-        );
+        let plan = StopPlan::new(&StopSpec { sequence: vec![], ..StopSpec::default() }, None);
         assert_eq!(plan.phase, Phase::Terminated);
     }
 }

@@ -15,10 +15,7 @@ use tokio::net::UnixStream;
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ClientError {
     #[error("cannot connect to {}: {source}", path.display())]
-    Connect {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Connect { path: PathBuf, source: std::io::Error },
     #[error("the host did not answer within {0:?}")]
     Timeout(Duration),
     #[error("control request failed: {0}")]
@@ -37,10 +34,7 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(socket: &Path, timeout: Duration) -> Client {
-        Client {
-            socket: socket.to_path_buf(),
-            timeout,
-        }
+        Client { socket: socket.to_path_buf(), timeout }
     }
 
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -52,8 +46,7 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        self.call("POST", path, Bytes::from(serde_json::to_vec(body)?))
-            .await
+        self.call("POST", path, Bytes::from(serde_json::to_vec(body)?)).await
     }
 
     async fn call<T: DeserializeOwned>(
@@ -73,13 +66,9 @@ impl Client {
         path: &str,
         body: Bytes,
     ) -> Result<T, ClientError> {
-        let stream =
-            UnixStream::connect(&self.socket)
-                .await
-                .map_err(|source| ClientError::Connect {
-                    path: self.socket.clone(),
-                    source,
-                })?;
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| ClientError::Connect { path: self.socket.clone(), source })?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {

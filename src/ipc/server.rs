@@ -107,12 +107,8 @@ async fn ask_host(
     to_host: &mpsc::Sender<Incoming>,
 ) -> (u16, serde_json::Value) {
     let (reply, answer) = oneshot::channel();
-    let unavailable = || {
-        (
-            503,
-            serde_json::json!({ "ok": false, "error": "session is shutting down" }),
-        )
-    };
+    let unavailable =
+        || (503, serde_json::json!({ "ok": false, "error": "session is shutting down" }));
     if to_host.send(Incoming { request, reply }).await.is_err() {
         return unavailable();
     }

@@ -62,18 +62,9 @@ pub(crate) enum Effect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum View<'a> {
     Booting,
-    Idle {
-        input: &'a str,
-        exit_hint: bool,
-    },
-    Busy {
-        input: &'a str,
-        spinner: char,
-        secs: u64,
-    },
-    Approval {
-        cmd: &'a str,
-    },
+    Idle { input: &'a str, exit_hint: bool },
+    Busy { input: &'a str, spinner: char, secs: u64 },
+    Approval { cmd: &'a str },
 }
 
 /// One submitted message on its way through approval and work.
@@ -127,10 +118,7 @@ impl Agent {
         let until = now + config.boot_delay;
         Agent {
             config,
-            mode: Mode::Booting {
-                until,
-                send_when_booted: false,
-            },
+            mode: Mode::Booting { until, send_when_booted: false },
             input: String::new(),
             exit_armed_until: None,
             input_closed: false,
@@ -155,9 +143,9 @@ impl Agent {
                 input: &self.input,
                 exit_hint: self.exit_armed_until.is_some_and(|until| now < until),
             },
-            Mode::Approval { turn } => View::Approval {
-                cmd: turn.parsed.markers.approve.as_deref().unwrap_or_default(),
-            },
+            Mode::Approval { turn } => {
+                View::Approval { cmd: turn.parsed.markers.approve.as_deref().unwrap_or_default() }
+            }
             Mode::Working { since, .. } => {
                 let elapsed = now.saturating_duration_since(*since);
                 let step = elapsed.as_millis() / SPINNER_STEP.as_millis();
@@ -167,11 +155,9 @@ impl Agent {
                     secs: elapsed.as_secs(),
                 }
             }
-            Mode::Stalled { frozen_input } => View::Busy {
-                input: frozen_input,
-                spinner: SPINNER[0],
-                secs: 0,
-            },
+            Mode::Stalled { frozen_input } => {
+                View::Busy { input: frozen_input, spinner: SPINNER[0], secs: 0 }
+            }
         }
     }
 
@@ -182,13 +168,7 @@ impl Agent {
             Mode::Booting { until, .. } => Some(*until),
             Mode::Idle => self.exit_armed_until,
             Mode::Approval { .. } | Mode::Stalled { .. } => None,
-            Mode::Working {
-                since,
-                until,
-                flood_done,
-                flood_total,
-                ..
-            } => {
+            Mode::Working { since, until, flood_done, flood_total, .. } => {
                 if flood_done < flood_total {
                     return Some(now);
                 }
@@ -208,10 +188,7 @@ impl Agent {
             self.exit_armed_until = None;
         }
         match &mut self.mode {
-            Mode::Booting {
-                until,
-                send_when_booted,
-            } if now >= *until => {
+            Mode::Booting { until, send_when_booted } if now >= *until => {
                 let send_input = *send_when_booted;
                 effects.extend(self.banner().into_iter().map(Effect::Print));
                 self.mode = Mode::Idle;
@@ -229,13 +206,7 @@ impl Agent {
                     None => self.become_idle(&mut effects),
                 }
             }
-            Mode::Working {
-                turn,
-                until,
-                flood_done,
-                flood_total,
-                ..
-            } => {
+            Mode::Working { turn, until, flood_done, flood_total, .. } => {
                 let batch = (*flood_total - *flood_done).min(FLOOD_BATCH);
                 for n in *flood_done + 1..=*flood_done + batch {
                     effects.push(Effect::Print(flood_line(n)));
@@ -243,11 +214,7 @@ impl Agent {
                 *flood_done += batch;
                 if now >= *until && flood_done == flood_total {
                     let turn = turn.clone();
-                    let outcome = if turn.parsed.markers.fail {
-                        "MOCK_FAILED"
-                    } else {
-                        "MOCK_OK"
-                    };
+                    let outcome = if turn.parsed.markers.fail { "MOCK_FAILED" } else { "MOCK_OK" };
                     self.finish(&turn, outcome, now, &mut effects);
                 }
             }
@@ -282,9 +249,7 @@ impl Agent {
                     let message = std::mem::take(&mut self.input);
                     self.submit(message, now, &mut effects);
                 }
-                Mode::Booting {
-                    send_when_booted, ..
-                } => *send_when_booted = true,
+                Mode::Booting { send_when_booted, .. } => *send_when_booted = true,
                 // Like a real agent, nothing is queued while busy: the text
                 // stays in the composer until the agent is idle.
                 _ => {}
@@ -357,10 +322,7 @@ impl Agent {
             effects.push(Effect::Crash { code });
             return;
         }
-        let turn = Turn {
-            started: now,
-            parsed,
-        };
+        let turn = Turn { started: now, parsed };
         if turn.parsed.markers.approve.is_some() {
             self.mode = Mode::Approval { turn };
         } else {
@@ -386,31 +348,18 @@ impl Agent {
             effects.push(Effect::Spawn);
         }
         if markers.stall {
-            self.mode = Mode::Stalled {
-                frozen_input: self.input.clone(),
-            };
+            self.mode = Mode::Stalled { frozen_input: self.input.clone() };
             return;
         }
         let work = markers.wait.unwrap_or(self.config.work);
-        let flood_total = markers
-            .flood_kib
-            .unwrap_or(0)
-            .saturating_mul(FLOOD_LINES_PER_KIB);
-        self.mode = Mode::Working {
-            turn,
-            since: now,
-            until: now + work,
-            flood_done: 0,
-            flood_total,
-        };
+        let flood_total = markers.flood_kib.unwrap_or(0).saturating_mul(FLOOD_LINES_PER_KIB);
+        self.mode =
+            Mode::Working { turn, since: now, until: now + work, flood_done: 0, flood_total };
     }
 
     fn finish(&mut self, turn: &Turn, outcome: &str, now: Instant, effects: &mut Vec<Effect>) {
         let secs = now.saturating_duration_since(turn.started).as_secs();
-        effects.push(Effect::Print(format!(
-            "● {outcome} (you said: {})",
-            turn.parsed.text
-        )));
+        effects.push(Effect::Print(format!("● {outcome} (you said: {})", turn.parsed.text)));
         effects.push(Effect::Print(format!("✻ Worked for {secs}s")));
         effects.push(Effect::Print(String::new()));
         if let Some(code) = turn.parsed.markers.exit {
@@ -436,10 +385,7 @@ impl Agent {
 }
 
 fn exit(code: u8) -> Effect {
-    Effect::Exit {
-        code,
-        message: "bye".into(),
-    }
+    Effect::Exit { code, message: "bye".into() }
 }
 
 /// `Some(true)` to allow, `Some(false)` to deny, `None` for other keys.
@@ -493,10 +439,7 @@ mod tests {
         let mut agent = Agent::new(config, t0);
         assert_eq!(agent.view(t0), View::Booting);
         let effects = agent.tick(t0);
-        assert_eq!(
-            printed(&effects)[0],
-            format!("✻ reins mock-agent {VERSION}")
-        );
+        assert_eq!(printed(&effects)[0], format!("✻ reins mock-agent {VERSION}"));
         assert_eq!(printed(&effects)[1], "  model mock-1 · cwd /tmp/x");
         (agent, t0)
     }
@@ -509,13 +452,7 @@ mod tests {
     #[test]
     fn boot_waits_for_the_delay() {
         let t0 = Instant::now();
-        let mut agent = Agent::new(
-            Config {
-                boot_delay: Duration::from_secs(2),
-                ..config()
-            },
-            t0,
-        );
+        let mut agent = Agent::new(Config { boot_delay: Duration::from_secs(2), ..config() }, t0);
         assert_eq!(agent.next_deadline(t0), Some(t0 + Duration::from_secs(2)));
         assert!(agent.tick(t0 + Duration::from_secs(1)).is_empty());
         assert_eq!(agent.title(), "mock · booting");
@@ -527,13 +464,7 @@ mod tests {
     fn idle_agent_has_no_timer() {
         let (agent, t0) = idle(config());
         assert_eq!(agent.next_deadline(t0), None);
-        assert_eq!(
-            agent.view(t0),
-            View::Idle {
-                input: "",
-                exit_hint: false
-            }
-        );
+        assert_eq!(agent.view(t0), View::Idle { input: "", exit_hint: false });
     }
 
     #[test]
@@ -543,18 +474,8 @@ mod tests {
         assert_eq!(printed(&effects), ["> hello  [[wait:2]] there"]);
         assert_eq!(agent.title(), "mock · working");
         let t1 = t0 + Duration::from_millis(1250);
-        assert_eq!(
-            agent.view(t1),
-            View::Busy {
-                input: "",
-                spinner: SPINNER[2],
-                secs: 1
-            }
-        );
-        assert_eq!(
-            agent.next_deadline(t1),
-            Some(t0 + Duration::from_millis(1300))
-        );
+        assert_eq!(agent.view(t1), View::Busy { input: "", spinner: SPINNER[2], secs: 1 });
+        assert_eq!(agent.next_deadline(t1), Some(t0 + Duration::from_millis(1300)));
         assert!(agent.tick(t1).is_empty());
         let t2 = t0 + Duration::from_secs(2);
         assert_eq!(
@@ -581,13 +502,7 @@ mod tests {
         assert!(effects.is_empty());
         assert!(matches!(agent.view(t0), View::Busy { input: "two", .. }));
         agent.tick(t0 + Duration::from_secs(1));
-        assert_eq!(
-            agent.view(t0),
-            View::Idle {
-                input: "two",
-                exit_hint: false
-            }
-        );
+        assert_eq!(agent.view(t0), View::Idle { input: "two", exit_hint: false });
         assert_eq!(printed(&agent.key(Key::Enter, t0)), ["> two"]);
     }
 
@@ -604,13 +519,7 @@ mod tests {
             let (mut agent, t0) = idle(config());
             type_and_send(&mut agent, "x", t0);
             assert_eq!(printed(&agent.key(key, t0)), ["■ Interrupted", ""]);
-            assert!(matches!(
-                agent.view(t0),
-                View::Idle {
-                    exit_hint: false,
-                    ..
-                }
-            ));
+            assert!(matches!(agent.view(t0), View::Idle { exit_hint: false, .. }));
         }
     }
 
@@ -618,11 +527,7 @@ mod tests {
     fn stall_is_silent_until_interrupted() {
         let (mut agent, t0) = idle(config());
         type_and_send(&mut agent, "[[stall]]", t0);
-        let frozen = View::Busy {
-            input: "",
-            spinner: SPINNER[0],
-            secs: 0,
-        };
+        let frozen = View::Busy { input: "", spinner: SPINNER[0], secs: 0 };
         assert_eq!(agent.view(t0), frozen);
         assert_eq!(agent.next_deadline(t0), None);
         agent.key(Key::Text("typed".into()), t0);
@@ -630,13 +535,7 @@ mod tests {
         assert!(agent.tick(later).is_empty());
         assert_eq!(agent.view(later), frozen);
         assert_eq!(printed(&agent.key(Key::Esc, later)), ["■ Interrupted", ""]);
-        assert_eq!(
-            agent.view(later),
-            View::Idle {
-                input: "typed",
-                exit_hint: false
-            }
-        );
+        assert_eq!(agent.view(later), View::Idle { input: "typed", exit_hint: false });
     }
 
     #[test]
@@ -668,12 +567,7 @@ mod tests {
             type_and_send(&mut agent, "go [[approve:rm -rf /tmp/y]]", t0);
             assert_eq!(
                 printed(&agent.key(answer, t0)),
-                [
-                    "✗ Denied: rm -rf /tmp/y",
-                    "● MOCK_DENIED (you said: go)",
-                    "✻ Worked for 0s",
-                    ""
-                ]
+                ["✗ Denied: rm -rf /tmp/y", "● MOCK_DENIED (you said: go)", "✻ Worked for 0s", ""]
             );
             assert!(matches!(agent.view(t0), View::Idle { .. }));
         }
@@ -705,10 +599,7 @@ mod tests {
         let flood: Vec<_> = lines.iter().filter(|l| l.starts_with("flood ")).collect();
         assert_eq!(flood.len(), 320);
         assert!(flood.iter().all(|l| l.len() == 62));
-        assert_eq!(
-            flood[0],
-            "flood 000001 lorem ipsum dolor sit amet consectetur adipiscing"
-        );
+        assert_eq!(flood[0], "flood 000001 lorem ipsum dolor sit amet consectetur adipiscing");
         assert!(lines.contains(&"● MOCK_OK (you said: )".to_owned()));
     }
 
@@ -719,31 +610,16 @@ mod tests {
         assert!(effects.contains(&Effect::Spawn));
         let done = agent.tick(t0 + Duration::from_secs(1));
         assert_eq!(printed(&done)[0], "● MOCK_FAILED (you said: bye)");
-        assert_eq!(
-            done.last(),
-            Some(&Effect::Exit {
-                code: 4,
-                message: "bye".into()
-            })
-        );
+        assert_eq!(done.last(), Some(&Effect::Exit { code: 4, message: "bye".into() }));
     }
 
     #[test]
     fn slash_exit() {
         let (mut agent, t0) = idle(config());
         let effects = type_and_send(&mut agent, "/exit", t0);
-        assert_eq!(
-            effects.last(),
-            Some(&Effect::Exit {
-                code: 0,
-                message: "bye".into()
-            })
-        );
+        assert_eq!(effects.last(), Some(&Effect::Exit { code: 0, message: "bye".into() }));
 
-        let (mut agent, t0) = idle(Config {
-            ignore_exit: true,
-            ..config()
-        });
+        let (mut agent, t0) = idle(Config { ignore_exit: true, ..config() });
         let effects = type_and_send(&mut agent, "/exit", t0);
         assert_eq!(printed(&effects), ["> /exit", "exit ignored", ""]);
         assert!(matches!(agent.view(t0), View::Idle { .. }));
@@ -754,51 +630,24 @@ mod tests {
         let (mut agent, t0) = idle(config());
         agent.key(Key::Text("draft".into()), t0);
         assert!(agent.key(Key::CtrlC, t0).is_empty());
-        assert_eq!(
-            agent.view(t0),
-            View::Idle {
-                input: "",
-                exit_hint: true
-            }
-        );
+        assert_eq!(agent.view(t0), View::Idle { input: "", exit_hint: true });
         assert_eq!(agent.next_deadline(t0), Some(t0 + EXIT_HINT));
         let t1 = t0 + EXIT_HINT;
         agent.tick(t1);
-        assert_eq!(
-            agent.view(t1),
-            View::Idle {
-                input: "",
-                exit_hint: false
-            }
-        );
+        assert_eq!(agent.view(t1), View::Idle { input: "", exit_hint: false });
         assert_eq!(agent.next_deadline(t1), None);
         assert!(agent.key(Key::CtrlC, t1).is_empty());
         let effects = agent.key(Key::CtrlC, t1 + Duration::from_millis(500));
-        assert_eq!(
-            effects,
-            [Effect::Exit {
-                code: 0,
-                message: "bye".into()
-            }]
-        );
+        assert_eq!(effects, [Effect::Exit { code: 0, message: "bye".into() }]);
     }
 
     #[test]
     fn ignore_exit_ignores_ctrl_c_and_ctrl_d() {
-        let (mut agent, t0) = idle(Config {
-            ignore_exit: true,
-            ..config()
-        });
+        let (mut agent, t0) = idle(Config { ignore_exit: true, ..config() });
         for key in [Key::CtrlC, Key::CtrlC, Key::CtrlD, Key::CtrlD] {
             assert!(agent.key(key, t0).is_empty());
         }
-        assert_eq!(
-            agent.view(t0),
-            View::Idle {
-                input: "",
-                exit_hint: false
-            }
-        );
+        assert_eq!(agent.view(t0), View::Idle { input: "", exit_hint: false });
     }
 
     #[test]
@@ -807,25 +656,13 @@ mod tests {
         agent.key(Key::Text("a".into()), t0);
         assert!(agent.key(Key::CtrlD, t0).is_empty());
         agent.key(Key::Backspace, t0);
-        assert_eq!(
-            agent.key(Key::CtrlD, t0),
-            [Effect::Exit {
-                code: 0,
-                message: "bye".into()
-            }]
-        );
+        assert_eq!(agent.key(Key::CtrlD, t0), [Effect::Exit { code: 0, message: "bye".into() }]);
     }
 
     #[test]
     fn prompt_is_submitted_after_boot() {
         let t0 = Instant::now();
-        let mut agent = Agent::new(
-            Config {
-                prompt: Some("fix it".into()),
-                ..config()
-            },
-            t0,
-        );
+        let mut agent = Agent::new(Config { prompt: Some("fix it".into()), ..config() }, t0);
         let effects = agent.tick(t0);
         assert_eq!(printed(&effects)[3], "> fix it");
         assert!(matches!(agent.view(t0), View::Busy { .. }));
@@ -845,13 +682,7 @@ mod tests {
     #[test]
     fn typeahead_without_enter_stays_in_the_composer() {
         let t0 = Instant::now();
-        let mut agent = Agent::new(
-            Config {
-                prompt: Some("first".into()),
-                ..config()
-            },
-            t0,
-        );
+        let mut agent = Agent::new(Config { prompt: Some("first".into()), ..config() }, t0);
         agent.key(Key::Text("draft".into()), t0);
         assert_eq!(printed(&agent.tick(t0))[3], "> first");
         assert!(matches!(agent.view(t0), View::Busy { input: "draft", .. }));
@@ -863,12 +694,6 @@ mod tests {
         type_and_send(&mut agent, "x", t0);
         assert!(agent.input_closed().is_empty());
         let done = agent.tick(t0 + Duration::from_secs(1));
-        assert_eq!(
-            done.last(),
-            Some(&Effect::Exit {
-                code: 0,
-                message: "bye".into()
-            })
-        );
+        assert_eq!(done.last(), Some(&Effect::Exit { code: 0, message: "bye".into() }));
     }
 }

@@ -51,11 +51,7 @@ pub(crate) async fn run(options: Options) -> CliResult<u8> {
     let stdin = rustix::stdio::stdin();
     let stdin_is_tty = term::is_tty(stdin);
     // Restored on every return path, and when unwinding from a panic.
-    let raw = if stdin_is_tty {
-        term::RawMode::enter(stdin)
-    } else {
-        None
-    };
+    let raw = if stdin_is_tty { term::RawMode::enter(stdin) } else { None };
     let mut app = App::new(options, stdin_is_tty, raw.is_some())?;
     let code = app.run().await;
     drop(raw);
@@ -114,10 +110,8 @@ impl App {
         }
         loop {
             let now = Instant::now();
-            let deadline = [self.agent.next_deadline(now), esc_deadline, crash_at]
-                .into_iter()
-                .flatten()
-                .min();
+            let deadline =
+                [self.agent.next_deadline(now), esc_deadline, crash_at].into_iter().flatten().min();
             let mut effects = Vec::new();
             tokio::select! {
                 _ = sigterm.recv() => {
@@ -201,11 +195,7 @@ impl App {
     fn draw(&mut self, printed: &[String]) -> Option<u8> {
         let live = render::live_region(&self.agent.view(Instant::now()), self.painter.cols());
         let bytes = self.painter.frame(printed, &live, self.agent.title());
-        if self.write(&bytes) || self.options.ignore_term {
-            None
-        } else {
-            Some(EXIT_SIGHUP)
-        }
+        if self.write(&bytes) || self.options.ignore_term { None } else { Some(EXIT_SIGHUP) }
     }
 
     /// Cleans up the screen, prints `message` and returns `code`.

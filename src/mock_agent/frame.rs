@@ -41,11 +41,7 @@ impl Painter {
         Painter {
             cols,
             rows,
-            drawn: LiveRegion {
-                lines: Vec::new(),
-                cursor_row: 0,
-                cursor_col: 0,
-            },
+            drawn: LiveRegion { lines: Vec::new(), cursor_row: 0, cursor_col: 0 },
             title: None,
             history: VecDeque::new(),
             repaint: false,
@@ -97,11 +93,7 @@ impl Painter {
             }
         }
         out.push_str(&live.lines.join("\r\n"));
-        let up = live
-            .lines
-            .len()
-            .saturating_sub(1)
-            .saturating_sub(live.cursor_row);
+        let up = live.lines.len().saturating_sub(1).saturating_sub(live.cursor_row);
         move_up(&mut out, up);
         out.push('\r');
         if live.cursor_col > 0 {
@@ -122,11 +114,7 @@ impl Painter {
             out.push_str("\r\n");
         }
         out.push_str(PASTE_OFF);
-        self.drawn = LiveRegion {
-            lines: Vec::new(),
-            cursor_row: 0,
-            cursor_col: 0,
-        };
+        self.drawn = LiveRegion { lines: Vec::new(), cursor_row: 0, cursor_col: 0 };
         out
     }
 
@@ -134,12 +122,7 @@ impl Painter {
     /// region without erasing anything, for a crash message.
     pub(crate) fn below(&self) -> String {
         let mut out = String::new();
-        let down = self
-            .drawn
-            .lines
-            .len()
-            .saturating_sub(1)
-            .saturating_sub(self.drawn.cursor_row);
+        let down = self.drawn.lines.len().saturating_sub(1).saturating_sub(self.drawn.cursor_row);
         if down > 0 {
             let _ = write!(out, "\x1b[{down}B");
         }
@@ -198,21 +181,14 @@ mod tests {
     use super::*;
 
     fn region(lines: &[&str], cursor_row: usize, cursor_col: usize) -> LiveRegion {
-        LiveRegion {
-            lines: lines.iter().map(|s| s.to_string()).collect(),
-            cursor_row,
-            cursor_col,
-        }
+        LiveRegion { lines: lines.iter().map(|s| s.to_string()).collect(), cursor_row, cursor_col }
     }
 
     #[test]
     fn first_frame_draws_and_places_the_cursor() {
         let mut p = Painter::new(20, 10);
         let out = p.frame(&[], &region(&["top", "> x", "bottom", "footer"], 1, 3), "t");
-        assert_eq!(
-            out,
-            "\x1b[?2004h\x1b]2;t\x07top\r\n> x\r\nbottom\r\nfooter\x1b[2A\r\x1b[3C"
-        );
+        assert_eq!(out, "\x1b[?2004h\x1b]2;t\x07top\r\n> x\r\nbottom\r\nfooter\x1b[2A\r\x1b[3C");
     }
 
     #[test]
@@ -235,10 +211,7 @@ mod tests {
     fn finish_leaves_a_fresh_line() {
         let mut p = Painter::new(20, 10);
         p.frame(&[], &region(&["a", "b"], 1, 2), "t");
-        assert_eq!(
-            p.finish(&["bye".into()]),
-            "\r\x1b[1A\x1b[Jbye\r\n\x1b[?2004l"
-        );
+        assert_eq!(p.finish(&["bye".into()]), "\r\x1b[1A\x1b[Jbye\r\n\x1b[?2004l");
     }
 
     #[test]
@@ -252,19 +225,11 @@ mod tests {
     fn width_change_repaints_the_history_that_fits() {
         let mut p = Painter::new(20, 4);
         let live = region(&["x", "y"], 0, 0);
-        p.frame(
-            &["one".into(), "two".into(), "a line wider than 10".into()],
-            &live,
-            "t",
-        );
+        p.frame(&["one".into(), "two".into(), "a line wider than 10".into()], &live, "t");
         p.resize(10, 4);
         let out = p.frame(&[], &live, "t");
         assert_eq!(out, "\x1b[H\x1b[2Ja line wider than 10\r\nx\r\ny\x1b[1A\r");
         p.resize(10, 8);
-        assert_eq!(
-            p.frame(&[], &live, "t"),
-            "",
-            "a height change needs no repaint"
-        );
+        assert_eq!(p.frame(&[], &live, "t"), "", "a height change needs no repaint");
     }
 }

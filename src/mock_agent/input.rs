@@ -73,10 +73,7 @@ impl Decoder {
     /// sequence; the caller then calls [`Decoder::timeout`] if nothing
     /// follows shortly, because a lone ESC is the Esc key.
     pub(crate) fn is_waiting(&self) -> bool {
-        matches!(
-            self.state,
-            State::Escape | State::Csi | State::Ss3 | State::Mouse(_)
-        )
+        matches!(self.state, State::Escape | State::Csi | State::Ss3 | State::Mouse(_))
     }
 
     /// Nothing followed a pending ESC: it was the Esc key; an unfinished
@@ -84,11 +81,7 @@ impl Decoder {
     pub(crate) fn timeout(&mut self) -> Vec<Key> {
         let state = std::mem::take(&mut self.state);
         self.seq.clear();
-        if state == State::Escape {
-            vec![Key::Esc]
-        } else {
-            Vec::new()
-        }
+        if state == State::Escape { vec![Key::Esc] } else { Vec::new() }
     }
 
     fn byte(&mut self, byte: u8, keys: &mut Vec<Key>) {
@@ -139,11 +132,7 @@ impl Decoder {
             }
             State::Ss3 => self.state = State::Ground,
             State::Mouse(left) => {
-                self.state = if left > 1 {
-                    State::Mouse(left - 1)
-                } else {
-                    State::Ground
-                };
+                self.state = if left > 1 { State::Mouse(left - 1) } else { State::Ground };
             }
             State::String { saw_esc } => {
                 self.state = match byte {
@@ -310,9 +299,6 @@ mod tests {
             vec![],
             "partial end marker is kept in the body until complete"
         );
-        assert_eq!(
-            d.feed(b"1~\r"),
-            vec![Key::Paste("one\ntwo three[A".into()), Key::Enter]
-        );
+        assert_eq!(d.feed(b"1~\r"), vec![Key::Paste("one\ntwo three[A".into()), Key::Enter]);
     }
 }

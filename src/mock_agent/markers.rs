@@ -68,10 +68,7 @@ pub(crate) fn parse(message: &str) -> Parsed {
         rest = &after_open[close + 2..];
     }
     kept.push_str(rest);
-    Parsed {
-        markers,
-        text: kept.split_whitespace().collect::<Vec<_>>().join(" "),
-    }
+    Parsed { markers, text: kept.split_whitespace().collect::<Vec<_>>().join(" ") }
 }
 
 /// Records one marker body (`wait:1.5`); false if it is not a valid marker.
@@ -81,9 +78,7 @@ fn apply(markers: &mut Markers, body: &str) -> bool {
         None => (body.trim(), None),
     };
     match (name, arg) {
-        ("wait", Some(arg)) => parse_secs(arg)
-            .map(|secs| markers.wait = Some(secs))
-            .is_some(),
+        ("wait", Some(arg)) => parse_secs(arg).map(|secs| markers.wait = Some(secs)).is_some(),
         ("stall", None) => {
             markers.stall = true;
             true

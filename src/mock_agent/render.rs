@@ -52,11 +52,7 @@ pub(crate) fn live_region(view: &View<'_>, width: usize) -> LiveRegion {
             (cursor_row, cursor_col) = composer(&mut lines, input, width);
             lines.push(footer.to_owned());
         }
-        View::Busy {
-            input,
-            spinner,
-            secs,
-        } => {
+        View::Busy { input, spinner, secs } => {
             lines.push(format!("{spinner} Working… ({secs}s · esc to interrupt)"));
             (cursor_row, cursor_col) = composer(&mut lines, input, width);
             lines.push(FOOTER_BUSY.to_owned());
@@ -73,11 +69,7 @@ pub(crate) fn live_region(view: &View<'_>, width: usize) -> LiveRegion {
         }
     }
     let lines: Vec<String> = lines.iter().map(|line| fit(line, width)).collect();
-    LiveRegion {
-        lines,
-        cursor_row,
-        cursor_col: cursor_col.min(width.saturating_sub(1)),
-    }
+    LiveRegion { lines, cursor_row, cursor_col: cursor_col.min(width.saturating_sub(1)) }
 }
 
 /// Appends the composer box; returns the cursor position (end of input).
@@ -88,17 +80,9 @@ fn composer(lines: &mut Vec<String>, input: &str, width: usize) -> (usize, usize
     } else {
         // One row: newlines show as ↵, and a long input keeps its end (where
         // the user is typing), cut from the left.
-        format!(
-            "> {}",
-            tail(&input.replace('\n', "↵"), inner.saturating_sub(2))
-        )
+        format!("> {}", tail(&input.replace('\n', "↵"), inner.saturating_sub(2)))
     };
-    let cursor_col = BORDER
-        + if input.is_empty() {
-            2
-        } else {
-            width_of(&shown)
-        };
+    let cursor_col = BORDER + if input.is_empty() { 2 } else { width_of(&shown) };
     lines.push(top(width));
     let row = lines.len();
     lines.push(boxed(&shown, width));
@@ -212,32 +196,12 @@ mod tests {
     fn all_views(long: &str) -> Vec<View<'_>> {
         vec![
             View::Booting,
-            View::Idle {
-                input: "",
-                exit_hint: false,
-            },
-            View::Idle {
-                input: "hello",
-                exit_hint: false,
-            },
-            View::Idle {
-                input: "",
-                exit_hint: true,
-            },
-            View::Idle {
-                input: long,
-                exit_hint: false,
-            },
-            View::Busy {
-                input: "",
-                spinner: '⠋',
-                secs: 3,
-            },
-            View::Busy {
-                input: long,
-                spinner: '⠙',
-                secs: 12,
-            },
+            View::Idle { input: "", exit_hint: false },
+            View::Idle { input: "hello", exit_hint: false },
+            View::Idle { input: "", exit_hint: true },
+            View::Idle { input: long, exit_hint: false },
+            View::Busy { input: "", spinner: '⠋', secs: 3 },
+            View::Busy { input: long, spinner: '⠙', secs: 12 },
             View::Approval { cmd: "touch x.txt" },
             View::Approval { cmd: long },
         ]
@@ -245,13 +209,7 @@ mod tests {
 
     #[test]
     fn idle_screen_at_width_60() {
-        let region = live_region(
-            &View::Idle {
-                input: "",
-                exit_hint: false,
-            },
-            W,
-        );
+        let region = live_region(&View::Idle { input: "", exit_hint: false }, W);
         assert_eq!(
             region.lines,
             [
@@ -267,13 +225,7 @@ mod tests {
 
     #[test]
     fn typed_screen() {
-        let region = live_region(
-            &View::Idle {
-                input: "hello",
-                exit_hint: false,
-            },
-            W,
-        );
+        let region = live_region(&View::Idle { input: "hello", exit_hint: false }, W);
         assert!(region.lines[1].starts_with("│ > hello "));
         assert_eq!(region.lines[3], "  enter to send");
         assert_eq!((region.cursor_row, region.cursor_col), (1, 9));
@@ -281,26 +233,13 @@ mod tests {
 
     #[test]
     fn exit_hint_screen() {
-        let region = live_region(
-            &View::Idle {
-                input: "",
-                exit_hint: true,
-            },
-            W,
-        );
+        let region = live_region(&View::Idle { input: "", exit_hint: true }, W);
         assert_eq!(region.lines[3], "  Press Ctrl-C again to exit");
     }
 
     #[test]
     fn busy_screen() {
-        let region = live_region(
-            &View::Busy {
-                input: "",
-                spinner: '⠋',
-                secs: 3,
-            },
-            W,
-        );
+        let region = live_region(&View::Busy { input: "", spinner: '⠋', secs: 3 }, W);
         assert_eq!(region.lines[0], "⠋ Working… (3s · esc to interrupt)");
         assert!(region.lines[2].starts_with("│ > Type a task for mock "));
         assert_eq!(region.lines[4], "  esc to interrupt");
@@ -325,13 +264,7 @@ mod tests {
     #[test]
     fn long_input_keeps_its_end() {
         let input = format!("{}END", "x".repeat(100));
-        let region = live_region(
-            &View::Idle {
-                input: &input,
-                exit_hint: false,
-            },
-            W,
-        );
+        let region = live_region(&View::Idle { input: &input, exit_hint: false }, W);
         let line = &region.lines[1];
         assert!(line.starts_with("│ > …xxx"), "{line}");
         assert!(line.ends_with("END │"), "{line}");
@@ -341,13 +274,7 @@ mod tests {
 
     #[test]
     fn multi_line_input_stays_on_one_row() {
-        let region = live_region(
-            &View::Idle {
-                input: "a\nb",
-                exit_hint: false,
-            },
-            W,
-        );
+        let region = live_region(&View::Idle { input: "a\nb", exit_hint: false }, W);
         assert!(region.lines[1].starts_with("│ > a↵b "));
     }
 

@@ -72,12 +72,8 @@ impl vt100::Callbacks for Hooks {
         }
         // OSC 10/11 colour queries: a light-grey-on-black terminal.
         match params {
-            [b"10", b"?"] => self
-                .replies
-                .extend_from_slice(b"\x1b]10;rgb:d8d8/d8d8/d8d8\x1b\\"),
-            [b"11", b"?"] => self
-                .replies
-                .extend_from_slice(b"\x1b]11;rgb:0000/0000/0000\x1b\\"),
+            [b"10", b"?"] => self.replies.extend_from_slice(b"\x1b]10;rgb:d8d8/d8d8/d8d8\x1b\\"),
+            [b"11", b"?"] => self.replies.extend_from_slice(b"\x1b]11;rgb:0000/0000/0000\x1b\\"),
             _ => {}
         }
     }
@@ -87,14 +83,9 @@ impl Screen {
     /// A screen of `size` keeping `scrollback` rows of history.
     /// `answer_queries` turns the query responder on.
     pub(crate) fn new(size: Size, scrollback: usize, answer_queries: bool) -> Screen {
-        let hooks = Hooks {
-            answer_queries,
-            ..Hooks::default()
-        };
+        let hooks = Hooks { answer_queries, ..Hooks::default() };
         let (rows, cols) = dims(size);
-        Screen {
-            parser: vt100::Parser::new_with_callbacks(rows, cols, scrollback, hooks),
-        }
+        Screen { parser: vt100::Parser::new_with_callbacks(rows, cols, scrollback, hooks) }
     }
 
     /// Feeds agent output. Returns the bytes to write back to the agent
@@ -111,27 +102,18 @@ impl Screen {
 
     pub(crate) fn size(&self) -> Size {
         let (rows, cols) = self.parser.screen().size();
-        Size {
-            rows: rows.get(),
-            cols: cols.get(),
-        }
+        Size { rows: rows.get(), cols: cols.get() }
     }
 
     /// Whether a synchronized-output block is open (and younger than
     /// `timeout`): the frame on screen may be half drawn.
     pub(crate) fn in_sync_update(&self, timeout: Duration) -> bool {
-        self.parser
-            .callbacks()
-            .sync_since
-            .is_some_and(|since| since.elapsed() < timeout)
+        self.parser.callbacks().sync_since.is_some_and(|since| since.elapsed() < timeout)
     }
 
     /// How long until an open synchronized-output block times out.
     pub(crate) fn sync_deadline(&self, timeout: Duration) -> Option<Instant> {
-        self.parser
-            .callbacks()
-            .sync_since
-            .map(|since| since + timeout)
+        self.parser.callbacks().sync_since.map(|since| since + timeout)
     }
 
     /// Terminal modes the agent has switched on that a real terminal would
@@ -150,10 +132,7 @@ impl Screen {
     pub(crate) fn text(&self) -> ScreenText {
         let screen = self.parser.screen();
         let (_, cols) = screen.size();
-        let rows = screen
-            .rows(0, cols.get())
-            .map(|r| normalise_row(&r))
-            .collect();
+        let rows = screen.rows(0, cols.get()).map(|r| normalise_row(&r)).collect();
         let (cursor_row, cursor_col) = screen.cursor_position();
         ScreenText {
             rows,
@@ -167,10 +146,7 @@ impl Screen {
 
 fn dims(size: Size) -> (NonZeroU16, NonZeroU16) {
     let one = NonZeroU16::MIN;
-    (
-        NonZeroU16::new(size.rows).unwrap_or(one),
-        NonZeroU16::new(size.cols).unwrap_or(one),
-    )
+    (NonZeroU16::new(size.rows).unwrap_or(one), NonZeroU16::new(size.cols).unwrap_or(one))
 }
 
 #[cfg(test)]
@@ -196,10 +172,7 @@ mod tests {
         let mut s = Screen::new(size(), 0, false);
         s.feed(b"\x1b[?2026h half");
         assert!(s.in_sync_update(Duration::from_secs(60)));
-        assert!(
-            !s.in_sync_update(Duration::ZERO),
-            "an over-long block counts as closed"
-        );
+        assert!(!s.in_sync_update(Duration::ZERO), "an over-long block counts as closed");
         s.feed(b" frame\x1b[?2026l");
         assert!(!s.in_sync_update(Duration::from_secs(60)));
     }
@@ -212,9 +185,6 @@ mod tests {
         let mut s = Screen::new(size(), 0, true);
         assert_eq!(s.feed(b"ab\x1b[6n"), b"\x1b[1;3R");
         assert_eq!(s.feed(b"\x1b[c"), b"\x1b[?6c");
-        assert_eq!(
-            s.feed(b"\x1b]11;?\x07"),
-            b"\x1b]11;rgb:0000/0000/0000\x1b\\"
-        );
+        assert_eq!(s.feed(b"\x1b]11;?\x07"), b"\x1b]11;rgb:0000/0000/0000\x1b\\");
     }
 }

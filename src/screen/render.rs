@@ -36,10 +36,7 @@ impl vt100::Callbacks for Collector {
         }
         let mut formatted = String::new();
         let mut state = vt100::capture::BasicFormattedCaptureState::new();
-        if row
-            .write_formatted_basic(&mut formatted, &mut state)
-            .is_ok()
-        {
+        if row.write_formatted_basic(&mut formatted, &mut state).is_ok() {
             let plain: String = vt100::capture::basic_formatted_to_plain(&formatted).collect();
             self.finished.push(normalise_row(&plain));
         }
@@ -62,20 +59,9 @@ impl Renderer {
             .iter()
             .take_while(|m| m.offset <= offset)
             .last()
-            .map_or(
-                Size {
-                    rows: 40,
-                    cols: 120,
-                },
-                |m| m.size,
-            );
+            .map_or(Size { rows: 40, cols: 120 }, |m| m.size);
         let next_mark = marks.iter().take_while(|m| m.offset <= offset).count();
-        Renderer {
-            parser: parser(initial),
-            marks,
-            next_mark,
-            offset,
-        }
+        Renderer { parser: parser(initial), marks, next_mark, offset }
     }
 
     /// Feeds transcript bytes, applying size marks where they fall.
@@ -96,11 +82,7 @@ impl Renderer {
         }
         // Marks exactly at the end apply now, so a new run's first bytes
         // start on a fresh screen.
-        while self
-            .marks
-            .get(self.next_mark)
-            .is_some_and(|m| m.offset <= self.offset)
-        {
+        while self.marks.get(self.next_mark).is_some_and(|m| m.offset <= self.offset) {
             self.apply_mark();
         }
     }
@@ -128,10 +110,7 @@ impl Renderer {
     pub(crate) fn screen_lines(&self) -> Vec<String> {
         let screen = self.parser.screen();
         let (_, cols) = screen.size();
-        let mut rows: Vec<String> = screen
-            .rows(0, cols.get())
-            .map(|r| normalise_row(&r))
-            .collect();
+        let mut rows: Vec<String> = screen.rows(0, cols.get()).map(|r| normalise_row(&r)).collect();
         while rows.last().is_some_and(|r| r.is_empty()) {
             rows.pop();
         }
@@ -165,11 +144,7 @@ mod tests {
     use super::*;
 
     fn mark(offset: u64, cols: u16, new_run: bool) -> SizeMark {
-        SizeMark {
-            offset,
-            size: Size { rows: 3, cols },
-            new_run,
-        }
+        SizeMark { offset, size: Size { rows: 3, cols }, new_run }
     }
 
     #[test]
@@ -186,10 +161,7 @@ mod tests {
     #[test]
     fn a_new_run_starts_on_a_fresh_screen() {
         let first = b"run one\r\n";
-        let mut r = Renderer::new(
-            vec![mark(0, 20, true), mark(first.len() as u64, 20, true)],
-            0,
-        );
+        let mut r = Renderer::new(vec![mark(0, 20, true), mark(first.len() as u64, 20, true)], 0);
         r.feed(first);
         r.feed(b"run two");
         r.flush_screen();

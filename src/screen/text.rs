@@ -26,22 +26,12 @@ impl ScreenText {
         let rows: Vec<String> = text.lines().map(normalise_row).collect();
         let cursor_row = rows.iter().rposition(|r| !r.is_empty()).unwrap_or(0);
         let cursor_col = rows.get(cursor_row).map_or(0, |r| r.chars().count());
-        ScreenText {
-            rows,
-            cursor_row,
-            cursor_col,
-            title: String::new(),
-            alternate: false,
-        }
+        ScreenText { rows, cursor_row, cursor_col, title: String::new(), alternate: false }
     }
 }
 
 /// Trims trailing whitespace and replaces no-break spaces.
 pub(crate) fn normalise_row(row: &str) -> String {
     let row = row.trim_end();
-    if row.contains('\u{a0}') {
-        row.replace('\u{a0}', " ")
-    } else {
-        row.to_string()
-    }
+    if row.contains('\u{a0}') { row.replace('\u{a0}', " ") } else { row.to_string() }
 }

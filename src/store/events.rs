@@ -119,12 +119,7 @@ pub(crate) struct EventWriter {
 
 impl EventWriter {
     pub(crate) fn open(path: &Path, run: &str, id: &str) -> io::Result<Self> {
-        Ok(EventWriter {
-            file: fsutil::open_append(path)?,
-            run: run.into(),
-            id: id.into(),
-            seq: 0,
-        })
+        Ok(EventWriter { file: fsutil::open_append(path)?, run: run.into(), id: id.into(), seq: 0 })
     }
 
     /// A writer that continues `run` after its event `last_seq` (used by
@@ -205,11 +200,7 @@ impl EventLine {
     pub(crate) fn parse(raw: &str) -> Option<EventLine> {
         let header: EventHeader = serde_json::from_str(raw).ok()?;
         let kind = serde_json::from_str(raw).unwrap_or(EventKind::Other);
-        Some(EventLine {
-            header,
-            kind,
-            raw: raw.to_string(),
-        })
+        Some(EventLine { header, kind, raw: raw.to_string() })
     }
 }
 
@@ -232,13 +223,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("events.jsonl");
         let mut w = EventWriter::open(&path, "r1", "cx-1").unwrap();
-        w.emit(
-            None,
-            &EventKind::StopRequested {
-                source: "client".into(),
-            },
-        )
-        .unwrap();
+        w.emit(None, &EventKind::StopRequested { source: "client".into() }).unwrap();
         let line = w
             .emit(
                 Some(3),
@@ -250,25 +235,13 @@ mod tests {
                 },
             )
             .unwrap();
-        assert!(
-            line.starts_with(r#"{"schema_version":1,"run":"r1","seq":2,"ts":""#),
-            "{line}"
-        );
-        assert!(
-            line.contains(r#""id":"cx-1","turn":3,"type":"state","from":"ready""#),
-            "{line}"
-        );
+        assert!(line.starts_with(r#"{"schema_version":1,"run":"r1","seq":2,"ts":""#), "{line}");
+        assert!(line.contains(r#""id":"cx-1","turn":3,"type":"state","from":"ready""#), "{line}");
 
         let all = read_all(&path).unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].header.seq, 2);
-        assert!(matches!(
-            all[1].kind,
-            EventKind::State {
-                to: State::Blocked,
-                ..
-            }
-        ));
+        assert!(matches!(all[1].kind, EventKind::State { to: State::Blocked, .. }));
     }
 
     #[test]
@@ -278,10 +251,7 @@ mod tests {
         assert_eq!(ev.kind, EventKind::Other);
         assert_eq!(ev.header.kind, "from_the_future");
         let line = r#"{"schema_version":1,"run":"r","seq":1,"ts":"t","id":"x","type":"stop_requested","source":"c","new_field":[1]}"#;
-        assert!(matches!(
-            EventLine::parse(line).unwrap().kind,
-            EventKind::StopRequested { .. }
-        ));
+        assert!(matches!(EventLine::parse(line).unwrap().kind, EventKind::StopRequested { .. }));
         assert!(EventLine::parse("not json").is_none());
     }
 }

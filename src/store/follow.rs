@@ -33,18 +33,13 @@ impl Follower {
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             // Errors (e.g. queue overflow) also wake the reader: re-reading
             // is always safe, missing an append is not.
-            if res
-                .as_ref()
-                .map_or(true, |ev| ev.paths.iter().any(|p| p == &target))
-            {
+            if res.as_ref().map_or(true, |ev| ev.paths.iter().any(|p| p == &target)) {
                 let _ = tx.send(());
             }
         })
         .map_err(io::Error::other)?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        watcher
-            .watch(dir, RecursiveMode::NonRecursive)
-            .map_err(io::Error::other)?;
+        watcher.watch(dir, RecursiveMode::NonRecursive).map_err(io::Error::other)?;
         Ok(Follower {
             path: path.to_path_buf(),
             file: None,
@@ -89,10 +84,7 @@ impl Follower {
         };
         let rest = self.partial.split_off(last_nl + 1);
         let complete = std::mem::replace(&mut self.partial, rest);
-        Ok(String::from_utf8_lossy(&complete)
-            .lines()
-            .map(str::to_string)
-            .collect())
+        Ok(String::from_utf8_lossy(&complete).lines().map(str::to_string).collect())
     }
 
     /// Waits until the file may have changed.
@@ -135,21 +127,14 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("events.jsonl");
         let mut f = Follower::new(&path, 0).unwrap();
-        assert!(
-            f.read_lines().unwrap().is_empty(),
-            "absent file reads as empty"
-        );
+        assert!(f.read_lines().unwrap().is_empty(), "absent file reads as empty");
 
         let mut w = crate::store::fsutil::open_append(&path).unwrap();
         w.write_all(b"one\ntw").unwrap();
-        tokio::time::timeout(Duration::from_secs(5), f.changed())
-            .await
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), f.changed()).await.unwrap();
         assert_eq!(f.read_lines().unwrap(), ["one"]);
         w.write_all(b"o\n").unwrap();
-        tokio::time::timeout(Duration::from_secs(5), f.changed())
-            .await
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), f.changed()).await.unwrap();
         assert_eq!(f.read_lines().unwrap(), ["two"]);
     }
 }

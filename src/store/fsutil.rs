@@ -10,10 +10,7 @@ use std::path::Path;
 /// directories are left as they are, except `dir` itself, which is
 /// tightened to 0700 if reins created it earlier with a looser mode.
 pub(crate) fn create_private_dir_all(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     let meta = fs::metadata(dir)?;
     if meta.permissions().mode() & 0o077 != 0 && is_owned_by_me(&meta) {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
@@ -28,21 +25,12 @@ fn is_owned_by_me(meta: &fs::Metadata) -> bool {
 
 /// Opens a private (0600) file for appending, creating it if needed.
 pub(crate) fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
+    OpenOptions::new().create(true).append(true).mode(0o600).open(path)
 }
 
 /// Creates or truncates a private (0600) file.
 pub(crate) fn create_private(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
+    OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(path)
 }
 
 /// Replaces `path` with `bytes` atomically: readers see the old file or the

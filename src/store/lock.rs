@@ -60,12 +60,7 @@ impl ClaimLock {
 }
 
 fn open_lock_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(path)
+    OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(path)
 }
 
 /// Whether a host currently holds the lock at `path`.
@@ -106,11 +101,7 @@ mod tests {
         assert!(!host_alive(&path));
         let lock = HostLock::acquire(&path, Duration::ZERO).unwrap().unwrap();
         assert!(host_alive(&path));
-        assert!(
-            HostLock::acquire(&path, Duration::from_millis(20))
-                .unwrap()
-                .is_none()
-        );
+        assert!(HostLock::acquire(&path, Duration::from_millis(20)).unwrap().is_none());
         drop(lock);
         assert!(!host_alive(&path));
         wait_host_gone(&path).unwrap();

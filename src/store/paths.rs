@@ -87,16 +87,8 @@ impl StateRoot {
     pub(crate) fn session(&self, scope: &str, id: &str) -> SessionPaths {
         let dir = self.sessions_dir().join(scope).join(id);
         let key = hash32_bytes(format!("{}\0{scope}", self.root.display()).as_bytes());
-        let socket = self
-            .runtime
-            .join(format!("{key:08x}"))
-            .join(format!("{id}.sock"));
-        SessionPaths {
-            dir,
-            socket,
-            scope: scope.to_string(),
-            id: id.to_string(),
-        }
+        let socket = self.runtime.join(format!("{key:08x}")).join(format!("{id}.sock"));
+        SessionPaths { dir, socket, scope: scope.to_string(), id: id.to_string() }
     }
 
     /// Every session directory under the state root, optionally in one scope.
@@ -137,9 +129,7 @@ fn absolute(path: PathBuf) -> PathBuf {
     if path.is_absolute() {
         path
     } else {
-        env::current_dir()
-            .map(|cwd| cwd.join(&path))
-            .unwrap_or(path)
+        env::current_dir().map(|cwd| cwd.join(&path)).unwrap_or(path)
     }
 }
 

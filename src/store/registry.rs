@@ -112,17 +112,9 @@ impl SessionRecord {
 pub(crate) fn redact_command(argv: &[String]) -> Vec<String> {
     let sensitive = |s: &str| {
         let s = s.to_ascii_lowercase();
-        [
-            "key",
-            "token",
-            "secret",
-            "password",
-            "passwd",
-            "credential",
-            "auth",
-        ]
-        .iter()
-        .any(|w| s.contains(w))
+        ["key", "token", "secret", "password", "passwd", "credential", "auth"]
+            .iter()
+            .any(|w| s.contains(w))
     };
     let mut out = Vec::with_capacity(argv.len());
     let mut redact_next = false;
@@ -151,19 +143,11 @@ mod tests {
 
     #[test]
     fn credentials_are_redacted_from_commands() {
-        let argv: Vec<String> = [
-            "codex",
-            "--api-key",
-            "sk-1",
-            "--token=abc",
-            "MY_SECRET=x",
-            "-m",
-            "gpt",
-            "keyboard",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let argv: Vec<String> =
+            ["codex", "--api-key", "sk-1", "--token=abc", "MY_SECRET=x", "-m", "gpt", "keyboard"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         assert_eq!(
             redact_command(&argv),
             [

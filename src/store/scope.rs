@@ -57,10 +57,7 @@ fn find_repo(start: &Path) -> Option<Repo> {
         };
         if meta.is_dir() {
             let common = fs::canonicalize(&dot_git).unwrap_or(dot_git);
-            return Some(Repo {
-                root: dir.to_path_buf(),
-                common_dir: common,
-            });
+            return Some(Repo { root: dir.to_path_buf(), common_dir: common });
         }
         // A worktree or submodule: `.git` is a file naming the real git dir.
         let text = fs::read_to_string(&dot_git).ok()?;
@@ -71,10 +68,7 @@ fn find_repo(start: &Path) -> Option<Repo> {
             Err(_) => gitdir,
         };
         let common = fs::canonicalize(&common).unwrap_or(common);
-        return Some(Repo {
-            root: dir.to_path_buf(),
-            common_dir: common,
-        });
+        return Some(Repo { root: dir.to_path_buf(), common_dir: common });
     }
     None
 }
@@ -96,13 +90,7 @@ fn repo_label(common_dir: &Path, root: &Path) -> String {
 fn sanitize(label: &str) -> String {
     let mut out: String = label
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
         .take(32)
         .collect();
     out = out.trim_matches('-').to_string();
@@ -147,14 +135,8 @@ mod tests {
         let b = scope_of(&wt);
         assert_eq!(a.name, b.name);
         assert!(a.name.starts_with("proj-"), "{}", a.name);
-        assert_eq!(
-            a.repo_root.as_deref(),
-            Some(fs::canonicalize(&main).unwrap().as_path())
-        );
-        assert_eq!(
-            b.repo_root.as_deref(),
-            Some(fs::canonicalize(&wt).unwrap().as_path())
-        );
+        assert_eq!(a.repo_root.as_deref(), Some(fs::canonicalize(&main).unwrap().as_path()));
+        assert_eq!(b.repo_root.as_deref(), Some(fs::canonicalize(&wt).unwrap().as_path()));
     }
 
     #[test]

@@ -13,6 +13,9 @@ use std::process::{Command, Stdio};
 use crate::error::CliError;
 use crate::store::events::TmuxTarget;
 
+/// What `new-window`/`new-session -P` print about the new pane.
+const PANE_FORMAT: &str = "#{pane_id}\t#{session_name}\t#{window_id}";
+
 /// The tmux session used when the caller is not inside tmux.
 pub(crate) const DEFAULT_SESSION: &str = "reins";
 
@@ -71,15 +74,11 @@ impl Tmux {
 
     /// Runs one tmux command and returns its stdout, trimmed.
     fn run(&self, args: &[&str]) -> Result<String, TmuxError> {
-        let out = self
-            .command()
-            .args(args)
-            .output()
-            .map_err(|err| TmuxError {
-                command: args.first().unwrap_or(&"").to_string(),
-                stderr: err.to_string(),
-                missing: err.kind() == std::io::ErrorKind::NotFound,
-            })?;
+        let out = self.command().args(args).output().map_err(|err| TmuxError {
+            command: args.first().unwrap_or(&"").to_string(),
+            stderr: err.to_string(),
+            missing: err.kind() == std::io::ErrorKind::NotFound,
+        })?;
         if !out.status.success() {
             return Err(TmuxError {
                 command: args.first().unwrap_or(&"").to_string(),
@@ -98,10 +97,8 @@ impl Tmux {
                 "tmux -V failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ))),
-            Err(_) => Err(
-                CliError::failure("--tmux needs tmux, which is not installed")
-                    .hint("install tmux (e.g. apt-get install tmux), or use --detach"),
-            ),
+            Err(_) => Err(CliError::failure("--tmux needs tmux, which is not installed")
+                .hint("install tmux (e.g. apt-get install tmux), or use --detach")),
         }
     }
 
@@ -117,7 +114,6 @@ impl Tmux {
     pub(crate) fn new_window(&self, spec: &NewWindow<'_>) -> Result<TmuxTarget, TmuxError> {
         let command = shell_join(spec.command);
         let cwd = spec.cwd.to_string_lossy();
-        let format = "#{pane_id}\t#{session_name}\t#{window_id}";
         let caller_session = match (&self.server, env_non_empty("TMUX_PANE")) {
             (Server::Socket(_), Some(pane)) => {
                 Some(self.run(&["display-message", "-p", "-t", &pane, "#{session_id}"])?)
@@ -125,21 +121,8 @@ impl Tmux {
             _ => None,
         };
         let line = match caller_session {
-            Some(session) => self.run(&[
-                "new-window",
-                "-d",
-                "-P",
-                "-F",
-                format,
-                "-t",
-                &format!("{session}:"),
-                "-n",
-                spec.window_name,
-                "-c",
-                &cwd,
-                &command,
-            ])?,
-            None => self.new_window_in_default_session(spec.window_name, &cwd, &command, format)?,
+            Some(session) => self.run_new_window(&format!("{session}:"), spec, &cwd, &command)?,
+            None => self.new_window_in_default_session(spec, &cwd, &command)?,
         };
         let mut parts = line.split('\t');
         let pane = parts.next().unwrap_or_default().to_string();
@@ -160,44 +143,24 @@ impl Tmux {
 
     fn new_window_in_default_session(
         &self,
-        window_name: &str,
+        spec: &NewWindow<'_>,
         cwd: &str,
         command: &str,
-        format: &str,
     ) -> Result<String, TmuxError> {
         let target = format!("={DEFAULT_SESSION}:");
-        let in_existing = |tmux: &Tmux| {
-            tmux.run(&[
-                "new-window",
-                "-d",
-                "-P",
-                "-F",
-                format,
-                "-t",
-                &target,
-                "-n",
-                window_name,
-                "-c",
-                cwd,
-                command,
-            ])
-        };
-        if self
-            .run(&["has-session", "-t", &format!("={DEFAULT_SESSION}")])
-            .is_ok()
-        {
-            return in_existing(self);
+        if self.run(&["has-session", "-t", &format!("={DEFAULT_SESSION}")]).is_ok() {
+            return self.run_new_window(&target, spec, cwd, command);
         }
-        match self.run(&[
+        let created = self.run(&[
             "new-session",
             "-d",
             "-P",
             "-F",
-            format,
+            PANE_FORMAT,
             "-s",
             DEFAULT_SESSION,
             "-n",
-            window_name,
+            spec.window_name,
             "-x",
             "120",
             "-y",
@@ -205,12 +168,39 @@ impl Tmux {
             "-c",
             cwd,
             command,
-        ]) {
+        ]);
+        match created {
             Ok(line) => Ok(line),
             // Someone else created it a moment ago: use it.
-            Err(err) if err.stderr.contains("duplicate session") => in_existing(self),
+            Err(err) if err.stderr.contains("duplicate session") => {
+                self.run_new_window(&target, spec, cwd, command)
+            }
             Err(err) => Err(err),
         }
+    }
+
+    /// `new-window` in session `target`, printing [`PANE_FORMAT`].
+    fn run_new_window(
+        &self,
+        target: &str,
+        spec: &NewWindow<'_>,
+        cwd: &str,
+        command: &str,
+    ) -> Result<String, TmuxError> {
+        self.run(&[
+            "new-window",
+            "-d",
+            "-P",
+            "-F",
+            PANE_FORMAT,
+            "-t",
+            target,
+            "-n",
+            spec.window_name,
+            "-c",
+            cwd,
+            command,
+        ])
     }
 
     /// Kills a pane (used to clean up after a host that failed to start).
@@ -252,10 +242,7 @@ fn caller_socket() -> Option<PathBuf> {
 
 /// Joins argv into one POSIX shell command line, single-quoting as needed.
 pub(crate) fn shell_join(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| shell_quote(a))
-        .collect::<Vec<_>>()
-        .join(" ")
+    argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
 }
 
 fn shell_quote(arg: &str) -> String {
@@ -277,9 +264,6 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert_eq!(
-            shell_join(&argv),
-            r#"/bin/reins __host 'it'\''s' 'a b' '' '$HOME'"#
-        );
+        assert_eq!(shell_join(&argv), r#"/bin/reins __host 'it'\''s' 'a b' '' '$HOME'"#);
     }
 }

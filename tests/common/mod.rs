@@ -3,10 +3,7 @@
 //! tmux) a private tmux server. Dropping the environment kills whatever the
 //! test left running.
 
-#![allow(
-    dead_code,
-    reason = "each test module uses a different subset of the helpers"
-)]
+#![allow(dead_code, reason = "each test module uses a different subset of the helpers")]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -37,10 +34,7 @@ pub fn have_tool(tool: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        assert!(
-            !tools_required(),
-            "{tool} is required (REINS_TEST_REQUIRE_TOOLS=1) but missing"
-        );
+        assert!(!tools_required(), "{tool} is required (REINS_TEST_REQUIRE_TOOLS=1) but missing");
         eprintln!("SKIPPED: {tool} is not installed; this test did not run");
     }
     found
@@ -108,10 +102,7 @@ impl TestEnv {
     pub fn new() -> TestEnv {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         // Short paths: socket paths must stay under 108 bytes.
-        let root = tempfile::Builder::new()
-            .prefix("rt")
-            .tempdir_in("/tmp")
-            .unwrap();
+        let root = tempfile::Builder::new().prefix("rt").tempdir_in("/tmp").unwrap();
         let base = root.path();
         let work = base.join("work");
         for dir in ["work", "home", "state", "run", "config"] {
@@ -120,28 +111,14 @@ impl TestEnv {
         let mut env = HashMap::new();
         env.insert("PATH".into(), std::env::var("PATH").unwrap_or_default());
         env.insert("HOME".into(), base.join("home").display().to_string());
-        env.insert(
-            "REINS_STATE_DIR".into(),
-            base.join("state").display().to_string(),
-        );
-        env.insert(
-            "XDG_RUNTIME_DIR".into(),
-            base.join("run").display().to_string(),
-        );
-        env.insert(
-            "XDG_CONFIG_HOME".into(),
-            base.join("config").display().to_string(),
-        );
+        env.insert("REINS_STATE_DIR".into(), base.join("state").display().to_string());
+        env.insert("XDG_RUNTIME_DIR".into(), base.join("run").display().to_string());
+        env.insert("XDG_CONFIG_HOME".into(), base.join("config").display().to_string());
         env.insert("LANG".into(), "C.UTF-8".into());
         env.insert("TERM".into(), "xterm-256color".into());
         let tmux_server = format!("reins-test-{}-{n}", std::process::id());
         env.insert("REINS_TMUX_SERVER".into(), tmux_server.clone());
-        TestEnv {
-            root,
-            work,
-            env,
-            tmux_server,
-        }
+        TestEnv { root, work, env, tmux_server }
     }
 
     pub fn path(&self) -> &Path {
@@ -163,10 +140,7 @@ impl TestEnv {
     /// A `reins` command in this environment.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(reins_bin());
-        cmd.args(args)
-            .current_dir(&self.work)
-            .env_clear()
-            .envs(&self.env);
+        cmd.args(args).current_dir(&self.work).env_clear().envs(&self.env);
         cmd.stdin(Stdio::null());
         cmd
     }
@@ -199,11 +173,23 @@ impl TestEnv {
         &self.tmux_server
     }
 
+    /// Starts tmux session `name` on the private server, its one 100x30
+    /// pane running the shell `command` in the work directory; returns the
+    /// pane id.
+    #[track_caller]
+    pub fn tmux_session(&self, name: &str, command: &str) -> String {
+        let work = self.work.to_str().unwrap();
+        let args =
+            ["new-session", "-d", "-P", "-F", "#{pane_id}", "-s", name, "-x", "100", "-y", "30"];
+        let out = self.tmux(&[&args[..], &["-c", work, command]].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// The session directory of `id` (searching every scope).
     #[track_caller]
     pub fn session_dir(&self, id: &str) -> PathBuf {
-        self.find_session_dir(id)
-            .unwrap_or_else(|| panic!("no session directory for {id}"))
+        self.find_session_dir(id).unwrap_or_else(|| panic!("no session directory for {id}"))
     }
 
     fn find_session_dir(&self, id: &str) -> Option<PathBuf> {
@@ -218,9 +204,7 @@ impl TestEnv {
     /// Parsed events of `id`.
     pub fn events(&self, id: &str) -> Vec<Value> {
         let text = std::fs::read_to_string(self.session_dir(id).join("events.jsonl")).unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
     /// Waits (by following `reins events --follow`) until an event of `id`
@@ -265,28 +249,19 @@ impl TestEnv {
         let _ = child.kill();
         let _ = child.wait();
         found.unwrap_or_else(|| {
-            panic!(
-                "no matching event for {id} within {timeout:?}; saw:\n{}",
-                seen.join("\n")
-            )
+            panic!("no matching event for {id} within {timeout:?}; saw:\n{}", seen.join("\n"))
         })
     }
 
     /// Waits until `id` reaches `state`.
     #[track_caller]
     pub fn wait_state(&self, id: &str, state: &str) -> Value {
-        self.wait_event(id, Duration::from_secs(10), |e| {
-            e["type"] == "state" && e["to"] == state
-        })
+        self.wait_event(id, Duration::from_secs(10), |e| e["type"] == "state" && e["to"] == state)
     }
 
     /// Spawns `reins` in the background.
     pub fn spawn(&self, args: &[&str]) -> Child {
-        self.command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
     }
 }
 
@@ -297,11 +272,7 @@ impl Drop for TestEnv {
         let sessions = self.state_dir().join("sessions");
         if let Ok(scopes) = std::fs::read_dir(&sessions) {
             for scope in scopes.flatten() {
-                for session in std::fs::read_dir(scope.path())
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                {
+                for session in std::fs::read_dir(scope.path()).into_iter().flatten().flatten() {
                     let Ok(text) = std::fs::read_to_string(session.path().join("session.json"))
                     else {
                         continue;
@@ -370,20 +341,25 @@ pub fn session_members(sid: u32) -> Vec<u32> {
 pub fn eventually(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Waits until a command writes a complete last line to `path`, and
+/// returns the file's text.
+#[track_caller]
+pub fn written(path: &Path, timeout: Duration) -> String {
+    let mut text = String::new();
+    eventually(timeout, &format!("{} to be written", path.display()), || {
+        text = std::fs::read_to_string(path).unwrap_or_default();
+        text.ends_with('\n')
+    });
+    text
 }
 
 /// Mode bits of a path.
 pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::symlink_metadata(path)
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o7777
+    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
 }
