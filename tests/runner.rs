@@ -8,12 +8,17 @@ mod test_bad_input;
 mod test_dead_hosts;
 mod test_events;
 mod test_foreground;
+mod test_inbox;
 mod test_logs;
+mod test_pane;
 mod test_run;
 mod test_secrets;
+mod test_send;
+mod test_soak;
 mod test_status;
 mod test_stop;
 mod test_tmux;
+mod test_wait;
 
 /// A `tests/test_*.rs` file that is not listed above would silently never
 /// run; this fails instead.

@@ -4,5 +4,8 @@
 mod profile;
 mod rules;
 
-pub(crate) use profile::{ContextMode, Profile, ProfileSource, Step, StopSpec, find, list};
-pub(crate) use rules::RuleReport;
+pub(crate) use profile::{
+    ContextMode, Evidence, Profile, ProfileSource, Step, StopSpec, SubmitMode, SubmitSpec,
+    TurnSpec, find, list,
+};
+pub(crate) use rules::{RuleReport, TurnStatus, turn_status};

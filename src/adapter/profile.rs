@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::adapter::rules::{Rule, RuleFile};
+use crate::adapter::rules::{Outcome, OutcomeFile, Rule, RuleFile};
 use crate::error::CliError;
 
 mod builtin {
@@ -34,7 +34,10 @@ pub(crate) struct Profile {
     pub(crate) launch: Launch,
     pub(crate) screen: ScreenSettings,
     pub(crate) stop: StopSpec,
+    pub(crate) submit: SubmitSpec,
+    pub(crate) turn: TurnSpec,
     pub(crate) rules: Vec<Rule>,
+    pub(crate) outcomes: Vec<Outcome>,
     pub(crate) source: ProfileSource,
     /// The TOML text, for `adapters show`.
     pub(crate) text: String,
@@ -54,8 +57,14 @@ struct ProfileFile {
     screen: ScreenSettings,
     #[serde(default)]
     stop: StopSpec,
+    #[serde(default)]
+    submit: SubmitSpec,
+    #[serde(default)]
+    turn: TurnSpec,
     #[serde(default, rename = "rule")]
     rules: Vec<RuleFile>,
+    #[serde(default, rename = "outcome")]
+    outcomes: Vec<OutcomeFile>,
 }
 
 fn default_transport() -> String {
@@ -85,6 +94,9 @@ pub(crate) enum ContextMode {
     /// As the last command-line argument (`claude "task"`).
     #[default]
     Argv,
+    /// As the first message, delivered (and verified) like `reins send`
+    /// once the agent is ready: the first turn.
+    Message,
     /// The agent has no way to take an initial task.
     Unsupported,
 }
@@ -130,6 +142,83 @@ pub(crate) struct StopSpec {
 impl Default for StopSpec {
     fn default() -> Self {
         StopSpec { sequence: Vec::new(), grace_ms: 3000, term_grace_ms: 2000 }
+    }
+}
+
+/// How a message is typed into the agent and submitted (DESIGN §3:
+/// delivery is verified).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SubmitSpec {
+    /// `paste`: bracketed paste when the agent enabled it (mode 2004),
+    /// typed otherwise; `type`: always typed.
+    pub(crate) mode: SubmitMode,
+    /// The key that submits.
+    pub(crate) key: Key,
+    /// Pause between the text and the key, so the agent takes the key as a
+    /// key and not as part of a paste burst.
+    pub(crate) pause_ms: u64,
+    /// Extra pause per KiB of text.
+    pub(crate) pause_per_kib_ms: u64,
+    /// Upper bound of the pause.
+    pub(crate) max_pause_ms: u64,
+    /// How long after the key the turn must show it started.
+    pub(crate) verify_ms: u64,
+    /// How often the key is pressed again before the message is stranded.
+    pub(crate) retries: u32,
+    /// What counts as proof that the turn started.
+    pub(crate) evidence: Vec<Evidence>,
+}
+
+impl Default for SubmitSpec {
+    fn default() -> Self {
+        SubmitSpec {
+            mode: SubmitMode::Paste,
+            key: Key::Enter,
+            pause_ms: 60,
+            pause_per_kib_ms: 20,
+            max_pause_ms: 2000,
+            verify_ms: 1500,
+            retries: 2,
+            evidence: vec![Evidence::Busy, Evidence::ComposerChanged],
+        }
+    }
+}
+
+/// How text reaches the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SubmitMode {
+    Paste,
+    Type,
+}
+
+/// Proof that a submitted message started a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Evidence {
+    /// The screen reads busy or blocked after the key.
+    Busy,
+    /// The agent redrew the cursor's line after the key and the message
+    /// is no longer on it (the composer was cleared).
+    ComposerChanged,
+}
+
+/// When a screen-read turn counts as finished.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct TurnSpec {
+    /// Ready this long after busy was seen: done.
+    pub(crate) done_after_busy_ms: u64,
+    /// Ready this long when busy was never seen (a very fast turn, or an
+    /// agent without a busy marker): done. Longer, because some agents
+    /// redraw their idle prompt before their busy line.
+    pub(crate) done_without_busy_ms: u64,
+}
+
+impl Default for TurnSpec {
+    fn default() -> Self {
+        TurnSpec { done_after_busy_ms: 100, done_without_busy_ms: 1000 }
     }
 }
 
@@ -187,7 +276,12 @@ impl Profile {
                 })?;
             }
         }
+        if file.submit.evidence.is_empty() {
+            return Err("submit.evidence: name at least one proof (busy, composer_changed)".into());
+        }
         let rules = file.rules.into_iter().map(Rule::compile).collect::<Result<Vec<_>, _>>()?;
+        let outcomes =
+            file.outcomes.into_iter().map(Outcome::compile).collect::<Result<Vec<_>, _>>()?;
         Ok(Profile {
             name: file.name,
             summary: file.summary,
@@ -196,7 +290,10 @@ impl Profile {
             launch: file.launch,
             screen: file.screen,
             stop: file.stop,
+            submit: file.submit,
+            turn: file.turn,
             rules,
+            outcomes,
             source,
             text: text.to_string(),
         })

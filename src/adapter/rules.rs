@@ -88,6 +88,77 @@ pub(crate) struct Example {
     pub(crate) title: String,
 }
 
+/// Where to look and what must hold there: the part shared by state rules
+/// and turn-outcome rules.
+#[derive(Debug, Clone)]
+pub(crate) struct Condition {
+    pub(crate) region: Region,
+    all: Vec<Matcher>,
+    any: Vec<Matcher>,
+    not: Vec<Matcher>,
+}
+
+impl Condition {
+    fn compile(
+        region: Region,
+        all: Vec<MatcherFile>,
+        any: Vec<MatcherFile>,
+        not: Vec<MatcherFile>,
+    ) -> Result<Condition, String> {
+        if all.is_empty() && any.is_empty() {
+            return Err("needs at least one `all` or `any` matcher".into());
+        }
+        if matches!(region, Region::LastLines(0) | Region::FirstLines(0)) {
+            return Err("a region of 0 lines never matches".into());
+        }
+        let compile = |v: Vec<MatcherFile>| -> Result<Vec<Matcher>, String> {
+            v.into_iter().map(Matcher::compile).collect()
+        };
+        Ok(Condition { region, all: compile(all)?, any: compile(any)?, not: compile(not)? })
+    }
+
+    /// The rows of `screen` this condition reads.
+    pub(crate) fn region_rows(&self, screen: &ScreenText) -> Vec<String> {
+        let non_empty = || screen.rows.iter().filter(|r| !r.trim().is_empty()).cloned();
+        match &self.region {
+            Region::Screen => screen.rows.clone(),
+            Region::LastLines(n) => {
+                let rows: Vec<String> = non_empty().collect();
+                rows[rows.len().saturating_sub(*n)..].to_vec()
+            }
+            Region::FirstLines(n) => non_empty().take(*n).collect(),
+            Region::CursorLine => screen.rows.get(screen.cursor_row).cloned().into_iter().collect(),
+            Region::Title => vec![screen.title.clone()],
+        }
+    }
+
+    pub(crate) fn matches(&self, screen: &ScreenText) -> bool {
+        let text = self.region_rows(screen).join("\n");
+        self.all.iter().all(|m| m.is_match(&text))
+            && (self.any.is_empty() || self.any.iter().any(|m| m.is_match(&text)))
+            && !self.not.iter().any(|m| m.is_match(&text))
+    }
+
+    /// One line per matcher: `✓ all: contains "x"` / `✗ not: ...`.
+    fn checks(&self, screen: &ScreenText) -> Vec<String> {
+        let text = self.region_rows(screen).join("\n");
+        let mut checks = Vec::new();
+        let mut line = |group: &str, m: &Matcher, ok: bool| {
+            checks.push(format!("{} {group}: {}", if ok { "✓" } else { "✗" }, m.describe()));
+        };
+        for m in &self.all {
+            line("all", m, m.is_match(&text));
+        }
+        for m in &self.any {
+            line("any", m, m.is_match(&text));
+        }
+        for m in &self.not {
+            line("not", m, !m.is_match(&text));
+        }
+        checks
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RuleFile {
@@ -108,16 +179,13 @@ pub(crate) struct RuleFile {
     examples: Vec<Example>,
 }
 
-/// A compiled rule.
+/// A compiled state rule.
 #[derive(Debug, Clone)]
 pub(crate) struct Rule {
     pub(crate) name: String,
     pub(crate) observed: Observed,
     pub(crate) priority: i32,
-    pub(crate) region: Region,
-    all: Vec<Matcher>,
-    any: Vec<Matcher>,
-    not: Vec<Matcher>,
+    pub(crate) condition: Condition,
     pub(crate) examples: Vec<Example>,
 }
 
@@ -166,73 +234,98 @@ impl Rule {
                 return Err(ctx(format!("rules yield ready, busy or blocked, not {other}")));
             }
         }
-        if file.all.is_empty() && file.any.is_empty() {
-            return Err(ctx("a rule needs at least one `all` or `any` matcher".into()));
-        }
-        if matches!(file.region, Region::LastLines(0) | Region::FirstLines(0)) {
-            return Err(ctx("a region of 0 lines never matches".into()));
-        }
-        let compile = |v: Vec<MatcherFile>| -> Result<Vec<Matcher>, String> {
-            v.into_iter().map(Matcher::compile).collect::<Result<_, _>>().map_err(ctx)
-        };
+        let condition =
+            Condition::compile(file.region, file.all, file.any, file.not).map_err(ctx)?;
         Ok(Rule {
             observed: Observed { state: file.state, kind: file.kind },
             priority: file.priority,
-            region: file.region,
-            all: compile(file.all)?,
-            any: compile(file.any)?,
-            not: compile(file.not)?,
+            condition,
             examples: file.examples,
             name: file.name,
         })
     }
 
-    /// The rows of `screen` this rule reads.
-    pub(crate) fn region_rows(&self, screen: &ScreenText) -> Vec<String> {
-        let non_empty = || screen.rows.iter().filter(|r| !r.trim().is_empty()).cloned();
-        match &self.region {
-            Region::Screen => screen.rows.clone(),
-            Region::LastLines(n) => {
-                let rows: Vec<String> = non_empty().collect();
-                rows[rows.len().saturating_sub(*n)..].to_vec()
-            }
-            Region::FirstLines(n) => non_empty().take(*n).collect(),
-            Region::CursorLine => screen.rows.get(screen.cursor_row).cloned().into_iter().collect(),
-            Region::Title => vec![screen.title.clone()],
-        }
-    }
-
     pub(crate) fn matches(&self, screen: &ScreenText) -> bool {
-        let text = self.region_rows(screen).join("\n");
-        self.all.iter().all(|m| m.is_match(&text))
-            && (self.any.is_empty() || self.any.iter().any(|m| m.is_match(&text)))
-            && !self.not.iter().any(|m| m.is_match(&text))
+        self.condition.matches(screen)
     }
 
     fn report(&self, screen: &ScreenText) -> RuleReport {
-        let region = self.region_rows(screen);
-        let text = region.join("\n");
-        let mut checks = Vec::new();
-        let mut line = |group: &str, m: &Matcher, ok: bool| {
-            checks.push(format!("{} {group}: {}", if ok { "✓" } else { "✗" }, m.describe()));
-        };
-        for m in &self.all {
-            line("all", m, m.is_match(&text));
-        }
-        for m in &self.any {
-            line("any", m, m.is_match(&text));
-        }
-        for m in &self.not {
-            line("not", m, !m.is_match(&text));
-        }
         RuleReport {
             rule: self.name.clone(),
             state: self.observed.to_string(),
             matched: self.matches(screen),
-            region,
-            checks,
+            region: self.condition.region_rows(screen),
+            checks: self.condition.checks(screen),
         }
     }
+}
+
+/// How a finished turn went, as far as a screen can say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum TurnStatus {
+    Completed,
+    Failed,
+    Interrupted,
+}
+
+impl TurnStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            TurnStatus::Completed => "completed",
+            TurnStatus::Failed => "failed",
+            TurnStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OutcomeFile {
+    name: String,
+    status: TurnStatus,
+    region: Region,
+    #[serde(default)]
+    all: Vec<MatcherFile>,
+    #[serde(default)]
+    any: Vec<MatcherFile>,
+    #[serde(default)]
+    not: Vec<MatcherFile>,
+    #[serde(default, rename = "example")]
+    examples: Vec<Example>,
+}
+
+/// A rule read when a turn ends: which status the screen shows.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub(crate) name: String,
+    pub(crate) status: TurnStatus,
+    pub(crate) condition: Condition,
+    pub(crate) examples: Vec<Example>,
+}
+
+impl Outcome {
+    pub(crate) fn compile(file: OutcomeFile) -> Result<Outcome, String> {
+        let ctx = |e: String| format!("outcome {:?}: {e}", file.name);
+        if file.status == TurnStatus::Completed {
+            return Err(ctx("`completed` is what a turn is when no outcome rule matches".into()));
+        }
+        let condition =
+            Condition::compile(file.region, file.all, file.any, file.not).map_err(ctx)?;
+        Ok(Outcome { name: file.name, status: file.status, condition, examples: file.examples })
+    }
+}
+
+/// The status of a turn that just ended: the first outcome rule that
+/// matches the screen, else `completed`.
+pub(crate) fn turn_status(
+    outcomes: &[Outcome],
+    screen: &ScreenText,
+) -> (TurnStatus, Option<String>) {
+    outcomes
+        .iter()
+        .find(|o| o.condition.matches(screen))
+        .map_or((TurnStatus::Completed, None), |o| (o.status, Some(o.name.clone())))
 }
 
 /// Classifies a screen with a profile's rules.
@@ -265,19 +358,22 @@ impl crate::adapter::Profile {
     /// has at least one screen it must match and one it must not). Returns
     /// one message per problem; empty means the profile is consistent.
     pub(crate) fn check_examples(&self) -> Vec<String> {
+        let rules = self.rules.iter().map(|r| ("rule", &r.name, &r.condition, &r.examples));
+        let outcomes =
+            self.outcomes.iter().map(|o| ("outcome", &o.name, &o.condition, &o.examples));
         let mut problems = Vec::new();
-        for rule in &self.rules {
-            let who = format!("{}/{}", self.name, rule.name);
-            if !rule.examples.iter().any(|e| e.matches) {
+        for (what, name, condition, examples) in rules.chain(outcomes) {
+            let who = format!("{}/{name} ({what})", self.name);
+            if !examples.iter().any(|e| e.matches) {
                 problems.push(format!("{who}: needs an example screen it matches"));
             }
-            if !rule.examples.iter().any(|e| !e.matches) {
+            if !examples.iter().any(|e| !e.matches) {
                 problems.push(format!("{who}: needs an example screen it does not match"));
             }
-            for (i, ex) in rule.examples.iter().enumerate() {
+            for (i, ex) in examples.iter().enumerate() {
                 let mut screen = ScreenText::from_text(&ex.screen);
                 screen.title = ex.title.clone();
-                if rule.matches(&screen) != ex.matches {
+                if condition.matches(&screen) != ex.matches {
                     problems.push(format!(
                         "{who}: example {} should {}match:\n{}",
                         i + 1,

@@ -9,8 +9,8 @@ use jiff::Timestamp;
 use crate::cli::lookup::{self, Liveness};
 use crate::error::{CliError, CliResult, code};
 use crate::store::events::{EventKind, EventLine};
-use crate::store::follow::{self, Follower};
 use crate::store::paths::StateRoot;
+use crate::store::stream::EventStream;
 use crate::time;
 
 /// Print a session's events (JSON lines, schema 1).
@@ -72,54 +72,33 @@ pub(crate) fn run(args: Args) -> CliResult {
     let filter = Filter { from, run: wanted_run };
     let follow = !args.snapshot && (args.follow || view.liveness == Liveness::Live);
 
-    crate::cli::runtime().block_on(async {
-        let mut gone = follow::host_gone(&view.paths.host_lock());
-        let mut follower = Follower::new(&events_path, 0)?;
-        let mut out = std::io::stdout().lock();
-        loop {
-            let mut ended = false;
-            for line in follower.read_lines()? {
-                let Some(event) = EventLine::parse(&line) else {
-                    continue;
-                };
-                if filter.keeps(&event) {
-                    writeln!(out, "{}", event.raw)?;
-                }
-                if matches!(event.kind, EventKind::Exited { .. })
-                    && last_run.as_deref().is_none_or(|r| r == event.header.run)
-                {
-                    ended = true;
-                }
-            }
-            out.flush()?;
-            if !follow || ended {
-                return Ok(code::OK);
-            }
-            tokio::select! {
-                _ = follower.changed() => {}
-                _ = &mut gone => {
-                    // The host is gone: print what it wrote last, then say
-                    // so if it never wrote its `exited`.
-                    let mut ended = false;
-                    for line in follower.read_lines()? {
-                        let Some(event) = EventLine::parse(&line) else { continue };
-                        if filter.keeps(&event) {
-                            writeln!(out, "{}", event.raw)?;
-                        }
-                        ended |= matches!(event.kind, EventKind::Exited { .. });
-                    }
-                    out.flush()?;
-                    if ended {
-                        return Ok(code::OK);
-                    }
-                    return Err(CliError::failure(format!(
-                        "session {}: its host died without recording the end",
-                        args.id
-                    ))
-                    .hint("`reins gc` records it and cleans up"));
-                }
+    let mut out = std::io::stdout().lock();
+    if !follow {
+        for event in crate::store::events::read_all(&events_path)? {
+            if filter.keeps(&event) {
+                writeln!(out, "{}", event.raw)?;
             }
         }
+        return Ok(code::OK);
+    }
+    crate::cli::runtime().block_on(async {
+        let mut stream = EventStream::open(&view.paths, 0)?;
+        while let Some(event) = stream.next().await? {
+            if filter.keeps(&event) {
+                writeln!(out, "{}", event.raw)?;
+                out.flush()?;
+            }
+            let ends = matches!(event.kind, EventKind::Exited { .. })
+                && last_run.as_deref().is_none_or(|r| r == event.header.run);
+            if ends {
+                return Ok(code::OK);
+            }
+        }
+        Err(CliError::failure(format!(
+            "session {}: its host died without recording the end",
+            args.id
+        ))
+        .hint("`reins gc` records it and cleans up"))
     })
 }
 

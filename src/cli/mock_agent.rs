@@ -44,6 +44,12 @@ pub(crate) struct Args {
     #[arg(long, value_name = "SECS", value_parser = secs)]
     crash_after: Option<Duration>,
 
+    /// Take the first N Enter presses at the prompt as newlines in the
+    /// composer instead of submitting (like an agent that takes an Enter
+    /// arriving right after a paste as part of the paste).
+    #[arg(long, value_name = "N", default_value = "0")]
+    swallow_enter: u32,
+
     /// A first message, sent as soon as the agent has booted.
     #[arg(value_name = "PROMPT")]
     prompt: Vec<String>,
@@ -58,6 +64,7 @@ pub(crate) fn run(args: Args) -> CliResult<u8> {
         ignore_term: args.ignore_term,
         crash_after: args.crash_after,
         prompt: (!args.prompt.is_empty()).then(|| args.prompt.join(" ")),
+        swallow_enter: args.swallow_enter,
     };
     super::runtime().block_on(mock_agent::run(options))
 }

@@ -16,12 +16,16 @@ mod cleanup;
 mod events;
 mod gc;
 mod host;
+mod inbox;
 mod logs;
 mod lookup;
 mod mock_agent;
+mod pane;
 mod run;
+mod send;
 mod status;
 mod stop;
+mod wait;
 
 const ABOUT: &str = "Drive AI coding-agent CLIs from a shell: start workers headless or in tmux \
 panes, watch their state and events, stop them cleanly.";
@@ -29,6 +33,9 @@ panes, watch their state and events, stop them cleanly.";
 const AFTER_HELP: &str = "\
 Quick start (no API key needed, uses the built-in mock agent):
   reins run mock --id demo --detach     start a headless worker
+  reins send --id demo 'write a haiku'  hand it a task (verified delivery)
+  reins wait --id demo --until task_complete
+  reins pane --id demo                  its screen
   reins status                          see it (state, turn, idle time)
   reins events --id demo --snapshot     its event log as JSON lines
   reins logs --id demo                  what it printed
@@ -48,9 +55,13 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(run::Args),
+    Send(send::Args),
+    Wait(wait::Args),
     #[command(visible_alias = "ls")]
     Status(status::Args),
+    Pane(pane::Args),
     Stop(stop::Args),
+    Inbox(inbox::Args),
     Logs(logs::Args),
     Events(events::Args),
     Gc(gc::Args),
@@ -77,8 +88,12 @@ pub(crate) fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Send(args) => send::run(args),
+        Command::Wait(args) => wait::run(args),
         Command::Status(args) => status::run(args),
+        Command::Pane(args) => pane::run(args),
         Command::Stop(args) => stop::run(args),
+        Command::Inbox(args) => inbox::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Events(args) => events::run(args),
         Command::Gc(args) => gc::run(args),

@@ -63,12 +63,20 @@ pub(crate) struct Args {
     /// A note shown by `status`.
     #[arg(long, value_name = "TEXT")]
     description: Option<String>,
-    /// The initial task, handed to the agent as `[reins session id=ID] TEXT`.
+    /// The first task, handed to the agent as `[reins session id=ID] TEXT`:
+    /// as its first message, or as its last argument (the profile says).
     #[arg(long, value_name = "TEXT")]
     context: Option<String>,
     /// A JSON object kept with the session and echoed in its `started` event.
     #[arg(long, value_name = "JSON")]
     meta: Option<String>,
+    /// Stop the session once its first task (the --context) is done.
+    #[arg(long, requires = "context")]
+    auto_stop: bool,
+    /// How long messages sent to the session may wait in its inbox before
+    /// they expire (`send --ttl` overrides it per message).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = crate::time::parse_duration)]
+    inbox_ttl: Duration,
     /// Drive the program with this adapter profile instead of guessing.
     #[arg(long, value_name = "PROFILE")]
     adapter: Option<String>,
@@ -160,8 +168,13 @@ pub(crate) fn run(mut args: Args) -> CliResult {
     let claim = claim_id(&paths)?;
 
     let mut command = command;
+    let mut context_message = None;
     if let Some(context) = &args.context {
-        command.push(format!("[reins session id={id}] {context}"));
+        let task = format!("[reins session id={id}] {context}");
+        match profile.launch.context {
+            ContextMode::Message => context_message = Some(task),
+            _ => command.push(task),
+        }
     }
     let spec = LaunchSpec {
         state_root: state.root().to_path_buf(),
@@ -183,6 +196,9 @@ pub(crate) fn run(mut args: Args) -> CliResult {
         spawner_pane: std::env::var("TMUX_PANE").ok().filter(|p| !p.is_empty()),
         description: args.description.clone(),
         meta,
+        context_message,
+        auto_stop: args.auto_stop,
+        inbox_ttl_ms: args.inbox_ttl.as_millis().min(u128::from(u64::MAX)) as u64,
     };
 
     match mode {

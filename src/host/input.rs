@@ -20,20 +20,33 @@ pub(crate) enum Input {
     Bytes(Vec<u8>),
     /// An adapter sequence, played step by step with its pauses.
     Sequence(Vec<Step>),
+    /// Bytes whose writing is reported back with `token` (message delivery
+    /// needs to know when its text and its key are in).
+    Tracked { bytes: Vec<u8>, token: u64 },
 }
 
 /// The sending side of the agent's input queue.
 pub(crate) type InputQueue = mpsc::UnboundedSender<Input>;
 
 /// Starts the task that owns the PTY's write side. `agent_pid` is the
-/// process group that `signal` steps go to.
-pub(crate) fn spawn_writer(pty: Arc<Pty>, agent_pid: u32) -> InputQueue {
+/// process group that `signal` steps go to. Tokens of written
+/// [`Input::Tracked`] inputs come back on the returned receiver.
+pub(crate) fn spawn_writer(
+    pty: Arc<Pty>,
+    agent_pid: u32,
+) -> (InputQueue, mpsc::UnboundedReceiver<u64>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+    let (done_tx, done) = mpsc::unbounded_channel::<u64>();
     tokio::spawn(async move {
         while let Some(input) = rx.recv().await {
             let result = match input {
                 Input::Bytes(bytes) => pty.write_all(&bytes).await,
                 Input::Sequence(steps) => play(&pty, agent_pid, &steps).await,
+                Input::Tracked { bytes, token } => {
+                    let result = pty.write_all(&bytes).await;
+                    let _ = done_tx.send(token);
+                    result
+                }
             };
             if let Err(err) = result {
                 // The agent is gone or its terminal closed; later input has
@@ -43,7 +56,7 @@ pub(crate) fn spawn_writer(pty: Arc<Pty>, agent_pid: u32) -> InputQueue {
             }
         }
     });
-    tx
+    (tx, done)
 }
 
 async fn play(pty: &Pty, agent_pid: u32, steps: &[Step]) -> std::io::Result<()> {

@@ -43,6 +43,16 @@ pub(crate) struct LaunchSpec {
     pub(crate) spawner_pane: Option<String>,
     pub(crate) description: Option<String>,
     pub(crate) meta: Option<Value>,
+    /// The first task, delivered as a message (profiles with
+    /// `context = "message"`).
+    #[serde(default)]
+    pub(crate) context_message: Option<String>,
+    /// Stop after the first turn completes (`--auto-stop`).
+    #[serde(default)]
+    pub(crate) auto_stop: bool,
+    /// How long a queued message waits before it expires, unless its
+    /// sender says otherwise.
+    pub(crate) inbox_ttl_ms: u64,
 }
 
 impl LaunchSpec {

@@ -1,11 +1,14 @@
 //! The host: the one long-lived process per session (DESIGN §1).
 
+mod delivery;
 mod input;
 mod launch;
 mod pty;
+mod queue;
 mod relay;
 mod session;
 mod stop;
+mod turns;
 
 use std::time::Duration;
 

@@ -16,14 +16,17 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::adapter::Profile;
+use crate::host::delivery::Delivery;
 use crate::host::input::{self, Input, InputQueue};
 use crate::host::launch::LaunchSpec;
 use crate::host::pty::{Pty, Spawn};
+use crate::host::queue::Queue;
 use crate::host::relay::{Relay, TerminalEvent};
 use crate::host::stop::{Phase, StopPlan};
+use crate::host::turns::Turns;
 use crate::ipc::{self, ControlRequest, Incoming, ScreenReply, StatusReply, StopReply};
 use crate::screen::Screen;
 use crate::state::{Observed, State};
@@ -33,6 +36,8 @@ use crate::store::paths::SessionPaths;
 use crate::store::registry::{SessionRecord, redact_command};
 use crate::store::{events, fsutil};
 use crate::time;
+
+mod messages;
 
 /// Everything a running session owns.
 pub(crate) struct Session {
@@ -58,6 +63,22 @@ pub(crate) struct Session {
     boot_deadline: Option<Instant>,
     stop: Option<StopPlan>,
     relay: Option<Relay>,
+    /// Messages waiting for the agent (`inbox.jsonl`).
+    queue: Queue,
+    /// The message being typed and verified, if one is.
+    delivery: Option<Delivery>,
+    /// Token of the tracked write the delivery waits for.
+    pending_write: Option<u64>,
+    next_token: u64,
+    /// Tokens of tracked writes that reached the agent.
+    written: mpsc::UnboundedReceiver<u64>,
+    turns: Turns,
+    /// When the earliest queued message expires.
+    expiry_at: Option<Instant>,
+    /// Bumped every time the screen settles after output.
+    screen_version: u64,
+    /// `pane --follow` clients waiting for the screen to change.
+    screen_waiters: Vec<oneshot::Sender<(u16, serde_json::Value)>>,
 }
 
 /// A session that could not start: why, and the event log, handed back so
@@ -83,7 +104,18 @@ impl Session {
         };
         let agent_pid = child.id().expect("a just-spawned child has a pid");
         let pty = Arc::new(pty);
-        let input = input::spawn_writer(pty.clone(), agent_pid);
+        let (input, written) = input::spawn_writer(pty.clone(), agent_pid);
+        let (queue, interrupted) = match Queue::open(&paths.inbox()) {
+            Ok(opened) => opened,
+            Err(err) => {
+                crate::procs::signal_tree(agent_pid, Signal::KILL);
+                let _ = fsutil::remove_if_exists(&paths.socket);
+                return Err(BootFailure {
+                    detail: format!("cannot read the inbox: {err}"),
+                    events,
+                });
+            }
+        };
         let now = time::now_rfc3339();
         let observed = Observed::plain(State::Starting);
         let record = SessionRecord {
@@ -144,6 +176,15 @@ impl Session {
             boot_deadline,
             stop: None,
             relay,
+            queue,
+            delivery: None,
+            pending_write: None,
+            next_token: 0,
+            written,
+            turns: Turns::default(),
+            expiry_at: None,
+            screen_version: 0,
+            screen_waiters: Vec::new(),
         };
         session.emit(&EventKind::Started(Box::new(Started {
             pid: agent_pid,
@@ -159,6 +200,7 @@ impl Session {
             size,
             transcript_offset: session.transcript_offset,
         })));
+        session.replayed(interrupted);
         Ok((session, listener))
     }
 
@@ -195,6 +237,12 @@ impl Session {
                 _ = sleep_until(self.settle_at) => self.on_settled(),
                 _ = sleep_until(self.boot_deadline) => self.on_boot_timeout(),
                 _ = sleep_until(self.stop.as_ref().and_then(|s| s.deadline)) => self.escalate(),
+                Some(token) = self.written.recv() => self.on_written(token),
+                _ = sleep_until(self.delivery.as_ref().and_then(Delivery::deadline)) => {
+                    self.on_delivery_deadline();
+                }
+                _ = sleep_until(self.turns.done_deadline()) => self.on_turn_done(),
+                _ = sleep_until(self.expiry_at) => self.expire_messages(),
             }
         };
         server.abort();
@@ -213,6 +261,9 @@ impl Session {
         if let Some(relay) = self.relay.as_mut() {
             relay.output(bytes).await;
         }
+        if let Some(delivery) = self.delivery.as_mut() {
+            delivery.output();
+        }
         self.settle_at =
             Some(Instant::now() + Duration::from_millis(self.profile.screen.settle_ms));
     }
@@ -227,6 +278,17 @@ impl Session {
         }
         self.settle_at = None;
         self.classify(false);
+        self.screen_version += 1;
+        if !self.screen_waiters.is_empty() {
+            let reply = (200, to_json(&self.screen_reply()));
+            for waiter in self.screen_waiters.drain(..) {
+                let _ = waiter.send(reply.clone());
+            }
+        }
+    }
+
+    fn screen_reply(&self) -> ScreenReply {
+        ScreenReply::new(self.screen_version, self.screen.size(), self.screen.text())
     }
 
     fn on_boot_timeout(&mut self) {
@@ -244,6 +306,7 @@ impl Session {
             self.boot_deadline = None;
         }
         self.set_state(found.observed, found.rule);
+        self.follow_turn();
     }
 
     fn set_state(&mut self, to: Observed, rule: Option<String>) {
@@ -278,14 +341,19 @@ impl Session {
     fn on_control(&mut self, msg: Incoming) {
         let reply = match msg.request {
             ControlRequest::Status => (200, to_json(&self.status())),
-            ControlRequest::Screen => {
-                (200, to_json(&ScreenReply::new(self.screen.size(), self.screen.text())))
+            ControlRequest::Screen { after: Some(version) } if version == self.screen_version => {
+                self.screen_waiters.push(msg.reply);
+                return;
             }
+            ControlRequest::Screen { .. } => (200, to_json(&self.screen_reply())),
             ControlRequest::Stop(req) => {
                 let already = self.stop.is_some();
                 self.begin_stop("client", req.timeout_ms.map(Duration::from_millis));
                 (202, to_json(&StopReply { ok: true, already }))
             }
+            ControlRequest::Send(req) => self.accept_send(req),
+            ControlRequest::Inbox => (200, to_json(&self.inbox())),
+            ControlRequest::Drop { message_id } => self.drop_messages(message_id.as_deref()),
         };
         let _ = msg.reply.send(reply);
     }
@@ -312,6 +380,7 @@ impl Session {
         }
         tracing::info!("stop requested by {source}");
         self.emit(&EventKind::StopRequested { source: source.into() });
+        self.abandon_delivery("the session is stopping");
         let plan = StopPlan::new(&self.profile.stop, client_timeout);
         if plan.phase == Phase::Polite {
             let _ = self.input.send(Input::Sequence(self.profile.stop.sequence.clone()));
@@ -346,6 +415,7 @@ impl Session {
     /// write `exit.json` and the `exited` event, remove registry and socket.
     async fn finish(mut self, status: std::io::Result<ExitStatus>) -> u8 {
         self.drain_output().await;
+        self.abandon_delivery("the agent exited");
         reap_leftovers(self.agent_pid).await;
         if let Some(relay) = self.relay.as_mut() {
             relay.restore_modes(self.screen.leftover_modes()).await;
@@ -373,7 +443,7 @@ impl Session {
             signal,
             reason,
             detail: detail.clone(),
-            turns: self.record.turn,
+            turns: self.turns.count,
             started_at: self.record.started_at.clone(),
             exited_at: time::now_rfc3339(),
         };
@@ -404,6 +474,13 @@ impl Session {
 
     fn emit(&mut self, kind: &EventKind) {
         if let Err(err) = self.events.emit(None, kind) {
+            tracing::error!("cannot write event: {err}");
+        }
+    }
+
+    /// Emits an event that belongs to turn `turn`.
+    fn emit_in_turn(&mut self, turn: u64, kind: &EventKind) {
+        if let Err(err) = self.events.emit(Some(turn), kind) {
             tracing::error!("cannot write event: {err}");
         }
     }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::screen::ScreenText;
 use crate::state::Observed;
+use crate::store::inbox::MessageStatus;
 use crate::store::registry::Size;
 
 /// What a client asked the host.
@@ -13,8 +14,81 @@ pub(crate) enum ControlRequest {
     Status,
     /// `POST /v1/stop`
     Stop(StopRequest),
-    /// `GET /v1/screen`
-    Screen,
+    /// `GET /v1/screen[?after=VERSION]`: the screen now, or (with `after`)
+    /// as soon as it differs from that version.
+    Screen { after: Option<u64> },
+    /// `POST /v1/send`
+    Send(SendRequest),
+    /// `GET /v1/inbox`
+    Inbox,
+    /// `DELETE /v1/inbox` (all) or `DELETE /v1/inbox/ID` (one).
+    Drop { message_id: Option<String> },
+}
+
+/// The largest message `send` accepts, in bytes.
+pub(crate) const MAX_MESSAGE: usize = 1 << 20;
+
+/// Body of `POST /v1/send`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SendRequest {
+    #[serde(default)]
+    pub(crate) text: String,
+    /// Press the submit key after the text.
+    #[serde(default = "yes")]
+    pub(crate) submit: bool,
+    /// Only press the submit key.
+    #[serde(default)]
+    pub(crate) submit_only: bool,
+    /// Deliver now, even to a busy agent, ahead of the queue.
+    #[serde(default)]
+    pub(crate) force: bool,
+    /// Type control characters and escape sequences as they are.
+    #[serde(default)]
+    pub(crate) raw: bool,
+    /// Expire the message if it is still queued after this long.
+    #[serde(default)]
+    pub(crate) ttl_ms: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Reply to `POST /v1/send`: the message is in the inbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SendReply {
+    pub(crate) ok: bool,
+    pub(crate) message_id: String,
+    /// `delivering` (being typed now) or `queued`.
+    pub(crate) status: MessageStatus,
+    /// Messages ahead of it in the queue.
+    pub(crate) position: usize,
+}
+
+/// A pending message as `GET /v1/inbox` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PendingMessage {
+    pub(crate) message_id: String,
+    pub(crate) status: MessageStatus,
+    pub(crate) queued_at: String,
+    pub(crate) expires_at: Option<String>,
+    pub(crate) preview: String,
+    pub(crate) force: bool,
+    pub(crate) submit: bool,
+    pub(crate) submit_only: bool,
+}
+
+/// Reply to `GET /v1/inbox`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct InboxReply {
+    pub(crate) messages: Vec<PendingMessage>,
+}
+
+/// Reply to `DELETE /v1/inbox[/ID]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct DropReply {
+    pub(crate) ok: bool,
+    pub(crate) dropped: Vec<String>,
 }
 
 /// Body of `POST /v1/stop`.
@@ -51,6 +125,8 @@ pub(crate) struct StatusReply {
 /// Reply to `GET /v1/screen`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ScreenReply {
+    /// Changes whenever the screen settles after new output.
+    pub(crate) version: u64,
     pub(crate) size: Size,
     pub(crate) rows: Vec<String>,
     pub(crate) cursor_row: usize,
@@ -60,8 +136,9 @@ pub(crate) struct ScreenReply {
 }
 
 impl ScreenReply {
-    pub(crate) fn new(size: Size, text: ScreenText) -> ScreenReply {
+    pub(crate) fn new(version: u64, size: Size, text: ScreenText) -> ScreenReply {
         ScreenReply {
+            version,
             size,
             rows: text.rows,
             cursor_row: text.cursor_row,

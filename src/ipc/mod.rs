@@ -6,6 +6,9 @@ mod api;
 mod client;
 mod server;
 
-pub(crate) use api::{ControlRequest, ScreenReply, StatusReply, StopReply, StopRequest};
-pub(crate) use client::Client;
+pub(crate) use api::{
+    ControlRequest, DropReply, InboxReply, MAX_MESSAGE, PendingMessage, ScreenReply, SendReply,
+    SendRequest, StatusReply, StopReply, StopRequest,
+};
+pub(crate) use client::{Client, ClientError};
 pub(crate) use server::{Incoming, bind, serve};

@@ -19,7 +19,10 @@ use serde::Serialize;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ipc::api::{ControlRequest, StopRequest};
+use crate::ipc::api::ControlRequest;
+
+/// Largest request body accepted: a 1 MiB message, JSON-escaped, fits.
+const MAX_BODY: usize = 8 << 20;
 
 /// A request for the main loop, with the channel for its answer.
 pub(crate) struct Incoming {
@@ -77,29 +80,52 @@ async fn handle(
 async fn route(req: Request<Body>) -> Result<ControlRequest, (u16, String)> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let body = req
-        .into_body()
+    let query = req.uri().query().unwrap_or("").to_string();
+    let body = http_body_util::Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
-        .map_err(|err| (400, format!("cannot read request body: {err}")))?
+        .map_err(|err| {
+            if err.is::<http_body_util::LengthLimitError>() {
+                (413, format!("request body over {} MiB", MAX_BODY >> 20))
+            } else {
+                (400, format!("cannot read request body: {err}"))
+            }
+        })?
         .to_bytes();
+    let json = |body: &[u8]| -> Result<serde_json::Value, (u16, String)> {
+        if body.is_empty() {
+            return Ok(serde_json::Value::Object(Default::default()));
+        }
+        serde_json::from_slice(body).map_err(|err| (400, format!("invalid json: {err}")))
+    };
     match (method, path.as_str()) {
         (Method::GET, "/v1/status") => Ok(ControlRequest::Status),
-        (Method::GET, "/v1/screen") => Ok(ControlRequest::Screen),
-        (Method::POST, "/v1/stop") => {
-            let stop: StopRequest = if body.is_empty() {
-                StopRequest::default()
-            } else {
-                serde_json::from_slice(&body)
-                    .map_err(|err| (400, format!("invalid json: {err}")))?
-            };
-            Ok(ControlRequest::Stop(stop))
+        (Method::GET, "/v1/screen") => {
+            let after = query_param(&query, "after")
+                .map(|v| v.parse::<u64>().map_err(|_| (400, format!("bad after={v}"))))
+                .transpose()?;
+            Ok(ControlRequest::Screen { after })
         }
-        (_, "/v1/status" | "/v1/screen" | "/v1/stop") => {
+        (Method::POST, "/v1/stop") => Ok(ControlRequest::Stop(typed(json(&body)?)?)),
+        (Method::POST, "/v1/send") => Ok(ControlRequest::Send(typed(json(&body)?)?)),
+        (Method::GET, "/v1/inbox") => Ok(ControlRequest::Inbox),
+        (Method::DELETE, "/v1/inbox") => Ok(ControlRequest::Drop { message_id: None }),
+        (Method::DELETE, p) if p.starts_with("/v1/inbox/") => {
+            Ok(ControlRequest::Drop { message_id: Some(p["/v1/inbox/".len()..].to_string()) })
+        }
+        (_, "/v1/status" | "/v1/screen" | "/v1/stop" | "/v1/send" | "/v1/inbox") => {
             Err((405, format!("method not allowed on {path}")))
         }
         _ => Err((404, format!("no such endpoint: {path}"))),
     }
+}
+
+fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, (u16, String)> {
+    serde_json::from_value(value).map_err(|err| (400, format!("invalid request: {err}")))
+}
+
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
 }
 
 async fn ask_host(

@@ -43,6 +43,10 @@ pub(crate) struct Config {
     pub(crate) cwd: String,
     /// A message submitted as soon as booting is done.
     pub(crate) prompt: Option<String>,
+    /// Turn this many Enter presses at the prompt into newlines in the
+    /// composer instead of submitting (like an agent that takes an Enter
+    /// arriving right after a paste as part of it).
+    pub(crate) swallow_enter: u32,
 }
 
 /// Something the driver must do on the agent's behalf, in order.
@@ -110,6 +114,8 @@ pub(crate) struct Agent {
     exit_armed_until: Option<Instant>,
     /// Standard input (a pipe, not a terminal) reached its end: exit once idle.
     input_closed: bool,
+    /// Enter presses still to be swallowed (see [`Config::swallow_enter`]).
+    enters_to_swallow: u32,
 }
 
 impl Agent {
@@ -117,6 +123,7 @@ impl Agent {
     pub(crate) fn new(config: Config, now: Instant) -> Agent {
         let until = now + config.boot_delay;
         Agent {
+            enters_to_swallow: config.swallow_enter,
             config,
             mode: Mode::Booting { until, send_when_booted: false },
             input: String::new(),
@@ -245,6 +252,10 @@ impl Agent {
             Key::ClearLine => self.input.clear(),
             Key::Enter if self.input.trim().is_empty() => {}
             Key::Enter => match &mut self.mode {
+                Mode::Idle if self.enters_to_swallow > 0 => {
+                    self.enters_to_swallow -= 1;
+                    self.input.push('\n');
+                }
                 Mode::Idle => {
                     let message = std::mem::take(&mut self.input);
                     self.submit(message, now, &mut effects);
@@ -420,7 +431,16 @@ mod tests {
             ignore_exit: false,
             cwd: "/tmp/x".into(),
             prompt: None,
+            swallow_enter: 0,
         }
+    }
+
+    #[test]
+    fn swallowed_enters_become_newlines_until_used_up() {
+        let (mut agent, t0) = idle(Config { swallow_enter: 1, ..config() });
+        assert!(printed(&type_and_send(&mut agent, "hi", t0)).is_empty());
+        assert_eq!(agent.view(t0), View::Idle { input: "hi\n", exit_hint: false });
+        assert_eq!(printed(&agent.key(Key::Enter, t0)), ["> hi"]);
     }
 
     fn printed(effects: &[Effect]) -> Vec<&str> {

@@ -44,6 +44,8 @@ pub(crate) struct Options {
     pub(crate) crash_after: Option<Duration>,
     /// The first message, submitted once booted.
     pub(crate) prompt: Option<String>,
+    /// Enter presses to turn into newlines instead of submitting.
+    pub(crate) swallow_enter: u32,
 }
 
 /// Runs the mock agent until it exits; returns its exit code.
@@ -81,6 +83,7 @@ impl App {
             ignore_exit: options.ignore_exit,
             cwd,
             prompt: options.prompt.clone(),
+            swallow_enter: options.swallow_enter,
         };
         let (cols, rows) = terminal_size();
         Ok(App {

@@ -116,6 +116,11 @@ impl Screen {
         self.parser.callbacks().sync_since.map(|since| since + timeout)
     }
 
+    /// Whether the agent enabled bracketed paste (mode 2004).
+    pub(crate) fn bracketed_paste(&self) -> bool {
+        self.parser.screen().bracketed_paste()
+    }
+
     /// Terminal modes the agent has switched on that a real terminal would
     /// keep after the agent is gone.
     pub(crate) fn leftover_modes(&self) -> crate::host::LeftoverModes {

@@ -13,6 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::adapter::TurnStatus;
 use crate::state::{BlockedKind, State};
 use crate::store::exit_record::ExitReason;
 use crate::store::fsutil;
@@ -79,6 +80,35 @@ pub(crate) enum EventKind {
         /// The adapter rule that produced `to`, when a rule did.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rule: Option<String>,
+    },
+    /// A message was accepted into the session's inbox.
+    Queued { message_id: String, preview: String, position: usize },
+    /// A message was submitted and the turn it opened was seen starting
+    /// (`verified`), or forced into a busy agent (not verified).
+    Delivered { message_id: String, preview: String, forced: bool, verified: bool },
+    /// A message was typed without submitting it (`--no-submit`).
+    Typed { message_id: String, preview: String },
+    /// A message was submitted but no turn started: it did not get through.
+    Stranded { message_id: String, preview: String, reason: String },
+    /// A queued message reached its deadline undelivered.
+    Expired { message_id: String, preview: String },
+    /// A queued message was removed (`reins inbox --drop/--clear`).
+    Dropped { message_id: String, preview: String },
+    /// A turn began (the envelope's `turn` numbers it).
+    TurnStarted {
+        /// The message that opened it; absent when the agent went busy on
+        /// its own (someone typed in its terminal).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
+    },
+    /// A turn ended.
+    TaskComplete {
+        status: TurnStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
+        /// The outcome rule that set a non-`completed` status.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outcome: Option<String>,
     },
     /// Someone asked the session to stop; `source` says who.
     StopRequested { source: String },
@@ -182,6 +212,8 @@ pub(crate) struct EventHeader {
     pub(crate) seq: u64,
     #[serde(default)]
     pub(crate) ts: String,
+    #[serde(default)]
+    pub(crate) turn: Option<u64>,
     #[serde(rename = "type", default)]
     pub(crate) kind: String,
 }
@@ -204,14 +236,32 @@ impl EventLine {
     }
 }
 
+/// A message as events show it: whitespace collapsed, at most 80 characters.
+pub(crate) fn preview(text: &str) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= 80 {
+        flat
+    } else {
+        format!("{}…", flat.chars().take(79).collect::<String>())
+    }
+}
+
 /// Reads every event in `path` (an absent file has none).
 pub(crate) fn read_all(path: &Path) -> io::Result<Vec<EventLine>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+    read_all_with_offset(path).map(|(events, _)| events)
+}
+
+/// Reads every complete line of `path`, and the byte offset just after the
+/// last one: where to start following for what comes next.
+pub(crate) fn read_all_with_offset(path: &Path) -> io::Result<(Vec<EventLine>, u64)> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(err) => return Err(err),
     };
-    Ok(text.lines().filter_map(EventLine::parse).collect())
+    let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let text = String::from_utf8_lossy(&bytes[..end]);
+    Ok((text.lines().filter_map(EventLine::parse).collect(), end as u64))
 }
 
 #[cfg(test)]

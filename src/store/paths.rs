@@ -155,6 +155,10 @@ impl SessionPaths {
     pub(crate) fn transcript(&self) -> PathBuf {
         self.dir.join("transcript.log")
     }
+    /// `inbox.jsonl`: the durable message queue.
+    pub(crate) fn inbox(&self) -> PathBuf {
+        self.dir.join("inbox.jsonl")
+    }
     /// `exit.json`: how the last run ended.
     pub(crate) fn exit_record(&self) -> PathBuf {
         self.dir.join("exit.json")

@@ -203,6 +203,19 @@ impl Tmux {
         ])
     }
 
+    /// A handle on the server a session's target names.
+    pub(crate) fn for_target(target: &TmuxTarget) -> Tmux {
+        match &target.socket {
+            Some(socket) => Tmux { server: Server::Socket(PathBuf::from(socket)) },
+            None => Tmux::for_caller(),
+        }
+    }
+
+    /// The visible text of a pane.
+    pub(crate) fn capture(&self, pane: &str) -> Result<String, TmuxError> {
+        self.run(&["capture-pane", "-p", "-t", pane])
+    }
+
     /// Kills a pane (used to clean up after a host that failed to start).
     pub(crate) fn kill_pane(&self, pane: &str) -> Result<(), TmuxError> {
         self.run(&["kill-pane", "-t", pane]).map(|_| ())

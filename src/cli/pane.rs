@@ -1,0 +1,166 @@
+//! `reins pane`: the agent's screen as the host's emulator sees it.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cli::lookup;
+use crate::error::{CliError, CliResult, code};
+use crate::ipc::{Client, ScreenReply};
+use crate::store::lock;
+use crate::store::paths::StateRoot;
+use crate::tmux::Tmux;
+
+/// Show a session's screen: what the agent shows right now, for headless
+/// sessions too (the host keeps the screen). `--follow` redraws whenever it
+/// changes, until the session ends. `--tmux` asks tmux for the pane instead.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  reins pane --id w1\n  reins pane --id w1 --lines 10 --json\n  reins pane --id w1 --follow"
+)]
+pub(crate) struct Args {
+    /// The session.
+    #[arg(long)]
+    id: String,
+    /// Only the last N lines (of the screen, trailing blank lines dropped).
+    #[arg(long, short = 'n', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    lines: Option<u64>,
+    /// Redraw on every change until the session ends.
+    #[arg(long, short)]
+    follow: bool,
+    /// One JSON object (with --follow, one per line).
+    #[arg(long)]
+    json: bool,
+    /// Capture the session's tmux pane with tmux instead.
+    #[arg(long)]
+    tmux: bool,
+    /// Look for the session in the repository at DIR.
+    #[arg(long, value_name = "DIR")]
+    repo: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct Pane<'a> {
+    ok: bool,
+    id: &'a str,
+    captured_at: String,
+    lines: Vec<String>,
+    text: String,
+    cursor: Option<[usize; 2]>,
+    title: String,
+    cols: u16,
+    rows: u16,
+    version: u64,
+}
+
+pub(crate) fn run(args: Args) -> CliResult {
+    let state = StateRoot::from_env()?;
+    let view = lookup::find(&state, &args.id, args.repo.as_deref())?;
+    let record = lookup::require_live(&view)?;
+    if args.tmux {
+        let target = record.tmux.as_ref().ok_or_else(|| {
+            CliError::failure(format!("session {} is not in tmux", args.id))
+                .hint("drop --tmux: the host has the screen of every session")
+        })?;
+        return tmux_capture(target, &args);
+    }
+    let client = Client::new(&record.socket, Duration::from_secs(5));
+    let stdout_tty = std::io::stdout().is_terminal();
+    crate::cli::runtime().block_on(async {
+        let mut version = None;
+        loop {
+            let path = match version {
+                Some(v) => format!("/v1/screen?after={v}"),
+                None => "/v1/screen".to_string(),
+            };
+            let follow_client;
+            let client = if version.is_some() {
+                // A long poll: the host answers when the screen changes.
+                follow_client = Client::new(&record.socket, Duration::from_secs(24 * 3600));
+                &follow_client
+            } else {
+                &client
+            };
+            let screen: ScreenReply = match client.get(&path).await {
+                Ok(screen) => screen,
+                Err(_) if version.is_some() && !lock::host_alive(&view.paths.host_lock()) => {
+                    return Ok(code::OK); // the session ended while we followed it
+                }
+                Err(err) => {
+                    return Err(CliError::failure(format!(
+                        "cannot read the screen of {}: {err}",
+                        args.id
+                    )));
+                }
+            };
+            version = Some(screen.version);
+            print_screen(&args, screen, args.follow && stdout_tty && !args.json)?;
+            if !args.follow {
+                return Ok(code::OK);
+            }
+        }
+    })
+}
+
+fn print_screen(args: &Args, screen: ScreenReply, redraw: bool) -> std::io::Result<()> {
+    let mut lines = screen.rows.clone();
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    if let Some(n) = args.lines {
+        lines.drain(..lines.len().saturating_sub(n as usize));
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let pane = Pane {
+            ok: true,
+            id: &args.id,
+            captured_at: crate::time::now_rfc3339(),
+            text: lines.join("\n"),
+            lines,
+            cursor: Some([screen.cursor_row, screen.cursor_col]),
+            title: screen.title,
+            cols: screen.size.cols,
+            rows: screen.size.rows,
+            version: screen.version,
+        };
+        serde_json::to_writer(&mut out, &pane)?;
+        writeln!(out)?;
+    } else {
+        if redraw {
+            out.write_all(b"\x1b[H\x1b[2J")?;
+        }
+        for line in &lines {
+            writeln!(out, "{line}")?;
+        }
+        if args.follow && !redraw {
+            writeln!(out, "----")?;
+        }
+    }
+    out.flush()
+}
+
+fn tmux_capture(target: &crate::store::events::TmuxTarget, args: &Args) -> CliResult {
+    let text = Tmux::for_target(target).capture(&target.pane)?;
+    let mut lines: Vec<String> = text.lines().map(|l| l.trim_end().to_string()).collect();
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    if let Some(n) = args.lines {
+        lines.drain(..lines.len().saturating_sub(n as usize));
+    }
+    if args.json {
+        crate::cli::print_json(&serde_json::json!({
+            "ok": true, "id": args.id, "captured_at": crate::time::now_rfc3339(),
+            "text": lines.join("\n"), "lines": lines, "pane": target.pane,
+        }))?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        for line in &lines {
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(code::OK)
+}

@@ -1,0 +1,314 @@
+//! Delivering one message to a screen-driven agent, verified (DESIGN §3).
+//!
+//! Text (bracketed paste when the agent enabled it), a pause, the submit
+//! key, then proof within a deadline that a turn started: the screen reads
+//! busy, or the agent redrew the composer without the message. No proof:
+//! press the key again, a bounded number of times, then give up and call
+//! the message stranded. Never "delivered" without the proof.
+//!
+//! This is a state machine without I/O: the session feeds it what happened
+//! (bytes written, deadlines, output, classifications) and does what it
+//! says next.
+
+use std::time::{Duration, Instant};
+
+use crate::adapter::{Evidence, SubmitMode, SubmitSpec};
+use crate::state::State;
+use crate::store::inbox::Message;
+
+/// What the session should do next for this delivery.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Nothing until the next event or deadline.
+    Wait,
+    /// Write these bytes to the agent and report back with `written`.
+    Write(Vec<u8>),
+    /// The delivery is over.
+    Done(Ended),
+}
+
+/// How a delivery ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Submitted and a turn was seen starting (or, when not verified,
+    /// submitted to an agent that was already busy).
+    Delivered { verified: bool },
+    /// Typed without submitting (`--no-submit`).
+    Typed,
+    /// Submitted, but no turn started.
+    Stranded { reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Typing,
+    Pausing { until: Instant },
+    Pressing,
+    Verifying { until: Instant },
+}
+
+/// One message on its way into the agent.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub(crate) message: Message,
+    spec: SubmitSpec,
+    /// False when the agent was busy and the sender forced the message in:
+    /// there is no turn start to prove.
+    verify: bool,
+    phase: Phase,
+    presses: u32,
+    /// The cursor's line just before the key: the composer holding the text.
+    line_before_key: String,
+    /// A bit of the message that should vanish from the composer.
+    probe: String,
+    output_since_key: bool,
+}
+
+impl Delivery {
+    /// Starts delivering `message`. `bracketed` says whether the agent
+    /// enabled bracketed paste; `verify` whether a turn start must be seen.
+    pub(crate) fn start(
+        message: Message,
+        spec: &SubmitSpec,
+        bracketed: bool,
+        verify: bool,
+    ) -> (Delivery, Next) {
+        let probe = probe(&message.text);
+        let mut delivery = Delivery {
+            spec: spec.clone(),
+            verify,
+            phase: Phase::Typing,
+            presses: 0,
+            line_before_key: String::new(),
+            probe,
+            output_since_key: false,
+            message,
+        };
+        let next = if delivery.message.submit_only {
+            delivery.press()
+        } else {
+            let text = delivery.message.text.as_bytes();
+            let bytes = if spec.mode == SubmitMode::Paste && bracketed {
+                [b"\x1b[200~".as_slice(), text, b"\x1b[201~"].concat()
+            } else {
+                text.to_vec()
+            };
+            Next::Write(bytes)
+        };
+        (delivery, next)
+    }
+
+    /// The bytes asked for were written to the agent.
+    pub(crate) fn written(&mut self, now: Instant) -> Next {
+        match self.phase {
+            Phase::Typing if !self.message.submit => Next::Done(Ended::Typed),
+            Phase::Typing => {
+                self.phase = Phase::Pausing { until: now + self.pause() };
+                Next::Wait
+            }
+            Phase::Pressing if !self.verify => Next::Done(Ended::Delivered { verified: false }),
+            Phase::Pressing => {
+                self.output_since_key = false;
+                let verify = Duration::from_millis(self.spec.verify_ms);
+                self.phase = Phase::Verifying { until: now + verify };
+                Next::Wait
+            }
+            _ => Next::Wait,
+        }
+    }
+
+    /// The deadline this delivery waits for, if any.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Pausing { until } | Phase::Verifying { until } => Some(until),
+            _ => None,
+        }
+    }
+
+    /// The deadline passed. `cursor_line` is the screen's cursor row now.
+    pub(crate) fn deadline_passed(&mut self, cursor_line: &str) -> Next {
+        match self.phase {
+            Phase::Pausing { .. } => {
+                self.line_before_key = cursor_line.to_string();
+                self.press()
+            }
+            Phase::Verifying { .. } if self.presses <= self.spec.retries => {
+                tracing::info!(
+                    "message {}: no turn started after key press {}; pressing again",
+                    self.message.id,
+                    self.presses
+                );
+                self.press()
+            }
+            Phase::Verifying { .. } => Next::Done(Ended::Stranded {
+                reason: format!(
+                    "no turn started within {} ms of the submit key, pressed {} times",
+                    self.spec.verify_ms, self.presses
+                ),
+            }),
+            _ => Next::Wait,
+        }
+    }
+
+    /// The agent wrote something.
+    pub(crate) fn output(&mut self) {
+        if matches!(self.phase, Phase::Verifying { .. }) {
+            self.output_since_key = true;
+        }
+    }
+
+    /// The screen settled and was classified.
+    pub(crate) fn classified(&mut self, state: State, cursor_line: &str) -> Next {
+        if !matches!(self.phase, Phase::Verifying { .. }) {
+            return Next::Wait;
+        }
+        let busy = matches!(state, State::Busy | State::Blocked)
+            && self.spec.evidence.contains(&Evidence::Busy);
+        let cleared = self.spec.evidence.contains(&Evidence::ComposerChanged)
+            && self.output_since_key
+            && composer_cleared(&self.line_before_key, cursor_line, &self.probe);
+        if busy || cleared { Next::Done(Ended::Delivered { verified: true }) } else { Next::Wait }
+    }
+
+    fn press(&mut self) -> Next {
+        self.presses += 1;
+        self.phase = Phase::Pressing;
+        Next::Write(self.spec.key.bytes().to_vec())
+    }
+
+    fn pause(&self) -> Duration {
+        let kib = self.message.text.len() as u64 / 1024;
+        let ms = self.spec.pause_ms + kib * self.spec.pause_per_kib_ms;
+        Duration::from_millis(ms.min(self.spec.max_pause_ms))
+    }
+}
+
+/// The end of the message's last line: what a composer shows of it.
+fn probe(text: &str) -> String {
+    let last = text.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let chars: Vec<char> = last.chars().collect();
+    chars[chars.len().saturating_sub(12)..].iter().collect()
+}
+
+/// Whether the composer line was redrawn without the message: it changed,
+/// and if it showed (the end of) the message before, it does not now.
+fn composer_cleared(before: &str, now: &str, probe: &str) -> bool {
+    let showed_message = !probe.is_empty() && before.contains(probe);
+    before != now && !(showed_message && now.contains(probe))
+}
+
+/// Makes text safe to type: no escape sequences or control characters
+/// other than tab and newline (`\r\n` and `\r` become `\n`), so a message
+/// cannot drive the agent's terminal or submit itself half way.
+pub(crate) fn neutralise(text: &str) -> String {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    text.chars().filter(|c| matches!(c, '\n' | '\t') || !(c.is_control())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> SubmitSpec {
+        SubmitSpec {
+            mode: SubmitMode::Paste,
+            key: SubmitSpec::default().key,
+            pause_ms: 50,
+            pause_per_kib_ms: 10,
+            max_pause_ms: 500,
+            verify_ms: 1000,
+            retries: 1,
+            evidence: vec![Evidence::Busy, Evidence::ComposerChanged],
+        }
+    }
+
+    fn message(text: &str) -> Message {
+        Message {
+            id: "m1".into(),
+            ts: "t".into(),
+            text: text.into(),
+            submit: true,
+            submit_only: false,
+            force: false,
+            expires_at: None,
+            source: "send".into(),
+        }
+    }
+
+    #[test]
+    fn pastes_pauses_presses_and_proves_a_busy_turn() {
+        let t0 = Instant::now();
+        let (mut d, next) = Delivery::start(message("fix it"), &spec(), true, true);
+        assert_eq!(next, Next::Write(b"\x1b[200~fix it\x1b[201~".to_vec()));
+        assert_eq!(d.written(t0), Next::Wait);
+        assert_eq!(d.deadline(), Some(t0 + Duration::from_millis(50)));
+        assert_eq!(d.deadline_passed("> fix it"), Next::Write(b"\r".to_vec()));
+        assert_eq!(d.written(t0), Next::Wait);
+        assert_eq!(d.classified(State::Ready, "> fix it"), Next::Wait, "no proof yet");
+        assert_eq!(
+            d.classified(State::Busy, "> fix it"),
+            Next::Done(Ended::Delivered { verified: true })
+        );
+    }
+
+    #[test]
+    fn a_cleared_composer_proves_a_turn_but_only_after_output() {
+        let t0 = Instant::now();
+        let (mut d, _) = Delivery::start(message("run the tests"), &spec(), false, true);
+        d.written(t0);
+        d.deadline_passed("│ > run the tests │");
+        d.written(t0);
+        assert_eq!(d.classified(State::Ready, "│ > Type a task │"), Next::Wait, "no output yet");
+        d.output();
+        assert_eq!(
+            d.classified(State::Ready, "│ > Type a task │"),
+            Next::Done(Ended::Delivered { verified: true })
+        );
+    }
+
+    #[test]
+    fn a_swallowed_key_is_pressed_again_then_the_message_is_stranded() {
+        let t0 = Instant::now();
+        let (mut d, _) = Delivery::start(message("hello"), &spec(), true, true);
+        d.written(t0);
+        d.deadline_passed("> hello");
+        d.written(t0);
+        d.output();
+        // The key became a newline in the composer: the text is still there.
+        assert_eq!(d.classified(State::Ready, "> hello"), Next::Wait);
+        assert_eq!(d.deadline_passed("> hello"), Next::Write(b"\r".to_vec()));
+        d.written(t0);
+        match d.deadline_passed("> hello") {
+            Next::Done(Ended::Stranded { reason }) => assert!(reason.contains("pressed 2 times")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_submit_only_types_and_forced_deliveries_are_not_verified() {
+        let t0 = Instant::now();
+        let mut m = message("draft");
+        m.submit = false;
+        let (mut d, _) = Delivery::start(m, &spec(), true, true);
+        assert_eq!(d.written(t0), Next::Done(Ended::Typed));
+
+        let (mut d, _) = Delivery::start(message("steer"), &spec(), true, false);
+        d.written(t0);
+        d.deadline_passed("");
+        assert_eq!(d.written(t0), Next::Done(Ended::Delivered { verified: false }));
+    }
+
+    #[test]
+    fn long_messages_pause_longer_up_to_a_cap() {
+        let (d, _) = Delivery::start(message(&"x".repeat(10 * 1024)), &spec(), true, true);
+        assert_eq!(d.pause(), Duration::from_millis(150));
+        let (d, _) = Delivery::start(message(&"x".repeat(1024 * 1024)), &spec(), true, true);
+        assert_eq!(d.pause(), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn control_characters_are_neutralised() {
+        assert_eq!(neutralise("a\x1b[31mred\x1b[0m\r\nb\rc\x07\td"), "a[31mred[0m\nb\nc\td");
+        assert_eq!(neutralise("naïve ✓\u{9b}x"), "naïve ✓x");
+    }
+}

@@ -1,0 +1,350 @@
+//! Messages and turns: accepting `send`s into the inbox, delivering them
+//! one at a time when the agent is ready, and closing turns when the
+//! screen says the work is done.
+
+use std::time::{Duration, Instant};
+
+use crate::adapter::turn_status;
+use crate::host::delivery::{self, Delivery, Ended, Next};
+use crate::host::input::Input;
+use crate::host::session::{Session, to_json};
+use crate::ipc::{DropReply, InboxReply, MAX_MESSAGE, PendingMessage, SendReply, SendRequest};
+use crate::state::State;
+use crate::store::events::{EventKind, preview};
+use crate::store::inbox::{Message, MessageStatus};
+use crate::time;
+
+impl Session {
+    /// After start: report deliveries an earlier host left half done, queue
+    /// the session's first task, and deliver what is waiting.
+    pub(super) fn replayed(&mut self, interrupted: Vec<Message>) {
+        for m in interrupted {
+            self.emit(&EventKind::Stranded {
+                message_id: m.id.clone(),
+                preview: preview(&m.text),
+                reason: "the host stopped while delivering it".into(),
+            });
+        }
+        if let Some(context) = self.spec.context_message.clone() {
+            let accepted = self.accept(Message {
+                id: crate::ids::random_hex(8),
+                ts: time::now_rfc3339(),
+                text: context,
+                submit: true,
+                submit_only: false,
+                force: false,
+                expires_at: None,
+                source: "context".into(),
+            });
+            if let Err(err) = accepted {
+                tracing::error!("cannot queue the first task: {err}");
+            }
+        }
+        self.recompute_expiry();
+        self.try_deliver();
+    }
+
+    /// `POST /v1/send`: into the inbox first, then (maybe) straight on.
+    pub(super) fn accept_send(&mut self, req: SendRequest) -> (u16, serde_json::Value) {
+        let refuse = |status: u16, error: String| {
+            (status, serde_json::json!({ "ok": false, "error": error }))
+        };
+        if self.stop.is_some() {
+            return refuse(409, "the session is stopping".into());
+        }
+        if req.submit_only && !req.text.is_empty() {
+            return refuse(400, "--submit-only takes no text".into());
+        }
+        if req.text.trim().is_empty() && !req.submit_only {
+            return refuse(400, "the message is empty".into());
+        }
+        if req.text.len() > MAX_MESSAGE {
+            return refuse(
+                413,
+                format!("the message is {} bytes; the limit is {MAX_MESSAGE}", req.text.len()),
+            );
+        }
+        let text = if req.raw { req.text } else { delivery::neutralise(&req.text) };
+        let ttl = req.ttl_ms.unwrap_or(self.spec.inbox_ttl_ms);
+        let expires_at = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_millis(ttl.min(i64::MAX as u64) as i64))
+            .ok()
+            .map(time::format_rfc3339);
+        let message = Message {
+            id: crate::ids::random_hex(8),
+            ts: time::now_rfc3339(),
+            text,
+            submit: req.submit || req.submit_only,
+            submit_only: req.submit_only,
+            force: req.force,
+            expires_at,
+            source: "send".into(),
+        };
+        let id = message.id.clone();
+        let position = match self.accept(message) {
+            Ok(position) => position,
+            Err(err) => return refuse(500, format!("cannot write the inbox: {err}")),
+        };
+        self.recompute_expiry();
+        self.try_deliver();
+        let status = match &self.delivery {
+            Some(d) if d.message.id == id => MessageStatus::Delivering,
+            _ => MessageStatus::Queued,
+        };
+        (202, to_json(&SendReply { ok: true, message_id: id, status, position }))
+    }
+
+    fn accept(&mut self, message: Message) -> std::io::Result<usize> {
+        let position = self.queue.accept(message.clone())?;
+        self.emit(&EventKind::Queued {
+            message_id: message.id,
+            preview: preview(&message.text),
+            position,
+        });
+        Ok(position)
+    }
+
+    /// Starts delivering the next message if the agent can take it: ready
+    /// with no turn open (a forced message goes in whatever the state).
+    pub(super) fn try_deliver(&mut self) {
+        if self.delivery.is_some() || self.stop.is_some() {
+            return;
+        }
+        let Some(front) = self.queue.front() else { return };
+        let state = self.observed.state;
+        let idle = state == State::Ready && self.turns.open().is_none();
+        let dialog = state == State::Blocked && self.turns.open().is_none();
+        let verify = idle;
+        let can = idle || front.force || (front.submit_only && dialog);
+        if !can {
+            return;
+        }
+        let message = match self.queue.take_front() {
+            Ok(Some(message)) => message,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::error!("cannot write the inbox: {err}");
+                return;
+            }
+        };
+        tracing::info!("delivering message {} (verify: {verify})", message.id);
+        let (delivery, next) =
+            Delivery::start(message, &self.profile.submit, self.screen.bracketed_paste(), verify);
+        self.delivery = Some(delivery);
+        self.drive(next);
+    }
+
+    /// Does what the delivery asked for.
+    fn drive(&mut self, next: Next) {
+        match next {
+            Next::Wait => {}
+            Next::Write(bytes) => {
+                self.next_token += 1;
+                let token = self.next_token;
+                self.pending_write = Some(token);
+                if self.input.send(Input::Tracked { bytes, token }).is_err() {
+                    self.abandon_delivery("the agent's input is closed");
+                }
+            }
+            Next::Done(ended) => self.end_delivery(ended),
+        }
+    }
+
+    pub(super) fn on_written(&mut self, token: u64) {
+        if self.pending_write != Some(token) {
+            return;
+        }
+        self.pending_write = None;
+        if let Some(next) = self.delivery.as_mut().map(|d| d.written(Instant::now())) {
+            self.drive(next);
+        }
+    }
+
+    pub(super) fn on_delivery_deadline(&mut self) {
+        let line = self.cursor_line();
+        if let Some(next) = self.delivery.as_mut().map(|d| d.deadline_passed(&line)) {
+            self.drive(next);
+        }
+    }
+
+    fn cursor_line(&self) -> String {
+        let text = self.screen.text();
+        text.rows.get(text.cursor_row).cloned().unwrap_or_default()
+    }
+
+    /// Records how a delivery ended, opening the turn it started.
+    fn end_delivery(&mut self, ended: Ended) {
+        let Some(delivery) = self.delivery.take() else { return };
+        self.pending_write = None;
+        let m = delivery.message;
+        let preview = preview(&m.text);
+        let (status, turn, detail) = match ended {
+            Ended::Delivered { verified: true } => {
+                let busy = matches!(self.observed.state, State::Busy | State::Blocked);
+                let turn = self.turns.start(Some(m.id.clone()), busy);
+                self.record.turn = turn;
+                self.write_registry();
+                self.emit_in_turn(
+                    turn,
+                    &EventKind::Delivered {
+                        message_id: m.id.clone(),
+                        preview,
+                        forced: m.force,
+                        verified: true,
+                    },
+                );
+                self.emit_in_turn(turn, &EventKind::TurnStarted { message_id: Some(m.id.clone()) });
+                self.follow_turn();
+                (MessageStatus::Delivered, Some(turn), None)
+            }
+            Ended::Delivered { verified: false } => {
+                let turn = self.turns.open().map(|t| t.number);
+                let event = EventKind::Delivered {
+                    message_id: m.id.clone(),
+                    preview,
+                    forced: m.force,
+                    verified: false,
+                };
+                match turn {
+                    Some(turn) => self.emit_in_turn(turn, &event),
+                    None => self.emit(&event),
+                }
+                (MessageStatus::Delivered, turn, Some("not verified: forced".to_string()))
+            }
+            Ended::Typed => {
+                self.emit(&EventKind::Typed { message_id: m.id.clone(), preview });
+                (MessageStatus::Typed, None, None)
+            }
+            Ended::Stranded { reason } => {
+                tracing::warn!("message {} stranded: {reason}", m.id);
+                self.emit(&EventKind::Stranded {
+                    message_id: m.id.clone(),
+                    preview,
+                    reason: reason.clone(),
+                });
+                (MessageStatus::Stranded, None, Some(reason))
+            }
+        };
+        if let Err(err) = self.queue.record(&m.id, status, turn, detail) {
+            tracing::error!("cannot write the inbox: {err}");
+        }
+        self.try_deliver();
+    }
+
+    /// Ends a delivery in flight as stranded (stop, exit, closed input).
+    pub(super) fn abandon_delivery(&mut self, reason: &str) {
+        if self.delivery.is_some() {
+            self.end_delivery(Ended::Stranded { reason: reason.into() });
+        }
+    }
+
+    /// After each classification: feed the delivery and the open turn, open
+    /// a turn when the agent went busy on its own, deliver what waits.
+    pub(super) fn follow_turn(&mut self) {
+        let state = self.observed.state;
+        if let Some(delivery) = self.delivery.as_mut() {
+            let line = {
+                let text = self.screen.text();
+                text.rows.get(text.cursor_row).cloned().unwrap_or_default()
+            };
+            let next = delivery.classified(state, &line);
+            self.drive(next);
+        }
+        if self.delivery.is_none() && self.turns.open().is_none() && state == State::Busy {
+            // Someone typed into the agent's terminal, or it started work
+            // by itself: that is a turn too, just not one of ours.
+            let turn = self.turns.start(None, true);
+            self.record.turn = turn;
+            self.write_registry();
+            self.emit_in_turn(turn, &EventKind::TurnStarted { message_id: None });
+        }
+        self.turns.on_state(state, &self.profile.turn, Instant::now());
+        self.try_deliver();
+    }
+
+    /// The screen read ready long enough: the turn is over.
+    pub(super) fn on_turn_done(&mut self) {
+        let Some(turn) = self.turns.finish() else { return };
+        let (status, outcome) = turn_status(&self.profile.outcomes, &self.screen.text());
+        tracing::info!("turn {} done: {}", turn.number, status.as_str());
+        self.emit_in_turn(
+            turn.number,
+            &EventKind::TaskComplete { status, message_id: turn.message_id, outcome },
+        );
+        if self.spec.auto_stop {
+            // `--auto-stop`: one task, whatever its status, then stop.
+            self.begin_stop("auto-stop", None);
+            return;
+        }
+        self.try_deliver();
+    }
+
+    pub(super) fn expire_messages(&mut self) {
+        match self.queue.expire(jiff::Timestamp::now()) {
+            Ok(expired) => {
+                for m in expired {
+                    self.emit(&EventKind::Expired { message_id: m.id, preview: preview(&m.text) });
+                }
+            }
+            Err(err) => tracing::error!("cannot write the inbox: {err}"),
+        }
+        self.recompute_expiry();
+    }
+
+    fn recompute_expiry(&mut self) {
+        self.expiry_at = self.queue.next_expiry().map(|at| {
+            let left = at.duration_since(jiff::Timestamp::now());
+            Instant::now() + Duration::try_from(left).unwrap_or(Duration::ZERO)
+        });
+    }
+
+    /// `GET /v1/inbox`: the message being delivered, then the queue.
+    pub(super) fn inbox(&self) -> InboxReply {
+        let entry = |m: &Message, status| PendingMessage {
+            message_id: m.id.clone(),
+            status,
+            queued_at: m.ts.clone(),
+            expires_at: m.expires_at.clone(),
+            preview: preview(&m.text),
+            force: m.force,
+            submit: m.submit,
+            submit_only: m.submit_only,
+        };
+        let delivering = self.delivery.iter().map(|d| entry(&d.message, MessageStatus::Delivering));
+        let queued = self.queue.pending().map(|m| entry(m, MessageStatus::Queued));
+        InboxReply { messages: delivering.chain(queued).collect() }
+    }
+
+    /// `DELETE /v1/inbox[/ID]`.
+    pub(super) fn drop_messages(&mut self, id: Option<&str>) -> (u16, serde_json::Value) {
+        let dropped = match id {
+            None => self.queue.clear(),
+            Some(id) => match self.queue.drop_message(id) {
+                Ok(Some(m)) => Ok(vec![m]),
+                Ok(None) => {
+                    let error = if self.delivery.as_ref().is_some_and(|d| d.message.id == id) {
+                        format!("message {id} is being delivered right now")
+                    } else {
+                        format!("no queued message {id}")
+                    };
+                    return (404, serde_json::json!({ "ok": false, "error": error }));
+                }
+                Err(err) => Err(err),
+            },
+        };
+        match dropped {
+            Ok(dropped) => {
+                for m in &dropped {
+                    self.emit(&EventKind::Dropped {
+                        message_id: m.id.clone(),
+                        preview: preview(&m.text),
+                    });
+                }
+                self.recompute_expiry();
+                let ids = dropped.into_iter().map(|m| m.id).collect();
+                (200, to_json(&DropReply { ok: true, dropped: ids }))
+            }
+            Err(err) => (500, serde_json::json!({ "ok": false, "error": err.to_string() })),
+        }
+    }
+}

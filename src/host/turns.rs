@@ -1,0 +1,109 @@
+//! Turns of a screen-driven agent: opened when a delivered message (or the
+//! agent going busy on its own) starts work, closed when the screen has
+//! read `ready` long enough (DESIGN §3).
+
+use std::time::{Duration, Instant};
+
+use crate::adapter::TurnSpec;
+use crate::state::State;
+
+/// The turn being worked on.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenTurn {
+    pub(crate) number: u64,
+    /// The message that opened it, if one did.
+    pub(crate) message_id: Option<String>,
+    busy_seen: bool,
+    /// When the turn counts as done if the screen stays ready.
+    done_at: Option<Instant>,
+}
+
+/// Turn bookkeeping for one run.
+#[derive(Debug, Default)]
+pub(crate) struct Turns {
+    /// Turns started in this run.
+    pub(crate) count: u64,
+    open: Option<OpenTurn>,
+}
+
+impl Turns {
+    /// Opens the next turn; `busy` says whether the agent already reads busy.
+    pub(crate) fn start(&mut self, message_id: Option<String>, busy: bool) -> u64 {
+        self.count += 1;
+        self.open =
+            Some(OpenTurn { number: self.count, message_id, busy_seen: busy, done_at: None });
+        self.count
+    }
+
+    pub(crate) fn open(&self) -> Option<&OpenTurn> {
+        self.open.as_ref()
+    }
+
+    /// Follows the screen: busy (or blocked) keeps the turn going; ready
+    /// arms the done timer, longer if busy was never seen.
+    pub(crate) fn on_state(&mut self, state: State, spec: &TurnSpec, now: Instant) {
+        let Some(turn) = self.open.as_mut() else { return };
+        match state {
+            State::Busy | State::Blocked => {
+                turn.busy_seen = true;
+                turn.done_at = None;
+            }
+            State::Ready => {
+                if turn.done_at.is_none() {
+                    let ms = if turn.busy_seen {
+                        spec.done_after_busy_ms
+                    } else {
+                        spec.done_without_busy_ms
+                    };
+                    turn.done_at = Some(now + Duration::from_millis(ms));
+                }
+            }
+            _ => turn.done_at = None,
+        }
+    }
+
+    /// When the open turn will be done if nothing changes.
+    pub(crate) fn done_deadline(&self) -> Option<Instant> {
+        self.open.as_ref().and_then(|t| t.done_at)
+    }
+
+    /// Closes the open turn.
+    pub(crate) fn finish(&mut self) -> Option<OpenTurn> {
+        self.open.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> TurnSpec {
+        TurnSpec { done_after_busy_ms: 100, done_without_busy_ms: 1000 }
+    }
+
+    #[test]
+    fn ready_after_busy_ends_a_turn_sooner_than_ready_alone() {
+        let t0 = Instant::now();
+        let mut turns = Turns::default();
+        assert_eq!(turns.start(Some("m1".into()), false), 1);
+        turns.on_state(State::Ready, &spec(), t0);
+        assert_eq!(turns.done_deadline(), Some(t0 + Duration::from_millis(1000)));
+        turns.on_state(State::Busy, &spec(), t0);
+        assert_eq!(turns.done_deadline(), None, "busy again: not done");
+        turns.on_state(State::Ready, &spec(), t0);
+        assert_eq!(turns.done_deadline(), Some(t0 + Duration::from_millis(100)));
+        let done = turns.finish().unwrap();
+        assert_eq!((done.number, done.message_id.as_deref()), (1, Some("m1")));
+        assert_eq!(turns.start(None, true), 2);
+    }
+
+    #[test]
+    fn unknown_screens_hold_a_turn_open() {
+        let t0 = Instant::now();
+        let mut turns = Turns::default();
+        turns.start(None, true);
+        turns.on_state(State::Ready, &spec(), t0);
+        turns.on_state(State::Unknown, &spec(), t0);
+        assert_eq!(turns.done_deadline(), None);
+    }
+}
