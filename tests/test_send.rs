@@ -268,3 +268,16 @@ fn queued_messages_survive_a_killed_host_and_are_delivered_once_by_the_next_run(
     let empty = env.reins(&["inbox", "--id", "phoenix", "--json"]).ok().json();
     assert_eq!(empty["messages"], serde_json::json!([]));
 }
+
+#[test]
+fn a_shell_under_the_generic_profile_takes_commands_as_turns() {
+    let env = TestEnv::new();
+    env.reins(&["run", "sh", "--id", "sh", "--detach"]).ok();
+    env.wait_state("sh", "ready");
+    let out =
+        env.reins(&["send", "--id", "sh", "--wait-for-idle", "echo reins-$((6*7))"]).ok().json();
+    assert_eq!(out["status"], "delivered");
+    assert_eq!(out["task"]["status"], "completed");
+    let text = env.reins(&["logs", "--id", "sh"]).ok().stdout;
+    assert!(text.contains("reins-42"), "{text}");
+}

@@ -94,3 +94,19 @@ fn inside_tmux_the_window_joins_the_callers_session_and_knows_its_spawner() {
     assert_eq!(registry["spawner_pane"], outer_pane.as_str());
     assert!(!dir.join("launch.fifo").exists(), "the launch FIFO is removed");
 }
+
+#[test]
+fn send_and_wait_drive_a_session_in_a_tmux_window() {
+    if !have_tool("tmux") {
+        return;
+    }
+    let env = TestEnv::new();
+    let started = env.reins(&["run", "mock", "--id", "tw", "--tmux"]).ok().json();
+    let pane = started["tmux"]["pane"].as_str().unwrap().to_string();
+    env.wait_state("tw", "ready");
+    let out = env.reins(&["send", "--id", "tw", "--wait-for-idle", "through tmux"]).ok().json();
+    assert_eq!(out["task"]["status"], "completed");
+    eventually(Duration::from_secs(5), "the answer in the tmux pane", || {
+        capture(&env, &pane).contains("MOCK_OK (you said: through tmux)")
+    });
+}

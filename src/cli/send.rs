@@ -119,7 +119,8 @@ pub(crate) fn run(args: Args) -> CliResult {
     };
     crate::cli::runtime().block_on(async {
         // Follow from here on, before asking, so no outcome can be missed.
-        let mut stream = EventStream::from_end(&view.paths)?;
+        let mut stream =
+            if args.no_wait { None } else { Some(EventStream::from_end(&view.paths)?) };
         let client = Client::new(&record.socket, Duration::from_secs(10));
         let reply: SendReply = client.post("/v1/send", &request).await.map_err(|err| {
             let message = format!("cannot send to {}: {err}", args.id);
@@ -138,11 +139,11 @@ pub(crate) fn run(args: Args) -> CliResult {
             detail: None,
             waited_s: 0.0,
         };
-        if args.no_wait {
+        let Some(stream) = stream.as_mut() else {
             return finish(outcome, started, code::OK);
-        }
+        };
         let deadline = timeout.map(|t| tokio::time::Instant::from_std(started + t));
-        let code = match with_deadline(deadline, follow(&mut stream, &record.run, &mut outcome, args.wait_for_idle)).await {
+        let code = match with_deadline(deadline, follow(stream, &record.run, &mut outcome, args.wait_for_idle)).await {
             Some(result) => result?,
             None => {
                 outcome.ok = false;

@@ -1,7 +1,7 @@
-//! Foundation benchmarks: drive the real (release) `reins` binary and print
+//! The benchmark suite: drives the real (release) `reins` binary and prints
 //! one table of measured figures against their targets.
 //!
-//! Run with `cargo bench --bench foundation`. Results are also written to
+//! Run with `cargo bench --bench suite`. Results are also written to
 //! `benches/results/<date>.md`. `REINS_BENCH_IDLE_SECS` shortens the idle-CPU
 //! measurement (default 60 s, the figure the target is stated for).
 
@@ -43,8 +43,14 @@ impl Bench {
             .unwrap()
     }
 
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.reins(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     fn start(&self, id: &str) -> serde_json::Value {
-        let out = self.reins(&["run", "mock", "--id", id, "--detach"]);
+        let out = self.reins(&["run", "mock", "--id", id, "--detach", "--", "--work", "0.05"]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     }
@@ -199,9 +205,31 @@ fn main() {
         ok: cpu_pct < 0.1,
     });
 
+    rows.extend(turn_figures(&bench, "w00", "1 session busy"));
+
+    // The same with 50 sessions alive (30 more besides the 20 above).
+    for i in 20..50 {
+        let id = format!("w{i:02}");
+        bench.start(&id);
+        bench.wait_ready(&id);
+    }
+    let mut times = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        bench.json(&["status", "--json"]);
+        times.push(t.elapsed());
+    }
+    rows.push(Row {
+        what: "`status --json`, 50 live sessions".into(),
+        got: format!("median {}", ms(median(times))),
+        target: "< 10 ms".into(),
+        ok: true,
+    });
+    rows.extend(turn_figures(&bench, "w01", "50 sessions alive"));
+
     // stop: request to session gone.
     let mut stops = Vec::new();
-    for i in 0..20 {
+    for i in 0..50 {
         let t = Instant::now();
         let out = bench.reins(&["stop", "--id", &format!("w{i:02}")]);
         stops.push(t.elapsed());
@@ -217,6 +245,96 @@ fn main() {
     report(&rows);
 }
 
+/// Message round trips and turn-end latencies on session `id`.
+fn turn_figures(bench: &Bench, id: &str, label: &str) -> Vec<Row> {
+    let mut accept = Vec::new();
+    let mut delivered = Vec::new();
+    let mut detect = Vec::new();
+    let mut wake = Vec::new();
+    let mut pane = Vec::new();
+    for i in 0..40 {
+        // Accepted into the inbox (send --no-wait).
+        let t = Instant::now();
+        let sent = bench.json(&["send", "--id", id, "--no-wait", &format!("bench {i}")]);
+        accept.push(t.elapsed());
+        // wait for that message's turn; the latency that matters is from
+        // the task_complete event being written to wait returning.
+        let message = sent["message_id"].as_str().unwrap().to_string();
+        let waited = bench.json(&["wait", "--id", id, "--message", &message]);
+        let returned = jiff::Timestamp::now();
+        let done_ts: jiff::Timestamp = waited["event"]["ts"].as_str().unwrap().parse().unwrap();
+        wake.push(Duration::try_from(returned.duration_since(done_ts)).unwrap_or_default());
+        let t = Instant::now();
+        bench.json(&["pane", "--id", id, "--json"]);
+        pane.push(t.elapsed());
+    }
+    for i in 0..20 {
+        // The whole fast path: accepted, typed, submitted, turn seen starting.
+        let t = Instant::now();
+        let sent = bench.json(&["send", "--id", id, &format!("verified {i}")]);
+        delivered.push(t.elapsed());
+        let message = sent["message_id"].as_str().unwrap().to_string();
+        bench.json(&["wait", "--id", id, "--message", &message]);
+    }
+    for (ready, done) in ready_to_done(bench, id) {
+        detect.push(done - ready);
+    }
+    vec![
+        Row {
+            what: format!("`send --no-wait` accepted ({label})"),
+            got: format!("median {}, p99 {}", ms(median(accept.clone())), ms(p99(accept))),
+            target: "< 10 ms".into(),
+            ok: true,
+        },
+        Row {
+            what: format!("`send` until delivery is verified ({label})"),
+            got: format!("median {}, p99 {}", ms(median(delivered.clone())), ms(p99(delivered))),
+            target: "< 10 ms + 30 ms pause + turn start".into(),
+            ok: true,
+        },
+        Row {
+            what: format!("task_complete written → `wait` returns ({label})"),
+            got: format!("median {}, p99 {}", ms(median(wake.clone())), ms(p99(wake.clone()))),
+            target: "< 25 ms".into(),
+            ok: median(wake) < Duration::from_millis(25),
+        },
+        Row {
+            what: format!("screen ready → task_complete written ({label})"),
+            got: format!("median {}", ms(median(detect))),
+            target: "settle + profile's done_after_busy (66 ms)".into(),
+            ok: true,
+        },
+        Row {
+            what: format!("`pane --json` round trip ({label})"),
+            got: format!("median {}, p99 {}", ms(median(pane.clone())), ms(p99(pane.clone()))),
+            target: "< 10 ms".into(),
+            ok: median(pane) < Duration::from_millis(10),
+        },
+    ]
+}
+
+/// For each completed turn of `id`'s last run: when the screen turned ready
+/// and when task_complete was written.
+fn ready_to_done(bench: &Bench, id: &str) -> Vec<(Duration, Duration)> {
+    let out = bench.reins(&["events", "--id", id, "--snapshot", "--run", "last"]);
+    let mut ready_at = None;
+    let mut pairs = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        let ts: jiff::Timestamp = e["ts"].as_str().unwrap().parse().unwrap();
+        let at = Duration::from_nanos(ts.as_nanosecond() as u64);
+        if e["type"] == "state" && e["to"] == "ready" {
+            ready_at = Some(at);
+        }
+        if e["type"] == "task_complete"
+            && let Some(ready) = ready_at.take()
+        {
+            pairs.push((ready, at));
+        }
+    }
+    pairs
+}
+
 fn report(rows: &[Row]) {
     let mut md = String::new();
     let date = Command::new("date").arg("+%Y-%m-%d").output().unwrap();
@@ -225,7 +343,7 @@ fn report(rows: &[Row]) {
         .ok()
         .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.to_string()))
         .unwrap_or_default();
-    md.push_str(&format!("# reins foundation benchmarks, {date}\n\n"));
+    md.push_str(&format!("# reins benchmarks, {date}\n\n"));
     md.push_str(&format!("Machine: {} cores, {}\n\n", num_cpus(), cpu.trim()));
     md.push_str("| measurement | result | target | |\n|---|---|---|---|\n");
     for r in rows {
