@@ -12,6 +12,7 @@ mod test_inbox;
 mod test_logs;
 mod test_pane;
 mod test_run;
+mod test_screens;
 mod test_secrets;
 mod test_send;
 mod test_soak;

@@ -8,4 +8,4 @@ pub(crate) use profile::{
     ContextMode, Evidence, Profile, ProfileSource, Step, StopSpec, SubmitMode, SubmitSpec,
     TurnSpec, find, list,
 };
-pub(crate) use rules::{RuleReport, TurnStatus, turn_status};
+pub(crate) use rules::{RuleReport, TurnStatus, UsageWhen, read_usage, turn_status};

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::adapter::rules::{Outcome, OutcomeFile, Rule, RuleFile};
+use crate::adapter::rules::{Outcome, OutcomeFile, Rule, RuleFile, UsageFile, UsageRule};
 use crate::error::CliError;
 
 mod builtin {
@@ -36,8 +36,10 @@ pub(crate) struct Profile {
     pub(crate) stop: StopSpec,
     pub(crate) submit: SubmitSpec,
     pub(crate) turn: TurnSpec,
+    pub(crate) approve: ApproveSpec,
     pub(crate) rules: Vec<Rule>,
     pub(crate) outcomes: Vec<Outcome>,
+    pub(crate) usage: Vec<UsageRule>,
     pub(crate) source: ProfileSource,
     /// The TOML text, for `adapters show`.
     pub(crate) text: String,
@@ -63,8 +65,12 @@ struct ProfileFile {
     turn: TurnSpec,
     #[serde(default, rename = "rule")]
     rules: Vec<RuleFile>,
+    #[serde(default)]
+    approve: ApproveSpec,
     #[serde(default, rename = "outcome")]
     outcomes: Vec<OutcomeFile>,
+    #[serde(default, rename = "usage")]
+    usage: Vec<UsageFile>,
 }
 
 fn default_transport() -> String {
@@ -222,6 +228,18 @@ impl Default for TurnSpec {
     }
 }
 
+/// The keys that answer an approval dialog (`reins approve`, `--approve`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ApproveSpec {
+    /// Allow this once.
+    pub(crate) allow: Vec<Step>,
+    /// Allow, and do not ask again for the like (`--always`).
+    pub(crate) always: Vec<Step>,
+    /// Refuse (`--deny`).
+    pub(crate) deny: Vec<Step>,
+}
+
 /// One step of an input sequence.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -282,6 +300,15 @@ impl Profile {
         let rules = file.rules.into_iter().map(Rule::compile).collect::<Result<Vec<_>, _>>()?;
         let outcomes =
             file.outcomes.into_iter().map(Outcome::compile).collect::<Result<Vec<_>, _>>()?;
+        let usage =
+            file.usage.into_iter().map(UsageRule::compile).collect::<Result<Vec<_>, _>>()?;
+        let asks =
+            rules.iter().any(|r| r.observed.kind == Some(crate::state::BlockedKind::Approval));
+        if asks && (file.approve.allow.is_empty() || file.approve.deny.is_empty()) {
+            return Err(
+                "a profile with an approval rule needs [approve] allow and deny keys".into()
+            );
+        }
         Ok(Profile {
             name: file.name,
             summary: file.summary,
@@ -292,8 +319,10 @@ impl Profile {
             stop: file.stop,
             submit: file.submit,
             turn: file.turn,
+            approve: file.approve,
             rules,
             outcomes,
+            usage,
             source,
             text: text.to_string(),
         })

@@ -316,6 +316,148 @@ impl Outcome {
     }
 }
 
+/// When a usage rule reads the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum UsageWhen {
+    /// When a turn ends.
+    TurnEnd,
+    /// When the agent has exited (its last screen).
+    Exit,
+}
+
+/// An example for a usage rule: a screen and what must be read from it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UsageExample {
+    pub(crate) screen: String,
+    /// Field → value as text; empty means the rule must not match.
+    #[serde(default)]
+    pub(crate) expect: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UsageFile {
+    name: String,
+    when: UsageWhen,
+    region: Region,
+    /// Named groups: input_tokens, output_tokens, cached_tokens,
+    /// reasoning_tokens, total_tokens, agent_session_id, duration_s.
+    regex: String,
+    /// Add up the numbers of every match (one row per model, say).
+    #[serde(default)]
+    sum: bool,
+    #[serde(default, rename = "example")]
+    examples: Vec<UsageExample>,
+}
+
+/// Reads token counts and the like from where a CLI prints them.
+#[derive(Debug, Clone)]
+pub(crate) struct UsageRule {
+    pub(crate) name: String,
+    pub(crate) when: UsageWhen,
+    region: Condition,
+    regex: Regex,
+    sum: bool,
+    pub(crate) examples: Vec<UsageExample>,
+}
+
+/// The usage fields reins knows; anything else in a rule is an error.
+pub(crate) const USAGE_FIELDS: [&str; 7] = [
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "agent_session_id",
+    "duration_s",
+];
+
+impl UsageRule {
+    pub(crate) fn compile(file: UsageFile) -> Result<UsageRule, String> {
+        let ctx = |e: String| format!("usage {:?}: {e}", file.name);
+        let regex = regex::RegexBuilder::new(&file.regex)
+            .multi_line(true)
+            .build()
+            .map_err(|err| ctx(format!("bad regex: {err}")))?;
+        for name in regex.capture_names().flatten() {
+            if !USAGE_FIELDS.contains(&name) {
+                return Err(ctx(format!(
+                    "unknown field {name:?}; use {}",
+                    USAGE_FIELDS.join(", ")
+                )));
+            }
+        }
+        // The region is read with a matcher that always holds; only its
+        // rows matter.
+        let region = Condition::compile(
+            file.region,
+            vec![MatcherFile::Regex(String::new())],
+            vec![],
+            vec![],
+        )
+        .map_err(ctx)?;
+        Ok(UsageRule {
+            name: file.name,
+            when: file.when,
+            region,
+            regex,
+            sum: file.sum,
+            examples: file.examples,
+        })
+    }
+
+    /// The fields this rule reads from `screen` (empty if it does not match).
+    pub(crate) fn read(&self, screen: &ScreenText) -> std::collections::BTreeMap<String, String> {
+        let text = self.region.region_rows(screen).join("\n");
+        let mut out: std::collections::BTreeMap<String, String> = Default::default();
+        for caps in self.regex.captures_iter(&text) {
+            for name in self.regex.capture_names().flatten() {
+                let Some(m) = caps.name(name) else { continue };
+                let value = m.as_str().replace(',', "");
+                match out.get(name) {
+                    Some(prev) if self.sum => {
+                        let total =
+                            prev.parse::<u64>().unwrap_or(0) + value.parse::<u64>().unwrap_or(0);
+                        out.insert(name.to_string(), total.to_string());
+                    }
+                    Some(_) => {}
+                    None => {
+                        out.insert(name.to_string(), value);
+                    }
+                }
+            }
+            if !self.sum {
+                break;
+            }
+        }
+        out
+    }
+}
+
+/// What the usage rules for `when` read from a screen, merged (the first
+/// rule to give a field wins), with the names of the rules that matched.
+pub(crate) fn read_usage(
+    rules: &[UsageRule],
+    when: UsageWhen,
+    screen: &ScreenText,
+) -> Option<(std::collections::BTreeMap<String, String>, Vec<String>)> {
+    let mut fields = std::collections::BTreeMap::new();
+    let mut sources = Vec::new();
+    for rule in rules.iter().filter(|r| r.when == when) {
+        let read = rule.read(screen);
+        if read.is_empty() {
+            continue;
+        }
+        sources.push(rule.name.clone());
+        for (k, v) in read {
+            fields.entry(k).or_insert(v);
+        }
+    }
+    (!fields.is_empty()).then_some((fields, sources))
+}
+
 /// The status of a turn that just ended: the first outcome rule that
 /// matches the screen, else `completed`.
 pub(crate) fn turn_status(
@@ -383,6 +525,22 @@ impl crate::adapter::Profile {
                 }
             }
         }
+        for rule in &self.usage {
+            let who = format!("{}/{} (usage)", self.name, rule.name);
+            if rule.examples.is_empty() {
+                problems.push(format!("{who}: needs an example screen"));
+            }
+            for (i, ex) in rule.examples.iter().enumerate() {
+                let got = rule.read(&ScreenText::from_text(&ex.screen));
+                if got != ex.expect {
+                    problems.push(format!(
+                        "{who}: example {} reads {got:?}, expected {:?}",
+                        i + 1,
+                        ex.expect
+                    ));
+                }
+            }
+        }
         problems
     }
 }
@@ -398,6 +556,10 @@ mod tests {
     }
 
     const RULES: &str = r#"
+[approve]
+allow = [{ text = "y" }]
+deny = [{ text = "n" }]
+
 [[rule]]
 name = "dialog"
 state = "blocked"

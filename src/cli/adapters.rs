@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::adapter::{self, Profile, ProfileSource, RuleReport};
+use crate::adapter::{self, Profile, ProfileSource, RuleReport, UsageWhen, read_usage};
 use crate::cli::lookup;
 use crate::error::{CliError, CliResult, code};
 use crate::ipc::{Client, ScreenReply};
@@ -42,6 +42,30 @@ enum Sub {
         /// Profile name.
         name: Option<String>,
     },
+    /// Replay a recorded byte stream (what an agent wrote to its terminal)
+    /// through the emulator and print the state the profile reads at given
+    /// byte offsets, one JSON line each. For testing a profile against real
+    /// recordings (`tests/fixtures/screens/`).
+    #[command(
+        after_help = "Example:\n  reins adapters replay --adapter claude claude.bytes --at 1377 --at 3767"
+    )]
+    Replay {
+        /// The profile.
+        #[arg(long, value_name = "NAME")]
+        adapter: String,
+        /// The recorded bytes.
+        #[arg(value_name = "FILE")]
+        bytes: PathBuf,
+        /// Byte offsets to classify at (default: the end).
+        #[arg(long = "at", value_name = "OFFSET")]
+        offsets: Vec<u64>,
+        /// Screen size the recording was made at, COLSxROWS.
+        #[arg(long, default_value = "120x40", value_parser = parse_size)]
+        size: crate::store::registry::Size,
+        /// Also print each screen's text.
+        #[arg(long)]
+        screens: bool,
+    },
     /// Run a profile's rules on a screen and show which rule matched and why.
     ///
     /// The screen is a live session's (`--id`) or a text file (`--screen`,
@@ -74,7 +98,8 @@ struct ListRow {
     summary: String,
     source: String,
     tested_versions: Vec<String>,
-    rules: usize,
+    rules: Vec<String>,
+    outcomes: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -94,6 +119,9 @@ pub(crate) fn run(args: Args) -> CliResult {
             Ok(code::OK)
         }
         Sub::Check { name } => check(name.as_deref()),
+        Sub::Replay { adapter, bytes, offsets, size, screens } => {
+            replay(&adapter, &bytes, offsets, size, screens)
+        }
         Sub::Explain { id, screen, adapter, json, repo } => {
             explain(id.as_deref(), screen, adapter.as_deref(), json, repo)
         }
@@ -136,6 +164,61 @@ fn check(name: Option<&str>) -> CliResult {
     Ok(code::OK)
 }
 
+fn parse_size(s: &str) -> Result<crate::store::registry::Size, String> {
+    let (cols, rows) = s.split_once('x').ok_or("use COLSxROWS, e.g. 120x40")?;
+    Ok(crate::store::registry::Size {
+        cols: cols.parse().map_err(|_| "COLS must be a number")?,
+        rows: rows.parse().map_err(|_| "ROWS must be a number")?,
+    })
+}
+
+fn replay(
+    adapter: &str,
+    path: &std::path::Path,
+    mut offsets: Vec<u64>,
+    size: crate::store::registry::Size,
+    screens: bool,
+) -> CliResult {
+    let profile = named(adapter)?;
+    let bytes = std::fs::read(path)
+        .map_err(|err| CliError::failure(format!("cannot read {}: {err}", path.display())))?;
+    if offsets.is_empty() {
+        offsets.push(bytes.len() as u64);
+    }
+    offsets.sort_unstable();
+    let mut screen = crate::screen::Screen::new(size, 0, false);
+    let mut fed = 0usize;
+    for offset in offsets {
+        let end = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+        if end > fed {
+            screen.feed(&bytes[fed..end]);
+            fed = end;
+        }
+        let text = screen.text();
+        let verdict = profile.classify(&text);
+        let matched: Vec<&str> =
+            profile.rules.iter().filter(|r| r.matches(&text)).map(|r| r.name.as_str()).collect();
+        let mut line = serde_json::json!({
+            "offset": offset,
+            "state": verdict.observed.to_string(),
+            "rule": verdict.rule,
+            "matched": matched,
+            "in_sync_update": screen.in_sync_update(std::time::Duration::MAX),
+        });
+        for (key, when) in [("usage_turn_end", UsageWhen::TurnEnd), ("usage_exit", UsageWhen::Exit)]
+        {
+            if let Some((fields, _)) = read_usage(&profile.usage, when, &text) {
+                line[key] = serde_json::to_value(fields).unwrap_or_default();
+            }
+        }
+        if screens {
+            line["screen"] = serde_json::Value::from(text.rows.join("\n"));
+        }
+        crate::cli::print_json(&line)?;
+    }
+    Ok(code::OK)
+}
+
 fn list(json: bool) -> CliResult {
     let rows: Vec<ListRow> = adapter::list()?
         .into_iter()
@@ -144,7 +227,8 @@ fn list(json: bool) -> CliResult {
                 ProfileSource::Builtin => "builtin".into(),
                 ProfileSource::User(path) => path.display().to_string(),
             },
-            rules: p.rules.len(),
+            rules: p.rules.iter().map(|r| r.name.clone()).collect(),
+            outcomes: p.outcomes.iter().map(|o| o.name.clone()).collect(),
             name: p.name,
             summary: p.summary,
             tested_versions: p.tested_versions,

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use crate::error::{CliError, code};
 
 mod adapters;
+mod approve;
 mod cleanup;
 mod events;
 mod gc;
@@ -60,6 +61,7 @@ enum Command {
     #[command(visible_alias = "ls")]
     Status(status::Args),
     Pane(pane::Args),
+    Approve(approve::Args),
     Stop(stop::Args),
     Inbox(inbox::Args),
     Logs(logs::Args),
@@ -92,6 +94,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Wait(args) => wait::run(args),
         Command::Status(args) => status::run(args),
         Command::Pane(args) => pane::run(args),
+        Command::Approve(args) => approve::run(args),
         Command::Stop(args) => stop::run(args),
         Command::Inbox(args) => inbox::run(args),
         Command::Logs(args) => logs::run(args),

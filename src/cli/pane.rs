@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::cli::lookup;
 use crate::error::{CliError, CliResult, code};
 use crate::ipc::{Client, ScreenReply};
-use crate::store::lock;
+use crate::store::follow;
 use crate::store::paths::StateRoot;
 use crate::tmux::Tmux;
 
@@ -85,8 +85,18 @@ pub(crate) fn run(args: Args) -> CliResult {
             };
             let screen: ScreenReply = match client.get(&path).await {
                 Ok(screen) => screen,
-                Err(_) if version.is_some() && !lock::host_alive(&view.paths.host_lock()) => {
-                    return Ok(code::OK); // the session ended while we followed it
+                // The session ended while we followed it: the host drops the
+                // request as it goes; wait for it to be gone for sure.
+                Err(_)
+                    if version.is_some()
+                        && tokio::time::timeout(
+                            Duration::from_secs(10),
+                            follow::host_gone(&view.paths.host_lock()),
+                        )
+                        .await
+                        .is_ok() =>
+                {
+                    return Ok(code::OK);
                 }
                 Err(err) => {
                     return Err(CliError::failure(format!(

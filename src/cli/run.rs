@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::adapter::{self, ContextMode, Profile};
 use crate::error::{CliError, CliResult, code};
-use crate::host::{self, LaunchSpec, Terminal};
+use crate::host::{self, ApprovalPolicy, LaunchSpec, Terminal};
 use crate::ids;
 use crate::store::events::{EventKind, EventLine, TmuxTarget};
 use crate::store::follow::Follower;
@@ -77,6 +77,14 @@ pub(crate) struct Args {
     /// they expire (`send --ttl` overrides it per message).
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = crate::time::parse_duration)]
     inbox_ttl: Duration,
+    /// When the agent asks for approval: leave it to `reins approve` (ask),
+    /// allow everything (auto), or refuse everything (never).
+    #[arg(long, value_name = "POLICY", value_enum, default_value_t = ApprovalPolicy::Ask)]
+    approve: ApprovalPolicy,
+    /// Drive the agent through its terminal UI (the only transport so far;
+    /// accepted so scripts can ask for it explicitly).
+    #[arg(long)]
+    pty: bool,
     /// Drive the program with this adapter profile instead of guessing.
     #[arg(long, value_name = "PROFILE")]
     adapter: Option<String>,
@@ -199,6 +207,7 @@ pub(crate) fn run(mut args: Args) -> CliResult {
         context_message,
         auto_stop: args.auto_stop,
         inbox_ttl_ms: args.inbox_ttl.as_millis().min(u128::from(u64::MAX)) as u64,
+        approve: args.approve,
     };
 
     match mode {

@@ -191,7 +191,7 @@ enum Target {
 /// Where a wait stands after an event.
 enum Verdict {
     Pending,
-    Reached { event: Option<EventLine>, turn: Option<u64> },
+    Reached { event: Option<Box<EventLine>>, turn: Option<u64> },
     Failed { status: String },
 }
 
@@ -253,7 +253,7 @@ pub(crate) fn run(args: Args) -> CliResult {
                 model.apply(&event);
                 verdict = judge(&until, target.as_ref(), &model);
                 if let Verdict::Reached { event: None, turn } = verdict {
-                    verdict = Verdict::Reached { event: Some(event), turn };
+                    verdict = Verdict::Reached { event: Some(Box::new(event)), turn };
                 }
                 if !matches!(verdict, Verdict::Pending) {
                     return Ok(verdict);
@@ -304,7 +304,7 @@ fn judge(until: &Until, target: Option<&Target>, model: &Model) -> Verdict {
     let reached = |turn| Verdict::Reached { event: None, turn };
     match until {
         Until::Exit => match &model.exited {
-            Some(e) => Verdict::Reached { event: Some(e.clone()), turn: None },
+            Some(e) => Verdict::Reached { event: Some(Box::new(e.clone())), turn: None },
             None => Verdict::Pending,
         },
         Until::State(want) => {
@@ -330,7 +330,7 @@ fn judge(until: &Until, target: Option<&Target>, model: &Model) -> Verdict {
                 },
             };
             if let Some(done) = turn.and_then(|t| model.completed.get(&t)) {
-                return Verdict::Reached { event: Some(done.clone()), turn };
+                return Verdict::Reached { event: Some(Box::new(done.clone())), turn };
             }
             if model.exited.is_some() { ended(model) } else { Verdict::Pending }
         }

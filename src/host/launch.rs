@@ -53,6 +53,23 @@ pub(crate) struct LaunchSpec {
     /// How long a queued message waits before it expires, unless its
     /// sender says otherwise.
     pub(crate) inbox_ttl_ms: u64,
+    /// What to do when the agent asks for approval.
+    #[serde(default)]
+    pub(crate) approve: ApprovalPolicy,
+}
+
+/// What the host does when the agent shows an approval dialog.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ApprovalPolicy {
+    /// Leave it on screen: the session reads `blocked{approval}` until
+    /// someone runs `reins approve`.
+    #[default]
+    Ask,
+    /// Allow every request (once each).
+    Auto,
+    /// Refuse every request.
+    Never,
 }
 
 impl LaunchSpec {

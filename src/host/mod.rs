@@ -12,7 +12,7 @@ mod turns;
 
 use std::time::Duration;
 
-pub(crate) use launch::LaunchSpec;
+pub(crate) use launch::{ApprovalPolicy, LaunchSpec};
 pub(crate) use relay::LeftoverModes;
 
 use crate::adapter::{Profile, ProfileSource};

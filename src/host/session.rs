@@ -37,6 +37,7 @@ use crate::store::registry::{SessionRecord, redact_command};
 use crate::store::{events, fsutil};
 use crate::time;
 
+mod approvals;
 mod messages;
 
 /// Everything a running session owns.
@@ -79,6 +80,8 @@ pub(crate) struct Session {
     screen_version: u64,
     /// `pane --follow` clients waiting for the screen to change.
     screen_waiters: Vec<oneshot::Sender<(u16, serde_json::Value)>>,
+    /// The screen version at which the last approval dialog was answered.
+    dialog_answered_at: Option<u64>,
 }
 
 /// A session that could not start: why, and the event log, handed back so
@@ -185,6 +188,7 @@ impl Session {
             expiry_at: None,
             screen_version: 0,
             screen_waiters: Vec::new(),
+            dialog_answered_at: None,
         };
         session.emit(&EventKind::Started(Box::new(Started {
             pid: agent_pid,
@@ -323,6 +327,9 @@ impl Session {
         self.record.state = to;
         self.record.state_since = now;
         self.write_registry();
+        if to.kind == Some(crate::state::BlockedKind::Approval) {
+            self.apply_approval_policy();
+        }
     }
 
     fn on_resize(&mut self, size: Option<crate::store::registry::Size>) {
@@ -354,6 +361,7 @@ impl Session {
             ControlRequest::Send(req) => self.accept_send(req),
             ControlRequest::Inbox => (200, to_json(&self.inbox())),
             ControlRequest::Drop { message_id } => self.drop_messages(message_id.as_deref()),
+            ControlRequest::Approve(req) => self.approve_request(req.decision),
         };
         let _ = msg.reply.send(reply);
     }
@@ -435,6 +443,7 @@ impl Session {
         };
         let detail = status.as_ref().err().map(|err| format!("cannot wait for the agent: {err}"));
         self.set_state(Observed::plain(State::Exited), None);
+        self.report_usage(crate::adapter::UsageWhen::Exit, None);
         let record = ExitRecord {
             schema_version: events::SCHEMA_VERSION,
             id: self.spec.id.clone(),
@@ -475,6 +484,21 @@ impl Session {
     fn emit(&mut self, kind: &EventKind) {
         if let Err(err) = self.events.emit(None, kind) {
             tracing::error!("cannot write event: {err}");
+        }
+    }
+
+    /// Emits a `usage` event if the profile's usage rules for `when` read
+    /// anything off the screen.
+    fn report_usage(&mut self, when: crate::adapter::UsageWhen, turn: Option<u64>) {
+        let Some((fields, sources)) =
+            crate::adapter::read_usage(&self.profile.usage, when, &self.screen.text())
+        else {
+            return;
+        };
+        let event = EventKind::usage(&fields, format!("screen:{}", sources.join("+")));
+        match turn {
+            Some(turn) => self.emit_in_turn(turn, &event),
+            None => self.emit(&event),
         }
     }
 

@@ -23,6 +23,40 @@ pub(crate) enum ControlRequest {
     Inbox,
     /// `DELETE /v1/inbox` (all) or `DELETE /v1/inbox/ID` (one).
     Drop { message_id: Option<String> },
+    /// `POST /v1/approve`
+    Approve(ApproveRequest),
+}
+
+/// How to answer an approval dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Decision {
+    Allow,
+    Always,
+    Deny,
+}
+
+impl Decision {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Always => "always",
+            Decision::Deny => "deny",
+        }
+    }
+}
+
+/// Body of `POST /v1/approve`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ApproveRequest {
+    pub(crate) decision: Decision,
+}
+
+/// Reply to `POST /v1/approve`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ApproveReply {
+    pub(crate) ok: bool,
+    pub(crate) decision: Decision,
 }
 
 /// The largest message `send` accepts, in bytes.

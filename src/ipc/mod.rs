@@ -7,8 +7,8 @@ mod client;
 mod server;
 
 pub(crate) use api::{
-    ControlRequest, DropReply, InboxReply, MAX_MESSAGE, PendingMessage, ScreenReply, SendReply,
-    SendRequest, StatusReply, StopReply, StopRequest,
+    ApproveReply, ApproveRequest, ControlRequest, Decision, DropReply, InboxReply, MAX_MESSAGE,
+    PendingMessage, ScreenReply, SendReply, SendRequest, StatusReply, StopReply, StopRequest,
 };
 pub(crate) use client::{Client, ClientError};
 pub(crate) use server::{Incoming, bind, serve};

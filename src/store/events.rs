@@ -110,6 +110,29 @@ pub(crate) enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         outcome: Option<String>,
     },
+    /// An approval dialog was answered (`by`: `client` for `reins approve`,
+    /// `policy` for `run --approve auto|never`).
+    Approval { decision: String, by: String },
+    /// Token counts and the like, as the agent showed them (absent fields
+    /// were not shown; nothing is estimated).
+    Usage {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input_tokens: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output_tokens: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cached_tokens: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reasoning_tokens: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total_tokens: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent_session_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_s: Option<f64>,
+        /// The rules (or transport) the figures came from.
+        source: String,
+    },
     /// Someone asked the session to stop; `source` says who.
     StopRequested { source: String },
     /// The stop sequence escalated to a signal.
@@ -236,6 +259,45 @@ impl EventLine {
     }
 }
 
+impl EventKind {
+    /// A `usage` event from fields read off the screen (see
+    /// [`crate::adapter::read_usage`]); numbers may carry thousands commas,
+    /// durations units (`1m 5s`).
+    pub(crate) fn usage(
+        fields: &std::collections::BTreeMap<String, String>,
+        source: String,
+    ) -> EventKind {
+        let num = |k: &str| fields.get(k).and_then(|v| v.replace(',', "").parse::<u64>().ok());
+        EventKind::Usage {
+            input_tokens: num("input_tokens"),
+            output_tokens: num("output_tokens"),
+            cached_tokens: num("cached_tokens"),
+            reasoning_tokens: num("reasoning_tokens"),
+            total_tokens: num("total_tokens"),
+            agent_session_id: fields.get("agent_session_id").cloned(),
+            duration_s: fields.get("duration_s").and_then(|v| seconds(v)),
+            source,
+        }
+    }
+}
+
+/// `3`, `3s`, `1m 5s`, `2h 1m 3s` → seconds.
+fn seconds(text: &str) -> Option<f64> {
+    let mut total = 0.0;
+    for part in text.split_whitespace() {
+        let (n, unit) =
+            part.find(|c: char| c.is_ascii_alphabetic()).map_or((part, "s"), |i| part.split_at(i));
+        let n: f64 = n.parse().ok()?;
+        total += n * match unit {
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+    }
+    Some(total)
+}
+
 /// A message as events show it: whitespace collapsed, at most 80 characters.
 pub(crate) fn preview(text: &str) -> String {
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -292,6 +354,26 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].header.seq, 2);
         assert!(matches!(all[1].kind, EventKind::State { to: State::Blocked, .. }));
+    }
+
+    #[test]
+    fn usage_fields_are_parsed_not_guessed() {
+        let fields: std::collections::BTreeMap<String, String> =
+            [("input_tokens", "12,345"), ("duration_s", "1m 5s"), ("agent_session_id", "abc")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        match EventKind::usage(&fields, "r".into()) {
+            EventKind::Usage {
+                input_tokens, output_tokens, duration_s, agent_session_id, ..
+            } => {
+                assert_eq!(input_tokens, Some(12345));
+                assert_eq!(output_tokens, None, "not shown means null");
+                assert_eq!(duration_s, Some(65.0));
+                assert_eq!(agent_session_id.as_deref(), Some("abc"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -267,6 +267,7 @@ impl Session {
         let Some(turn) = self.turns.finish() else { return };
         let (status, outcome) = turn_status(&self.profile.outcomes, &self.screen.text());
         tracing::info!("turn {} done: {}", turn.number, status.as_str());
+        self.report_usage(crate::adapter::UsageWhen::TurnEnd, Some(turn.number));
         self.emit_in_turn(
             turn.number,
             &EventKind::TaskComplete { status, message_id: turn.message_id, outcome },
