@@ -28,7 +28,7 @@ fn a_message_to_a_ready_agent_is_delivered_as_a_numbered_turn() {
     let events = env.events("s1");
     let turn2: Vec<&str> =
         events.iter().filter(|e| e["turn"] == 2).map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(turn2, ["delivered", "turn_started", "task_complete"]);
+    assert_eq!(turn2, ["turn_started", "delivered", "task_complete"]);
     let text = env.reins(&["logs", "--id", "s1"]).ok().stdout;
     assert!(
         text.contains("MOCK_OK (you said: hello)") && text.contains("MOCK_OK (you said: again)")

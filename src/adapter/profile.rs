@@ -186,7 +186,7 @@ impl Default for SubmitSpec {
             max_pause_ms: 2000,
             verify_ms: 1500,
             retries: 2,
-            evidence: vec![Evidence::Busy, Evidence::ComposerChanged],
+            evidence: vec![Evidence::Busy, Evidence::ComposerCleared],
         }
     }
 }
@@ -205,9 +205,11 @@ pub(crate) enum SubmitMode {
 pub(crate) enum Evidence {
     /// The screen reads busy or blocked after the key.
     Busy,
-    /// The agent redrew the cursor's line after the key and the message
-    /// is no longer on it (the composer was cleared).
-    ComposerChanged,
+    /// The screen did not read ready before the key (the composer held the
+    /// message) and reads ready after it, with output in between: the
+    /// composer was emptied by the submission. An Enter taken as a newline,
+    /// or ignored, leaves the text in the composer and proves nothing.
+    ComposerCleared,
 }
 
 /// When a screen-read turn counts as finished.
@@ -295,7 +297,7 @@ impl Profile {
             }
         }
         if file.submit.evidence.is_empty() {
-            return Err("submit.evidence: name at least one proof (busy, composer_changed)".into());
+            return Err("submit.evidence: name at least one proof (busy, composer_cleared)".into());
         }
         let rules = file.rules.into_iter().map(Rule::compile).collect::<Result<Vec<_>, _>>()?;
         let outcomes =

@@ -158,9 +158,14 @@ impl Model {
                     self.completed.insert(t, event.clone());
                 }
             }
-            EventKind::Delivered { message_id, .. } => {
+            EventKind::Delivered { message_id, verified, .. } => {
                 if let Some(t) = turn {
                     self.messages.insert(message_id.clone(), Ok(t));
+                    if *verified {
+                        // A verified delivery opened turn t, whatever order
+                        // a reader happens to see the events in.
+                        self.turns_started.insert(t);
+                    }
                 }
             }
             EventKind::Stranded { message_id, .. } => {

@@ -2,9 +2,9 @@
 //!
 //! Text (bracketed paste when the agent enabled it), a pause, the submit
 //! key, then proof within a deadline that a turn started: the screen reads
-//! busy, or the agent redrew the composer without the message. No proof:
-//! press the key again, a bounded number of times, then give up and call
-//! the message stranded. Never "delivered" without the proof.
+//! busy, or the composer that held the message reads empty again. No
+//! proof: press the key again, a bounded number of times, then give up and
+//! call the message stranded. Never "delivered" without the proof.
 //!
 //! This is a state machine without I/O: the session feeds it what happened
 //! (bytes written, deadlines, output, classifications) and does what it
@@ -57,10 +57,8 @@ pub(crate) struct Delivery {
     verify: bool,
     phase: Phase,
     presses: u32,
-    /// The cursor's line just before the key: the composer holding the text.
-    line_before_key: String,
-    /// A bit of the message that should vanish from the composer.
-    probe: String,
+    /// How the screen read just before the first key press.
+    state_before_key: State,
     output_since_key: bool,
 }
 
@@ -73,14 +71,12 @@ impl Delivery {
         bracketed: bool,
         verify: bool,
     ) -> (Delivery, Next) {
-        let probe = probe(&message.text);
         let mut delivery = Delivery {
             spec: spec.clone(),
             verify,
             phase: Phase::Typing,
             presses: 0,
-            line_before_key: String::new(),
-            probe,
+            state_before_key: State::Unknown,
             output_since_key: false,
             message,
         };
@@ -125,11 +121,11 @@ impl Delivery {
         }
     }
 
-    /// The deadline passed. `cursor_line` is the screen's cursor row now.
-    pub(crate) fn deadline_passed(&mut self, cursor_line: &str) -> Next {
+    /// The deadline passed. `state_now` is how the screen reads now.
+    pub(crate) fn deadline_passed(&mut self, state_now: State) -> Next {
         match self.phase {
             Phase::Pausing { .. } => {
-                self.line_before_key = cursor_line.to_string();
+                self.state_before_key = state_now;
                 self.press()
             }
             Phase::Verifying { .. } if self.presses <= self.spec.retries => {
@@ -158,15 +154,16 @@ impl Delivery {
     }
 
     /// The screen settled and was classified.
-    pub(crate) fn classified(&mut self, state: State, cursor_line: &str) -> Next {
+    pub(crate) fn classified(&mut self, state: State) -> Next {
         if !matches!(self.phase, Phase::Verifying { .. }) {
             return Next::Wait;
         }
         let busy = matches!(state, State::Busy | State::Blocked)
             && self.spec.evidence.contains(&Evidence::Busy);
-        let cleared = self.spec.evidence.contains(&Evidence::ComposerChanged)
+        let cleared = self.spec.evidence.contains(&Evidence::ComposerCleared)
             && self.output_since_key
-            && composer_cleared(&self.line_before_key, cursor_line, &self.probe);
+            && self.state_before_key != State::Ready
+            && state == State::Ready;
         if busy || cleared { Next::Done(Ended::Delivered { verified: true }) } else { Next::Wait }
     }
 
@@ -181,20 +178,6 @@ impl Delivery {
         let ms = self.spec.pause_ms + kib * self.spec.pause_per_kib_ms;
         Duration::from_millis(ms.min(self.spec.max_pause_ms))
     }
-}
-
-/// The end of the message's last line: what a composer shows of it.
-fn probe(text: &str) -> String {
-    let last = text.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
-    let chars: Vec<char> = last.chars().collect();
-    chars[chars.len().saturating_sub(12)..].iter().collect()
-}
-
-/// Whether the composer line was redrawn without the message: it changed,
-/// and if it showed (the end of) the message before, it does not now.
-fn composer_cleared(before: &str, now: &str, probe: &str) -> bool {
-    let showed_message = !probe.is_empty() && before.contains(probe);
-    before != now && !(showed_message && now.contains(probe))
 }
 
 /// Makes text safe to type: no escape sequences or control characters
@@ -218,7 +201,7 @@ mod tests {
             max_pause_ms: 500,
             verify_ms: 1000,
             retries: 1,
-            evidence: vec![Evidence::Busy, Evidence::ComposerChanged],
+            evidence: vec![Evidence::Busy, Evidence::ComposerCleared],
         }
     }
 
@@ -242,13 +225,10 @@ mod tests {
         assert_eq!(next, Next::Write(b"\x1b[200~fix it\x1b[201~".to_vec()));
         assert_eq!(d.written(t0), Next::Wait);
         assert_eq!(d.deadline(), Some(t0 + Duration::from_millis(50)));
-        assert_eq!(d.deadline_passed("> fix it"), Next::Write(b"\r".to_vec()));
+        assert_eq!(d.deadline_passed(State::Unknown), Next::Write(b"\r".to_vec()));
         assert_eq!(d.written(t0), Next::Wait);
-        assert_eq!(d.classified(State::Ready, "> fix it"), Next::Wait, "no proof yet");
-        assert_eq!(
-            d.classified(State::Busy, "> fix it"),
-            Next::Done(Ended::Delivered { verified: true })
-        );
+        assert_eq!(d.classified(State::Unknown), Next::Wait, "no proof yet");
+        assert_eq!(d.classified(State::Busy), Next::Done(Ended::Delivered { verified: true }));
     }
 
     #[test]
@@ -256,14 +236,23 @@ mod tests {
         let t0 = Instant::now();
         let (mut d, _) = Delivery::start(message("run the tests"), &spec(), false, true);
         d.written(t0);
-        d.deadline_passed("│ > run the tests │");
+        d.deadline_passed(State::Unknown); // the composer holds the text
         d.written(t0);
-        assert_eq!(d.classified(State::Ready, "│ > Type a task │"), Next::Wait, "no output yet");
+        assert_eq!(d.classified(State::Ready), Next::Wait, "no output yet");
         d.output();
-        assert_eq!(
-            d.classified(State::Ready, "│ > Type a task │"),
-            Next::Done(Ended::Delivered { verified: true })
-        );
+        assert_eq!(d.classified(State::Ready), Next::Done(Ended::Delivered { verified: true }));
+    }
+
+    #[test]
+    fn ready_proves_nothing_when_the_text_never_showed() {
+        let t0 = Instant::now();
+        let (mut d, _) = Delivery::start(message("invisible"), &spec(), true, true);
+        d.written(t0);
+        d.deadline_passed(State::Ready); // the paste did not show up
+        d.written(t0);
+        d.output();
+        assert_eq!(d.classified(State::Ready), Next::Wait);
+        assert_eq!(d.classified(State::Busy), Next::Done(Ended::Delivered { verified: true }));
     }
 
     #[test]
@@ -271,14 +260,14 @@ mod tests {
         let t0 = Instant::now();
         let (mut d, _) = Delivery::start(message("hello"), &spec(), true, true);
         d.written(t0);
-        d.deadline_passed("> hello");
+        d.deadline_passed(State::Unknown);
         d.written(t0);
         d.output();
         // The key became a newline in the composer: the text is still there.
-        assert_eq!(d.classified(State::Ready, "> hello"), Next::Wait);
-        assert_eq!(d.deadline_passed("> hello"), Next::Write(b"\r".to_vec()));
+        assert_eq!(d.classified(State::Unknown), Next::Wait);
+        assert_eq!(d.deadline_passed(State::Unknown), Next::Write(b"\r".to_vec()));
         d.written(t0);
-        match d.deadline_passed("> hello") {
+        match d.deadline_passed(State::Unknown) {
             Next::Done(Ended::Stranded { reason }) => assert!(reason.contains("pressed 2 times")),
             other => panic!("{other:?}"),
         }
@@ -294,7 +283,7 @@ mod tests {
 
         let (mut d, _) = Delivery::start(message("steer"), &spec(), true, false);
         d.written(t0);
-        d.deadline_passed("");
+        d.deadline_passed(State::Busy);
         assert_eq!(d.written(t0), Next::Done(Ended::Delivered { verified: false }));
     }
 

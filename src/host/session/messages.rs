@@ -161,15 +161,12 @@ impl Session {
     }
 
     pub(super) fn on_delivery_deadline(&mut self) {
-        let line = self.cursor_line();
-        if let Some(next) = self.delivery.as_mut().map(|d| d.deadline_passed(&line)) {
+        // How the screen reads right now, not at the last settle: the text
+        // may have been echoed since.
+        let now = self.profile.classify(&self.screen.text()).observed.state;
+        if let Some(next) = self.delivery.as_mut().map(|d| d.deadline_passed(now)) {
             self.drive(next);
         }
-    }
-
-    fn cursor_line(&self) -> String {
-        let text = self.screen.text();
-        text.rows.get(text.cursor_row).cloned().unwrap_or_default()
     }
 
     /// Records how a delivery ended, opening the turn it started.
@@ -184,6 +181,9 @@ impl Session {
                 let turn = self.turns.start(Some(m.id.clone()), busy);
                 self.record.turn = turn;
                 self.write_registry();
+                // turn_started first: whoever sees `delivered` (send) and
+                // then looks for the latest turn (wait) must find this one.
+                self.emit_in_turn(turn, &EventKind::TurnStarted { message_id: Some(m.id.clone()) });
                 self.emit_in_turn(
                     turn,
                     &EventKind::Delivered {
@@ -193,7 +193,6 @@ impl Session {
                         verified: true,
                     },
                 );
-                self.emit_in_turn(turn, &EventKind::TurnStarted { message_id: Some(m.id.clone()) });
                 self.follow_turn();
                 (MessageStatus::Delivered, Some(turn), None)
             }
@@ -243,11 +242,7 @@ impl Session {
     pub(super) fn follow_turn(&mut self) {
         let state = self.observed.state;
         if let Some(delivery) = self.delivery.as_mut() {
-            let line = {
-                let text = self.screen.text();
-                text.rows.get(text.cursor_row).cloned().unwrap_or_default()
-            };
-            let next = delivery.classified(state, &line);
+            let next = delivery.classified(state);
             self.drive(next);
         }
         if self.delivery.is_none() && self.turns.open().is_none() && state == State::Busy {
