@@ -2,6 +2,7 @@
 //! binary against real PTYs (and a private tmux server where needed).
 
 mod common;
+mod support;
 
 mod test_adapters;
 mod test_bad_input;
@@ -11,6 +12,7 @@ mod test_foreground;
 mod test_inbox;
 mod test_logs;
 mod test_pane;
+mod test_real_agents;
 mod test_run;
 mod test_screens;
 mod test_secrets;

@@ -1,0 +1,5 @@
+//! Test support for live runs of the real agent CLIs: a mock model server
+//! on 127.0.0.1 and seeded, isolated homes for each CLI.
+
+pub mod agents;
+pub mod mock_model;
