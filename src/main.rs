@@ -14,6 +14,7 @@ mod store;
 mod term;
 mod time;
 mod tmux;
+mod transport;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -5,8 +5,11 @@ mod common;
 mod support;
 
 mod test_adapters;
+mod test_app_server;
 mod test_bad_input;
+mod test_codex_schema;
 mod test_dead_hosts;
+mod test_doctor;
 mod test_events;
 mod test_foreground;
 mod test_inbox;

@@ -65,6 +65,10 @@ impl Live {
     fn start(&self, extra: &[&str]) -> Value {
         let work = self.home.work.to_str().unwrap();
         let mut args = vec!["run", self.id(), "--id", self.id(), "--tmux", "--cwd", work];
+        if self.agent == Agent::Codex {
+            // This test is about the terminal UI; the app-server has its own.
+            args.push("--pty");
+        }
         args.extend_from_slice(extra);
         let started = self.reins(&args).ok().json();
         let ready =
@@ -97,6 +101,10 @@ impl Live {
 
     fn events(&self) -> Vec<Value> {
         self.env.events(self.id())
+    }
+
+    fn events_of(&self, id: &str) -> Vec<Value> {
+        self.env.events(id)
     }
 }
 
@@ -261,4 +269,218 @@ fn real_claude_soak() {
 #[test]
 fn real_gemini_soak() {
     soak(Agent::Gemini);
+}
+
+/// `reins doctor` finds the installed CLIs at their tested versions, and
+/// the real `codex app-server` answers its handshake.
+#[test]
+fn real_doctor_finds_every_installed_agent() {
+    let Some(live) = live(Agent::Codex) else { return };
+    let report = live.reins(&["doctor", "codex", "claude", "gemini", "tmux", "--json"]).ok().json();
+    assert_eq!(report["ok"], true, "{report}");
+    for agent in Agent::ALL {
+        let check = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == agent.name())
+            .unwrap_or_else(|| panic!("no check for {}: {report}", agent.name()));
+        assert_eq!(check["status"], "ok", "{check}");
+        assert_eq!(check["tested"], true, "the pinned version is the tested one: {check}");
+    }
+    let codex = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "codex").unwrap();
+    assert!(codex["detail"].as_str().unwrap().contains("app-server handshake ok"), "{codex}");
+}
+
+/// `reins run codex` talks to `codex app-server`: turns, usage, approvals
+/// under each policy, a failed turn, interrupt, steer and stop.
+#[test]
+fn real_codex_app_server_end_to_end() {
+    let Some(live) = live(Agent::Codex) else { return };
+    let work = live.home.work.to_str().unwrap();
+    let run = |id: &str, extra: &[&str]| {
+        let mut args = vec!["run", "codex", "--id", id, "--detach", "--cwd", work];
+        args.extend_from_slice(extra);
+        let started = live.reins(&args).ok().json();
+        assert_eq!(
+            live.reins(&["wait", "--id", id, "--until", "ready", "--timeout", "30s"]).code,
+            0
+        );
+        started
+    };
+    let started = run("app", &[]);
+    assert_eq!(live.events_of("app")[0]["transport"], "codex-app-server");
+
+    // A turn with the server's own turn id and token usage.
+    let sent = live
+        .reins(&["send", "--id", "app", "--wait-for-idle", "--timeout", "60s", "hello app-server"])
+        .ok()
+        .json();
+    assert_eq!(sent["task"]["status"], "completed");
+    let usage =
+        live.events_of("app").into_iter().find(|e| e["type"] == "usage").expect("a usage event");
+    assert!(usage["total_tokens"].as_u64().unwrap() > 0, "{usage}");
+    assert_eq!(usage["turn"], 1);
+    let status = live.reins(&["status", "--id", "app", "--json"]).ok().json();
+    assert!(
+        status[0]["usage"]["total_tokens"].is_string() || status[0]["usage"].is_object(),
+        "{status}"
+    );
+    assert!(
+        live.reins(&["pane", "--id", "app"])
+            .ok()
+            .stdout
+            .contains("MOCK_OK (you said: hello app-server)")
+    );
+
+    // Approval, asked: blocked until `reins approve`.
+    let made = live.home.work.join("asked.txt");
+    live.reins(&["send", "--id", "app", "--timeout", "60s", "[[runx:touch asked.txt]] go"]).ok();
+    assert_eq!(
+        live.reins(&["wait", "--id", "app", "--until", "blocked", "--timeout", "30s"]).code,
+        0
+    );
+    assert!(!made.exists());
+    live.reins(&["approve", "--id", "app"]).ok();
+    live.reins(&["wait", "--id", "app", "--until", "task_complete", "--timeout", "60s"]).ok();
+    assert!(made.exists(), "approved command ran");
+
+    // A model error fails the turn; the session stays usable.
+    let failed = live
+        .reins(&[
+            "send",
+            "--id",
+            "app",
+            "--wait-for-idle",
+            "--timeout",
+            "60s",
+            "[[error:500]] boom",
+        ])
+        .ok()
+        .json();
+    assert_eq!(failed["task"]["status"], "failed", "{failed}");
+    let again = live
+        .reins(&["send", "--id", "app", "--wait-for-idle", "--timeout", "60s", "still there?"])
+        .ok()
+        .json();
+    assert_eq!(again["task"]["status"], "completed");
+
+    // Interrupt a long turn.
+    live.reins(&["send", "--id", "app", "--timeout", "60s", "[[wait:20]] long"]).ok();
+    live.reins(&["interrupt", "--id", "app"]).ok();
+    let done = live
+        .reins(&["wait", "--id", "app", "--until", "task_complete", "--timeout", "30s"])
+        .ok()
+        .json();
+    assert_eq!(done["event"]["status"], "interrupted", "{done}");
+
+    // Steer: a forced message goes into the running turn.
+    let first =
+        live.reins(&["send", "--id", "app", "--timeout", "60s", "[[wait:3]] first"]).ok().json();
+    let steered = live
+        .reins(&["send", "--id", "app", "--force", "--timeout", "60s", "and this too"])
+        .ok()
+        .json();
+    assert_eq!(steered["status"], "delivered", "{steered}");
+    assert_eq!(steered["turn"], first["turn"], "steered into the same turn");
+    live.reins(&["wait", "--id", "app", "--until", "task_complete", "--timeout", "60s"]).ok();
+
+    // Stop: nothing left.
+    let pid = started["pid"].as_u64().unwrap() as u32;
+    live.reins(&["stop", "--id", "app"]).ok();
+    eventually(Duration::from_secs(10), "app-server to end", || {
+        !alive(pid) && session_members(pid).is_empty()
+    });
+    assert_eq!(live.events_of("app").last().unwrap()["reason"], "stopped");
+
+    // Policies: auto allows, never declines; neither waits for anyone.
+    run("auto", &["--approve", "auto"]);
+    live.reins(&[
+        "send",
+        "--id",
+        "auto",
+        "--wait-for-idle",
+        "--timeout",
+        "60s",
+        "[[runx:touch auto.txt]] go",
+    ])
+    .ok();
+    assert!(live.home.work.join("auto.txt").exists());
+    run("never", &["--approve", "never"]);
+    live.reins(&[
+        "send",
+        "--id",
+        "never",
+        "--wait-for-idle",
+        "--timeout",
+        "60s",
+        "[[runx:touch never.txt]] go",
+    ])
+    .ok();
+    assert!(!live.home.work.join("never.txt").exists(), "declined command did not run");
+    let decisions: Vec<String> = ["auto", "never"]
+        .iter()
+        .flat_map(|id| live.events_of(id))
+        .filter(|e| e["type"] == "approval")
+        .map(|e| format!("{}/{}", e["decision"].as_str().unwrap(), e["by"].as_str().unwrap()))
+        .collect();
+    assert_eq!(decisions, ["allow/policy", "deny/policy"]);
+    for id in ["auto", "never"] {
+        live.reins(&["stop", "--id", id]).ok();
+    }
+    let _ = live.id();
+}
+
+/// `reins run claude --transport stream-json`: turns with usage, a tool
+/// call end to end (allowed by `--approve auto`), stop.
+#[test]
+fn real_claude_stream_json_end_to_end() {
+    let Some(live) = live(Agent::Claude) else { return };
+    let work = live.home.work.to_str().unwrap();
+    let args = [
+        "run",
+        "claude",
+        "--transport",
+        "stream-json",
+        "--approve",
+        "auto",
+        "--id",
+        "sj",
+        "--detach",
+        "--cwd",
+        work,
+    ];
+    let started = live.reins(&args).ok().json();
+    assert_eq!(live.events_of("sj")[0]["transport"], "claude-stream-json");
+    let first = live
+        .reins(&["send", "--id", "sj", "--wait-for-idle", "--timeout", "60s", "hello stream"])
+        .ok()
+        .json();
+    assert_eq!(first["task"]["status"], "completed", "{first}");
+    let tool = live
+        .reins(&[
+            "send",
+            "--id",
+            "sj",
+            "--wait-for-idle",
+            "--timeout",
+            "60s",
+            "[[run:touch stream.txt]] go",
+        ])
+        .ok()
+        .json();
+    assert_eq!(tool["turn"], 2);
+    assert!(live.home.work.join("stream.txt").exists(), "the tool call ran");
+    let pane = live.reins(&["pane", "--id", "sj"]).ok().stdout;
+    assert!(pane.contains("$ Bash(touch stream.txt)"), "{pane}");
+    assert!(pane.contains("• MOCK_OK (you said: hello stream)"), "{pane}");
+    let usage: Vec<Value> =
+        live.events_of("sj").into_iter().filter(|e| e["type"] == "usage").collect();
+    assert_eq!(usage.len(), 2);
+    assert!(usage[1]["agent_session_id"].is_string());
+    let pid = started["pid"].as_u64().unwrap() as u32;
+    live.reins(&["stop", "--id", "sj"]).ok();
+    eventually(Duration::from_secs(10), "claude to end", || {
+        !alive(pid) && session_members(pid).is_empty()
+    });
 }

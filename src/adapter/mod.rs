@@ -6,6 +6,6 @@ mod rules;
 
 pub(crate) use profile::{
     ContextMode, Evidence, Profile, ProfileSource, Step, StopSpec, SubmitMode, SubmitSpec,
-    TurnSpec, find, list,
+    Transport, TurnSpec, find, list,
 };
 pub(crate) use rules::{RuleReport, TurnStatus, UsageWhen, read_usage, turn_status};

@@ -30,8 +30,16 @@ pub(crate) struct Profile {
     pub(crate) name: String,
     pub(crate) summary: String,
     pub(crate) tested_versions: Vec<String>,
-    pub(crate) transport: String,
+    /// How to install the agent program (`reins doctor` shows it when the
+    /// program is missing).
+    pub(crate) install: Option<String>,
+    /// The transport `reins run` uses unless told otherwise.
+    pub(crate) transport: Transport,
     pub(crate) launch: Launch,
+    /// The codex app-server transport, if the agent has one.
+    pub(crate) app_server: Option<AppServerSpec>,
+    /// The claude stream-json transport, if the agent has one.
+    pub(crate) stream_json: Option<StreamJsonSpec>,
     pub(crate) screen: ScreenSettings,
     pub(crate) stop: StopSpec,
     pub(crate) submit: SubmitSpec,
@@ -52,9 +60,15 @@ struct ProfileFile {
     summary: String,
     #[serde(default)]
     tested_versions: Vec<String>,
-    #[serde(default = "default_transport")]
-    transport: String,
+    #[serde(default)]
+    install: Option<String>,
+    #[serde(default)]
+    transport: Transport,
     launch: Launch,
+    #[serde(default)]
+    app_server: Option<AppServerSpec>,
+    #[serde(default)]
+    stream_json: Option<StreamJsonSpec>,
     #[serde(default)]
     screen: ScreenSettings,
     #[serde(default)]
@@ -73,8 +87,62 @@ struct ProfileFile {
     usage: Vec<UsageFile>,
 }
 
-fn default_transport() -> String {
-    "pty".into()
+/// How reins talks to an agent.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Transport {
+    /// Its terminal UI in a PTY, read with the profile's screen rules.
+    #[default]
+    Pty,
+    /// `codex app-server`: JSON-RPC on stdio.
+    CodexAppServer,
+    /// `claude -p --input-format stream-json --output-format stream-json`.
+    #[value(alias = "stream-json")]
+    ClaudeStreamJson,
+}
+
+impl Transport {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Transport::Pty => "pty",
+            Transport::CodexAppServer => "codex-app-server",
+            Transport::ClaudeStreamJson => "claude-stream-json",
+        }
+    }
+}
+
+/// Settings of the codex app-server transport.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AppServerSpec {
+    /// Program and arguments (`codex app-server`).
+    pub(crate) command: Vec<String>,
+    /// How long any request may wait for its answer.
+    #[serde(default = "AppServerSpec::default_timeout")]
+    pub(crate) request_timeout_ms: u64,
+    /// `approvalPolicy` for `thread/start`: when codex asks (`untrusted`,
+    /// `on-request`, `never`); how reins answers is `run --approve`.
+    #[serde(default)]
+    pub(crate) approval_policy: Option<String>,
+}
+
+/// Settings of the claude stream-json transport.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StreamJsonSpec {
+    /// Program and arguments.
+    pub(crate) command: Vec<String>,
+    /// Added to the command under `run --approve auto`.
+    #[serde(default)]
+    pub(crate) auto_approve_args: Vec<String>,
+}
+
+impl AppServerSpec {
+    fn default_timeout() -> u64 {
+        30_000
+    }
 }
 
 /// How the agent is started.
@@ -139,6 +207,9 @@ impl Default for ScreenSettings {
 pub(crate) struct StopSpec {
     /// What to send first (keys, text, pauses, a signal).
     pub(crate) sequence: Vec<Step>,
+    /// What interrupts a running turn without ending the agent
+    /// (`reins interrupt`).
+    pub(crate) interrupt: Vec<Step>,
     /// How long to wait after the sequence before SIGTERM.
     pub(crate) grace_ms: u64,
     /// How long to wait after SIGTERM before SIGKILL.
@@ -147,7 +218,12 @@ pub(crate) struct StopSpec {
 
 impl Default for StopSpec {
     fn default() -> Self {
-        StopSpec { sequence: Vec::new(), grace_ms: 3000, term_grace_ms: 2000 }
+        StopSpec {
+            sequence: Vec::new(),
+            interrupt: vec![Step::Key(Key::Esc)],
+            grace_ms: 3000,
+            term_grace_ms: 2000,
+        }
     }
 }
 
@@ -283,11 +359,17 @@ impl Profile {
     /// Parses and validates a profile.
     pub(crate) fn parse(text: &str, source: ProfileSource) -> Result<Profile, String> {
         let file: ProfileFile = toml::from_str(text).map_err(|err| err.to_string())?;
-        if file.transport != "pty" {
-            return Err(format!(
-                "transport {:?} is not supported by screen profiles (use \"pty\")",
-                file.transport
-            ));
+        if file.app_server.as_ref().is_some_and(|a| a.command.is_empty()) {
+            return Err("app_server.command is empty".into());
+        }
+        if file.stream_json.as_ref().is_some_and(|a| a.command.is_empty()) {
+            return Err("stream_json.command is empty".into());
+        }
+        if file.transport == Transport::ClaudeStreamJson && file.stream_json.is_none() {
+            return Err("transport \"claude-stream-json\" needs a [stream_json] section".into());
+        }
+        if file.transport == Transport::CodexAppServer && file.app_server.is_none() {
+            return Err("transport \"codex-app-server\" needs an [app_server] section".into());
         }
         for step in &file.stop.sequence {
             if let Step::Signal(name) = step {
@@ -315,8 +397,11 @@ impl Profile {
             name: file.name,
             summary: file.summary,
             tested_versions: file.tested_versions,
+            install: file.install,
             transport: file.transport,
             launch: file.launch,
+            app_server: file.app_server,
+            stream_json: file.stream_json,
             screen: file.screen,
             stop: file.stop,
             submit: file.submit,

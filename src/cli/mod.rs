@@ -14,10 +14,12 @@ use crate::error::{CliError, code};
 mod adapters;
 mod approve;
 mod cleanup;
+mod doctor;
 mod events;
 mod gc;
 mod host;
 mod inbox;
+mod interrupt;
 mod logs;
 mod lookup;
 mod mock_agent;
@@ -62,11 +64,13 @@ enum Command {
     Status(status::Args),
     Pane(pane::Args),
     Approve(approve::Args),
+    Interrupt(interrupt::Args),
     Stop(stop::Args),
     Inbox(inbox::Args),
     Logs(logs::Args),
     Events(events::Args),
     Gc(gc::Args),
+    Doctor(doctor::Args),
     Adapters(adapters::Args),
     MockAgent(mock_agent::Args),
     /// Internal: the per-session host process.
@@ -95,11 +99,13 @@ pub(crate) fn main() -> ExitCode {
         Command::Status(args) => status::run(args),
         Command::Pane(args) => pane::run(args),
         Command::Approve(args) => approve::run(args),
+        Command::Interrupt(args) => interrupt::run(args),
         Command::Stop(args) => stop::run(args),
         Command::Inbox(args) => inbox::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Events(args) => events::run(args),
         Command::Gc(args) => gc::run(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::Adapters(args) => adapters::run(args),
         Command::MockAgent(args) => mock_agent::run(args),
         Command::Host(args) => host::run(args),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::adapter::{self, ContextMode, Profile};
+use crate::adapter::{self, ContextMode, Profile, Transport};
 use crate::error::{CliError, CliResult, code};
 use crate::host::{self, ApprovalPolicy, LaunchSpec, Terminal};
 use crate::ids;
@@ -81,10 +81,19 @@ pub(crate) struct Args {
     /// allow everything (auto), or refuse everything (never).
     #[arg(long, value_name = "POLICY", value_enum, default_value_t = ApprovalPolicy::Ask)]
     approve: ApprovalPolicy,
-    /// Drive the agent through its terminal UI (the only transport so far;
-    /// accepted so scripts can ask for it explicitly).
-    #[arg(long)]
+    /// Drive the agent through its terminal UI, even if it has a
+    /// structured transport (for codex: its TUI instead of app-server).
+    #[arg(long, conflicts_with = "transport")]
     pty: bool,
+    /// How to talk to the agent: `pty` (its terminal UI),
+    /// `codex-app-server` or `claude-stream-json` (alias `stream-json`).
+    /// Default: the profile's (codex: app-server, others: pty).
+    #[arg(long, value_name = "TRANSPORT", value_enum)]
+    transport: Option<Transport>,
+    /// Codex's sandbox for the app-server transport: read-only,
+    /// workspace-write or danger-full-access (default: codex's config).
+    #[arg(long, value_name = "MODE", value_parser = ["read-only", "workspace-write", "danger-full-access"])]
+    sandbox: Option<String>,
     /// Drive the program with this adapter profile instead of guessing.
     #[arg(long, value_name = "PROFILE")]
     adapter: Option<String>,
@@ -150,6 +159,49 @@ pub(crate) fn run(mut args: Args) -> CliResult {
     let meta = parse_meta(args.meta.as_deref())?;
     let cwd = resolve_cwd(args.cwd.as_deref())?;
     let (profile, command) = resolve_agent(&agent, args.adapter.as_deref(), &args.agent_args)?;
+    let transport = match (args.pty, args.transport) {
+        (true, _) => Transport::Pty,
+        (false, Some(t)) => t,
+        (false, None) => profile.transport,
+    };
+    let command = match transport {
+        Transport::Pty => {
+            let (prog, rest) = command.split_first().expect("resolve_agent names a program");
+            with_program(prog, rest)?
+        }
+        Transport::CodexAppServer => {
+            let spec = profile.app_server.as_ref().ok_or_else(|| {
+                CliError::usage(format!(
+                    "the {} profile has no codex-app-server transport",
+                    profile.name
+                ))
+                .hint("use --pty, or an agent that has one (codex)")
+            })?;
+            let (prog, rest) = spec.command.split_first().expect("validated: a command");
+            let mut argv = with_program(prog, rest)?;
+            argv.extend(args.agent_args.iter().cloned());
+            argv
+        }
+        Transport::ClaudeStreamJson => {
+            let spec = profile.stream_json.as_ref().ok_or_else(|| {
+                CliError::usage(format!(
+                    "the {} profile has no claude-stream-json transport",
+                    profile.name
+                ))
+                .hint("use --pty, or an agent that has one (claude)")
+            })?;
+            let (prog, rest) = spec.command.split_first().expect("validated: a command");
+            let mut argv = with_program(prog, rest)?;
+            if args.approve == ApprovalPolicy::Auto {
+                argv.extend(spec.auto_approve_args.iter().cloned());
+            }
+            argv.extend(args.agent_args.iter().cloned());
+            argv
+        }
+    };
+    if args.sandbox.is_some() && transport != Transport::CodexAppServer {
+        return Err(CliError::usage("--sandbox applies to the codex-app-server transport only"));
+    }
     if args.context.is_some() && profile.launch.context == ContextMode::Unsupported {
         return Err(CliError::usage(format!("the {} adapter cannot take --context", profile.name)));
     }
@@ -208,6 +260,8 @@ pub(crate) fn run(mut args: Args) -> CliResult {
         auto_stop: args.auto_stop,
         inbox_ttl_ms: args.inbox_ttl.as_millis().min(u128::from(u64::MAX)) as u64,
         approve: args.approve,
+        transport,
+        sandbox: args.sandbox.clone(),
     };
 
     match mode {
@@ -267,7 +321,8 @@ fn resolve_cwd(cwd: Option<&Path>) -> Result<PathBuf, CliError> {
         .map_err(|err| CliError::failure(format!("cannot resolve {}: {err}", dir.display())))
 }
 
-/// Picks the profile and builds the agent's command line.
+/// Picks the profile and the agent's terminal-UI command line (not yet
+/// resolved on PATH: a protocol transport may run something else).
 fn resolve_agent(
     agent: &str,
     adapter_name: Option<&str>,
@@ -290,7 +345,9 @@ fn resolve_agent(
                     ))
                     .hint("or simply `reins run PROGRAM`"));
                 };
-                return Ok((profile, with_program(prog, rest)?));
+                let mut argv = vec![prog.clone()];
+                argv.extend(rest.iter().cloned());
+                return Ok((profile, argv));
             }
             Some(profile) => {
                 let argv = profile.launch.command.clone();
@@ -302,10 +359,8 @@ fn resolve_agent(
     if argv.is_empty() {
         argv.push(agent.to_string());
     }
-    let (prog, rest) = argv.split_first().expect("not empty");
-    let mut full = with_program(prog, rest)?;
-    full.extend(agent_args.iter().cloned());
-    Ok((profile, full))
+    argv.extend(agent_args.iter().cloned());
+    Ok((profile, argv))
 }
 
 /// Resolves the program to an absolute, executable path.

@@ -72,6 +72,10 @@ struct Row {
     socket: Option<PathBuf>,
     /// Why the registry could not be read, when it is corrupt.
     error: Option<String>,
+    /// The latest token usage a structured transport reported.
+    usage: Option<Value>,
+    /// The last error the agent or its transport reported.
+    last_error: Option<String>,
     /// How the last run ended, for exited sessions.
     exit: Option<Value>,
 }
@@ -155,6 +159,8 @@ fn row(view: &SessionView) -> Row {
         session_dir: view.paths.dir.clone(),
         socket: None,
         error: view.corrupt.clone().map(|e| format!("corrupt session.json: {e}")),
+        usage: None,
+        last_error: None,
         exit,
     };
     let Some(r) = &view.record else { return base };
@@ -179,6 +185,8 @@ fn row(view: &SessionView) -> Row {
         description: r.description.clone(),
         meta: r.meta.clone(),
         socket: Some(r.socket.clone()),
+        usage: r.usage.clone(),
+        last_error: r.last_error.clone(),
         ..base
     }
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::adapter::Transport;
 use crate::store::events::TmuxTarget;
 use crate::store::paths::StateRoot;
 use crate::store::registry::{RunMode, Size};
@@ -56,6 +57,13 @@ pub(crate) struct LaunchSpec {
     /// What to do when the agent asks for approval.
     #[serde(default)]
     pub(crate) approve: ApprovalPolicy,
+    /// How the host talks to the agent.
+    #[serde(default)]
+    pub(crate) transport: Transport,
+    /// Codex sandbox mode for the app-server thread (`read-only`,
+    /// `workspace-write`, `danger-full-access`); None = codex's own config.
+    #[serde(default)]
+    pub(crate) sandbox: Option<String>,
 }
 
 /// What the host does when the agent shows an approval dialog.

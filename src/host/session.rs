@@ -18,7 +18,7 @@ use rustix::process::Signal;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::adapter::Profile;
+use crate::adapter::{Profile, Transport};
 use crate::host::delivery::Delivery;
 use crate::host::input::{self, Input, InputQueue};
 use crate::host::launch::LaunchSpec;
@@ -36,9 +36,13 @@ use crate::store::paths::SessionPaths;
 use crate::store::registry::{SessionRecord, redact_command};
 use crate::store::{events, fsutil};
 use crate::time;
+use crate::transport::stdio;
 
 mod approvals;
 mod messages;
+mod protocol_link;
+
+use protocol_link::ProtocolLink;
 
 /// Everything a running session owns.
 pub(crate) struct Session {
@@ -52,8 +56,8 @@ pub(crate) struct Session {
     /// Length of `transcript.log` when this run began.
     transcript_offset: u64,
     output_bytes: u64,
-    pty: Arc<Pty>,
-    input: InputQueue,
+    /// How the host reaches the agent: its terminal, or a protocol.
+    link: Link,
     child: tokio::process::Child,
     agent_pid: u32,
     observed: Observed,
@@ -71,8 +75,6 @@ pub(crate) struct Session {
     /// Token of the tracked write the delivery waits for.
     pending_write: Option<u64>,
     next_token: u64,
-    /// Tokens of tracked writes that reached the agent.
-    written: mpsc::UnboundedReceiver<u64>,
     turns: Turns,
     /// When the earliest queued message expires.
     expiry_at: Option<Instant>,
@@ -82,6 +84,21 @@ pub(crate) struct Session {
     screen_waiters: Vec<oneshot::Sender<(u16, serde_json::Value)>>,
     /// The screen version at which the last approval dialog was answered.
     dialog_answered_at: Option<u64>,
+    /// The structured transport was lost (the exit reason says so).
+    disconnected: bool,
+}
+
+/// How the host reaches the agent.
+pub(crate) enum Link {
+    /// Its terminal UI in a PTY.
+    Terminal {
+        pty: Arc<Pty>,
+        input: InputQueue,
+        /// Tokens of tracked writes that reached the agent.
+        written: mpsc::UnboundedReceiver<u64>,
+    },
+    /// A protocol on stdio (codex app-server, claude stream-json).
+    Protocol(Box<ProtocolLink>),
 }
 
 /// A session that could not start: why, and the event log, handed back so
@@ -101,13 +118,11 @@ impl Session {
         relay: Option<Relay>,
     ) -> Result<(Session, tokio::net::UnixListener), BootFailure> {
         let size = if relay.is_some() { Relay::size().unwrap_or(spec.size) } else { spec.size };
-        let (transcript, listener, pty, child) = match launch(&spec, &paths, &profile, size) {
+        let (transcript, listener, link, child) = match launch(&spec, &paths, &profile, size) {
             Ok(parts) => parts,
             Err(detail) => return Err(BootFailure { detail, events }),
         };
         let agent_pid = child.id().expect("a just-spawned child has a pid");
-        let pty = Arc::new(pty);
-        let (input, written) = input::spawn_writer(pty.clone(), agent_pid);
         let (queue, interrupted) = match Queue::open(&paths.inbox()) {
             Ok(opened) => opened,
             Err(err) => {
@@ -130,7 +145,7 @@ impl Session {
             cwd: spec.cwd.clone(),
             agent: spec.agent.clone(),
             adapter: profile.name.clone(),
-            transport: profile.transport.clone(),
+            transport: spec.transport.as_str().into(),
             command: redact_command(&spec.command),
             mode: spec.mode,
             host_pid: std::process::id(),
@@ -146,6 +161,8 @@ impl Session {
             state: observed,
             state_since: now,
             turn: 0,
+            usage: None,
+            last_error: None,
         };
         if let Err(err) = record.write(&paths.registry()) {
             crate::procs::signal_tree(agent_pid, Signal::KILL);
@@ -156,8 +173,10 @@ impl Session {
             });
         }
         let screen = Screen::new(size, profile.screen.scrollback, relay.is_none());
-        let boot_deadline =
-            Some(Instant::now() + Duration::from_millis(profile.screen.boot_timeout_ms));
+        // Protocol agents say when they are ready; screen agents get a
+        // boot window before `starting` turns into `unknown`.
+        let boot_deadline = matches!(link, Link::Terminal { .. })
+            .then(|| Instant::now() + Duration::from_millis(profile.screen.boot_timeout_ms));
         tracing::info!(agent_pid, "started {:?}", record.command);
         let mut session = Session {
             spec,
@@ -169,8 +188,7 @@ impl Session {
             transcript_offset: transcript.metadata().map_or(0, |m| m.len()),
             transcript,
             output_bytes: 0,
-            pty,
-            input,
+            link,
             child,
             agent_pid,
             observed,
@@ -183,19 +201,19 @@ impl Session {
             delivery: None,
             pending_write: None,
             next_token: 0,
-            written,
             turns: Turns::default(),
             expiry_at: None,
             screen_version: 0,
             screen_waiters: Vec::new(),
             dialog_answered_at: None,
+            disconnected: false,
         };
         session.emit(&EventKind::Started(Box::new(Started {
             pid: agent_pid,
             host_pid: std::process::id(),
             agent: session.spec.agent.clone(),
             adapter: session.profile.name.clone(),
-            transport: session.profile.transport.clone(),
+            transport: session.spec.transport.as_str().into(),
             mode: session.spec.mode.as_str().into(),
             cwd: session.spec.cwd.display().to_string(),
             tmux: session.spec.tmux.clone(),
@@ -204,6 +222,7 @@ impl Session {
             size,
             transcript_offset: session.transcript_offset,
         })));
+        session.connect();
         session.replayed(interrupted);
         Ok((session, listener))
     }
@@ -221,11 +240,15 @@ impl Session {
         let mut output_open = true;
 
         let status = loop {
+            let rpc_deadline = protocol_deadline(&self.link);
             tokio::select! {
-                read = self.pty.read(&mut buf), if output_open => match read {
-                    Ok(0) | Err(_) => output_open = false,
-                    Ok(n) => self.on_output(&buf[..n]).await,
+                event = agent_event(&mut self.link, &mut buf, output_open) => match event {
+                    AgentEvent::Output(n) => self.on_output(&buf[..n]).await,
+                    AgentEvent::OutputEnd => output_open = false,
+                    AgentEvent::Written(token) => self.on_written(token),
+                    AgentEvent::Protocol(out) => self.on_protocol_output(out).await,
                 },
+                _ = sleep_until(rpc_deadline) => self.on_protocol_deadline().await,
                 status = self.child.wait() => break status,
                 Some(msg) = control.recv() => self.on_control(msg),
                 _ = sigterm.recv() => self.begin_stop("signal:TERM", None),
@@ -234,14 +257,13 @@ impl Session {
                 _ = sigquit.recv() => crate::procs::signal_tree(self.agent_pid, Signal::QUIT),
                 event = relay_event(&mut self.relay) => match event {
                     TerminalEvent::Input(bytes) => {
-                        let _ = self.input.send(Input::Bytes(bytes));
+                        self.send_input(Input::Bytes(bytes));
                     }
                     TerminalEvent::Resized(size) => self.on_resize(size),
                 },
                 _ = sleep_until(self.settle_at) => self.on_settled(),
                 _ = sleep_until(self.boot_deadline) => self.on_boot_timeout(),
                 _ = sleep_until(self.stop.as_ref().and_then(|s| s.deadline)) => self.escalate(),
-                Some(token) = self.written.recv() => self.on_written(token),
                 _ = sleep_until(self.delivery.as_ref().and_then(Delivery::deadline)) => {
                     self.on_delivery_deadline();
                 }
@@ -260,7 +282,7 @@ impl Session {
         self.output_bytes += bytes.len() as u64;
         let replies = self.screen.feed(bytes);
         if !replies.is_empty() {
-            let _ = self.input.send(Input::Bytes(replies));
+            self.send_input(Input::Bytes(replies));
         }
         if let Some(relay) = self.relay.as_mut() {
             relay.output(bytes).await;
@@ -301,6 +323,9 @@ impl Session {
     }
 
     fn classify(&mut self, boot_over: bool) {
+        if !matches!(self.link, Link::Terminal { .. }) {
+            return; // the protocol says what state the agent is in
+        }
         let found = self.profile.classify(&self.screen.text());
         let booting = self.observed.state == State::Starting && self.boot_deadline.is_some();
         if booting && found.observed.state == State::Unknown && !boot_over {
@@ -323,11 +348,15 @@ impl Session {
         self.rule = rule.clone();
         let now = time::now_rfc3339();
         tracing::info!("state {from} -> {to} ({rule:?})");
-        self.emit(&EventKind::State { from: from.state, to: to.state, kind: to.kind, rule });
+        // The registry first: whoever sees the event and then asks
+        // `status` must find the new state there.
         self.record.state = to;
         self.record.state_since = now;
         self.write_registry();
-        if to.kind == Some(crate::state::BlockedKind::Approval) {
+        self.emit(&EventKind::State { from: from.state, to: to.state, kind: to.kind, rule });
+        if to.kind == Some(crate::state::BlockedKind::Approval)
+            && matches!(self.link, Link::Terminal { .. })
+        {
             self.apply_approval_policy();
         }
     }
@@ -337,7 +366,9 @@ impl Session {
         if size == self.record.size {
             return;
         }
-        let _ = self.pty.resize(size);
+        if let Link::Terminal { pty, .. } = &self.link {
+            let _ = pty.resize(size);
+        }
         self.screen.resize(size);
         self.record.size = size;
         self.write_registry();
@@ -362,6 +393,7 @@ impl Session {
             ControlRequest::Inbox => (200, to_json(&self.inbox())),
             ControlRequest::Drop { message_id } => self.drop_messages(message_id.as_deref()),
             ControlRequest::Approve(req) => self.approve_request(req.decision),
+            ControlRequest::Interrupt => self.interrupt_request(),
         };
         let _ = msg.reply.send(reply);
     }
@@ -377,6 +409,7 @@ impl Session {
             agent_pid: self.agent_pid,
             stopping: self.stop.is_some(),
             output_bytes: self.output_bytes,
+            last_error: self.record.last_error.clone(),
         }
     }
 
@@ -389,13 +422,25 @@ impl Session {
         tracing::info!("stop requested by {source}");
         self.emit(&EventKind::StopRequested { source: source.into() });
         self.abandon_delivery("the session is stopping");
-        let plan = StopPlan::new(&self.profile.stop, client_timeout);
-        if plan.phase == Phase::Polite {
-            let _ = self.input.send(Input::Sequence(self.profile.stop.sequence.clone()));
-        } else {
-            self.send_signal(Signal::TERM, "no polite stop sequence");
+        match &mut self.link {
+            Link::Terminal { input, .. } => {
+                let plan = StopPlan::new(&self.profile.stop, client_timeout);
+                if plan.phase == Phase::Polite {
+                    let _ = input.send(Input::Sequence(self.profile.stop.sequence.clone()));
+                } else {
+                    self.stop = Some(plan);
+                    self.send_signal(Signal::TERM, "no polite stop sequence");
+                    return;
+                }
+                self.stop = Some(plan);
+            }
+            Link::Protocol(_) => {
+                // Polite: interrupt the turn, close stdin (the server exits
+                // at end of input); then the usual escalation.
+                self.stop = Some(StopPlan::polite(&self.profile.stop, client_timeout));
+                self.protocol_close();
+            }
         }
-        self.stop = Some(plan);
     }
 
     fn escalate(&mut self) {
@@ -432,7 +477,9 @@ impl Session {
             Ok(st) => (st.code(), st.signal()),
             Err(_) => (None, None),
         };
-        let reason = if self.stop.is_some() {
+        let reason = if self.disconnected {
+            ExitReason::Disconnected
+        } else if self.stop.is_some() {
             ExitReason::Stopped
         } else if code == Some(0) {
             ExitReason::Success
@@ -441,7 +488,11 @@ impl Session {
         } else {
             ExitReason::Failure
         };
-        let detail = status.as_ref().err().map(|err| format!("cannot wait for the agent: {err}"));
+        let detail = match &status {
+            Err(err) => Some(format!("cannot wait for the agent: {err}")),
+            Ok(_) if self.disconnected => self.record.last_error.clone(),
+            Ok(_) => None,
+        };
         self.set_state(Observed::plain(State::Exited), None);
         self.report_usage(crate::adapter::UsageWhen::Exit, None);
         let record = ExitRecord {
@@ -469,21 +520,56 @@ impl Session {
     /// Reads what the agent wrote just before exiting (bounded: a leftover
     /// process could keep the terminal open forever).
     async fn drain_output(&mut self) {
-        let mut buf = vec![0u8; 64 * 1024];
         let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
-        loop {
-            let pty = self.pty.clone();
-            match tokio::time::timeout_at(deadline, pty.read(&mut buf)).await {
-                Ok(Ok(n)) if n > 0 => self.on_output(&buf[..n]).await,
+        while let Link::Terminal { pty, .. } = &self.link {
+            let pty = pty.clone();
+            let read = tokio::time::timeout_at(deadline, async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                pty.read(&mut buf).await.map(|n| buf[..n].to_vec())
+            })
+            .await;
+            match read {
+                Ok(Ok(bytes)) if !bytes.is_empty() => self.on_output(&bytes).await,
                 _ => break,
             }
         }
+        self.drain_protocol().await;
         self.settle_at = None;
     }
 
     fn emit(&mut self, kind: &EventKind) {
         if let Err(err) = self.events.emit(None, kind) {
             tracing::error!("cannot write event: {err}");
+        }
+    }
+
+    /// `POST /v1/interrupt`: the protocol's interrupt, or the profile's
+    /// keys; only while a turn is running.
+    fn interrupt_request(&mut self) -> (u16, serde_json::Value) {
+        let busy = matches!(self.observed.state, State::Busy | State::Blocked)
+            || self.turns.open().is_some();
+        if !busy {
+            let error = format!("no turn is running (the session is {})", self.observed);
+            return (409, serde_json::json!({ "ok": false, "error": error }));
+        }
+        let sent = match &self.link {
+            Link::Protocol(_) => self.protocol_interrupt(),
+            Link::Terminal { .. } => {
+                self.send_input(Input::Sequence(self.profile.stop.interrupt.clone()))
+            }
+        };
+        if !sent {
+            return (409, serde_json::json!({ "ok": false, "error": "nothing to interrupt" }));
+        }
+        self.emit(&EventKind::InterruptRequested { source: "client".into() });
+        (202, serde_json::json!({ "ok": true }))
+    }
+
+    /// Sends input to a terminal agent (protocol agents take no keystrokes).
+    fn send_input(&self, input: Input) -> bool {
+        match &self.link {
+            Link::Terminal { input: queue, .. } => queue.send(input).is_ok(),
+            Link::Protocol(_) => false,
         }
     }
 
@@ -522,14 +608,32 @@ fn launch(
     paths: &SessionPaths,
     profile: &Profile,
     size: crate::store::registry::Size,
-) -> Result<(File, tokio::net::UnixListener, Pty, tokio::process::Child), String> {
+) -> Result<(File, tokio::net::UnixListener, Link, tokio::process::Child), String> {
     let transcript = fsutil::open_append(&paths.transcript())
         .map_err(|err| format!("cannot open the transcript: {err}"))?;
     let listener =
         ipc::bind(&paths.socket).map_err(|err| format!("cannot bind the control socket: {err}"))?;
     let env = agent_env(spec, paths, profile);
-    match Pty::spawn(&Spawn { argv: &spec.command, cwd: &spec.cwd, env: &env, size }) {
-        Ok((pty, child)) => Ok((transcript, listener, pty, child)),
+    let spawned = match spec.transport {
+        Transport::Pty => {
+            Pty::spawn(&Spawn { argv: &spec.command, cwd: &spec.cwd, env: &env, size }).map(
+                |(pty, child)| {
+                    let pty = Arc::new(pty);
+                    let agent_pid = child.id().unwrap_or_default();
+                    let (input, written) = input::spawn_writer(pty.clone(), agent_pid);
+                    (Link::Terminal { pty, input, written }, child)
+                },
+            )
+        }
+        Transport::CodexAppServer | Transport::ClaudeStreamJson => {
+            let spawn = stdio::Spawn { argv: &spec.command, cwd: &spec.cwd, env: &env };
+            stdio::spawn(&spawn).map(|(child, lines, output)| {
+                (Link::Protocol(Box::new(ProtocolLink::new(lines, output))), child)
+            })
+        }
+    };
+    match spawned {
+        Ok((link, child)) => Ok((transcript, listener, link, child)),
         Err(err) => {
             let _ = fsutil::remove_if_exists(&paths.socket);
             Err(format!("cannot start {}: {err}", spec.command.first().map_or("", |s| s.as_str())))
@@ -584,6 +688,42 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Something the agent side of the session did.
+enum AgentEvent {
+    /// Terminal output: this many bytes are in the read buffer.
+    Output(usize),
+    /// The terminal has no more output (every slave descriptor closed).
+    OutputEnd,
+    /// A tracked write reached the agent.
+    Written(u64),
+    /// Something came out of a protocol agent.
+    Protocol(stdio::Output),
+}
+
+async fn agent_event(link: &mut Link, buf: &mut [u8], output_open: bool) -> AgentEvent {
+    match link {
+        Link::Terminal { pty, written, .. } => tokio::select! {
+            read = pty.read(buf), if output_open => match read {
+                Ok(0) | Err(_) => AgentEvent::OutputEnd,
+                Ok(n) => AgentEvent::Output(n),
+            },
+            Some(token) = written.recv() => AgentEvent::Written(token),
+        },
+        Link::Protocol(codex) if codex.stdout_open => match codex.output.recv().await {
+            Some(output) => AgentEvent::Protocol(output),
+            None => std::future::pending().await,
+        },
+        Link::Protocol(_) => std::future::pending().await,
+    }
+}
+
+fn protocol_deadline(link: &Link) -> Option<Instant> {
+    match link {
+        Link::Protocol(codex) => codex.protocol.as_ref().and_then(|p| p.next_deadline()),
+        Link::Terminal { .. } => None,
     }
 }
 

@@ -55,6 +55,14 @@ impl StopPlan {
         }
     }
 
+    /// A plan whose polite step happens elsewhere (a protocol's own
+    /// shutdown), with the profile's grace before SIGTERM.
+    pub(crate) fn polite(spec: &StopSpec, client_timeout: Option<Duration>) -> StopPlan {
+        let with_step =
+            StopSpec { sequence: vec![crate::adapter::Step::PauseMs(0)], ..spec.clone() };
+        StopPlan::new(&with_step, client_timeout)
+    }
+
     /// Moves to the next phase; returns the signal to send, if any.
     pub(crate) fn escalate(&mut self) -> Option<Signal> {
         match self.phase {
@@ -82,6 +90,7 @@ mod tests {
     fn escalates_polite_then_term_then_kill() {
         let spec = StopSpec {
             sequence: vec![Step::Text("/exit".into())],
+            interrupt: vec![],
             grace_ms: 3000,
             term_grace_ms: 2000,
         };

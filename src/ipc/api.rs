@@ -25,6 +25,8 @@ pub(crate) enum ControlRequest {
     Drop { message_id: Option<String> },
     /// `POST /v1/approve`
     Approve(ApproveRequest),
+    /// `POST /v1/interrupt`: stop the running turn, keep the agent.
+    Interrupt,
 }
 
 /// How to answer an approval dialog.
@@ -154,6 +156,9 @@ pub(crate) struct StatusReply {
     pub(crate) stopping: bool,
     /// Bytes of agent output so far in this run.
     pub(crate) output_bytes: u64,
+    /// The last error the agent or its transport reported.
+    #[serde(default)]
+    pub(crate) last_error: Option<String>,
 }
 
 /// Reply to `GET /v1/screen`.

@@ -109,6 +109,9 @@ pub(crate) enum EventKind {
         /// The outcome rule that set a non-`completed` status.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         outcome: Option<String>,
+        /// What went wrong, when the agent said (structured transports).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
     /// An approval dialog was answered (`by`: `client` for `reins approve`,
     /// `policy` for `run --approve auto|never`).
@@ -133,6 +136,11 @@ pub(crate) enum EventKind {
         /// The rules (or transport) the figures came from.
         source: String,
     },
+    /// A structured transport was lost (`will_retry`: the agent says it
+    /// will try again by itself).
+    Disconnected { source: String, message: String, will_retry: bool },
+    /// Someone asked the running turn to stop (`reins interrupt`).
+    InterruptRequested { source: String },
     /// Someone asked the session to stop; `source` says who.
     StopRequested { source: String },
     /// The stop sequence escalated to a signal.
@@ -281,7 +289,7 @@ impl EventKind {
     }
 }
 
-/// `3`, `3s`, `1m 5s`, `2h 1m 3s` → seconds.
+/// `3`, `3s`, `303ms`, `1m 5s`, `2h 1m 3s` → seconds.
 fn seconds(text: &str) -> Option<f64> {
     let mut total = 0.0;
     for part in text.split_whitespace() {
@@ -289,6 +297,7 @@ fn seconds(text: &str) -> Option<f64> {
             part.find(|c: char| c.is_ascii_alphabetic()).map_or((part, "s"), |i| part.split_at(i));
         let n: f64 = n.parse().ok()?;
         total += n * match unit {
+            "ms" => 0.001,
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
@@ -358,18 +367,21 @@ mod tests {
 
     #[test]
     fn usage_fields_are_parsed_not_guessed() {
-        let fields: std::collections::BTreeMap<String, String> =
-            [("input_tokens", "12,345"), ("duration_s", "1m 5s"), ("agent_session_id", "abc")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
+        let fields: std::collections::BTreeMap<String, String> = [
+            ("input_tokens", "12,345"),
+            ("duration_s", "1m 5s 500ms"),
+            ("agent_session_id", "abc"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
         match EventKind::usage(&fields, "r".into()) {
             EventKind::Usage {
                 input_tokens, output_tokens, duration_s, agent_session_id, ..
             } => {
                 assert_eq!(input_tokens, Some(12345));
                 assert_eq!(output_tokens, None, "not shown means null");
-                assert_eq!(duration_s, Some(65.0));
+                assert_eq!(duration_s, Some(65.5));
                 assert_eq!(agent_session_id.as_deref(), Some("abc"));
             }
             other => panic!("{other:?}"),

@@ -84,6 +84,12 @@ pub(crate) struct SessionRecord {
     pub(crate) state_since: String,
     /// Turns started so far in this run.
     pub(crate) turn: u64,
+    /// The latest token usage a structured transport reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) usage: Option<Value>,
+    /// The last error the agent or its transport reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) last_error: Option<String>,
 }
 
 impl SessionRecord {

@@ -5,7 +5,7 @@
 use crate::adapter::Step;
 use crate::host::ApprovalPolicy;
 use crate::host::input::Input;
-use crate::host::session::{Session, to_json};
+use crate::host::session::{Link, Session, to_json};
 use crate::ipc::{ApproveReply, Decision};
 use crate::state::{BlockedKind, Observed, State};
 use crate::store::events::EventKind;
@@ -22,6 +22,10 @@ impl Session {
     /// Presses the profile's keys for `decision`, if an approval dialog is
     /// on screen and has not been answered yet.
     fn answer_dialog(&mut self, decision: Decision, by: &str) -> Result<(), String> {
+        if let Link::Protocol(_) = self.link {
+            // The protocol knows exactly which requests wait for an answer.
+            return self.protocol_answer(decision, by);
+        }
         let approval = Observed { state: State::Blocked, kind: Some(BlockedKind::Approval) };
         if self.observed != approval {
             return Err(format!("no approval dialog on screen (the session is {})", self.observed));
@@ -43,7 +47,7 @@ impl Session {
                 decision.as_str()
             ));
         }
-        if self.input.send(Input::Sequence(keys)).is_err() {
+        if !self.send_input(Input::Sequence(keys)) {
             return Err("the agent's input is closed".into());
         }
         self.dialog_answered_at = Some(self.screen_version);
@@ -52,8 +56,9 @@ impl Session {
         Ok(())
     }
 
-    /// Called when the screen starts reading `blocked{approval}`: answers
-    /// it if the session's policy says so.
+    /// Called when an approval is asked for (the screen starts reading
+    /// `blocked{approval}`, or the protocol sends a request): answers it if
+    /// the session's policy says so.
     pub(super) fn apply_approval_policy(&mut self) {
         let decision = match self.spec.approve {
             ApprovalPolicy::Ask => return,

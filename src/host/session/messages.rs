@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::adapter::turn_status;
 use crate::host::delivery::{self, Delivery, Ended, Next};
 use crate::host::input::Input;
-use crate::host::session::{Session, to_json};
+use crate::host::session::{Link, Session, to_json};
 use crate::ipc::{DropReply, InboxReply, MAX_MESSAGE, PendingMessage, SendReply, SendRequest};
 use crate::state::State;
 use crate::store::events::{EventKind, preview};
@@ -110,6 +110,10 @@ impl Session {
         if self.delivery.is_some() || self.stop.is_some() {
             return;
         }
+        if let Link::Protocol(_) = self.link {
+            self.protocol_try_deliver();
+            return;
+        }
         let Some(front) = self.queue.front() else { return };
         let state = self.observed.state;
         let idle = state == State::Ready && self.turns.open().is_none();
@@ -142,7 +146,7 @@ impl Session {
                 self.next_token += 1;
                 let token = self.next_token;
                 self.pending_write = Some(token);
-                if self.input.send(Input::Tracked { bytes, token }).is_err() {
+                if !self.send_input(Input::Tracked { bytes, token }) {
                     self.abandon_delivery("the agent's input is closed");
                 }
             }
@@ -265,7 +269,7 @@ impl Session {
         self.report_usage(crate::adapter::UsageWhen::TurnEnd, Some(turn.number));
         self.emit_in_turn(
             turn.number,
-            &EventKind::TaskComplete { status, message_id: turn.message_id, outcome },
+            &EventKind::TaskComplete { status, message_id: turn.message_id, outcome, error: None },
         );
         if self.spec.auto_stop {
             // `--auto-stop`: one task, whatever its status, then stop.
@@ -306,7 +310,16 @@ impl Session {
             submit: m.submit,
             submit_only: m.submit_only,
         };
-        let delivering = self.delivery.iter().map(|d| entry(&d.message, MessageStatus::Delivering));
+        let in_flight = match &self.link {
+            Link::Protocol(codex) => codex.in_flight.as_ref(),
+            Link::Terminal { .. } => None,
+        };
+        let delivering = self
+            .delivery
+            .iter()
+            .map(|d| &d.message)
+            .chain(in_flight)
+            .map(|m| entry(m, MessageStatus::Delivering));
         let queued = self.queue.pending().map(|m| entry(m, MessageStatus::Queued));
         InboxReply { messages: delivering.chain(queued).collect() }
     }

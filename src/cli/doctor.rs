@@ -1,0 +1,454 @@
+//! `reins doctor`: what this machine can run.
+//!
+//! Checks reins' own needs (a writable state directory, pseudo-terminals),
+//! tmux, and every agent profile's program: found on PATH, answers
+//! `--version`, and for agents with an app-server, completes the same
+//! `initialize` handshake a session does. Checks run in parallel, each
+//! bounded by `--timeout`, so a hung agent cannot hang doctor.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use serde::Serialize;
+
+use crate::adapter::{self, Profile, Transport};
+use crate::error::{CliError, CliResult, code};
+use crate::store::paths::StateRoot;
+use crate::transport::Effect;
+use crate::transport::codex::{CodexAppServer, Settings};
+use crate::transport::stdio::{self, Output};
+
+/// Check what reins can run here: its state directory, pseudo-terminals,
+/// tmux, and each agent CLI (found, its version, whether it starts).
+///
+/// With no NAME, everything is checked and the exit code says whether
+/// reins itself works (missing agents are reported, not failures). With
+/// names, the exit code is 0 only if reins and every named thing are
+/// usable, so a script can ask `reins doctor codex tmux || exit`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  reins doctor                  everything, as a table
+  reins doctor codex claude     exit 1 unless both are usable
+  reins doctor --json tmux      one JSON document
+
+Agents with an app-server (codex) are started and must answer the
+`initialize` handshake; the others must answer `--version`. A version
+outside the profile's tested_versions is reported, not refused.")]
+pub(crate) struct Args {
+    /// What must be usable: `tmux` or an adapter profile name.
+    #[arg(value_name = "NAME")]
+    names: Vec<String>,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Seconds each program gets to answer.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    timeout: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Status {
+    /// Usable.
+    Ok,
+    /// Not installed (not on PATH).
+    Missing,
+    /// Installed but does not work.
+    Broken,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: String,
+    status: Status,
+    /// The program that was run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    /// What the program says its version is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    /// Whether that version is one the profile was tested with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tested: Option<bool>,
+    /// The transport `reins run NAME` uses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transport: Option<Transport>,
+    /// What was found, in words.
+    detail: String,
+    /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
+    /// Named on the command line (or part of reins itself).
+    required: bool,
+}
+
+impl Check {
+    fn new(name: &str, status: Status, detail: impl Into<String>) -> Check {
+        Check {
+            name: name.to_string(),
+            status,
+            path: None,
+            version: None,
+            tested: None,
+            transport: None,
+            detail: detail.into(),
+            hint: None,
+            required: false,
+        }
+    }
+
+    fn hint(mut self, hint: Option<String>) -> Check {
+        self.hint = hint;
+        self
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    ok: bool,
+    reins: &'static str,
+    checks: Vec<Check>,
+}
+
+/// Runs the checks and prints the report; exit 1 if a required one failed.
+pub(crate) fn run(args: Args) -> CliResult<u8> {
+    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
+        return Err(CliError::usage(format!(
+            "--timeout must be a positive number, not {}",
+            args.timeout
+        ))
+        .hint("for example --timeout 10"));
+    }
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let profiles: Vec<Profile> =
+        adapter::list()?.into_iter().filter(|p| !p.launch.command.is_empty()).collect();
+    for name in &args.names {
+        if name != "tmux" && !profiles.iter().any(|p| &p.name == name) {
+            let mut known = vec!["tmux".to_string()];
+            known.extend(profiles.iter().map(|p| p.name.clone()));
+            return Err(CliError::usage(format!("nothing called {name:?} to check"))
+                .hint(format!("name one of: {}", known.join(", "))));
+        }
+    }
+
+    let mut checks = vec![state_dir(), pseudo_terminals()];
+    let probes = std::thread::scope(|scope| {
+        let tmux = scope.spawn(|| tmux(timeout));
+        let agents: Vec<_> =
+            profiles.iter().map(|p| scope.spawn(move || agent(p, timeout))).collect();
+        let mut out = vec![tmux.join().expect("tmux check")];
+        out.extend(agents.into_iter().map(|h| h.join().expect("agent check")));
+        out
+    });
+    checks.extend(probes);
+    for check in &mut checks {
+        check.required =
+            matches!(check.name.as_str(), "state-dir" | "pty") || args.names.contains(&check.name);
+    }
+    let ok = checks.iter().all(|c| !c.required || c.status == Status::Ok);
+    let report = Report { ok, reins: env!("CARGO_PKG_VERSION"), checks };
+
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut out, &report).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+    } else {
+        print_table(&mut out, &report)?;
+    }
+    Ok(if ok { code::OK } else { code::FAILURE })
+}
+
+fn print_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
+    writeln!(out, "reins {}", report.reins)?;
+    let width = report.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    for c in &report.checks {
+        let status = match c.status {
+            Status::Ok => "ok",
+            Status::Missing => "missing",
+            Status::Broken => "BROKEN",
+        };
+        let mark = if c.required && c.status != Status::Ok { "  (required)" } else { "" };
+        writeln!(out, "{:width$}  {status:7}  {}{mark}", c.name, c.detail)?;
+        if let Some(hint) = &c.hint
+            && c.status != Status::Ok
+        {
+            writeln!(out, "{:width$}           hint: {hint}", "")?;
+        }
+    }
+    if !report.ok {
+        writeln!(out, "not everything required is usable (see above)")?;
+    }
+    Ok(())
+}
+
+/// The state root exists (or can be made), is private and writable.
+fn state_dir() -> Check {
+    let root = match StateRoot::from_env() {
+        Ok(root) => root,
+        Err(err) => return Check::new("state-dir", Status::Broken, err.to_string()),
+    };
+    let path = root.root().display().to_string();
+    let mut check = match root.ensure() {
+        Ok(()) => {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(root.root()).map(|m| m.permissions().mode() & 0o777);
+            match mode {
+                Ok(mode) if mode & 0o077 != 0 => Check::new(
+                    "state-dir",
+                    Status::Ok,
+                    format!("{path} (mode {mode:o}: others can read it)"),
+                )
+                .hint(Some(format!("chmod 700 {path}"))),
+                _ => Check::new("state-dir", Status::Ok, format!("{path} (private, writable)")),
+            }
+        }
+        Err(err) => Check::new("state-dir", Status::Broken, err.to_string()),
+    };
+    check.path = Some(path);
+    check
+}
+
+/// A pseudo-terminal can be opened (every PTY session needs one).
+fn pseudo_terminals() -> Check {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let opened = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).and_then(|master| {
+        grantpt(&master)?;
+        unlockpt(&master)?;
+        ptsname(&master, Vec::new())
+    });
+    match opened {
+        Ok(_) => Check::new("pty", Status::Ok, "pseudo-terminals can be opened"),
+        Err(err) => {
+            Check::new("pty", Status::Broken, format!("cannot open a pseudo-terminal: {err}")).hint(
+                Some(
+                    "mount devpts at /dev/pts (in containers: --privileged or a /dev/pts mount)"
+                        .into(),
+                ),
+            )
+        }
+    }
+}
+
+fn tmux(timeout: Duration) -> Check {
+    let Some(path) = on_path("tmux") else {
+        return Check::new("tmux", Status::Missing, "not on PATH (needed for --tmux only)")
+            .hint(Some("apt-get install tmux (or your system's package)".into()));
+    };
+    let mut check = match version_of(&path, "-V", timeout) {
+        Ok(text) => {
+            let mut c = Check::new("tmux", Status::Ok, text.clone());
+            c.version = version_number(&text);
+            c
+        }
+        Err(err) => Check::new("tmux", Status::Broken, err),
+    };
+    check.path = Some(path.display().to_string());
+    check
+}
+
+/// One agent profile's program: found, its version, and (for app-server
+/// agents) the handshake.
+fn agent(profile: &Profile, timeout: Duration) -> Check {
+    let name = profile.name.as_str();
+    let program = &profile.launch.command[0];
+    let mut check = if program == "{reins}" {
+        let mut c = Check::new(name, Status::Ok, "built into reins");
+        c.version = Some(env!("CARGO_PKG_VERSION").to_string());
+        c
+    } else {
+        probe_program(profile, program, timeout)
+    };
+    check.transport = Some(profile.transport);
+    check
+}
+
+fn probe_program(profile: &Profile, program: &str, timeout: Duration) -> Check {
+    let name = profile.name.as_str();
+    let Some(path) = on_path(program) else {
+        return Check::new(name, Status::Missing, format!("{program} is not on PATH"))
+            .hint(profile.install.clone());
+    };
+    let mut check = match version_of(&path, "--version", timeout) {
+        Err(err) => Check::new(name, Status::Broken, err).hint(profile.install.clone()),
+        Ok(text) => {
+            let version = version_number(&text);
+            let tested = version.as_ref().map(|v| {
+                profile.tested_versions.iter().any(|t| t.split_whitespace().any(|w| w == v))
+            });
+            let mut detail = text;
+            if tested == Some(false) {
+                detail.push_str(&format!(
+                    " (untested; profile tested with {})",
+                    profile.tested_versions.join(", ")
+                ));
+            }
+            let mut c = Check::new(name, Status::Ok, detail);
+            c.version = version;
+            c.tested = tested;
+            c
+        }
+    };
+    check.path = Some(path.display().to_string());
+    if check.status == Status::Ok
+        && profile.transport == Transport::CodexAppServer
+        && let Some(spec) = &profile.app_server
+    {
+        let mut argv = spec.command.clone();
+        argv[0] = on_path(&argv[0]).map_or(argv[0].clone(), |p| p.display().to_string());
+        match app_server_handshake(&argv, timeout) {
+            Ok(agent) => check.detail.push_str(&format!("; app-server handshake ok ({agent})")),
+            Err(err) => {
+                check.status = Status::Broken;
+                check.detail = format!("{}: app-server handshake failed: {err}", argv.join(" "));
+                check.hint = Some(format!("`reins run {name} --pty` uses its terminal UI instead"));
+            }
+        }
+    }
+    check
+}
+
+/// `PROGRAM FLAG`'s first line of output, within `timeout`.
+fn version_of(path: &std::path::Path, flag: &str, timeout: Duration) -> Result<String, String> {
+    let shown = format!("{} {flag}", path.display());
+    let mut child = Command::new(path)
+        .arg(flag)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|err| format!("cannot run {shown}: {err}"))?;
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{shown} did not answer within {}s", timeout.as_secs_f64()));
+            }
+            Err(err) => return Err(format!("cannot wait for {shown}: {err}")),
+        }
+    };
+    let output = child.wait_with_output().map_err(|err| format!("{shown}: {err}"))?;
+    let text = |bytes: &[u8]| {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(String::from)
+    };
+    match (status.success(), text(&output.stdout).or_else(|| text(&output.stderr))) {
+        (true, Some(line)) => Ok(line),
+        (true, None) => Err(format!("{shown} printed nothing")),
+        (false, line) => Err(format!(
+            "{shown} failed ({status}){}",
+            line.map(|l| format!(": {l}")).unwrap_or_default()
+        )),
+    }
+}
+
+/// `0.169.0` out of `codex-cli 0.169.0`, `2.1.197 (Claude Code)`, `tmux 3.4`.
+fn version_number(text: &str) -> Option<String> {
+    static VERSION: OnceLock<Regex> = OnceLock::new();
+    let re = VERSION.get_or_init(|| Regex::new(r"\d+\.\d+[0-9A-Za-z.+-]*").expect("regex"));
+    re.find(text).map(|m| m.as_str().to_string())
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &PathBuf| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return executable(&path).then_some(path);
+    }
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path_var).map(|dir| dir.join(program)).find(executable)
+}
+
+/// Starts the app-server and runs the `initialize` step of the handshake
+/// exactly as a session does; returns the server's user agent.
+fn app_server_handshake(argv: &[String], timeout: Duration) -> Result<String, String> {
+    let cwd = std::env::current_dir().map_err(|err| format!("no working directory: {err}"))?;
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    crate::cli::runtime().block_on(async {
+        let spec = stdio::Spawn { argv, cwd: &cwd, env: &env };
+        let (mut child, lines, mut output) =
+            stdio::spawn(&spec).map_err(|err| format!("cannot start it: {err}"))?;
+        let settings = Settings {
+            client_version: env!("CARGO_PKG_VERSION").to_string(),
+            cwd: cwd.display().to_string(),
+            approval_policy: None,
+            sandbox: None,
+            model: None,
+            request_timeout: timeout,
+        };
+        let started = Instant::now();
+        let (mut client, effects) = CodexAppServer::start(settings, started);
+        let send = |effects: Vec<Effect>| {
+            for effect in effects {
+                if let Effect::Send(line) = effect {
+                    lines.send(line);
+                }
+            }
+        };
+        send(effects);
+        let deadline = tokio::time::Instant::from_std(started + timeout);
+        let mut stderr: Vec<String> = Vec::new();
+        let said = |stderr: &[String]| match stderr.last() {
+            Some(line) => format!(" (its last words: {line})"),
+            None => String::new(),
+        };
+        let result = loop {
+            match tokio::time::timeout_at(deadline, output.recv()).await {
+                Err(_) => {
+                    break Err(format!(
+                        "no answer to initialize within {}s{}",
+                        timeout.as_secs_f64(),
+                        said(&stderr)
+                    ));
+                }
+                Ok(None | Some(Output::Closed { .. })) => {
+                    // Its dying words may still be on the way.
+                    let grace = tokio::time::Instant::now() + Duration::from_millis(200);
+                    while let Ok(Some(Output::Stderr(line))) =
+                        tokio::time::timeout_at(grace, output.recv()).await
+                    {
+                        stderr.push(line);
+                    }
+                    break Err(format!("it exited before answering initialize{}", said(&stderr)));
+                }
+                Ok(Some(Output::Stderr(line))) => stderr.push(line),
+                Ok(Some(Output::Garbled { error })) => break Err(format!("it wrote {error}")),
+                Ok(Some(Output::Line(line))) => {
+                    let effects = client.on_line(&line, Instant::now());
+                    if let Some(agent) = &client.user_agent {
+                        break Ok(if agent.is_empty() {
+                            "no user agent".into()
+                        } else {
+                            agent.clone()
+                        });
+                    }
+                    if let Some(message) = effects.iter().find_map(|e| match e {
+                        Effect::Disconnected { message, .. } => Some(message.clone()),
+                        _ => None,
+                    }) {
+                        break Err(message);
+                    }
+                }
+            }
+        };
+        if let Some(pid) = child.id() {
+            crate::procs::signal_tree(pid, rustix::process::Signal::KILL);
+        }
+        let _ = child.wait().await;
+        result
+    })
+}

@@ -1,0 +1,41 @@
+//! `reins interrupt`: stop the running turn, keep the agent.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::lookup;
+use crate::error::{CliError, CliResult, code};
+use crate::ipc::{Client, ClientError};
+use crate::store::paths::StateRoot;
+
+/// Interrupt the turn a session's agent is working on, and keep the agent
+/// running: `turn/interrupt` for protocol agents, the profile's keys (Esc
+/// for most terminal UIs, Ctrl-C for shells) otherwise. The turn ends with
+/// `task_complete` and status `interrupted` where the agent says so.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  reins interrupt --id w1 && reins wait --id w1 --until ready")]
+pub(crate) struct Args {
+    /// The session.
+    #[arg(long)]
+    id: String,
+    /// Look for the session in the repository at DIR.
+    #[arg(long, value_name = "DIR")]
+    repo: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: Args) -> CliResult {
+    let state = StateRoot::from_env()?;
+    let view = lookup::find(&state, &args.id, args.repo.as_deref())?;
+    let record = lookup::require_live(&view)?;
+    let client = Client::new(&record.socket, Duration::from_secs(5));
+    crate::cli::runtime()
+        .block_on(client.post::<_, serde_json::Value>("/v1/interrupt", &serde_json::json!({})))
+        .map_err(|err| match err {
+            ClientError::Status { status: 409, message } => {
+                CliError::failure(format!("cannot interrupt session {}: {message}", args.id))
+            }
+            other => CliError::failure(format!("cannot interrupt session {}: {other}", args.id)),
+        })?;
+    crate::cli::print_json(&serde_json::json!({ "ok": true, "id": args.id }))?;
+    Ok(code::OK)
+}
