@@ -544,7 +544,9 @@ async fn openai_responses(
     Ok(Outcome::streamed("openai", kind))
 }
 
-/// OpenAI Chat Completions (text only, streamed or not).
+/// OpenAI Chat Completions (streamed or not): text, or a shell tool call
+/// for `[[run:CMD]]` when the request offers a shell tool (`bash`:
+/// OpenCode, `run_shell_command`: Qwen Code, `shell`).
 async fn openai_chat(
     body: &Json,
     settings: &Settings,
@@ -567,20 +569,37 @@ async fn openai_chat(
     if maybe_error(&plan, ErrorStyle::OpenAi, out).await? {
         return Ok(Outcome::new(Some("openai"), "error"));
     }
+    // Chat Completions tools are `{"type": "function", "function": {"name": ...}}`.
+    let shell = list(body.get("tools"))
+        .iter()
+        .filter_map(|t| t.get("function").and_then(|f| f.get("name")).and_then(Json::as_str))
+        .find(|name| matches!(*name, "bash" | "run_shell_command" | "shell"));
+    let call = plan.run.as_ref().zip(shell).map(|(run, name)| {
+        let args = obj! {"command" => run, "description" => "mock command"};
+        obj! {
+            "id" => rid("call_"), "type" => "function",
+            "function" => obj! {"name" => name, "arguments" => args.dumps()},
+        }
+    });
     let cid = rid("chatcmpl-");
     let model = get_or(body, "model", "mock-model");
     if !body.get("stream").is_some_and(Json::truthy) {
+        let (message, finish, kind) = match call {
+            Some(call) => (
+                obj! {"role" => "assistant", "content" => Json::Null, "tool_calls" => vec![call]},
+                "tool_calls",
+                "tool_call",
+            ),
+            None => (obj! {"role" => "assistant", "content" => plan.text()}, "stop", "text"),
+        };
         let answer = obj! {
             "id" => &cid, "object" => "chat.completion", "created" => now_secs(),
             "model" => &model,
-            "choices" => vec![obj! {
-                "index" => 0, "finish_reason" => "stop",
-                "message" => obj! {"role" => "assistant", "content" => plan.text()},
-            }],
+            "choices" => vec![obj! {"index" => 0, "finish_reason" => finish, "message" => message}],
             "usage" => obj! {"prompt_tokens" => 100, "completion_tokens" => 5, "total_tokens" => 105},
         };
         out.json(200, &answer).await?;
-        return Ok(Outcome::new(Some("openai"), "text"));
+        return Ok(Outcome::new(Some("openai"), kind));
     }
     out.sse_start().await?;
     let chunk = |delta: Json, finish: Option<&str>| {
@@ -591,14 +610,25 @@ async fn openai_chat(
         }
     };
     out.sse_json(None, &chunk(obj! {"role" => "assistant", "content" => ""}, None)).await?;
-    let chunks = plan.chunks();
-    for text in &chunks {
-        plan.pause(chunks.len()).await;
-        out.sse_json(None, &chunk(obj! {"content" => text}, None)).await?;
-    }
-    out.sse_json(None, &chunk(Json::Obj(Vec::new()), Some("stop"))).await?;
+    let kind = if let Some(mut call) = call {
+        // A streamed tool call carries its index in the list.
+        if let Json::Obj(pairs) = &mut call {
+            pairs.insert(0, ("index".into(), Json::from(0)));
+        }
+        out.sse_json(None, &chunk(obj! {"tool_calls" => vec![call]}, None)).await?;
+        out.sse_json(None, &chunk(Json::Obj(Vec::new()), Some("tool_calls"))).await?;
+        "tool_call"
+    } else {
+        let chunks = plan.chunks();
+        for text in &chunks {
+            plan.pause(chunks.len()).await;
+            out.sse_json(None, &chunk(obj! {"content" => text}, None)).await?;
+        }
+        out.sse_json(None, &chunk(Json::Obj(Vec::new()), Some("stop"))).await?;
+        "text"
+    };
     out.sse(None, "[DONE]").await?;
-    Ok(Outcome::streamed("openai", "text"))
+    Ok(Outcome::streamed("openai", kind))
 }
 
 /// Anthropic Messages API (Claude Code).

@@ -337,6 +337,62 @@ fn chat_completions_json_and_stream() {
     assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk" && c["model"] == "m1"));
 }
 
+#[test]
+fn chat_completions_tool_calls_follow_the_offered_shell_tool() {
+    let mock = mock();
+    let tool =
+        |name: &str| json!({"type": "function", "function": {"name": name, "parameters": {}}});
+    let request = |tools: Vec<Value>, stream: bool| {
+        json!({"model": "m1", "stream": stream, "tools": tools,
+               "messages": [{"role": "user", "content": "[[run:touch x.txt]] go"}]})
+    };
+    // OpenCode offers `bash`, Qwen Code `run_shell_command`.
+    for name in ["bash", "run_shell_command"] {
+        let answer =
+            post(&mock, "/v1/chat/completions", &request(vec![tool("read"), tool(name)], false))
+                .json();
+        let choice = &answer["choices"][0];
+        assert_eq!(choice["finish_reason"], "tool_calls");
+        assert_eq!(choice["message"]["content"], Value::Null);
+        let call = &choice["message"]["tool_calls"][0];
+        assert!(call["id"].as_str().unwrap().starts_with("call_"));
+        assert_eq!(call["type"], "function");
+        assert_eq!(call["function"]["name"], name);
+        let args: Value =
+            serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(args, json!({"command": "touch x.txt", "description": "mock command"}));
+    }
+
+    let reply = post(&mock, "/v1/chat/completions", &request(vec![tool("bash")], true));
+    let events = reply.events();
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let chunks: Vec<Value> =
+        events[..events.len() - 1].iter().map(|(_, d)| serde_json::from_str(d).unwrap()).collect();
+    assert_eq!(chunks.len(), 3);
+    let call = &chunks[1]["choices"][0]["delta"]["tool_calls"][0];
+    assert_eq!(call["index"], 0);
+    assert_eq!(call["function"]["name"], "bash");
+    assert_eq!(
+        chunks[2]["choices"][0],
+        json!({"index": 0, "delta": {}, "finish_reason": "tool_calls"})
+    );
+
+    // No shell tool offered (OpenCode's title request): text, markers stripped.
+    let answer = post(&mock, "/v1/chat/completions", &request(vec![], false)).json();
+    assert_eq!(answer["choices"][0]["message"]["content"], "MOCK_OK (you said: go)");
+    // The tool's result comes back as a `tool` message: text.
+    let body = json!({"model": "m1", "tools": [tool("bash")], "messages": [
+        {"role": "user", "content": "[[run:touch x.txt]] go"},
+        {"role": "assistant", "content": null, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "(no output)"},
+    ]});
+    let answer = post(&mock, "/v1/chat/completions", &body).json();
+    assert_eq!(answer["choices"][0]["message"]["content"], "Tool finished. Output: (no output)");
+    let kinds: Vec<String> =
+        mock.requests().iter().map(|r| r["kind"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(kinds, ["tool_call", "tool_call", "tool_call", "text", "text"]);
+}
+
 fn claude_request(messages: Value, tools: &[&str], stream: bool) -> Value {
     let tools: Vec<Value> =
         tools.iter().map(|name| json!({"name": name, "input_schema": {}})).collect();
