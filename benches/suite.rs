@@ -5,9 +5,13 @@
 //! `benches/results/<date>.md`. `REINS_BENCH_IDLE_SECS` shortens the idle-CPU
 //! measurement (default 60 s, the figure the target is stated for).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{Row, median, ms, p99, report};
 
 struct Bench {
     _root: tempfile::TempDir,
@@ -77,20 +81,6 @@ impl Bench {
     }
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn p99(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[(v.len() * 99 / 100).min(v.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
 /// Resident set size of a process in KiB (VmRSS).
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -123,13 +113,6 @@ fn wakeups(pid: u32) -> u64 {
 fn clock_ticks_per_sec() -> u64 {
     let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(100)
-}
-
-struct Row {
-    what: String,
-    got: String,
-    target: String,
-    ok: bool,
 }
 
 fn main() {
@@ -242,7 +225,7 @@ fn main() {
         ok: true,
     });
 
-    report(&rows);
+    report("suite", &rows);
 }
 
 /// Message round trips and turn-end latencies on session `id`.
@@ -333,37 +316,4 @@ fn ready_to_done(bench: &Bench, id: &str) -> Vec<(Duration, Duration)> {
         }
     }
     pairs
-}
-
-fn report(rows: &[Row]) {
-    let mut md = String::new();
-    let date = Command::new("date").arg("+%Y-%m-%d").output().unwrap();
-    let date = String::from_utf8_lossy(&date.stdout).trim().to_string();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.to_string()))
-        .unwrap_or_default();
-    md.push_str(&format!("# reins benchmarks, {date}\n\n"));
-    md.push_str(&format!("Machine: {} cores, {}\n\n", num_cpus(), cpu.trim()));
-    md.push_str("| measurement | result | target | |\n|---|---|---|---|\n");
-    for r in rows {
-        let mark = if r.target == "-" {
-            ""
-        } else if r.ok {
-            "ok"
-        } else {
-            "MISSED"
-        };
-        md.push_str(&format!("| {} | {} | {} | {mark} |\n", r.what, r.got, r.target));
-    }
-    println!("\n{md}");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{date}.md"));
-    std::fs::write(&path, md).unwrap();
-    println!("written to {}", path.display());
-}
-
-fn num_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
