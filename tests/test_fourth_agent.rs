@@ -14,81 +14,38 @@
 //! `bash` tool call on its Chat Completions route; a mock that answers with
 //! text only gets a loud note and the rest of the test.
 
-use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{TestEnv, alive, eventually, have_tool, session_members, tools_required};
-use crate::support::agents::{agents_bin_dir, in_isolated_netns};
+use crate::common::{TestEnv, alive, eventually, session_members};
+use crate::support::agents::{AgentHome, agents_bin_dir, fixtures_dir, in_isolated_netns};
+use crate::support::live;
 use crate::support::mock_model::MockModel;
 
 const ID: &str = "opencode";
 
 /// An isolated home for one OpenCode run, seeded from
-/// `tests/fixtures/agent-homes/opencode/` the way `AgentHome::seed` seeds
-/// the other three.
-struct OpencodeHome {
-    work: PathBuf,
-    env: Vec<(String, String)>,
-}
-
-/// Layout: `root/home` (`$HOME`), `root/home/work` (cwd), `root/tmp`
-/// (`$TMPDIR`). The seed's `{{BASE_URL}}` becomes `base_url` (no trailing
-/// slash); the provider's base URL is `{{BASE_URL}}/v1`.
-fn seed_opencode(root: &Path, bin: &Path, base_url: &str) -> io::Result<OpencodeHome> {
-    fs::create_dir_all(root)?;
-    let root = fs::canonicalize(root)?;
-    let home = root.join("home");
-    let work = home.join("work");
-    let tmp = root.join("tmp");
-    for dir in [&home, &work, &tmp] {
-        fs::create_dir_all(dir)?;
-    }
-    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agent-homes/opencode");
-    let base_url = base_url.trim_end_matches('/').replace('\\', "\\\\").replace('"', "\\\"");
-    copy_seeds(&seeds, &home, &|text: &str| text.replace("{{BASE_URL}}", &base_url))?;
-    let path = |p: &Path| p.to_string_lossy().into_owned();
-    let inherited = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
-    let env = vec![
-        ("HOME".into(), path(&home)),
-        ("TMPDIR".into(), path(&tmp)),
-        ("XDG_CONFIG_HOME".into(), path(&home.join(".config"))),
-        ("XDG_CACHE_HOME".into(), path(&home.join(".cache"))),
-        ("XDG_DATA_HOME".into(), path(&home.join(".local/share"))),
-        ("XDG_STATE_HOME".into(), path(&home.join(".local/state"))),
-        ("PATH".into(), format!("{}:{inherited}", bin.display())),
-        ("TERM".into(), "xterm-256color".into()),
-        ("LANG".into(), "C.UTF-8".into()),
+/// `tests/fixtures/agent-homes/opencode/` like the other three's. The
+/// provider's base URL in the seed is `{{BASE_URL}}/v1`.
+fn seed_opencode(root: &Path, base_url: &str) -> io::Result<AgentHome> {
+    let mut home = AgentHome::seed_from(&fixtures_dir().join("opencode"), root, base_url)?;
+    home.env.extend([
         // No fetch of the models.dev catalogue (a DNS lookup of
         // models.opencode.ai, an error in its log, a slower first turn).
         ("OPENCODE_DISABLE_MODELS_FETCH".into(), "1".into()),
         // Belt and braces with `"autoupdate": false` in the seed.
         ("OPENCODE_DISABLE_AUTOUPDATE".into(), "1".into()),
-    ];
-    Ok(OpencodeHome { work, env })
-}
-
-fn copy_seeds(from: &Path, to: &Path, fill: &dyn Fn(&str) -> String) -> io::Result<()> {
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let dest = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            fs::create_dir_all(&dest)?;
-            copy_seeds(&entry.path(), &dest, fill)?;
-        } else {
-            fs::write(&dest, fill(&fs::read_to_string(entry.path())?))?;
-        }
-    }
-    Ok(())
+    ]);
+    Ok(home)
 }
 
 struct Live {
     env: TestEnv,
     model: MockModel,
-    home: OpencodeHome,
+    home: AgentHome,
 }
 
 /// Sets up a live run, or explains (loudly) why it cannot.
@@ -104,21 +61,7 @@ fn live() -> Option<Live> {
         }
         Some(_) => None,
     };
-    if let Some(why) = missing {
-        assert!(!tools_required(), "fourth-agent test cannot run: {why}");
-        eprintln!("SKIPPED: {why}; this test did not run");
-        return None;
-    }
-    if !have_tool("tmux") {
-        return None;
-    }
-    let mut env = TestEnv::new();
-    let model =
-        MockModel::start(Some(&env.path().join("model.jsonl"))).expect("start the mock model");
-    let home = seed_opencode(&env.path().join(ID), &bin.unwrap(), &model.base_url()).unwrap();
-    for (key, value) in &home.env {
-        env.set_env(key, Some(value));
-    }
+    let (env, model, home) = live::world(missing, |dir, url| seed_opencode(&dir.join(ID), url))?;
     Some(Live { env, model, home })
 }
 

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{TestEnv, alive, eventually, have_tool, session_members, tools_required};
+use crate::common::{TestEnv, alive, eventually, session_members};
 use crate::support::agents::{Agent, AgentHome, agents_bin_dir, in_isolated_netns};
+use crate::support::live;
 use crate::support::mock_model::MockModel;
 
 /// A live run's world: the test environment, the mock model and the
@@ -34,21 +35,8 @@ fn live(agent: Agent) -> Option<Live> {
     } else {
         None
     };
-    if let Some(why) = missing {
-        assert!(!tools_required(), "real-agent test cannot run: {why}");
-        eprintln!("SKIPPED: {why}; this test did not run");
-        return None;
-    }
-    if !have_tool("tmux") {
-        return None;
-    }
-    let mut env = TestEnv::new();
-    let model =
-        MockModel::start(Some(&env.path().join("model.jsonl"))).expect("start the mock model");
-    let home = AgentHome::seed(agent, &env.path().join(agent.name()), &model.base_url()).unwrap();
-    for (key, value) in &home.env {
-        env.set_env(key, Some(value));
-    }
+    let (env, model, home) =
+        live::world(missing, |dir, url| AgentHome::seed(agent, &dir.join(agent.name()), url))?;
     Some(Live { env, model, home, agent })
 }
 

@@ -206,15 +206,7 @@ fn first_lines(text: &str, n: usize) -> String {
 mod tests {
     use super::*;
 
-    fn sent(effects: &[Effect]) -> Vec<Value> {
-        effects
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Send(line) => Some(serde_json::from_str(line).unwrap()),
-                _ => None,
-            })
-            .collect()
-    }
+    use crate::transport::sent_json as sent;
 
     /// The recorded stream-json transcripts of the real CLI, replayed.
     #[test]

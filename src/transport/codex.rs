@@ -654,15 +654,7 @@ mod tests {
         }
     }
 
-    fn sent(effects: &[Effect]) -> Vec<Value> {
-        effects
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Send(line) => Some(serde_json::from_str(line).unwrap()),
-                _ => None,
-            })
-            .collect()
-    }
+    use crate::transport::sent_json as sent;
 
     fn ready() -> (CodexAppServer, Instant) {
         let t0 = Instant::now();
@@ -815,15 +807,7 @@ mod contract {
         }
     }
 
-    fn lines(effects: &[Effect]) -> Vec<Value> {
-        effects
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Send(line) => Some(serde_json::from_str(line).unwrap()),
-                _ => None,
-            })
-            .collect()
-    }
+    use crate::transport::sent_json as lines;
 
     #[track_caller]
     fn valid(definition: &str, message: &Value) {

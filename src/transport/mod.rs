@@ -119,3 +119,16 @@ impl Protocol {
         }
     }
 }
+
+/// The JSON lines among `effects`, parsed (for tests of what a protocol
+/// sends).
+#[cfg(test)]
+pub(crate) fn sent_json(effects: &[Effect]) -> Vec<serde_json::Value> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(line) => Some(serde_json::from_str(line).unwrap()),
+            _ => None,
+        })
+        .collect()
+}

@@ -71,34 +71,10 @@ impl AgentHome {
     /// (`$TMPDIR`). Paths written into the seeds are canonical, since the
     /// CLIs compare the resolved cwd against their trusted-folder entries.
     pub fn seed(agent: Agent, root: &Path, base_url: &str) -> io::Result<AgentHome> {
+        let mut home = AgentHome::seed_from(&fixtures_dir().join(agent.name()), root, base_url)?;
         let base_url = base_url.trim_end_matches('/');
-        fs::create_dir_all(root)?;
-        let root = fs::canonicalize(root)?;
-        let home = root.join("home");
-        let work = home.join("work");
-        let tmp = root.join("tmp");
-        for dir in [&home, &work, &tmp] {
-            fs::create_dir_all(dir)?;
-        }
-
-        let work_str = work.to_str().ok_or_else(|| not_utf8(&work))?;
-        let fill = |text: &str| {
-            text.replace("{{BASE_URL}}", &escape(base_url)).replace("{{WORK}}", &escape(work_str))
-        };
-        copy_seeds(&fixtures_dir().join(agent.name()), &home, &fill)?;
-
-        let path = |p: &Path| p.to_string_lossy().into_owned();
-        let mut env: Vec<(String, String)> = vec![
-            ("HOME".into(), path(&home)),
-            ("TMPDIR".into(), path(&tmp)),
-            ("XDG_CONFIG_HOME".into(), path(&home.join(".config"))),
-            ("XDG_CACHE_HOME".into(), path(&home.join(".cache"))),
-            ("XDG_DATA_HOME".into(), path(&home.join(".local/share"))),
-            ("XDG_STATE_HOME".into(), path(&home.join(".local/state"))),
-            ("PATH".into(), search_path()),
-            ("TERM".into(), "xterm-256color".into()),
-            ("LANG".into(), "C.UTF-8".into()),
-        ];
+        let codex_home = home.home.join(".codex").to_string_lossy().into_owned();
+        let env = &mut home.env;
         let vars: &[(&str, &str)] = match agent {
             // CODEX_HOME must not lie under $TMPDIR (see the config seed).
             Agent::Codex => &[("MOCK_API_KEY", "mock-key")],
@@ -129,10 +105,45 @@ impl AgentHome {
         };
         env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         match agent {
-            Agent::Codex => env.push(("CODEX_HOME".into(), path(&home.join(".codex")))),
+            Agent::Codex => env.push(("CODEX_HOME".into(), codex_home)),
             Agent::Claude => env.push(("ANTHROPIC_BASE_URL".into(), base_url.into())),
             Agent::Gemini => env.push(("GOOGLE_GEMINI_BASE_URL".into(), base_url.into())),
         }
+        Ok(home)
+    }
+
+    /// The layout and environment every seeded home shares, with the seed
+    /// tree `seeds` copied into `$HOME` (`{{BASE_URL}}` and `{{WORK}}`
+    /// filled in). The agent's own variables are the caller's to add.
+    pub fn seed_from(seeds: &Path, root: &Path, base_url: &str) -> io::Result<AgentHome> {
+        let base_url = base_url.trim_end_matches('/');
+        fs::create_dir_all(root)?;
+        let root = fs::canonicalize(root)?;
+        let home = root.join("home");
+        let work = home.join("work");
+        let tmp = root.join("tmp");
+        for dir in [&home, &work, &tmp] {
+            fs::create_dir_all(dir)?;
+        }
+
+        let work_str = work.to_str().ok_or_else(|| not_utf8(&work))?;
+        let fill = |text: &str| {
+            text.replace("{{BASE_URL}}", &escape(base_url)).replace("{{WORK}}", &escape(work_str))
+        };
+        copy_seeds(seeds, &home, &fill)?;
+
+        let path = |p: &Path| p.to_string_lossy().into_owned();
+        let env: Vec<(String, String)> = vec![
+            ("HOME".into(), path(&home)),
+            ("TMPDIR".into(), path(&tmp)),
+            ("XDG_CONFIG_HOME".into(), path(&home.join(".config"))),
+            ("XDG_CACHE_HOME".into(), path(&home.join(".cache"))),
+            ("XDG_DATA_HOME".into(), path(&home.join(".local/share"))),
+            ("XDG_STATE_HOME".into(), path(&home.join(".local/state"))),
+            ("PATH".into(), search_path()),
+            ("TERM".into(), "xterm-256color".into()),
+            ("LANG".into(), "C.UTF-8".into()),
+        ];
         Ok(AgentHome { home, work, env })
     }
 }

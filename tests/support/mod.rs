@@ -2,4 +2,5 @@
 //! on 127.0.0.1 and seeded, isolated homes for each CLI.
 
 pub mod agents;
+pub mod live;
 pub mod mock_model;
