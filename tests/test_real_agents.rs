@@ -332,6 +332,23 @@ fn real_codex_app_server_end_to_end() {
     live.reins(&["approve", "--id", "app"]).ok();
     live.reins(&["wait", "--id", "app", "--until", "task_complete", "--timeout", "60s"]).ok();
     assert!(made.exists(), "approved command ran");
+    // ...or `reins approve --deny`: the command does not run, the turn ends.
+    let refused = live.home.work.join("refused.txt");
+    live.reins(&["send", "--id", "app", "--timeout", "60s", "[[runx:touch refused.txt]] go"]).ok();
+    assert_eq!(
+        live.reins(&["wait", "--id", "app", "--until", "blocked", "--timeout", "30s"]).code,
+        0
+    );
+    live.reins(&["approve", "--id", "app", "--deny"]).ok();
+    live.reins(&["wait", "--id", "app", "--until", "task_complete", "--timeout", "60s"]).ok();
+    assert!(!refused.exists(), "denied command did not run");
+    let answered: Vec<String> = live
+        .events_of("app")
+        .iter()
+        .filter(|e| e["type"] == "approval")
+        .map(|e| format!("{}/{}", e["decision"].as_str().unwrap(), e["by"].as_str().unwrap()))
+        .collect();
+    assert_eq!(answered, ["allow/client", "deny/client"]);
 
     // A model error fails the turn; the session stays usable.
     let failed = live
