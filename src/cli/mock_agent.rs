@@ -15,6 +15,7 @@ Markers in a message change what the turn does (they can be combined):
   [[spawn]]                     start a child that sleeps for an hour
   [[exit]], [[exit:N]]          exit with code N (default 0) after the turn
   [[fail]]                      answer MOCK_FAILED instead of MOCK_OK
+  [[drip:S]]                    print a line of progress every S seconds while working
 
 Keys: enter sends; esc or ctrl-c interrupts a turn; ctrl-c twice, ctrl-d on
 an empty prompt or the message /exit quits.";

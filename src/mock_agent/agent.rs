@@ -96,6 +96,8 @@ enum Mode {
         until: Instant,
         flood_done: u32,
         flood_total: u32,
+        /// Lines printed so far by `[[drip:S]]`.
+        drips: u32,
     },
     /// Busy forever. The view is frozen at what was drawn on entry so that
     /// nothing (not even typed keys) produces output until interrupted.
@@ -175,7 +177,7 @@ impl Agent {
             Mode::Booting { until, .. } => Some(*until),
             Mode::Idle => self.exit_armed_until,
             Mode::Approval { .. } | Mode::Stalled { .. } => None,
-            Mode::Working { since, until, flood_done, flood_total, .. } => {
+            Mode::Working { turn, since, until, flood_done, flood_total, drips } => {
                 if flood_done < flood_total {
                     return Some(now);
                 }
@@ -183,7 +185,8 @@ impl Agent {
                     / SPINNER_STEP.as_millis()
                     + 1;
                 let next_frame = *since + SPINNER_STEP * u32::try_from(steps).unwrap_or(u32::MAX);
-                Some(next_frame.min(*until))
+                let next_drip = turn.parsed.markers.drip.map(|every| *since + every * (*drips + 1));
+                Some(next_frame.min(*until).min(next_drip.unwrap_or(*until)))
             }
         }
     }
@@ -213,7 +216,13 @@ impl Agent {
                     None => self.become_idle(&mut effects),
                 }
             }
-            Mode::Working { turn, until, flood_done, flood_total, .. } => {
+            Mode::Working { turn, since, until, flood_done, flood_total, drips } => {
+                if let Some(every) = turn.parsed.markers.drip {
+                    while now >= *since + every * (*drips + 1) {
+                        *drips += 1;
+                        effects.push(Effect::Print(format!("· step {drips} done", drips = *drips)));
+                    }
+                }
                 let batch = (*flood_total - *flood_done).min(FLOOD_BATCH);
                 for n in *flood_done + 1..=*flood_done + batch {
                     effects.push(Effect::Print(flood_line(n)));
@@ -364,8 +373,14 @@ impl Agent {
         }
         let work = markers.wait.unwrap_or(self.config.work);
         let flood_total = markers.flood_kib.unwrap_or(0).saturating_mul(FLOOD_LINES_PER_KIB);
-        self.mode =
-            Mode::Working { turn, since: now, until: now + work, flood_done: 0, flood_total };
+        self.mode = Mode::Working {
+            turn,
+            since: now,
+            until: now + work,
+            flood_done: 0,
+            flood_total,
+            drips: 0,
+        };
     }
 
     fn finish(&mut self, turn: &Turn, outcome: &str, now: Instant, effects: &mut Vec<Effect>) {
@@ -556,6 +571,21 @@ mod tests {
         assert_eq!(agent.view(later), frozen);
         assert_eq!(printed(&agent.key(Key::Esc, later)), ["■ Interrupted", ""]);
         assert_eq!(agent.view(later), View::Idle { input: "typed", exit_hint: false });
+    }
+
+    #[test]
+    fn drip_prints_a_line_every_interval_while_working() {
+        let (mut agent, t0) = idle(config());
+        type_and_send(&mut agent, "[[drip:1]] [[wait:3.5]] slow", t0);
+        assert!(agent.next_deadline(t0).unwrap() <= t0 + Duration::from_secs(1));
+        assert!(printed(&agent.tick(t0 + Duration::from_millis(900))).is_empty());
+        assert_eq!(printed(&agent.tick(t0 + Duration::from_secs(1))), ["· step 1 done"]);
+        assert_eq!(
+            printed(&agent.tick(t0 + Duration::from_millis(3100))),
+            ["· step 2 done", "· step 3 done"]
+        );
+        let done = printed(&agent.tick(t0 + Duration::from_millis(3500))).join("\n");
+        assert!(done.contains("MOCK_OK (you said: slow)"), "{done}");
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub(crate) struct Markers {
     pub(crate) exit: Option<u8>,
     /// `[[fail]]`: report `MOCK_FAILED` instead of `MOCK_OK`.
     pub(crate) fail: bool,
+    /// `[[drip:S]]`: print one line of real output every S seconds while
+    /// working (a slow agent that is still getting somewhere).
+    pub(crate) drip: Option<Duration>,
 }
 
 /// A submitted message split into its markers and the text without them.
@@ -110,6 +113,10 @@ fn apply(markers: &mut Markers, body: &str) -> bool {
             markers.fail = true;
             true
         }
+        ("drip", Some(arg)) => parse_secs(arg)
+            .filter(|secs| !secs.is_zero())
+            .map(|secs| markers.drip = Some(secs))
+            .is_some(),
         _ => false,
     }
 }
@@ -161,17 +168,19 @@ mod tests {
 
     #[test]
     fn arguments_are_parsed() {
-        let m = parse("[[crash:7]] [[exit:42]] [[flood:4]]").markers;
+        let m = parse("[[crash:7]] [[exit:42]] [[flood:4]] [[drip:0.5]]").markers;
         assert_eq!((m.crash, m.exit, m.flood_kib), (Some(7), Some(42), Some(4)));
+        assert_eq!(m.drip, Some(Duration::from_millis(500)));
     }
 
     #[test]
     fn invalid_markers_stay_in_the_text() {
-        let parsed = parse("a [[wait:soon]] b [[nope]] c [[crash:999]] [[wait:-1]] [[unclosed");
+        let parsed =
+            parse("a [[wait:soon]] b [[nope]] c [[crash:999]] [[wait:-1]] [[drip:0]] [[unclosed");
         assert_eq!(parsed.markers, Markers::default());
         assert_eq!(
             parsed.text,
-            "a [[wait:soon]] b [[nope]] c [[crash:999]] [[wait:-1]] [[unclosed"
+            "a [[wait:soon]] b [[nope]] c [[crash:999]] [[wait:-1]] [[drip:0]] [[unclosed"
         );
     }
 
