@@ -15,6 +15,7 @@ mod term;
 mod time;
 mod tmux;
 mod transport;
+mod watch;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -68,9 +68,51 @@ pub(crate) fn compact(secs: f64) -> String {
     }
 }
 
+/// A duration as a person would say it: `500ms`, `1.5s`, `8m`, `1m 30s`,
+/// `2h 5m`.
+pub(crate) fn human(secs: f64) -> String {
+    let secs = secs.max(0.0);
+    if secs < 1.0 {
+        return format!("{}ms", (secs * 1000.0).round() as u64);
+    }
+    if secs < 60.0 {
+        let tenths = (secs * 10.0).round() / 10.0;
+        return if tenths.fract() == 0.0 {
+            format!("{tenths:.0}s")
+        } else {
+            format!("{tenths:.1}s")
+        };
+    }
+    let s = secs.round() as u64;
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    match (h, m, s) {
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, 0, _) => format!("{h}h"),
+        (h, m, _) => format!("{h}h {m}m"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn human_durations() {
+        let cases = [
+            (0.5, "500ms"),
+            (1.0, "1s"),
+            (1.5, "1.5s"),
+            (59.96, "60s"),
+            (480.0, "8m"),
+            (90.0, "1m 30s"),
+            (7500.0, "2h 5m"),
+            (7200.0, "2h"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human(secs), want, "{secs}");
+        }
+    }
 
     #[test]
     fn timestamps_have_milliseconds_and_round_trip() {

@@ -26,6 +26,7 @@ mod test_status;
 mod test_stop;
 mod test_tmux;
 mod test_wait;
+mod test_watch;
 
 /// A `tests/test_*.rs` file that is not listed above would silently never
 /// run; this fails instead.

@@ -436,6 +436,53 @@ fn real_codex_app_server_end_to_end() {
     let _ = live.id();
 }
 
+/// A watched codex app-server session whose model request hangs mid-turn:
+/// no app-server message for the stall window is a stall; the watcher
+/// interrupts the turn and nudges, and the nudge's turn completes.
+#[test]
+fn real_codex_app_server_hang_is_detected_and_recovered() {
+    let Some(live) = live(Agent::Codex) else { return };
+    let work = live.home.work.to_str().unwrap();
+    live.reins(&["run", "codex", "--id", "hang", "--detach", "--cwd", work]).ok();
+    live.reins(&["wait", "--id", "hang", "--until", "ready", "--timeout", "30s"]).ok();
+    let mut watcher = live.env.spawn(&[
+        "watch",
+        "--id",
+        "hang",
+        "--stall-after",
+        "3s",
+        "--json",
+        "--on-exit",
+        "leave",
+    ]);
+    live.reins(&["send", "--id", "hang", "--timeout", "60s", "[[wait:300]] think hard"]).ok();
+    let completed = |events: &[Value]| {
+        events.iter().any(|e| e["type"] == "task_complete" && e["status"] == "completed")
+    };
+    eventually(Duration::from_secs(60), "the nudge's turn to complete", || {
+        completed(&live.events_of("hang"))
+    });
+    let events = live.events_of("hang");
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter(|e| matches!(e["type"].as_str(), Some("stall" | "resume" | "task_complete")))
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["stall", "resume", "task_complete", "task_complete"], "{events:#?}");
+    let done: Vec<&Value> = events.iter().filter(|e| e["type"] == "task_complete").collect();
+    assert_eq!(done[0]["status"], "interrupted", "the hung turn was interrupted");
+    assert_eq!(done[1]["status"], "completed");
+    let stall = events.iter().find(|e| e["type"] == "stall").unwrap();
+    assert_eq!(stall["progress"], "protocol", "{stall}");
+    live.reins(&["stop", "--id", "hang"]).ok();
+    let status = watcher.wait().unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut watcher.stdout.take().unwrap(), &mut out).unwrap();
+    assert_eq!(status.code(), Some(0), "{out}");
+    let summary: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(summary["resumes"], 1);
+}
+
 /// `reins run claude --transport stream-json`: turns with usage, a tool
 /// call end to end (allowed by `--approve auto`), stop.
 #[test]

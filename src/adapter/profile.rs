@@ -44,6 +44,8 @@ pub(crate) struct Profile {
     pub(crate) stop: StopSpec,
     pub(crate) submit: SubmitSpec,
     pub(crate) turn: TurnSpec,
+    /// What on screen is not progress (spinners, timers).
+    pub(crate) progress: ProgressSpec,
     pub(crate) approve: ApproveSpec,
     pub(crate) rules: Vec<Rule>,
     pub(crate) outcomes: Vec<Outcome>,
@@ -77,6 +79,8 @@ struct ProfileFile {
     submit: SubmitSpec,
     #[serde(default)]
     turn: TurnSpec,
+    #[serde(default)]
+    progress: ProgressFile,
     #[serde(default, rename = "rule")]
     rules: Vec<RuleFile>,
     #[serde(default)]
@@ -306,6 +310,39 @@ impl Default for TurnSpec {
     }
 }
 
+/// `[progress]`: screen lines that change without the agent getting
+/// anywhere (a spinner, an elapsed-time counter), so a watcher does not
+/// take them for progress.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ProgressFile {
+    /// Regular expressions; a screen line any of them matches is left out
+    /// when reins decides whether the screen changed.
+    ignore: Vec<String>,
+}
+
+/// The compiled `[progress]` section.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProgressSpec {
+    pub(crate) ignore: Vec<regex::Regex>,
+}
+
+impl ProgressFile {
+    fn compile(self) -> Result<ProgressSpec, String> {
+        let ignore = self
+            .ignore
+            .iter()
+            .map(|re| {
+                regex::RegexBuilder::new(re)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|err| format!("progress.ignore {re:?}: {err}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ProgressSpec { ignore })
+    }
+}
+
 /// The keys that answer an approval dialog (`reins approve`, `--approve`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -406,6 +443,7 @@ impl Profile {
             stop: file.stop,
             submit: file.submit,
             turn: file.turn,
+            progress: file.progress.compile()?,
             approve: file.approve,
             rules,
             outcomes,

@@ -13,7 +13,7 @@ use crate::error::{CliError, code};
 
 mod adapters;
 mod approve;
-mod cleanup;
+pub(crate) mod cleanup;
 mod doctor;
 mod events;
 mod gc;
@@ -21,14 +21,15 @@ mod host;
 mod inbox;
 mod interrupt;
 mod logs;
-mod lookup;
+pub(crate) mod lookup;
 mod mock_agent;
 mod pane;
-mod run;
+pub(crate) mod run;
 mod send;
 mod status;
 mod stop;
 mod wait;
+mod watch;
 
 const ABOUT: &str = "Drive AI coding-agent CLIs from a shell: start workers headless or in tmux \
 panes, watch their state and events, stop them cleanly.";
@@ -43,6 +44,7 @@ Quick start (no API key needed, uses the built-in mock agent):
   reins events --id demo --snapshot     its event log as JSON lines
   reins logs --id demo                  what it printed
   reins stop --id demo                  stop it and everything it started
+  reins watch --id demo                 nudge it if it stalls, restart it if it dies
 
 Exit codes: 0 ok, 1 operational failure, 2 usage error, 124 timeout.
 State lives in $REINS_STATE_DIR (default ~/.local/state/reins).";
@@ -57,7 +59,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Run(run::Args),
+    Run(Box<run::Args>),
     Send(send::Args),
     Wait(wait::Args),
     #[command(visible_alias = "ls")]
@@ -66,6 +68,7 @@ enum Command {
     Approve(approve::Args),
     Interrupt(interrupt::Args),
     Stop(stop::Args),
+    Watch(watch::Args),
     Inbox(inbox::Args),
     Logs(logs::Args),
     Events(events::Args),
@@ -93,7 +96,7 @@ pub(crate) fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Send(args) => send::run(args),
         Command::Wait(args) => wait::run(args),
         Command::Status(args) => status::run(args),
@@ -101,6 +104,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Approve(args) => approve::run(args),
         Command::Interrupt(args) => interrupt::run(args),
         Command::Stop(args) => stop::run(args),
+        Command::Watch(args) => watch::run(args),
         Command::Inbox(args) => inbox::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Events(args) => events::run(args),

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::adapter::{self, ContextMode, Profile, Transport};
 use crate::error::{CliError, CliResult, code};
-use crate::host::{self, ApprovalPolicy, LaunchSpec, Terminal};
+use crate::host::{self, ApprovalPolicy, LaunchRecord, LaunchSpec, Terminal};
 use crate::ids;
 use crate::store::events::{EventKind, EventLine, TmuxTarget};
 use crate::store::follow::Follower;
@@ -43,7 +43,8 @@ Examples:
   reins run mock --tmux                        in a tmux window named after the id
   reins run bash --id sh1 --detach             any program, generic profile
   reins run mock --detach -- --work 2          arguments after -- go to the agent
-  reins run mock --context 'fix the tests' --meta '{\"ticket\":\"T-1\"}' --detach")]
+  reins run mock --context 'fix the tests' --meta '{\"ticket\":\"T-1\"}' --detach
+  reins run codex --context 'fix the build' --watch --preset impl   start it and watch it")]
 pub(crate) struct Args {
     /// Profile name or program to run.
     #[arg(value_name = "AGENT")]
@@ -70,7 +71,8 @@ pub(crate) struct Args {
     /// A JSON object kept with the session and echoed in its `started` event.
     #[arg(long, value_name = "JSON")]
     meta: Option<String>,
-    /// Stop the session once its first task (the --context) is done.
+    /// Stop the session once its first task (the --context) is done and
+    /// no message waits in its inbox.
     #[arg(long, requires = "context")]
     auto_stop: bool,
     /// How long messages sent to the session may wait in its inbox before
@@ -103,6 +105,13 @@ pub(crate) struct Args {
     /// Screen size of a headless session, COLSxROWS.
     #[arg(long, value_name = "COLSxROWS", default_value = "120x40", value_parser = parse_size)]
     size: Size,
+    /// Watch the session from this terminal once it is up (it runs
+    /// detached unless --tmux): nudge it when it stalls, restart it when
+    /// its agent dies, exit 2 when a person is needed (`reins watch --help`).
+    #[arg(long)]
+    watch: bool,
+    #[command(flatten)]
+    watch_options: crate::cli::watch::WatchArgs,
     /// Arguments for the agent.
     #[arg(last = true, value_name = "AGENT ARGS")]
     agent_args: Vec<String>,
@@ -120,10 +129,10 @@ fn parse_size(s: &str) -> Result<Size, String> {
 
 /// What `run --detach` and `run --tmux` print.
 #[derive(Debug, Serialize)]
-struct Started {
+pub(crate) struct Started {
     ok: bool,
     id: String,
-    run: String,
+    pub(crate) run: String,
     agent: String,
     adapter: String,
     mode: &'static str,
@@ -205,9 +214,18 @@ pub(crate) fn run(mut args: Args) -> CliResult {
     if args.context.is_some() && profile.launch.context == ContextMode::Unsupported {
         return Err(CliError::usage(format!("the {} adapter cannot take --context", profile.name)));
     }
+    if !args.watch && args.watch_options.any() {
+        return Err(CliError::usage("watch options need --watch")
+            .hint("e.g. `reins run AGENT --watch --preset plan`, or `reins watch --id ID ...`"));
+    }
+    let watch_options = args.watch.then(|| args.watch_options.clone());
+    if let Some(options) = &watch_options {
+        options.options(args.timeout)?; // refuse bad watch options before starting anything
+    }
     let mode = match (args.detach, &args.tmux) {
         (true, _) => RunMode::Detached,
         (false, Some(_)) => RunMode::Tmux,
+        (false, None) if args.watch => RunMode::Detached,
         (false, None) => RunMode::Foreground,
     };
     if mode == RunMode::Tmux {
@@ -227,15 +245,6 @@ pub(crate) fn run(mut args: Args) -> CliResult {
     })?;
     let claim = claim_id(&paths)?;
 
-    let mut command = command;
-    let mut context_message = None;
-    if let Some(context) = &args.context {
-        let task = format!("[reins session id={id}] {context}");
-        match profile.launch.context {
-            ContextMode::Message => context_message = Some(task),
-            _ => command.push(task),
-        }
-    }
     let spec = LaunchSpec {
         state_root: state.root().to_path_buf(),
         runtime_dir: state.runtime().to_path_buf(),
@@ -256,13 +265,25 @@ pub(crate) fn run(mut args: Args) -> CliResult {
         spawner_pane: std::env::var("TMUX_PANE").ok().filter(|p| !p.is_empty()),
         description: args.description.clone(),
         meta,
-        context_message,
+        context_message: None,
         auto_stop: args.auto_stop,
         inbox_ttl_ms: args.inbox_ttl.as_millis().min(u128::from(u64::MAX)) as u64,
         approve: args.approve,
         transport,
         sandbox: args.sandbox.clone(),
     };
+
+    let window = (mode == RunMode::Tmux)
+        .then(|| args.tmux.as_deref().filter(|n| !n.is_empty()).unwrap_or(&id).to_string());
+    let record = LaunchRecord {
+        spec: LaunchSpec { env: Vec::new(), ..spec.clone() },
+        context: args.context.clone(),
+        window: window.clone(),
+    };
+    record.write(&paths.launch_record()).map_err(|err| {
+        CliError::failure(format!("cannot write {}: {err}", paths.launch_record().display()))
+    })?;
+    let spec = with_context(spec, &profile, args.context.as_deref());
 
     match mode {
         RunMode::Foreground => {
@@ -272,21 +293,81 @@ pub(crate) fn run(mut args: Args) -> CliResult {
             );
             host::run(spec, Terminal::Relay, Some(claim))
         }
-        RunMode::Detached => {
-            let started =
-                crate::cli::runtime().block_on(start_detached(&spec, &paths, args.timeout))?;
+        RunMode::Detached | RunMode::Tmux => {
+            let started = start_session(spec, &paths, window.as_deref(), args.timeout)?;
             drop(claim);
             crate::cli::print_json(&started)?;
-            Ok(code::OK)
-        }
-        RunMode::Tmux => {
-            let window = args.tmux.as_deref().filter(|n| !n.is_empty()).unwrap_or(&id).to_string();
-            let started = start_in_tmux(spec, &paths, &window, args.timeout)?;
-            drop(claim);
-            crate::cli::print_json(&started)?;
-            Ok(code::OK)
+            match watch_options {
+                Some(options) => crate::cli::watch::after_run(paths, &options, args.timeout),
+                None => Ok(code::OK),
+            }
         }
     }
+}
+
+/// Hands the first task to the agent as the profile says: as its first
+/// message, or as its last argument.
+fn with_context(mut spec: LaunchSpec, profile: &Profile, context: Option<&str>) -> LaunchSpec {
+    if let Some(context) = context {
+        let task = format!("[reins session id={}] {context}", spec.id);
+        match profile.launch.context {
+            ContextMode::Message => spec.context_message = Some(task),
+            _ => spec.command.push(task),
+        }
+    }
+    spec
+}
+
+/// Starts a detached or tmux session (the caller holds the id's claim)
+/// and waits until it is up.
+fn start_session(
+    spec: LaunchSpec,
+    paths: &SessionPaths,
+    window: Option<&str>,
+    timeout: Duration,
+) -> Result<Started, CliError> {
+    match (spec.mode, window) {
+        (RunMode::Tmux, Some(window)) => start_in_tmux(spec, paths, window, timeout),
+        _ => crate::cli::runtime().block_on(start_detached(&spec, paths, timeout)),
+    }
+}
+
+/// Starts a session again from its launch record, as `reins watch` does
+/// after the agent died: same id, cwd, agent, profile and options, a new
+/// run, this process's environment, and `note` added to the first task.
+/// A session that ran in the foreground comes back detached.
+pub(crate) fn relaunch(
+    record: &LaunchRecord,
+    note: &str,
+    timeout: Duration,
+) -> Result<Started, CliError> {
+    let mut spec = record.spec.clone();
+    let state = spec.state();
+    let paths = state.session(&spec.scope, &spec.id);
+    let claim = claim_id(&paths)?;
+    let profile =
+        crate::adapter::Profile::parse(&spec.profile_toml, crate::adapter::ProfileSource::Builtin)
+            .map_err(|err| CliError::failure(format!("the recorded profile is invalid: {err}")))?;
+    spec.run = ids::random_hex(8);
+    spec.env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    spec.tmux = None;
+    if spec.mode == RunMode::Foreground {
+        spec.mode = RunMode::Detached;
+    }
+    let context = match &record.context {
+        Some(context) => format!("{context}\n\n{note}"),
+        None => note.to_string(),
+    };
+    let spec = if profile.launch.context == ContextMode::Unsupported {
+        spec
+    } else {
+        with_context(spec, &profile, Some(&context))
+    };
+    let started = start_session(spec, &paths, record.window.as_deref(), timeout)?;
+    drop(claim);
+    Ok(started)
 }
 
 fn parse_meta(meta: Option<&str>) -> Result<Option<Value>, CliError> {

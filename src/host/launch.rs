@@ -66,6 +66,40 @@ pub(crate) struct LaunchSpec {
     pub(crate) sandbox: Option<String>,
 }
 
+/// How a session was launched, minus its environment: what `reins watch`
+/// needs to start it again after its agent died. `run` writes it as
+/// `launch.json` (0600); the environment is never written down, so a
+/// restart uses the watcher's own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct LaunchRecord {
+    /// The spec, with `env` empty and the command without the context.
+    pub(crate) spec: LaunchSpec,
+    /// The first task as the user gave it (`--context`), before reins
+    /// framed it as `[reins session id=ID] ...`.
+    pub(crate) context: Option<String>,
+    /// The tmux window name, for tmux sessions.
+    pub(crate) window: Option<String>,
+}
+
+impl LaunchRecord {
+    pub(crate) fn write(&self, path: &Path) -> io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+        crate::store::fsutil::write_atomic(path, &bytes)
+    }
+
+    /// The record at `path`; `None` if there is none (a session started by
+    /// an older reins).
+    pub(crate) fn read(path: &Path) -> io::Result<Option<LaunchRecord>> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+}
+
 /// What the host does when the agent shows an approval dialog.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]

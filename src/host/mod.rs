@@ -3,6 +3,7 @@
 mod delivery;
 mod input;
 mod launch;
+pub(crate) mod progress;
 mod pty;
 mod queue;
 mod relay;
@@ -12,7 +13,7 @@ mod turns;
 
 use std::time::Duration;
 
-pub(crate) use launch::{ApprovalPolicy, LaunchSpec};
+pub(crate) use launch::{ApprovalPolicy, LaunchRecord, LaunchSpec};
 pub(crate) use relay::LeftoverModes;
 
 use crate::adapter::{Profile, ProfileSource};

@@ -22,6 +22,7 @@ use crate::adapter::{Profile, Transport};
 use crate::host::delivery::Delivery;
 use crate::host::input::{self, Input, InputQueue};
 use crate::host::launch::LaunchSpec;
+use crate::host::progress::{self, Progress};
 use crate::host::pty::{Pty, Spawn};
 use crate::host::queue::Queue;
 use crate::host::relay::{Relay, TerminalEvent};
@@ -86,6 +87,8 @@ pub(crate) struct Session {
     dialog_answered_at: Option<u64>,
     /// The structured transport was lost (the exit reason says so).
     disconnected: bool,
+    /// When the agent last got somewhere (for `reins watch`).
+    progress: Progress,
 }
 
 /// How the host reaches the agent.
@@ -207,6 +210,7 @@ impl Session {
             screen_waiters: Vec::new(),
             dialog_answered_at: None,
             disconnected: false,
+            progress: Progress::new(),
         };
         session.emit(&EventKind::Started(Box::new(Started {
             pid: agent_pid,
@@ -326,7 +330,9 @@ impl Session {
         if !matches!(self.link, Link::Terminal { .. }) {
             return; // the protocol says what state the agent is in
         }
-        let found = self.profile.classify(&self.screen.text());
+        let text = self.screen.text();
+        self.progress.screen(&text, &self.profile.progress.ignore);
+        let found = self.profile.classify(&text);
         let booting = self.observed.state == State::Starting && self.boot_deadline.is_some();
         if booting && found.observed.state == State::Unknown && !boot_over {
             return; // still starting: nothing recognisable on screen yet
@@ -394,6 +400,7 @@ impl Session {
             ControlRequest::Drop { message_id } => self.drop_messages(message_id.as_deref()),
             ControlRequest::Approve(req) => self.approve_request(req.decision),
             ControlRequest::Interrupt => self.interrupt_request(),
+            ControlRequest::Note(kind) => self.note_request(&kind),
         };
         let _ = msg.reply.send(reply);
     }
@@ -410,6 +417,9 @@ impl Session {
             stopping: self.stop.is_some(),
             output_bytes: self.output_bytes,
             last_error: self.record.last_error.clone(),
+            turn_open: self.turns.open().is_some(),
+            queued: self.queue.pending().count() + usize::from(self.delivery.is_some()),
+            progress: Some(self.progress.report()),
         }
     }
 
@@ -538,9 +548,24 @@ impl Session {
     }
 
     fn emit(&mut self, kind: &EventKind) {
+        self.note_progress(kind);
         if let Err(err) = self.events.emit(None, kind) {
             tracing::error!("cannot write event: {err}");
         }
+    }
+
+    /// `POST /v1/note`: writes a watcher's decision into the event log, in
+    /// the open turn if there is one.
+    fn note_request(&mut self, kind: &EventKind) -> (u16, serde_json::Value) {
+        if !kind.is_watcher_note() {
+            let error = "only stall, resume, restart and escalate events can be noted";
+            return (400, serde_json::json!({ "ok": false, "error": error }));
+        }
+        match self.turns.open().map(|t| t.number) {
+            Some(turn) => self.emit_in_turn(turn, kind),
+            None => self.emit(kind),
+        }
+        (200, serde_json::json!({ "ok": true }))
     }
 
     /// `POST /v1/interrupt`: the protocol's interrupt, or the profile's
@@ -590,8 +615,23 @@ impl Session {
 
     /// Emits an event that belongs to turn `turn`.
     fn emit_in_turn(&mut self, turn: u64, kind: &EventKind) {
+        self.note_progress(kind);
         if let Err(err) = self.events.emit(Some(turn), kind) {
             tracing::error!("cannot write event: {err}");
+        }
+    }
+
+    /// Turn events are progress (see [`progress`]).
+    fn note_progress(&mut self, kind: &EventKind) {
+        if matches!(
+            kind,
+            EventKind::Delivered { .. }
+                | EventKind::TurnStarted { .. }
+                | EventKind::TaskComplete { .. }
+                | EventKind::Approval { .. }
+                | EventKind::Usage { .. }
+        ) {
+            self.progress.note(progress::Source::Turn);
         }
     }
 

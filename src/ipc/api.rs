@@ -27,6 +27,9 @@ pub(crate) enum ControlRequest {
     Approve(ApproveRequest),
     /// `POST /v1/interrupt`: stop the running turn, keep the agent.
     Interrupt,
+    /// `POST /v1/note`: a watcher's decision, to be written as an event
+    /// (`stall`, `resume`, `restart`, `escalate` only).
+    Note(Box<crate::store::events::EventKind>),
 }
 
 /// How to answer an approval dialog.
@@ -159,6 +162,15 @@ pub(crate) struct StatusReply {
     /// The last error the agent or its transport reported.
     #[serde(default)]
     pub(crate) last_error: Option<String>,
+    /// A turn is open (delivered or seen starting, not yet complete).
+    #[serde(default)]
+    pub(crate) turn_open: bool,
+    /// Messages waiting in the inbox.
+    #[serde(default)]
+    pub(crate) queued: usize,
+    /// When the agent last got somewhere, and how that was seen.
+    #[serde(default)]
+    pub(crate) progress: Option<crate::host::progress::ProgressReport>,
 }
 
 /// Reply to `GET /v1/screen`.

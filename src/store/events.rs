@@ -139,6 +139,40 @@ pub(crate) enum EventKind {
     /// A structured transport was lost (`will_retry`: the agent says it
     /// will try again by itself).
     Disconnected { source: String, message: String, will_retry: bool },
+    /// A watcher (`reins watch`) found the session making no progress:
+    /// `reason` says what it saw, `idle_s` for how long.
+    Stall {
+        idle_s: f64,
+        state: State,
+        reason: String,
+        /// How the last progress was seen (`protocol`, `turn`, `screen`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        progress: Option<String>,
+    },
+    /// A watcher nudged a stalled session, the `n`th time of at most `max`
+    /// (`by`: `rules` or `advisor`): it interrupted the turn if one was
+    /// open and queued `message_id`.
+    Resume {
+        n: u32,
+        max: u32,
+        by: String,
+        interrupted: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
+    },
+    /// A watcher started the session again after its agent ended badly
+    /// (the first event of the new run after `started`), the `n`th time of
+    /// at most `max`.
+    Restart {
+        n: u32,
+        max: u32,
+        by: String,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_run: Option<String>,
+    },
+    /// A watcher gave up and left the session as it is: it needs a person.
+    Escalate { reason: String, by: String },
     /// Someone asked the running turn to stop (`reins interrupt`).
     InterruptRequested { source: String },
     /// Someone asked the session to stop; `source` says who.
@@ -156,6 +190,19 @@ pub(crate) enum EventKind {
     /// An event type this build does not know (written by a newer reins).
     #[serde(other)]
     Other,
+}
+
+impl EventKind {
+    /// The events a watcher may ask a host to write (`POST /v1/note`).
+    pub(crate) fn is_watcher_note(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Stall { .. }
+                | EventKind::Resume { .. }
+                | EventKind::Restart { .. }
+                | EventKind::Escalate { .. }
+        )
+    }
 }
 
 #[derive(Serialize)]

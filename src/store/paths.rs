@@ -179,6 +179,11 @@ impl SessionPaths {
     pub(crate) fn launch_fifo(&self) -> PathBuf {
         self.dir.join("launch.fifo")
     }
+    /// `launch.json`: how the last run was launched, without its
+    /// environment (what a watcher needs to start it again).
+    pub(crate) fn launch_record(&self) -> PathBuf {
+        self.dir.join("launch.json")
+    }
 
     /// Refuses ids whose socket path would not fit in `sun_path`.
     pub(crate) fn check_socket_len(&self) -> Result<(), CliError> {

@@ -18,7 +18,8 @@
 //! before answering), `[[slow:N]]` (spread the stream over N s),
 //! `[[run:CMD]]` / `[[runx:CMD]]` (a shell tool call when the request
 //! offers a shell tool; `runx` asks Codex for sandbox escalation), and
-//! `[[error:NNN]]` (that HTTP status with the provider's error body).
+//! `[[error:NNN]]` (that HTTP status with the provider's error body), and
+//! `[[say:TEXT]]` (answer exactly TEXT; not in the Python mock).
 //! Otherwise the answer is `MOCK_OK (you said: <prompt>)`, or `Tool
 //! finished. Output: ...` once a tool result comes back.
 //!

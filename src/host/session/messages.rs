@@ -271,12 +271,21 @@ impl Session {
             turn.number,
             &EventKind::TaskComplete { status, message_id: turn.message_id, outcome, error: None },
         );
-        if self.spec.auto_stop {
-            // `--auto-stop`: one task, whatever its status, then stop.
-            self.begin_stop("auto-stop", None);
+        if self.auto_stop_now() {
             return;
         }
         self.try_deliver();
+    }
+
+    /// `--auto-stop`: once a turn ends and nothing waits in the inbox (a
+    /// watcher's nudge, a message sent meanwhile), the task is done: stop.
+    /// Messages that wait are delivered first, never dropped.
+    pub(super) fn auto_stop_now(&mut self) -> bool {
+        if !self.spec.auto_stop || self.queue.pending().next().is_some() {
+            return false;
+        }
+        self.begin_stop("auto-stop", None);
+        true
     }
 
     pub(super) fn expire_messages(&mut self) {

@@ -101,6 +101,7 @@ impl Session {
     pub(super) async fn on_protocol_output(&mut self, output: Output) {
         match output {
             Output::Line(line) => {
+                self.progress.note(crate::host::progress::Source::Protocol);
                 let effects = match self.proto().and_then(|c| c.protocol.as_mut()) {
                     Some(protocol) => protocol.on_line(&line, Instant::now()),
                     None => Vec::new(),
@@ -361,8 +362,7 @@ impl Session {
             turn.number,
             &EventKind::TaskComplete { status, message_id: turn.message_id, outcome: None, error },
         );
-        if self.spec.auto_stop {
-            self.begin_stop("auto-stop", None);
+        if self.auto_stop_now() {
             return;
         }
         self.try_deliver();

@@ -51,6 +51,7 @@ static SLOW: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[slow:([0-9]+(?:\.[0
 static WAIT: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[wait:([0-9]+(?:\.[0-9]+)?)\]\]"));
 static ERROR: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[error:([0-9]{3})\]\]"));
 static RUN: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[run(x?):(.+?)\]\]"));
+static SAY: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[say:(.+?)\]\]"));
 static ANY_MARKER: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[.*?\]\]"));
 
 fn marker(pattern: &str) -> Regex {
@@ -107,6 +108,10 @@ impl Plan {
     fn text(&self) -> String {
         if let Some(result) = &self.tool_result {
             return format!("Tool finished. Output: {}", head(result, 200));
+        }
+        // `[[say:TEXT]]` (an extension of the Python mock): answer exactly TEXT.
+        if let Some(said) = SAY.captures(&self.prompt) {
+            return said[1].to_owned();
         }
         let clean = ANY_MARKER.replace_all(&self.prompt, "");
         let clean = clean.trim_matches(is_py_space);
@@ -882,6 +887,8 @@ mod tests {
         let p = plan("[[run:echo hi]] go", Some("out"));
         assert_eq!(p.run, None, "no tool call once the tool result is back");
         assert_eq!(p.text(), "Tool finished. Output: out");
+        let p = plan(r#"{"description": "[[say:nudge: it hangs]]"}"#, None);
+        assert_eq!(p.text(), "nudge: it hangs", "[[say:TEXT]] is answered verbatim");
     }
 
     #[test]

@@ -1,0 +1,225 @@
+//! A second opinion for the watcher: an OpenAI-compatible chat endpoint
+//! (a local Ollama, say) sees the evidence and the rules' proposal and may
+//! pick another of the allowed decisions.
+//!
+//! It can only help, never hold things up: the whole exchange has a hard
+//! deadline, and an endpoint that is unreachable, slow, or answers anything
+//! but one allowed decision leaves the rules' decision standing. Plain
+//! `http://` only (the point is a model on this machine or network).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+
+/// How the watcher asks its advisor.
+#[derive(Debug, Clone)]
+pub(crate) struct Advisor {
+    /// `host:port` to connect to.
+    authority: String,
+    /// Path of the chat completions endpoint.
+    path: String,
+    model: String,
+    timeout: Duration,
+    instructions: Option<String>,
+}
+
+const SYSTEM: &str = "You supervise an AI coding agent that a watcher program runs \
+unattended. You are given what the watcher sees (the session's state, how long it has \
+made no progress, its budget of nudges and restarts, the last lines of its screen) and \
+what the watcher's rules propose. Choose one of the allowed decisions: continue (leave \
+it alone), nudge (interrupt its turn and tell it to continue), restart (start the dead \
+agent again), escalate (stop watching and call a person). Answer with one JSON object \
+and nothing else: {\"decision\": \"...\", \"reason\": \"...\"}.";
+
+/// The advisor's answer, when it gave a usable one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Advice {
+    pub(crate) decision: String,
+    pub(crate) reason: String,
+}
+
+impl Advisor {
+    /// Checks the endpoint URL: `http://HOST:PORT[/PATH]`. A path ending in
+    /// `/chat/completions` is used as it is; otherwise `/v1/chat/completions`
+    /// (or `/chat/completions` after a `/v1`) is appended.
+    pub(crate) fn new(
+        url: &str,
+        model: &str,
+        timeout: Duration,
+        instructions: Option<String>,
+    ) -> Result<Advisor, String> {
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            if url.starts_with("https://") {
+                "only http:// advisors are supported (a model on this machine or network)".into()
+            } else {
+                format!("{url:?} is not an http:// URL")
+            }
+        })?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        if authority.is_empty() {
+            return Err(format!("{url:?} names no host"));
+        }
+        let authority =
+            if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
+        let path = if path.ends_with("/chat/completions") {
+            path.to_string()
+        } else if path.ends_with("/v1") {
+            format!("{path}/chat/completions")
+        } else {
+            format!("{path}/v1/chat/completions")
+        };
+        Ok(Advisor { authority, path, model: model.to_string(), timeout, instructions })
+    }
+
+    /// Asks for a decision among `allowed`; `Err` says why the advice was
+    /// not taken (the caller keeps the rules' decision).
+    pub(crate) async fn ask(&self, situation: &Value, allowed: &[&str]) -> Result<Advice, String> {
+        let mut user = json!({ "situation": situation, "allowed": allowed });
+        if let Some(instructions) = &self.instructions {
+            user["instructions"] = json!(instructions);
+        }
+        let body = json!({
+            "model": self.model,
+            "stream": false,
+            "temperature": 0,
+            "messages": [
+                { "role": "system", "content": SYSTEM },
+                { "role": "user", "content": user.to_string() },
+            ],
+        });
+        let answer =
+            tokio::time::timeout(self.timeout, self.post(body)).await.map_err(|_| {
+                format!("no answer within {}", crate::time::human(self.timeout.as_secs_f64()))
+            })??;
+        let content = answer
+            .pointer("/choices/0/message/content")
+            .and_then(Value::as_str)
+            .ok_or("the answer has no choices[0].message.content")?;
+        parse_advice(content, allowed)
+    }
+
+    async fn post(&self, body: Value) -> Result<Value, String> {
+        let stream = TcpStream::connect(&self.authority)
+            .await
+            .map_err(|err| format!("cannot connect to {}: {err}", self.authority))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|err| format!("HTTP handshake failed: {err}"))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let request = Request::post(&self.path)
+            .header("host", &self.authority)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|err| err.to_string())?;
+        let response =
+            sender.send_request(request).await.map_err(|err| format!("request failed: {err}"))?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|err| format!("reading the answer failed: {err}"))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(format!("the advisor answered HTTP {}", status.as_u16()));
+        }
+        serde_json::from_slice(&bytes).map_err(|err| format!("the answer is not JSON: {err}"))
+    }
+}
+
+/// Reads the model's reply: a JSON object `{"decision", "reason"}`
+/// (possibly inside a code fence), or a reply that starts with a decision
+/// word. Only `allowed` decisions are taken.
+pub(crate) fn parse_advice(content: &str, allowed: &[&str]) -> Result<Advice, String> {
+    let text = content.trim();
+    let unfenced = text
+        .strip_prefix("```json")
+        .or_else(|| text.strip_prefix("```"))
+        .and_then(|t| t.strip_suffix("```"))
+        .map_or(text, str::trim);
+    let (decision, reason) = match serde_json::from_str::<Value>(unfenced) {
+        Ok(value) => (
+            value.get("decision").and_then(Value::as_str).unwrap_or_default().to_string(),
+            value.get("reason").and_then(Value::as_str).unwrap_or_default().to_string(),
+        ),
+        Err(_) => {
+            let word: String = unfenced
+                .chars()
+                .take_while(|c| c.is_ascii_alphabetic() || *c == '_')
+                .collect::<String>()
+                .to_ascii_lowercase();
+            let rest = unfenced[word.len()..].trim_start_matches([':', '.', ',', ' ', '-']);
+            (word, rest.trim().to_string())
+        }
+    };
+    let decision = decision.trim().to_ascii_lowercase();
+    if allowed.contains(&decision.as_str()) {
+        Ok(Advice { decision, reason })
+    } else {
+        let shown: String = content.chars().take(80).collect();
+        Err(format!("the advisor's answer is not one of {}: {shown:?}", allowed.join("|")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIVE: &[&str] = &["continue", "nudge", "escalate"];
+
+    #[test]
+    fn urls_name_the_chat_completions_endpoint() {
+        let t = Duration::from_secs(1);
+        let a = Advisor::new("http://127.0.0.1:11434", "m", t, None).unwrap();
+        assert_eq!(
+            (a.authority.as_str(), a.path.as_str()),
+            ("127.0.0.1:11434", "/v1/chat/completions")
+        );
+        let a = Advisor::new("http://localhost:8080/v1/", "m", t, None).unwrap();
+        assert_eq!(
+            (a.authority.as_str(), a.path.as_str()),
+            ("localhost:8080", "/v1/chat/completions")
+        );
+        let a = Advisor::new("http://h/api/chat/completions", "m", t, None).unwrap();
+        assert_eq!((a.authority.as_str(), a.path.as_str()), ("h:80", "/api/chat/completions"));
+        assert!(
+            Advisor::new("https://api.example.com", "m", t, None).unwrap_err().contains("http://")
+        );
+        assert!(Advisor::new("ftp://x", "m", t, None).is_err());
+        assert!(Advisor::new("http:///v1", "m", t, None).is_err());
+    }
+
+    #[test]
+    fn json_answers_are_read() {
+        let a = parse_advice(r#"{"decision": "Nudge", "reason": "it hangs"}"#, LIVE).unwrap();
+        assert_eq!(a, Advice { decision: "nudge".into(), reason: "it hangs".into() });
+        let fenced = "```json\n{\"decision\":\"escalate\",\"reason\":\"r\"}\n```";
+        assert_eq!(parse_advice(fenced, LIVE).unwrap().decision, "escalate");
+    }
+
+    #[test]
+    fn a_leading_decision_word_is_read() {
+        let a = parse_advice("continue: it is still compiling", LIVE).unwrap();
+        assert_eq!(
+            a,
+            Advice { decision: "continue".into(), reason: "it is still compiling".into() }
+        );
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        for bad in ["", "banana", "MOCK_OK (you said: x)", r#"{"decision":"restart"}"#, "[1,2]"] {
+            assert!(parse_advice(bad, LIVE).is_err(), "{bad:?}");
+        }
+    }
+}
