@@ -3,6 +3,7 @@
 mod adapter;
 mod cli;
 mod error;
+mod git;
 mod host;
 mod ids;
 mod ipc;

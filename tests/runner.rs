@@ -24,6 +24,7 @@ mod test_send;
 mod test_soak;
 mod test_status;
 mod test_stop;
+mod test_telemetry;
 mod test_tmux;
 mod test_wait;
 mod test_watch;

@@ -9,6 +9,7 @@ use rustix::process::Signal;
 use serde::Serialize;
 
 use crate::cli::lookup::SessionView;
+use crate::store::dispatch::{self, RunInfo};
 use crate::store::events::{self, EventKind, EventWriter};
 use crate::store::exit_record::{ExitReason, ExitRecord};
 use crate::store::fsutil;
@@ -72,10 +73,19 @@ pub(crate) fn clean_dead(
             exit.write(&view.paths.exit_record())?;
             let mut writer =
                 EventWriter::continue_run(&view.paths.events(), &record.run, &record.id, last_seq)?;
-            writer.emit(
-                None,
-                &EventKind::Exited { code: None, signal: None, reason, detail: Some(detail) },
-            )?;
+            let info = RunInfo {
+                id: record.id.clone(),
+                run: record.run.clone(),
+                agent: record.agent.clone(),
+                adapter: record.adapter.clone(),
+                transport: record.transport.clone(),
+                cwd: record.cwd.clone(),
+                repo_root: record.repo_root.clone(),
+                description: record.description.clone(),
+                meta: record.meta.clone(),
+                record: record.record.clone(),
+            };
+            dispatch::close_run(&mut writer, &view.paths.events(), &info, &exit)?;
             closed_run = true;
         }
         fsutil::remove_if_exists(&record.socket)?;

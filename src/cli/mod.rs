@@ -24,6 +24,7 @@ mod logs;
 pub(crate) mod lookup;
 mod mock_agent;
 mod pane;
+mod report;
 pub(crate) mod run;
 mod send;
 mod status;
@@ -73,6 +74,7 @@ enum Command {
     Logs(logs::Args),
     Events(events::Args),
     Gc(gc::Args),
+    Report(report::Args),
     Doctor(doctor::Args),
     Adapters(adapters::Args),
     MockAgent(mock_agent::Args),
@@ -109,6 +111,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Logs(args) => logs::run(args),
         Command::Events(args) => events::run(args),
         Command::Gc(args) => gc::run(args),
+        Command::Report(args) => report::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Adapters(args) => adapters::run(args),
         Command::MockAgent(args) => mock_agent::run(args),

@@ -99,6 +99,18 @@ pub(crate) struct Args {
     /// Drive the program with this adapter profile instead of guessing.
     #[arg(long, value_name = "PROFILE")]
     adapter: Option<String>,
+    /// Append the session's dispatch record line (who ran what, how it
+    /// ended, tokens, git changes) to this file instead of
+    /// $REINS_STATE_DIR/dispatch.jsonl.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_record")]
+    record: Option<PathBuf>,
+    /// Write no dispatch record line for this session.
+    #[arg(long)]
+    no_record: bool,
+    /// Stop the session after this long, whatever it is doing (its exit
+    /// reason is then `timeout`).
+    #[arg(long, value_name = "DURATION", value_parser = crate::time::parse_duration)]
+    max_runtime: Option<Duration>,
     /// How long to wait for a detached or tmux session to come up.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::time::parse_duration)]
     timeout: Duration,
@@ -271,6 +283,12 @@ pub(crate) fn run(mut args: Args) -> CliResult {
         approve: args.approve,
         transport,
         sandbox: args.sandbox.clone(),
+        record: match (&args.record, args.no_record) {
+            (_, true) => None,
+            (Some(path), false) => Some(record_path(path)?),
+            (None, false) => Some(state.root().join("dispatch.jsonl")),
+        },
+        max_runtime_ms: args.max_runtime.map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64),
     };
 
     let window = (mode == RunMode::Tmux)
@@ -368,6 +386,29 @@ pub(crate) fn relaunch(
     let started = start_session(spec, &paths, record.window.as_deref(), timeout)?;
     drop(claim);
     Ok(started)
+}
+
+/// `--record PATH`, absolute, in a directory that exists.
+fn record_path(path: &Path) -> Result<PathBuf, CliError> {
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|err| CliError::failure(format!("cannot read the current directory: {err}")))?
+            .join(path)
+    };
+    if path.is_dir() {
+        return Err(CliError::usage(format!("--record {}: is a directory", path.display()))
+            .hint("name a file, e.g. --record runs/dispatch.jsonl"));
+    }
+    match path.parent() {
+        Some(dir) if dir.is_dir() => Ok(path),
+        _ => Err(CliError::usage(format!(
+            "--record {}: its directory does not exist",
+            path.display()
+        ))
+        .hint("create the directory first")),
+    }
 }
 
 fn parse_meta(meta: Option<&str>) -> Result<Option<Value>, CliError> {

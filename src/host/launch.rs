@@ -64,6 +64,13 @@ pub(crate) struct LaunchSpec {
     /// `workspace-write`, `danger-full-access`); None = codex's own config.
     #[serde(default)]
     pub(crate) sandbox: Option<String>,
+    /// Where the dispatch record line goes at the end (none: not written).
+    #[serde(default)]
+    pub(crate) record: Option<PathBuf>,
+    /// Stop the session after this long (`run --max-runtime`); its exit
+    /// reason is then `timeout`.
+    #[serde(default)]
+    pub(crate) max_runtime_ms: Option<u64>,
 }
 
 /// How a session was launched, minus its environment: what `reins watch`

@@ -20,7 +20,7 @@ use crate::adapter::{Profile, ProfileSource};
 use crate::error::{CliError, code};
 use crate::host::relay::Relay;
 use crate::host::session::{BootFailure, Session};
-use crate::store::events::{self, EventKind, EventWriter};
+use crate::store::events::{self, EventWriter};
 use crate::store::exit_record::{ExitReason, ExitRecord};
 use crate::store::lock::{ClaimLock, HostLock};
 use crate::time;
@@ -66,6 +66,7 @@ pub(crate) fn run(
             Terminal::Headless => None,
         };
         let started_at = time::now_rfc3339();
+        let adapter = profile.name.clone();
         match Session::start(spec.clone(), paths.clone(), profile, events, relay) {
             Ok((session, listener)) => Ok(session.run(listener).await),
             Err(BootFailure { detail, mut events }) => {
@@ -83,15 +84,8 @@ pub(crate) fn run(
                     exited_at: time::now_rfc3339(),
                 };
                 record.write(&paths.exit_record())?;
-                events.emit(
-                    None,
-                    &EventKind::Exited {
-                        code: None,
-                        signal: None,
-                        reason: ExitReason::BootFailure,
-                        detail: Some(detail),
-                    },
-                )?;
+                let info = session::run_info(&spec, &adapter);
+                crate::store::dispatch::close_run(&mut events, &paths.events(), &info, &record)?;
                 let _ = crate::store::fsutil::remove_if_exists(&paths.registry());
                 Ok(code::FAILURE)
             }

@@ -35,7 +35,7 @@ use crate::store::events::{EventKind, EventWriter, Started};
 use crate::store::exit_record::{ExitReason, ExitRecord};
 use crate::store::paths::SessionPaths;
 use crate::store::registry::{SessionRecord, redact_command};
-use crate::store::{events, fsutil};
+use crate::store::{dispatch, events, fsutil};
 use crate::time;
 use crate::transport::stdio;
 
@@ -89,6 +89,12 @@ pub(crate) struct Session {
     disconnected: bool,
     /// When the agent last got somewhere (for `reins watch`).
     progress: Progress,
+    /// Where the repository stood at the start, being read on a thread.
+    git_probe: Option<oneshot::Receiver<Option<crate::git::Start>>>,
+    /// When `run --max-runtime` stops the session.
+    max_runtime_at: Option<Instant>,
+    /// The session was stopped because its `--max-runtime` ran out.
+    timed_out: bool,
 }
 
 /// How the host reaches the agent.
@@ -166,6 +172,7 @@ impl Session {
             turn: 0,
             usage: None,
             last_error: None,
+            record: spec.record.clone(),
         };
         if let Err(err) = record.write(&paths.registry()) {
             crate::procs::signal_tree(agent_pid, Signal::KILL);
@@ -211,6 +218,9 @@ impl Session {
             dialog_answered_at: None,
             disconnected: false,
             progress: Progress::new(),
+            git_probe: None,
+            max_runtime_at: None,
+            timed_out: false,
         };
         session.emit(&EventKind::Started(Box::new(Started {
             pid: agent_pid,
@@ -226,6 +236,9 @@ impl Session {
             size,
             transcript_offset: session.transcript_offset,
         })));
+        session.git_probe = Some(probe_git(session.spec.cwd.clone()));
+        session.max_runtime_at =
+            session.spec.max_runtime_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
         session.connect();
         session.replayed(interrupted);
         Ok((session, listener))
@@ -273,6 +286,12 @@ impl Session {
                 }
                 _ = sleep_until(self.turns.done_deadline()) => self.on_turn_done(),
                 _ = sleep_until(self.expiry_at) => self.expire_messages(),
+                start = git_probe(&mut self.git_probe) => self.on_git_start(start),
+                _ = sleep_until(self.max_runtime_at) => {
+                    self.max_runtime_at = None;
+                    self.timed_out = true;
+                    self.begin_stop("max-runtime", None);
+                }
             }
         };
         server.abort();
@@ -478,6 +497,7 @@ impl Session {
     /// write `exit.json` and the `exited` event, remove registry and socket.
     async fn finish(mut self, status: std::io::Result<ExitStatus>) -> u8 {
         self.drain_output().await;
+        self.complete_turn_at_exit();
         self.abandon_delivery("the agent exited");
         reap_leftovers(self.agent_pid).await;
         if let Some(relay) = self.relay.as_mut() {
@@ -489,6 +509,8 @@ impl Session {
         };
         let reason = if self.disconnected {
             ExitReason::Disconnected
+        } else if self.timed_out {
+            ExitReason::Timeout
         } else if self.stop.is_some() {
             ExitReason::Stopped
         } else if code == Some(0) {
@@ -521,7 +543,12 @@ impl Session {
         if let Err(err) = record.write(&self.paths.exit_record()) {
             tracing::error!("cannot write exit.json: {err}");
         }
-        self.emit(&EventKind::Exited { code, signal, reason, detail });
+        let info = run_info(&self.spec, &self.profile.name);
+        if let Err(err) =
+            dispatch::close_run(&mut self.events, &self.paths.events(), &info, &record)
+        {
+            tracing::error!("cannot record the end of the run: {err}");
+        }
         let _ = fsutil::remove_if_exists(&self.paths.registry());
         let _ = fsutil::remove_if_exists(&self.paths.socket);
         record.shell_status()
@@ -621,6 +648,21 @@ impl Session {
         }
     }
 
+    fn on_git_start(&mut self, start: Option<crate::git::Start>) {
+        let Some(start) = start else { return };
+        self.emit(&EventKind::Git {
+            phase: events::GitPhase::Start,
+            sha: start.sha,
+            branch: start.branch,
+            dirty: start.dirty,
+            commits: None,
+            counts_uncommitted: None,
+            files_changed: None,
+            loc_added: None,
+            loc_removed: None,
+        });
+    }
+
     /// Turn events are progress (see [`progress`]).
     fn note_progress(&mut self, kind: &EventKind) {
         if matches!(
@@ -640,6 +682,47 @@ impl Session {
             tracing::error!("cannot write session.json: {err}");
         }
     }
+}
+
+/// What the dispatch record says about this session's run.
+pub(crate) fn run_info(spec: &LaunchSpec, adapter: &str) -> dispatch::RunInfo {
+    dispatch::RunInfo {
+        id: spec.id.clone(),
+        run: spec.run.clone(),
+        agent: spec.agent.clone(),
+        adapter: adapter.to_string(),
+        transport: spec.transport.as_str().into(),
+        cwd: spec.cwd.clone(),
+        repo_root: spec.repo_root.clone(),
+        description: spec.description.clone(),
+        meta: spec.meta.clone(),
+        record: spec.record.clone(),
+    }
+}
+
+/// Reads where the repository at `cwd` stands, on a thread of its own (git
+/// may be slow on a big repository; the session does not wait for it).
+fn probe_git(cwd: std::path::PathBuf) -> oneshot::Receiver<Option<crate::git::Start>> {
+    let (tx, rx) = oneshot::channel();
+    let spawned = std::thread::Builder::new().name("git-probe".into()).spawn(move || {
+        let _ = tx.send(crate::git::start(&cwd));
+    });
+    if let Err(err) = spawned {
+        tracing::warn!("cannot start the git probe: {err}");
+    }
+    rx
+}
+
+/// The git probe's answer, once (then never again).
+async fn git_probe(
+    probe: &mut Option<oneshot::Receiver<Option<crate::git::Start>>>,
+) -> Option<crate::git::Start> {
+    let Some(rx) = probe.as_mut() else {
+        return std::future::pending().await;
+    };
+    let start = rx.await.ok().flatten();
+    *probe = None;
+    start
 }
 
 /// Opens the transcript, binds the control socket and starts the agent.

@@ -173,6 +173,32 @@ pub(crate) enum EventKind {
     },
     /// A watcher gave up and left the session as it is: it needs a person.
     Escalate { reason: String, by: String },
+    /// The git repository of the session's cwd: where it stood when the
+    /// run started (`phase: start`), and what changed by its end (`phase:
+    /// end`: commits made, files and lines changed against the start
+    /// commit). Absent outside a repository.
+    Git {
+        phase: GitPhase,
+        sha: String,
+        branch: String,
+        dirty: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        commits: Option<u64>,
+        /// The counts include uncommitted work (the tree was clean at the
+        /// start); otherwise they cover commits since the start only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        counts_uncommitted: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        files_changed: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        loc_added: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        loc_removed: Option<u64>,
+    },
+    /// The run in numbers, just before `exited`: what the dispatch record
+    /// holds. Token counts are sums of the run's `usage` events, null when
+    /// the agent never showed them.
+    Summary(Box<Summary>),
     /// Someone asked the running turn to stop (`reins interrupt`).
     InterruptRequested { source: String },
     /// Someone asked the session to stop; `source` says who.
@@ -203,6 +229,33 @@ impl EventKind {
                 | EventKind::Escalate { .. }
         )
     }
+}
+
+/// Which end of a run a `git` event describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum GitPhase {
+    Start,
+    End,
+}
+
+/// Payload of the `summary` event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Summary {
+    /// Where the dispatch record line went; null when none was written.
+    pub(crate) path: Option<String>,
+    pub(crate) exit: Option<ExitReason>,
+    pub(crate) duration_s: f64,
+    pub(crate) turns: u64,
+    pub(crate) input_tokens: Option<u64>,
+    pub(crate) output_tokens: Option<u64>,
+    pub(crate) cached_tokens: Option<u64>,
+    pub(crate) reasoning_tokens: Option<u64>,
+    pub(crate) total_tokens: Option<u64>,
+    pub(crate) stalls: u32,
+    pub(crate) resumes: u32,
+    pub(crate) restarts: u32,
+    pub(crate) disconnections: u32,
 }
 
 #[derive(Serialize)]

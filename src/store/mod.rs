@@ -1,6 +1,7 @@
 //! Everything reins keeps on disk: the state directory, the registry,
 //! events, exit records, locks, and following files as they grow.
 
+pub(crate) mod dispatch;
 pub(crate) mod events;
 pub(crate) mod exit_record;
 pub(crate) mod follow;

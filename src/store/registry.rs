@@ -90,6 +90,9 @@ pub(crate) struct SessionRecord {
     /// The last error the agent or its transport reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) last_error: Option<String>,
+    /// Where the run's dispatch record line goes (none: `--no-record`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) record: Option<PathBuf>,
 }
 
 impl SessionRecord {

@@ -263,7 +263,37 @@ impl Session {
 
     /// The screen read ready long enough: the turn is over.
     pub(super) fn on_turn_done(&mut self) {
-        let Some(turn) = self.turns.finish() else { return };
+        if !self.complete_turn() {
+            return;
+        }
+        if self.auto_stop_now() {
+            return;
+        }
+        self.try_deliver();
+    }
+
+    /// The agent exited: if its last screen showed the open turn finished
+    /// (ready after it, the done timer running), the turn completed — it
+    /// just did not live out the timer. Otherwise the turn stays open: it
+    /// did not complete, and no event says it did.
+    pub(super) fn complete_turn_at_exit(&mut self) {
+        if !matches!(self.link, Link::Terminal { .. }) || self.turns.open().is_none() {
+            return;
+        }
+        let found = self.profile.classify(&self.screen.text());
+        if found.observed.state != State::Unknown {
+            self.set_state(found.observed, found.rule);
+        }
+        self.turns.on_state(self.observed.state, &self.profile.turn, Instant::now());
+        if self.turns.done_deadline().is_some() {
+            self.complete_turn();
+        }
+    }
+
+    /// Closes the open turn with the status its screen shows; false if no
+    /// turn was open.
+    fn complete_turn(&mut self) -> bool {
+        let Some(turn) = self.turns.finish() else { return false };
         let (status, outcome) = turn_status(&self.profile.outcomes, &self.screen.text());
         tracing::info!("turn {} done: {}", turn.number, status.as_str());
         self.report_usage(crate::adapter::UsageWhen::TurnEnd, Some(turn.number));
@@ -271,10 +301,7 @@ impl Session {
             turn.number,
             &EventKind::TaskComplete { status, message_id: turn.message_id, outcome, error: None },
         );
-        if self.auto_stop_now() {
-            return;
-        }
-        self.try_deliver();
+        true
     }
 
     /// `--auto-stop`: once a turn ends and nothing waits in the inbox (a
