@@ -28,6 +28,7 @@ mod test_telemetry;
 mod test_tmux;
 mod test_wait;
 mod test_watch;
+mod test_watch_file;
 
 /// A `tests/test_*.rs` file that is not listed above would silently never
 /// run; this fails instead.

@@ -18,7 +18,7 @@ use crate::store::events::{EventKind, EventLine, TmuxTarget};
 use crate::store::follow::Follower;
 use crate::store::lock::{self, ClaimLock};
 use crate::store::paths::{SessionPaths, StateRoot};
-use crate::store::registry::{RunMode, Size};
+use crate::store::registry::{RunMode, Size, WatchedFile};
 use crate::store::{fsutil, scope};
 use crate::tmux::{NewWindow, Tmux};
 
@@ -36,6 +36,11 @@ use crate::tmux::{NewWindow, Tmux};
 ///
 /// The agent gets REINS_ID, REINS_SESSION_DIR and, when you ran this from a
 /// tmux pane, REINS_SPAWNER_PANE (your pane, so it can report back).
+///
+/// `--watch-file PATH` tells the agent when a file changes: once the file
+/// has been quiet for a second after being created, written or renamed
+/// into place, the message `file-change-hook: read PATH` is queued for the
+/// agent like `reins send --no-wait` (delivered when it is ready, in order).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
@@ -44,7 +49,8 @@ Examples:
   reins run bash --id sh1 --detach             any program, generic profile
   reins run mock --detach -- --work 2          arguments after -- go to the agent
   reins run mock --context 'fix the tests' --meta '{\"ticket\":\"T-1\"}' --detach
-  reins run codex --context 'fix the build' --watch --preset impl   start it and watch it")]
+  reins run codex --context 'fix the build' --watch --preset impl   start it and watch it
+  reins run claude --tmux --watch-file review/notes.md   hear about new review notes")]
 pub(crate) struct Args {
     /// Profile name or program to run.
     #[arg(value_name = "AGENT")]
@@ -114,6 +120,10 @@ pub(crate) struct Args {
     /// How long to wait for a detached or tmux session to come up.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::time::parse_duration)]
     timeout: Duration,
+    /// Tell the agent `file-change-hook: read PATH` whenever PATH changes
+    /// (relative to --cwd; repeatable). A missing parent directory is created.
+    #[arg(long, value_name = "PATH")]
+    watch_file: Vec<PathBuf>,
     /// Screen size of a headless session, COLSxROWS.
     #[arg(long, value_name = "COLSxROWS", default_value = "120x40", value_parser = parse_size)]
     size: Size,
@@ -160,6 +170,8 @@ pub(crate) struct Started {
     tmux: Option<TmuxTarget>,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    watch_files: Vec<WatchedFile>,
 }
 
 pub(crate) fn run(mut args: Args) -> CliResult {
@@ -179,6 +191,7 @@ pub(crate) fn run(mut args: Args) -> CliResult {
     }
     let meta = parse_meta(args.meta.as_deref())?;
     let cwd = resolve_cwd(args.cwd.as_deref())?;
+    let watch_files = resolve_watch_files(&cwd, &args.watch_file)?;
     let (profile, command) = resolve_agent(&agent, args.adapter.as_deref(), &args.agent_args)?;
     let transport = match (args.pty, args.transport) {
         (true, _) => Transport::Pty,
@@ -289,6 +302,7 @@ pub(crate) fn run(mut args: Args) -> CliResult {
             (None, false) => Some(state.root().join("dispatch.jsonl")),
         },
         max_runtime_ms: args.max_runtime.map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64),
+        watch_files,
     };
 
     let window = (mode == RunMode::Tmux)
@@ -441,6 +455,48 @@ fn resolve_cwd(cwd: Option<&Path>) -> Result<PathBuf, CliError> {
     }
     std::fs::canonicalize(&dir)
         .map_err(|err| CliError::failure(format!("cannot resolve {}: {err}", dir.display())))
+}
+
+/// Resolves `--watch-file` paths against the agent's working directory,
+/// creating missing parent directories (the agent or a colleague may be
+/// about to write the first report there). The file itself need not exist.
+fn resolve_watch_files(cwd: &Path, given: &[PathBuf]) -> Result<Vec<WatchedFile>, CliError> {
+    let mut files: Vec<WatchedFile> = Vec::new();
+    for path in given {
+        let shown = path.display().to_string();
+        let bad = |what: &str| {
+            CliError::usage(format!("--watch-file {shown}: {what}"))
+                .hint("give the path of a file, e.g. --watch-file review/notes.md")
+        };
+        let full = cwd.join(path);
+        let (Some(dir), Some(name)) = (full.parent(), full.file_name()) else {
+            return Err(bad("not a file name"));
+        };
+        if name == ".." {
+            return Err(bad("not a file name"));
+        }
+        std::fs::create_dir_all(dir).map_err(|err| {
+            CliError::failure(format!(
+                "--watch-file {shown}: cannot create {}: {err}",
+                dir.display()
+            ))
+            .hint("create the directory yourself, or watch a file somewhere you can write")
+        })?;
+        let dir = std::fs::canonicalize(dir).map_err(|err| {
+            CliError::failure(format!(
+                "--watch-file {shown}: cannot resolve {}: {err}",
+                dir.display()
+            ))
+        })?;
+        let full = dir.join(name);
+        if full.is_dir() {
+            return Err(bad("is a directory; reins watches files"));
+        }
+        if !files.iter().any(|f| f.path == full) {
+            files.push(WatchedFile { path: full, as_given: shown });
+        }
+    }
+    Ok(files)
 }
 
 /// Picks the profile and the agent's terminal-UI command line (not yet
@@ -711,6 +767,7 @@ fn scan_for_start(
                     scope: spec.scope.clone(),
                     tmux: started.tmux,
                     description: spec.description.clone(),
+                    watch_files: spec.watch_files.clone(),
                 }));
             }
             EventKind::Exited { detail, .. } => {

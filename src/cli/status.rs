@@ -12,6 +12,7 @@ use crate::cli::lookup::{self, Liveness, SessionView};
 use crate::error::{CliResult, code};
 use crate::store::events::TmuxTarget;
 use crate::store::paths::StateRoot;
+use crate::store::registry::WatchedFile;
 use crate::time;
 
 /// List sessions: state, turn, idle time, where they run.
@@ -78,6 +79,8 @@ struct Row {
     last_error: Option<String>,
     /// How the last run ended, for exited sessions.
     exit: Option<Value>,
+    /// Files whose changes are announced to the agent (`run --watch-file`).
+    watch_files: Vec<WatchedFile>,
 }
 
 pub(crate) fn run(args: Args) -> CliResult {
@@ -162,6 +165,7 @@ fn row(view: &SessionView) -> Row {
         usage: None,
         last_error: None,
         exit,
+        watch_files: Vec::new(),
     };
     let Some(r) = &view.record else { return base };
     Row {
@@ -187,6 +191,7 @@ fn row(view: &SessionView) -> Row {
         socket: Some(r.socket.clone()),
         usage: r.usage.clone(),
         last_error: r.last_error.clone(),
+        watch_files: r.watch_files.clone(),
         ..base
     }
 }

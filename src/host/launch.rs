@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::adapter::Transport;
 use crate::store::events::TmuxTarget;
 use crate::store::paths::StateRoot;
-use crate::store::registry::{RunMode, Size};
+use crate::store::registry::{RunMode, Size, WatchedFile};
 
 /// Everything the host needs to run a session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +64,9 @@ pub(crate) struct LaunchSpec {
     /// `workspace-write`, `danger-full-access`); None = codex's own config.
     #[serde(default)]
     pub(crate) sandbox: Option<String>,
+    /// Files whose changes the host announces to the agent (`--watch-file`).
+    #[serde(default)]
+    pub(crate) watch_files: Vec<WatchedFile>,
     /// Where the dispatch record line goes at the end (none: not written).
     #[serde(default)]
     pub(crate) record: Option<PathBuf>,

@@ -1,6 +1,7 @@
 //! The host: the one long-lived process per session (DESIGN §1).
 
 mod delivery;
+mod file_hook;
 mod input;
 mod launch;
 pub(crate) mod progress;

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::adapter::{Profile, Transport};
 use crate::host::delivery::Delivery;
+use crate::host::file_hook::FileHook;
 use crate::host::input::{self, Input, InputQueue};
 use crate::host::launch::LaunchSpec;
 use crate::host::progress::{self, Progress};
@@ -40,6 +41,7 @@ use crate::time;
 use crate::transport::stdio;
 
 mod approvals;
+mod file_changes;
 mod messages;
 mod protocol_link;
 
@@ -95,6 +97,8 @@ pub(crate) struct Session {
     max_runtime_at: Option<Instant>,
     /// The session was stopped because its `--max-runtime` ran out.
     timed_out: bool,
+    /// Settled changes of the `--watch-file` files.
+    file_hook: FileHook,
 }
 
 /// How the host reaches the agent.
@@ -127,6 +131,13 @@ impl Session {
         relay: Option<Relay>,
     ) -> Result<(Session, tokio::net::UnixListener), BootFailure> {
         let size = if relay.is_some() { Relay::size().unwrap_or(spec.size) } else { spec.size };
+        // Watch before the agent starts: a file it writes at once is seen.
+        let file_hook = match FileHook::start(&spec.watch_files) {
+            Ok(hook) => hook,
+            Err(err) => {
+                return Err(BootFailure { detail: format!("--watch-file: {err}"), events });
+            }
+        };
         let (transcript, listener, link, child) = match launch(&spec, &paths, &profile, size) {
             Ok(parts) => parts,
             Err(detail) => return Err(BootFailure { detail, events }),
@@ -173,6 +184,7 @@ impl Session {
             usage: None,
             last_error: None,
             record: spec.record.clone(),
+            watch_files: spec.watch_files.clone(),
         };
         if let Err(err) = record.write(&paths.registry()) {
             crate::procs::signal_tree(agent_pid, Signal::KILL);
@@ -221,6 +233,7 @@ impl Session {
             git_probe: None,
             max_runtime_at: None,
             timed_out: false,
+            file_hook,
         };
         session.emit(&EventKind::Started(Box::new(Started {
             pid: agent_pid,
@@ -292,6 +305,7 @@ impl Session {
                     self.timed_out = true;
                     self.begin_stop("max-runtime", None);
                 }
+                index = self.file_hook.next() => self.on_file_changed(index),
             }
         };
         server.abort();

@@ -93,6 +93,19 @@ pub(crate) struct SessionRecord {
     /// Where the run's dispatch record line goes (none: `--no-record`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) record: Option<PathBuf>,
+    /// Files whose changes are announced to the agent (`run --watch-file`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) watch_files: Vec<WatchedFile>,
+}
+
+/// A file the host watches for the agent (`run --watch-file PATH`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WatchedFile {
+    /// Absolute: the canonical parent directory joined with the file name.
+    pub(crate) path: PathBuf,
+    /// The path as the user wrote it, which is what the agent is told to
+    /// read (it resolves the same from the agent's working directory).
+    pub(crate) as_given: String,
 }
 
 impl SessionRecord {

@@ -94,7 +94,7 @@ impl Session {
         (202, to_json(&SendReply { ok: true, message_id: id, status, position }))
     }
 
-    fn accept(&mut self, message: Message) -> std::io::Result<usize> {
+    pub(super) fn accept(&mut self, message: Message) -> std::io::Result<usize> {
         let position = self.queue.accept(message.clone())?;
         self.emit(&EventKind::Queued {
             message_id: message.id,
@@ -327,7 +327,7 @@ impl Session {
         self.recompute_expiry();
     }
 
-    fn recompute_expiry(&mut self) {
+    pub(super) fn recompute_expiry(&mut self) {
         self.expiry_at = self.queue.next_expiry().map(|at| {
             let left = at.duration_since(jiff::Timestamp::now());
             Instant::now() + Duration::try_from(left).unwrap_or(Duration::ZERO)
