@@ -13,6 +13,7 @@ use crate::error::{CliError, code};
 
 mod adapters;
 mod approve;
+mod buddy;
 pub(crate) mod cleanup;
 mod doctor;
 mod events;
@@ -70,6 +71,7 @@ enum Command {
     Interrupt(interrupt::Args),
     Stop(stop::Args),
     Watch(watch::Args),
+    Buddy(buddy::Args),
     Inbox(inbox::Args),
     Logs(logs::Args),
     Events(events::Args),
@@ -107,6 +109,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Interrupt(args) => interrupt::run(args),
         Command::Stop(args) => stop::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Buddy(args) => buddy::run(args),
         Command::Inbox(args) => inbox::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Events(args) => events::run(args),

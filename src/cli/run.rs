@@ -153,7 +153,7 @@ fn parse_size(s: &str) -> Result<Size, String> {
 #[derive(Debug, Serialize)]
 pub(crate) struct Started {
     ok: bool,
-    id: String,
+    pub(crate) id: String,
     pub(crate) run: String,
     agent: String,
     adapter: String,
@@ -165,16 +165,66 @@ pub(crate) struct Started {
     session_dir: PathBuf,
     events: PathBuf,
     transcript: PathBuf,
-    scope: String,
+    pub(crate) scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     tmux: Option<TmuxTarget>,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     watch_files: Vec<WatchedFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    buddy_of: Option<String>,
 }
 
-pub(crate) fn run(mut args: Args) -> CliResult {
+/// What other commands that start sessions (`buddy`) add to `run`'s flags.
+#[derive(Debug, Default)]
+pub(crate) struct Extra {
+    /// The session is a buddy of this worker (recorded in its registry).
+    pub(crate) buddy_of: Option<String>,
+}
+
+/// How a started session went: a foreground session has ended with an exit
+/// code; a detached or tmux session is up.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Ended(u8),
+    Started(Box<Started>),
+}
+
+impl Args {
+    /// `run`'s flags from a list (`["mock", "--id", "x", "--detach"]`):
+    /// how other commands start a session with exactly run's defaults and
+    /// checks.
+    pub(crate) fn from_flags(flags: &[String]) -> Result<Args, CliError> {
+        use clap::{Args as _, FromArgMatches as _};
+        let command = Args::augment_args(clap::Command::new("run").no_binary_name(true));
+        command
+            .try_get_matches_from(flags)
+            .and_then(|matches| Args::from_arg_matches(&matches))
+            .map_err(|err| CliError::usage(err.to_string().trim_end().to_string()))
+    }
+}
+
+pub(crate) fn run(args: Args) -> CliResult {
+    let watch = args.watch.then(|| args.watch_options.clone());
+    let timeout = args.timeout;
+    match start(args, Extra::default())? {
+        Outcome::Ended(code) => Ok(code),
+        Outcome::Started(started) => {
+            crate::cli::print_json(&started)?;
+            match watch {
+                Some(options) => {
+                    let paths = StateRoot::from_env()?.session(&started.scope, &started.id);
+                    crate::cli::watch::after_run(paths, &options, timeout)
+                }
+                None => Ok(code::OK),
+            }
+        }
+    }
+}
+
+/// Starts a session as `run` does, with `extra` on top of its flags.
+pub(crate) fn start(mut args: Args, extra: Extra) -> Result<Outcome, CliError> {
     // `reins run --tmux mock`: clap gave the agent to --tmux as its NAME.
     if args.agent.is_none()
         && let Some(name) = args.tmux.take().filter(|n| !n.is_empty())
@@ -243,9 +293,8 @@ pub(crate) fn run(mut args: Args) -> CliResult {
         return Err(CliError::usage("watch options need --watch")
             .hint("e.g. `reins run AGENT --watch --preset plan`, or `reins watch --id ID ...`"));
     }
-    let watch_options = args.watch.then(|| args.watch_options.clone());
-    if let Some(options) = &watch_options {
-        options.options(args.timeout)?; // refuse bad watch options before starting anything
+    if args.watch {
+        args.watch_options.options(args.timeout)?; // refuse bad options before starting anything
     }
     let mode = match (args.detach, &args.tmux) {
         (true, _) => RunMode::Detached,
@@ -303,6 +352,7 @@ pub(crate) fn run(mut args: Args) -> CliResult {
         },
         max_runtime_ms: args.max_runtime.map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64),
         watch_files,
+        buddy_of: extra.buddy_of,
     };
 
     let window = (mode == RunMode::Tmux)
@@ -323,16 +373,12 @@ pub(crate) fn run(mut args: Args) -> CliResult {
                 "reins: session {id} ({}); stop it with `reins stop --id {id}`",
                 profile.name
             );
-            host::run(spec, Terminal::Relay, Some(claim))
+            host::run(spec, Terminal::Relay, Some(claim)).map(Outcome::Ended)
         }
         RunMode::Detached | RunMode::Tmux => {
             let started = start_session(spec, &paths, window.as_deref(), args.timeout)?;
             drop(claim);
-            crate::cli::print_json(&started)?;
-            match watch_options {
-                Some(options) => crate::cli::watch::after_run(paths, &options, args.timeout),
-                None => Ok(code::OK),
-            }
+            Ok(Outcome::Started(Box::new(started)))
         }
     }
 }
@@ -768,6 +814,7 @@ fn scan_for_start(
                     tmux: started.tmux,
                     description: spec.description.clone(),
                     watch_files: spec.watch_files.clone(),
+                    buddy_of: spec.buddy_of.clone(),
                 }));
             }
             EventKind::Exited { detail, .. } => {

@@ -2,6 +2,7 @@
 //! files alone, so it answers in milliseconds however many sessions run and
 //! whatever state their hosts are in.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,10 @@ use crate::time;
 /// Columns: ID, AGENT, STATE (starting, ready, busy, blocked{kind}, unknown,
 /// dead), TURN (turns started), IDLE (time since the agent last printed),
 /// AGE, PANE (tmux pane id), CWD, DESC.
+///
+/// A buddy (`reins buddy`) is listed under its worker as `└ ID`; where only
+/// one of the two is listed, its ID reads `ID (buddy of W)` or `ID (buddy:
+/// B)`. In `--json`, `buddy_of` and `buddies` link them.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  reins status\n  reins ls --all\n  reins status --id demo --json"
@@ -81,6 +86,10 @@ struct Row {
     exit: Option<Value>,
     /// Files whose changes are announced to the agent (`run --watch-file`).
     watch_files: Vec<WatchedFile>,
+    /// The worker this session looks after, if it is a buddy.
+    buddy_of: Option<String>,
+    /// The running buddies that look after this session.
+    buddies: Vec<String>,
 }
 
 pub(crate) fn run(args: Args) -> CliResult {
@@ -101,6 +110,19 @@ pub(crate) fn run(args: Args) -> CliResult {
         }
     };
     let mut rows: Vec<Row> = views.iter().map(row).collect();
+    let links = match &args.id {
+        // One session: its buddies are among the sessions of its scope.
+        Some(_) => buddy_links(
+            views
+                .iter()
+                .flat_map(|v| state.list_sessions(Some(&v.paths.scope)))
+                .map(SessionView::read),
+        ),
+        None => buddy_links(views.iter()),
+    };
+    for r in &mut rows {
+        r.buddies = links.get(&(r.scope.clone(), r.id.clone())).cloned().unwrap_or_default();
+    }
     rows.sort_by(|a, b| (&a.started_at, &a.id).cmp(&(&b.started_at, &b.id)));
 
     if args.json {
@@ -166,6 +188,8 @@ fn row(view: &SessionView) -> Row {
         last_error: None,
         exit,
         watch_files: Vec::new(),
+        buddy_of: None,
+        buddies: Vec::new(),
     };
     let Some(r) = &view.record else { return base };
     Row {
@@ -192,8 +216,55 @@ fn row(view: &SessionView) -> Row {
         usage: r.usage.clone(),
         last_error: r.last_error.clone(),
         watch_files: r.watch_files.clone(),
+        buddy_of: r.buddy_of.clone(),
         ..base
     }
+}
+
+/// Buddies of each worker, by (scope, worker id), from the registries of
+/// running (or dead, not yet collected) sessions.
+fn buddy_links<V: std::borrow::Borrow<SessionView>>(
+    views: impl Iterator<Item = V>,
+) -> HashMap<(String, String), Vec<String>> {
+    let mut links: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for view in views {
+        let view = view.borrow();
+        let Some(worker) = view.record.as_ref().and_then(|r| r.buddy_of.clone()) else {
+            continue;
+        };
+        let buddies = links.entry((view.paths.scope.clone(), worker)).or_default();
+        if !buddies.contains(&view.paths.id) {
+            buddies.push(view.paths.id.clone());
+        }
+    }
+    for buddies in links.values_mut() {
+        buddies.sort();
+    }
+    links
+}
+
+/// The table's rows in order, each with its ID cell: a buddy goes right
+/// under its worker when both are listed.
+fn table_order(rows: &[Row]) -> Vec<(&Row, String)> {
+    let listed = |scope: &str, id: &str| rows.iter().any(|r| r.scope == scope && r.id == id);
+    let nested = |r: &Row| r.buddy_of.as_deref().is_some_and(|w| listed(&r.scope, w));
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows.iter().filter(|r| !nested(r)) {
+        let unlisted: Vec<&str> =
+            r.buddies.iter().map(String::as_str).filter(|b| !listed(&r.scope, b)).collect();
+        let cell = match (&r.buddy_of, unlisted.is_empty()) {
+            (Some(worker), _) => format!("{} (buddy of {worker})", r.id),
+            (None, false) => format!("{} (buddy: {})", r.id, unlisted.join(", ")),
+            (None, true) => r.id.clone(),
+        };
+        out.push((r, cell));
+        for b in rows.iter().filter(|b| nested(b) && b.scope == r.scope) {
+            if b.buddy_of.as_deref() == Some(r.id.as_str()) {
+                out.push((b, format!("└ {}", b.id)));
+            }
+        }
+    }
+    out
 }
 
 fn print_table(rows: &[Row]) -> std::io::Result<()> {
@@ -203,15 +274,15 @@ fn print_table(rows: &[Row]) -> std::io::Result<()> {
         return Ok(());
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
-    let table: Vec<[String; 9]> = rows
-        .iter()
-        .map(|r| {
+    let table: Vec<[String; 9]> = table_order(rows)
+        .into_iter()
+        .map(|(r, id)| {
             let state = match &r.kind {
                 Some(kind) => format!("{}{{{kind}}}", r.state),
                 None => r.state.clone(),
             };
             [
-                r.id.clone(),
+                id,
                 r.agent.clone().unwrap_or_else(|| "-".into()),
                 state,
                 r.turn.to_string(),

@@ -67,6 +67,9 @@ pub(crate) struct LaunchSpec {
     /// Files whose changes the host announces to the agent (`--watch-file`).
     #[serde(default)]
     pub(crate) watch_files: Vec<WatchedFile>,
+    /// The worker this session looks after (`reins buddy`).
+    #[serde(default)]
+    pub(crate) buddy_of: Option<String>,
     /// Where the dispatch record line goes at the end (none: not written).
     #[serde(default)]
     pub(crate) record: Option<PathBuf>,

@@ -185,6 +185,7 @@ impl Session {
             last_error: None,
             record: spec.record.clone(),
             watch_files: spec.watch_files.clone(),
+            buddy_of: spec.buddy_of.clone(),
         };
         if let Err(err) = record.write(&paths.registry()) {
             crate::procs::signal_tree(agent_pid, Signal::KILL);

@@ -96,6 +96,9 @@ pub(crate) struct SessionRecord {
     /// Files whose changes are announced to the agent (`run --watch-file`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) watch_files: Vec<WatchedFile>,
+    /// The worker this session looks after, when it is a buddy (`reins buddy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) buddy_of: Option<String>,
 }
 
 /// A file the host watches for the agent (`run --watch-file PATH`).
