@@ -6,6 +6,7 @@ mod support;
 
 mod test_adapters;
 mod test_app_server;
+mod test_attach;
 mod test_bad_input;
 mod test_buddy;
 mod test_codex_schema;

@@ -13,6 +13,7 @@ use crate::error::{CliError, code};
 
 mod adapters;
 mod approve;
+mod attach;
 mod buddy;
 pub(crate) mod cleanup;
 mod doctor;
@@ -68,6 +69,7 @@ enum Command {
     Status(status::Args),
     Pane(pane::Args),
     Approve(approve::Args),
+    Attach(attach::Args),
     Interrupt(interrupt::Args),
     Stop(stop::Args),
     Watch(watch::Args),
@@ -106,6 +108,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Status(args) => status::run(args),
         Command::Pane(args) => pane::run(args),
         Command::Approve(args) => approve::run(args),
+        Command::Attach(args) => attach::run(args),
         Command::Interrupt(args) => interrupt::run(args),
         Command::Stop(args) => stop::run(args),
         Command::Watch(args) => watch::run(args),

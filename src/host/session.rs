@@ -44,6 +44,7 @@ mod approvals;
 mod file_changes;
 mod messages;
 mod protocol_link;
+mod viewers;
 
 use protocol_link::ProtocolLink;
 
@@ -99,6 +100,8 @@ pub(crate) struct Session {
     timed_out: bool,
     /// Settled changes of the `--watch-file` files.
     file_hook: FileHook,
+    /// Terminals that joined with `reins attach`.
+    viewers: viewers::Viewers,
 }
 
 /// How the host reaches the agent.
@@ -234,6 +237,7 @@ impl Session {
             git_probe: None,
             max_runtime_at: None,
             timed_out: false,
+            viewers: viewers::Viewers::default(),
             file_hook,
         };
         session.emit(&EventKind::Started(Box::new(Started {
@@ -325,6 +329,7 @@ impl Session {
         if let Some(relay) = self.relay.as_mut() {
             relay.output(bytes).await;
         }
+        self.viewers.broadcast(bytes);
         if let Some(delivery) = self.delivery.as_mut() {
             delivery.output();
         }
@@ -435,6 +440,19 @@ impl Session {
             ControlRequest::Approve(req) => self.approve_request(req.decision),
             ControlRequest::Interrupt => self.interrupt_request(),
             ControlRequest::Note(kind) => self.note_request(&kind),
+            ControlRequest::Attach(attach) => self.attach_request(attach),
+            ControlRequest::ViewerInput { viewer, bytes } => {
+                self.viewer_input(viewer, bytes);
+                return;
+            }
+            ControlRequest::ViewerResize { viewer, size } => {
+                self.viewer_resize(viewer, size);
+                return;
+            }
+            ControlRequest::ViewerLeft { viewer } => {
+                self.viewer_left(viewer);
+                return;
+            }
         };
         let _ = msg.reply.send(reply);
     }

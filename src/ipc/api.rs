@@ -30,6 +30,37 @@ pub(crate) enum ControlRequest {
     /// `POST /v1/note`: a watcher's decision, to be written as an event
     /// (`stall`, `resume`, `restart`, `escalate` only).
     Note(Box<crate::store::events::EventKind>),
+    /// `GET /v1/attach` (an HTTP upgrade): a viewer joins; what the agent
+    /// draws goes to `output`, starting with the current screen.
+    Attach(Attach),
+    /// Keystrokes from viewer `viewer`.
+    ViewerInput { viewer: u64, bytes: Vec<u8> },
+    /// Viewer `viewer`'s terminal changed size.
+    ViewerResize { viewer: u64, size: Size },
+    /// Viewer `viewer` left.
+    ViewerLeft { viewer: u64 },
+}
+
+/// A viewer joining a session (`reins attach`).
+#[derive(Debug)]
+pub(crate) struct Attach {
+    /// Watch only: keystrokes and size changes are ignored.
+    pub(crate) read_only: bool,
+    /// The viewer's terminal size.
+    pub(crate) size: Option<Size>,
+    /// Where the host sends what the agent draws. Bounded: a viewer that
+    /// cannot keep up is dropped, never waited for.
+    pub(crate) output: tokio::sync::mpsc::Sender<bytes::Bytes>,
+}
+
+/// Reply to an attach: the viewer's number and what it may do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AttachReply {
+    pub(crate) ok: bool,
+    pub(crate) viewer: u64,
+    pub(crate) read_only: bool,
+    /// The session's screen size after the viewer joined.
+    pub(crate) size: Size,
 }
 
 /// How to answer an approval dialog.

@@ -2,13 +2,15 @@
 //! socket (0600, peers checked to be the same user). `curl --unix-socket`
 //! works for debugging.
 
-mod api;
+pub(crate) mod api;
+pub(crate) mod attach;
 mod client;
 mod server;
 
 pub(crate) use api::{
-    ApproveReply, ApproveRequest, ControlRequest, Decision, DropReply, InboxReply, MAX_MESSAGE,
-    PendingMessage, ScreenReply, SendReply, SendRequest, StatusReply, StopReply, StopRequest,
+    ApproveReply, ApproveRequest, AttachReply, ControlRequest, Decision, DropReply, InboxReply,
+    MAX_MESSAGE, PendingMessage, ScreenReply, SendReply, SendRequest, StatusReply, StopReply,
+    StopRequest,
 };
 pub(crate) use client::{Client, ClientError};
 pub(crate) use server::{Incoming, bind, serve};

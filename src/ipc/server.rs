@@ -19,7 +19,11 @@ use serde::Serialize;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ipc::api::ControlRequest;
+use tokio::io::AsyncWriteExt;
+
+use crate::ipc::api::{Attach, ControlRequest};
+use crate::ipc::attach;
+use crate::store::registry::Size;
 
 /// Largest request body accepted: a 1 MiB message, JSON-escaped, fits.
 const MAX_BODY: usize = 8 << 20;
@@ -58,6 +62,7 @@ pub(crate) async fn serve(listener: UnixListener, to_host: mpsc::Sender<Incoming
             let service = hyper::service::service_fn(move |req| handle(req, to_host.clone()));
             if let Err(err) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
                 .await
             {
                 tracing::debug!("control connection ended: {err}");
@@ -70,6 +75,9 @@ async fn handle(
     req: Request<Body>,
     to_host: mpsc::Sender<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.uri().path() == "/v1/attach" {
+        return Ok(attach(req, to_host).await);
+    }
     let (status, body) = match route(req).await {
         Ok(request) => ask_host(request, &to_host).await,
         Err((status, message)) => (status, serde_json::json!({ "ok": false, "error": message })),
@@ -123,6 +131,91 @@ async fn route(req: Request<Body>) -> Result<ControlRequest, (u16, String)> {
         ) => Err((405, format!("method not allowed on {path}"))),
         _ => Err((404, format!("no such endpoint: {path}"))),
     }
+}
+
+/// `GET /v1/attach?read_only=1&cols=C&rows=R` with `Upgrade:
+/// reins-attach`: registers a viewer with the host and, once the
+/// connection is upgraded, pumps the agent's output to it and its frames
+/// (keystrokes, sizes) to the host. The viewer leaves when either side
+/// ends.
+async fn attach(mut req: Request<Body>, to_host: mpsc::Sender<Incoming>) -> Response<Full<Bytes>> {
+    let error = |status: u16, message: String| {
+        json_response(status, &serde_json::json!({ "ok": false, "error": message }))
+    };
+    if req.method() != Method::GET {
+        return error(405, "method not allowed on /v1/attach".into());
+    }
+    let upgrade = req.headers().get(hyper::header::UPGRADE).and_then(|v| v.to_str().ok());
+    if upgrade != Some(attach::PROTOCOL) {
+        return error(400, format!("attach needs `Upgrade: {}`", attach::PROTOCOL));
+    }
+    let query = req.uri().query().unwrap_or("").to_string();
+    let number = |name: &str| query_param(&query, name).and_then(|v| v.parse::<u16>().ok());
+    let size = match (number("cols"), number("rows")) {
+        (Some(cols), Some(rows)) if cols > 0 && rows > 0 => Some(Size { cols, rows }),
+        _ => None,
+    };
+    let read_only = query_param(&query, "read_only") == Some("1");
+    let (output, mut from_host) = mpsc::channel::<Bytes>(VIEWER_BACKLOG);
+    let request = ControlRequest::Attach(Attach { read_only, size, output });
+    let (status, body) = ask_host(request, &to_host).await;
+    if status != 200 {
+        return json_response(status, &body);
+    }
+    let Some(viewer) = body.get("viewer").and_then(serde_json::Value::as_u64) else {
+        return error(500, "the host did not number the viewer".into());
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let left = |to_host: mpsc::Sender<Incoming>| async move {
+            tell_host(&to_host, ControlRequest::ViewerLeft { viewer }).await;
+        };
+        let Ok(upgraded) = on_upgrade.await else {
+            left(to_host).await;
+            return;
+        };
+        let (mut reader, mut writer) = tokio::io::split(TokioIo::new(upgraded));
+        let pump_out = async {
+            while let Some(bytes) = from_host.recv().await {
+                if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
+                    break;
+                }
+            }
+            let _ = writer.shutdown().await;
+        };
+        let pump_in = async {
+            while let Ok(Some(frame)) = attach::Frame::read(&mut reader).await {
+                let request = match frame {
+                    attach::Frame::Input(bytes) => ControlRequest::ViewerInput { viewer, bytes },
+                    attach::Frame::Resize(size) => ControlRequest::ViewerResize { viewer, size },
+                };
+                tell_host(&to_host, request).await;
+            }
+        };
+        // Either side ending ends the viewer: the session ended (output
+        // closed), or the viewer detached (its frames ended).
+        tokio::select! {
+            _ = pump_out => {}
+            _ = pump_in => {}
+        }
+        left(to_host).await;
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(hyper::header::CONNECTION, "upgrade")
+        .header(hyper::header::UPGRADE, attach::PROTOCOL)
+        .header(attach::REPLY_HEADER, body.to_string())
+        .body(Full::new(Bytes::new()))
+        .expect("static response parts are valid")
+}
+
+/// Chunks of output a viewer may fall behind by before it is dropped.
+const VIEWER_BACKLOG: usize = 1024;
+
+/// Sends a request whose answer nobody waits for.
+async fn tell_host(to_host: &mpsc::Sender<Incoming>, request: ControlRequest) {
+    let (reply, _) = oneshot::channel();
+    let _ = to_host.send(Incoming { request, reply }).await;
 }
 
 fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, (u16, String)> {

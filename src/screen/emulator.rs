@@ -133,6 +133,13 @@ impl Screen {
         }
     }
 
+    /// Bytes that draw this screen on a terminal of the same size, with
+    /// the agent's input modes (cursor keys, bracketed paste, mouse): what
+    /// a viewer joining the session (`reins attach`) sees first.
+    pub(crate) fn formatted(&self) -> Vec<u8> {
+        self.parser.screen().state_formatted().into_bytes()
+    }
+
     /// The visible text, for rule matching and `pane`.
     pub(crate) fn text(&self) -> ScreenText {
         let screen = self.parser.screen();

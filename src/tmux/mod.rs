@@ -216,6 +216,33 @@ impl Tmux {
         self.run(&["capture-pane", "-p", "-t", pane])
     }
 
+    /// Makes `pane` the active pane of its window, and its window the
+    /// current one of its tmux session.
+    pub(crate) fn focus(&self, pane: &str) -> Result<(), TmuxError> {
+        self.run(&["select-window", "-t", pane])?;
+        self.run(&["select-pane", "-t", pane]).map(|_| ())
+    }
+
+    /// Switches the calling client (inside tmux) to `pane`.
+    pub(crate) fn switch_client(&self, pane: &str) -> Result<(), TmuxError> {
+        self.run(&["switch-client", "-t", pane]).map(|_| ())
+    }
+
+    /// Whether the caller runs inside this server (so `switch-client`
+    /// applies rather than `attach-session`).
+    pub(crate) fn is_callers_server(&self) -> bool {
+        let Some(caller) = caller_socket() else { return false };
+        self.socket_path().is_ok_and(|path| std::path::Path::new(&path) == caller)
+    }
+
+    /// `tmux attach-session -t pane`, for the caller to run in its terminal.
+    pub(crate) fn attach_command(&self, pane: &str) -> Command {
+        let mut cmd = self.command();
+        cmd.args(["attach-session", "-t", pane]);
+        cmd.stdin(Stdio::inherit());
+        cmd
+    }
+
     /// Kills a pane (used to clean up after a host that failed to start).
     pub(crate) fn kill_pane(&self, pane: &str) -> Result<(), TmuxError> {
         self.run(&["kill-pane", "-t", pane]).map(|_| ())
