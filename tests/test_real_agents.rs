@@ -536,3 +536,51 @@ fn real_claude_stream_json_end_to_end() {
         !alive(pid) && session_members(pid).is_empty()
     });
 }
+
+/// A real codex app-server session at a usage limit (the mock model's HTTP
+/// 429 with its reset headers): `blocked{rate_limit}` with the reset time
+/// from `account/rateLimits/updated`, lifted at the reset, and resumed
+/// without a human because `--on-rate-limit resume` asked for it.
+#[test]
+fn real_codex_app_server_usage_limit_is_waited_out_and_resumed() {
+    let Some(live) = live(Agent::Codex) else { return };
+    let work = live.home.work.to_str().unwrap();
+    live.reins(&[
+        "run",
+        "codex",
+        "--id",
+        "rl",
+        "--detach",
+        "--cwd",
+        work,
+        "--on-rate-limit",
+        "resume",
+    ])
+    .ok();
+    live.reins(&["wait", "--id", "rl", "--until", "ready", "--timeout", "30s"]).ok();
+    let sent = live
+        .reins(&["send", "--id", "rl", "--wait-for-idle", "--timeout", "60s", "[[ratelimit:3]] go"])
+        .ok()
+        .json();
+    assert_eq!(sent["task"]["status"], "failed", "{sent}");
+    let limited = live
+        .reins(&["wait", "--id", "rl", "--until", "rate_limited", "--timeout", "10s"])
+        .ok()
+        .json();
+    let event = &limited["event"];
+    assert_eq!(event["source"], "protocol", "{event}");
+    let until: jiff::Timestamp = event["until"].as_str().expect("a reset time").parse().unwrap();
+    let left = jiff::Timestamp::now().duration_until(until).as_secs_f64();
+    assert!((-2.0..=4.0).contains(&left), "resets in about 3 s: {left}");
+    assert!(event["message"].as_str().unwrap().contains("usage limit"), "{event}");
+    let lifted = live
+        .reins(&["wait", "--id", "rl", "--until", "rate_limit_lifted", "--timeout", "30s"])
+        .ok()
+        .json();
+    assert_eq!(lifted["event"]["resumed"], true);
+    let resume = lifted["event"]["message_id"].as_str().unwrap().to_string();
+    let done =
+        live.reins(&["wait", "--id", "rl", "--message", &resume, "--timeout", "60s"]).ok().json();
+    assert_eq!(done["event"]["status"], "completed", "{done}");
+    live.reins(&["stop", "--id", "rl"]).ok();
+}

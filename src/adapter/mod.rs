@@ -2,6 +2,7 @@
 //! data (TOML profiles in `adapters/`), read by one rule engine.
 
 mod profile;
+mod rate_limit;
 mod rules;
 
 pub(crate) use profile::{

@@ -46,6 +46,8 @@ pub(crate) struct Profile {
     pub(crate) turn: TurnSpec,
     /// What on screen is not progress (spinners, timers).
     pub(crate) progress: ProgressSpec,
+    /// How to read when a usage limit resets.
+    pub(crate) rate_limit: RateLimitSpec,
     pub(crate) approve: ApproveSpec,
     pub(crate) rules: Vec<Rule>,
     pub(crate) outcomes: Vec<Outcome>,
@@ -81,6 +83,8 @@ struct ProfileFile {
     turn: TurnSpec,
     #[serde(default)]
     progress: ProgressFile,
+    #[serde(default)]
+    rate_limit: RateLimitFile,
     #[serde(default, rename = "rule")]
     rules: Vec<RuleFile>,
     #[serde(default)]
@@ -343,6 +347,49 @@ impl ProgressFile {
     }
 }
 
+/// `[rate_limit]`: where a `blocked{rate_limit}` screen says the limit
+/// resets. `resets_at` captures a local time of day (`hour`, optional
+/// `minute`, `second`, `ampm`), `resets_in` a wait (`secs`, or `minutes`,
+/// `hours`); the first that matches a line (from the bottom) wins.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RateLimitFile {
+    resets_at: Vec<String>,
+    resets_in: Vec<String>,
+}
+
+/// The compiled `[rate_limit]` section.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RateLimitSpec {
+    pub(crate) resets_at: Vec<regex::Regex>,
+    pub(crate) resets_in: Vec<regex::Regex>,
+}
+
+impl RateLimitFile {
+    fn compile(self) -> Result<RateLimitSpec, String> {
+        let compile = |list: Vec<String>, what: &str, need: &[&str]| {
+            list.iter()
+                .map(|re| {
+                    let compiled = regex::Regex::new(re)
+                        .map_err(|err| format!("rate_limit.{what} {re:?}: {err}"))?;
+                    let names: Vec<&str> = compiled.capture_names().flatten().collect();
+                    if !need.iter().any(|n| names.contains(n)) {
+                        return Err(format!(
+                            "rate_limit.{what} {re:?} captures none of {}",
+                            need.join(", ")
+                        ));
+                    }
+                    Ok(compiled)
+                })
+                .collect::<Result<Vec<_>, String>>()
+        };
+        Ok(RateLimitSpec {
+            resets_at: compile(self.resets_at, "resets_at", &["hour"])?,
+            resets_in: compile(self.resets_in, "resets_in", &["secs", "minutes", "hours"])?,
+        })
+    }
+}
+
 /// The keys that answer an approval dialog (`reins approve`, `--approve`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -444,6 +491,7 @@ impl Profile {
             submit: file.submit,
             turn: file.turn,
             progress: file.progress.compile()?,
+            rate_limit: file.rate_limit.compile()?,
             approve: file.approve,
             rules,
             outcomes,

@@ -16,6 +16,8 @@ Markers in a message change what the turn does (they can be combined):
   [[exit]], [[exit:N]]          exit with code N (default 0) after the turn
   [[fail]]                      answer MOCK_FAILED instead of MOCK_OK
   [[drip:S]]                    print a line of progress every S seconds while working
+  [[ratelimit:S]]               hit a usage limit that resets in S seconds: until then
+                                every message ends at once with the limit notice
 
 Keys: enter sends; esc or ctrl-c interrupts a turn; ctrl-c twice, ctrl-d on
 an empty prompt or the message /exit quits.";

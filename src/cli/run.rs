@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::adapter::{self, ContextMode, Profile, Transport};
 use crate::error::{CliError, CliResult, code};
-use crate::host::{self, ApprovalPolicy, LaunchRecord, LaunchSpec, Terminal};
+use crate::host::{self, ApprovalPolicy, LaunchRecord, LaunchSpec, RateLimitPolicy, Terminal};
 use crate::ids;
 use crate::store::events::{EventKind, EventLine, TmuxTarget};
 use crate::store::follow::Follower;
@@ -113,6 +113,11 @@ pub(crate) struct Args {
     /// Write no dispatch record line for this session.
     #[arg(long)]
     no_record: bool,
+    /// When the agent hits a usage limit: `wait` for its reset (messages
+    /// wait in the inbox; nothing is sent), or `resume`: send a message
+    /// telling it to continue once the limit has reset (plus jitter).
+    #[arg(long, value_name = "WHAT", value_enum, default_value_t = RateLimitPolicy::Wait)]
+    on_rate_limit: RateLimitPolicy,
     /// Stop the session after this long, whatever it is doing (its exit
     /// reason is then `timeout`).
     #[arg(long, value_name = "DURATION", value_parser = crate::time::parse_duration)]
@@ -351,6 +356,7 @@ pub(crate) fn start(mut args: Args, extra: Extra) -> Result<Outcome, CliError> {
             (None, false) => Some(state.root().join("dispatch.jsonl")),
         },
         max_runtime_ms: args.max_runtime.map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64),
+        on_rate_limit: args.on_rate_limit,
         watch_files,
         buddy_of: extra.buddy_of,
     };

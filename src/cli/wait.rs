@@ -36,6 +36,9 @@ Conditions:
   task_complete   the target turn (see above) is complete
   turn:N          turn N has started
   idle:DURATION   no output from the agent for DURATION (e.g. idle:30s)
+  rate_limited    a usage limit is in force (now or later)
+  rate_limit_lifted
+                  a usage limit of this run has lifted and none is in force
 
 Examples:
   reins send --id w1 'run the tests' && reins wait --id w1 --until task_complete
@@ -77,6 +80,8 @@ enum Until {
     TaskComplete,
     TurnStarted(u64),
     Idle(Duration),
+    RateLimited,
+    RateLimitLifted,
 }
 
 impl FromStr for Until {
@@ -89,6 +94,8 @@ impl FromStr for Until {
         Ok(match s {
             "exit" | "exited" => Until::Exit,
             "task_complete" => Until::TaskComplete,
+            "rate_limited" => Until::RateLimited,
+            "rate_limit_lifted" => Until::RateLimitLifted,
             _ if s.starts_with("turn:") => {
                 let n =
                     s["turn:".len()..].parse().map_err(|_| format!("{s:?}: N must be a number"))?;
@@ -108,7 +115,7 @@ impl FromStr for Until {
                 _ => {
                     return Err(format!(
                         "unknown condition {s:?}; use exit, ready, busy, blocked, unknown, starting, \
-                         task_complete, turn:N or idle:DURATION"
+                         task_complete, turn:N, idle:DURATION, rate_limited or rate_limit_lifted"
                     ));
                 }
             },
@@ -143,6 +150,8 @@ struct Model {
     /// message id → its turn, or its sad end.
     messages: HashMap<String, Result<u64, &'static str>>,
     exited: Option<EventLine>,
+    /// The last `rate_limited` / `rate_limit_lifted` event of the run.
+    rate_limit: Option<EventLine>,
 }
 
 impl Model {
@@ -152,6 +161,9 @@ impl Model {
             EventKind::State { to, .. } => self.state = Some(*to),
             EventKind::TurnStarted { .. } => {
                 self.turns_started.extend(turn);
+            }
+            EventKind::RateLimited { .. } | EventKind::RateLimitLifted { .. } => {
+                self.rate_limit = Some(event.clone());
             }
             EventKind::TaskComplete { .. } => {
                 if let Some(t) = turn {
@@ -346,6 +358,16 @@ fn judge(until: &Until, target: Option<&Target>, model: &Model) -> Verdict {
                 Verdict::Pending
             }
         }
+        Until::RateLimited | Until::RateLimitLifted => {
+            let want_lifted = *until == Until::RateLimitLifted;
+            match &model.rate_limit {
+                Some(e) if matches!(e.kind, EventKind::RateLimitLifted { .. }) == want_lifted => {
+                    Verdict::Reached { event: Some(Box::new(e.clone())), turn: None }
+                }
+                _ if model.exited.is_some() => ended(model),
+                _ => Verdict::Pending,
+            }
+        }
     }
 }
 
@@ -381,6 +403,8 @@ fn describe(until: &Until, target: Option<&Target>) -> String {
         (Until::TaskComplete, Some(Target::Turn(n))) => format!("task_complete (turn {n})"),
         (Until::TaskComplete, Some(Target::Message(id))) => format!("task_complete (message {id})"),
         (Until::TaskComplete, None) => "task_complete".into(),
+        (Until::RateLimited, _) => "rate_limited".into(),
+        (Until::RateLimitLifted, _) => "rate_limit_lifted".into(),
     }
 }
 

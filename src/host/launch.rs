@@ -77,6 +77,9 @@ pub(crate) struct LaunchSpec {
     /// reason is then `timeout`.
     #[serde(default)]
     pub(crate) max_runtime_ms: Option<u64>,
+    /// What to do when a usage limit lifts (`run --on-rate-limit`).
+    #[serde(default)]
+    pub(crate) on_rate_limit: RateLimitPolicy,
 }
 
 /// How a session was launched, minus its environment: what `reins watch`
@@ -111,6 +114,17 @@ impl LaunchRecord {
             Err(err) => Err(err),
         }
     }
+}
+
+/// What the host does when a usage limit lifts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RateLimitPolicy {
+    /// Take messages again, send nothing by itself.
+    #[default]
+    Wait,
+    /// Send the resume message, once.
+    Resume,
 }
 
 /// What the host does when the agent shows an approval dialog.

@@ -14,7 +14,7 @@ mod turns;
 
 use std::time::Duration;
 
-pub(crate) use launch::{ApprovalPolicy, LaunchRecord, LaunchSpec};
+pub(crate) use launch::{ApprovalPolicy, LaunchRecord, LaunchSpec, RateLimitPolicy};
 pub(crate) use relay::LeftoverModes;
 
 use crate::adapter::{Profile, ProfileSource};

@@ -44,6 +44,7 @@ mod approvals;
 mod file_changes;
 mod messages;
 mod protocol_link;
+mod rate_limit;
 mod viewers;
 
 use protocol_link::ProtocolLink;
@@ -102,6 +103,8 @@ pub(crate) struct Session {
     file_hook: FileHook,
     /// Terminals that joined with `reins attach`.
     viewers: viewers::Viewers,
+    /// The last usage limit the agent hit.
+    rate_limit: Option<rate_limit::Episode>,
 }
 
 /// How the host reaches the agent.
@@ -238,6 +241,7 @@ impl Session {
             max_runtime_at: None,
             timed_out: false,
             viewers: viewers::Viewers::default(),
+            rate_limit: None,
             file_hook,
         };
         session.emit(&EventKind::Started(Box::new(Started {
@@ -276,6 +280,7 @@ impl Session {
 
         let status = loop {
             let rpc_deadline = protocol_deadline(&self.link);
+            let rate_limit_lifts = self.rate_limit_deadline();
             tokio::select! {
                 event = agent_event(&mut self.link, &mut buf, output_open) => match event {
                     AgentEvent::Output(n) => self.on_output(&buf[..n]).await,
@@ -305,6 +310,7 @@ impl Session {
                 _ = sleep_until(self.turns.done_deadline()) => self.on_turn_done(),
                 _ = sleep_until(self.expiry_at) => self.expire_messages(),
                 start = git_probe(&mut self.git_probe) => self.on_git_start(start),
+                _ = sleep_until(rate_limit_lifts) => self.on_rate_limit_reset(),
                 _ = sleep_until(self.max_runtime_at) => {
                     self.max_runtime_at = None;
                     self.timed_out = true;
@@ -371,7 +377,14 @@ impl Session {
         }
         let text = self.screen.text();
         self.progress.screen(&text, &self.profile.progress.ignore);
-        let found = self.profile.classify(&text);
+        let mut found = self.profile.classify(&text);
+        if found.observed.kind == Some(crate::state::BlockedKind::RateLimit)
+            && !self.screen_rate_limit(&text.rows)
+        {
+            // The notice of a limit that has lifted: the agent is at its prompt.
+            found.observed = Observed::plain(State::Ready);
+            found.rule = Some("rate-limit-lifted".into());
+        }
         let booting = self.observed.state == State::Starting && self.boot_deadline.is_some();
         if booting && found.observed.state == State::Unknown && !boot_over {
             return; // still starting: nothing recognisable on screen yet
@@ -440,6 +453,7 @@ impl Session {
             ControlRequest::Approve(req) => self.approve_request(req.decision),
             ControlRequest::Interrupt => self.interrupt_request(),
             ControlRequest::Note(kind) => self.note_request(&kind),
+            ControlRequest::ArmResume => self.arm_resume(),
             ControlRequest::Attach(attach) => self.attach_request(attach),
             ControlRequest::ViewerInput { viewer, bytes } => {
                 self.viewer_input(viewer, bytes);
@@ -472,6 +486,7 @@ impl Session {
             turn_open: self.turns.open().is_some(),
             queued: self.queue.pending().count() + usize::from(self.delivery.is_some()),
             progress: Some(self.progress.report()),
+            rate_limit: self.rate_limit_report(),
         }
     }
 

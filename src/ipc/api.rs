@@ -39,6 +39,9 @@ pub(crate) enum ControlRequest {
     ViewerResize { viewer: u64, size: Size },
     /// Viewer `viewer` left.
     ViewerLeft { viewer: u64 },
+    /// `POST /v1/rate-limit`: send the resume message when the limit in
+    /// force lifts (a watcher asks).
+    ArmResume,
 }
 
 /// A viewer joining a session (`reins attach`).
@@ -202,6 +205,18 @@ pub(crate) struct StatusReply {
     /// When the agent last got somewhere, and how that was seen.
     #[serde(default)]
     pub(crate) progress: Option<crate::host::progress::ProgressReport>,
+    /// The usage limit in force, if one is.
+    #[serde(default)]
+    pub(crate) rate_limit: Option<RateLimitReport>,
+}
+
+/// A usage limit in force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RateLimitReport {
+    /// When it resets (RFC 3339), if the agent said.
+    pub(crate) until: Option<String>,
+    /// The resume message will be sent when it lifts.
+    pub(crate) resume: bool,
 }
 
 /// Reply to `GET /v1/screen`.

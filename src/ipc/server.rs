@@ -119,6 +119,7 @@ async fn route(req: Request<Body>) -> Result<ControlRequest, (u16, String)> {
         (Method::GET, "/v1/inbox") => Ok(ControlRequest::Inbox),
         (Method::POST, "/v1/approve") => Ok(ControlRequest::Approve(typed(json(&body)?)?)),
         (Method::POST, "/v1/interrupt") => Ok(ControlRequest::Interrupt),
+        (Method::POST, "/v1/rate-limit") => Ok(ControlRequest::ArmResume),
         (Method::POST, "/v1/note") => Ok(ControlRequest::Note(Box::new(typed(json(&body)?)?))),
         (Method::DELETE, "/v1/inbox") => Ok(ControlRequest::Drop { message_id: None }),
         (Method::DELETE, p) if p.starts_with("/v1/inbox/") => {
@@ -127,7 +128,7 @@ async fn route(req: Request<Body>) -> Result<ControlRequest, (u16, String)> {
         (
             _,
             "/v1/status" | "/v1/screen" | "/v1/stop" | "/v1/send" | "/v1/inbox" | "/v1/approve"
-            | "/v1/interrupt" | "/v1/note",
+            | "/v1/interrupt" | "/v1/note" | "/v1/rate-limit",
         ) => Err((405, format!("method not allowed on {path}"))),
         _ => Err((404, format!("no such endpoint: {path}"))),
     }

@@ -118,6 +118,8 @@ pub(crate) struct Agent {
     input_closed: bool,
     /// Enter presses still to be swallowed (see [`Config::swallow_enter`]).
     enters_to_swallow: u32,
+    /// A usage limit (`[[ratelimit:S]]`) holds until then.
+    limited_until: Option<Instant>,
 }
 
 impl Agent {
@@ -131,6 +133,7 @@ impl Agent {
             input: String::new(),
             exit_armed_until: None,
             input_closed: false,
+            limited_until: None,
         }
     }
 
@@ -340,6 +343,23 @@ impl Agent {
         let parsed = markers::parse(&message);
         if let Some(code) = parsed.markers.crash {
             effects.push(Effect::Crash { code });
+            return;
+        }
+        if let Some(secs) = parsed.markers.ratelimit {
+            self.limited_until = Some(now + secs);
+        }
+        if let Some(until) = self.limited_until.filter(|until| *until > now) {
+            // Like a real CLI at its usage limit: the turn ends at once.
+            let left = until.saturating_duration_since(now);
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            let at = jiff::ZonedDateTime::now()
+                .checked_add(jiff::SignedDuration::from_secs(secs as i64));
+            let at = at.map(|z| z.strftime("%H:%M:%S").to_string()).unwrap_or_default();
+            effects.push(Effect::Print(format!(
+                "⚠ Usage limit reached · resets in {secs}s (at {at})"
+            )));
+            effects.push(Effect::Print(String::new()));
+            self.become_idle(effects);
             return;
         }
         let turn = Turn { started: now, parsed };

@@ -34,6 +34,9 @@ pub(crate) struct Markers {
     /// `[[drip:S]]`: print one line of real output every S seconds while
     /// working (a slow agent that is still getting somewhere).
     pub(crate) drip: Option<Duration>,
+    /// `[[ratelimit:S]]`: hit a usage limit that resets in S seconds; until
+    /// then every message ends at once with the limit notice.
+    pub(crate) ratelimit: Option<Duration>,
 }
 
 /// A submitted message split into its markers and the text without them.
@@ -113,6 +116,9 @@ fn apply(markers: &mut Markers, body: &str) -> bool {
             markers.fail = true;
             true
         }
+        ("ratelimit", Some(arg)) => {
+            parse_secs(arg).map(|secs| markers.ratelimit = Some(secs)).is_some()
+        }
         ("drip", Some(arg)) => parse_secs(arg)
             .filter(|secs| !secs.is_zero())
             .map(|secs| markers.drip = Some(secs))
@@ -171,6 +177,7 @@ mod tests {
         let m = parse("[[crash:7]] [[exit:42]] [[flood:4]] [[drip:0.5]]").markers;
         assert_eq!((m.crash, m.exit, m.flood_kib), (Some(7), Some(42), Some(4)));
         assert_eq!(m.drip, Some(Duration::from_millis(500)));
+        assert_eq!(parse("[[ratelimit:30]]").markers.ratelimit, Some(Duration::from_secs(30)));
     }
 
     #[test]

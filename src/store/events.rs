@@ -199,6 +199,23 @@ pub(crate) enum EventKind {
     /// holds. Token counts are sums of the run's `usage` events, null when
     /// the agent never showed them.
     Summary(Box<Summary>),
+    /// The agent hit a usage or rate limit (`source`: `screen` or
+    /// `protocol`): the session reads `blocked{rate_limit}` until `until`
+    /// (when known) and takes no messages; they wait in the inbox.
+    RateLimited {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<String>,
+        source: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// The limit's reset time passed; `resumed` when reins then sent the
+    /// resume message (`run --on-rate-limit resume`, or a watcher).
+    RateLimitLifted {
+        resumed: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
+    },
     /// Someone asked the running turn to stop (`reins interrupt`).
     InterruptRequested { source: String },
     /// Someone asked the session to stop; `source` says who.

@@ -92,6 +92,19 @@ impl TextInput {
     }
 }
 
+/// Whether a turn error's `codexErrorInfo` means a usage or rate limit:
+/// `usageLimitExceeded`, `rateLimitExceeded`, or a failed HTTP exchange
+/// with status 429.
+fn is_limit(info: &Value) -> bool {
+    match info {
+        Value::String(kind) => kind == "usageLimitExceeded" || kind == "rateLimitExceeded",
+        Value::Object(map) => {
+            map.values().any(|v| v.get("httpStatusCode").and_then(Value::as_u64) == Some(429))
+        }
+        _ => false,
+    }
+}
+
 /// `turn/start` params.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -153,6 +166,9 @@ pub(crate) struct CodexAppServer {
     /// The server's `userAgent` from the `initialize` answer (names its
     /// version): set once the handshake's first step succeeded.
     pub(crate) user_agent: Option<String>,
+    /// When the exhausted rate-limit window resets (unix seconds), from the
+    /// last `account/rateLimits/updated`.
+    limit_resets_at: Option<i64>,
     /// The last thing that went wrong, for `status`.
     pub(crate) last_error: Option<String>,
 }
@@ -168,6 +184,7 @@ impl CodexAppServer {
             turn: None,
             approvals: VecDeque::new(),
             user_agent: None,
+            limit_resets_at: None,
             last_error: None,
         };
         let params = InitializeParams {
@@ -465,9 +482,26 @@ impl CodexAppServer {
                     short(&turn_id),
                     status.as_str()
                 )));
-                effects.push(Effect::TurnCompleted { turn_id, status, error });
-                effects.push(Effect::State(Observed::plain(State::Ready)));
+                let limited = params.pointer("/turn/error/codexErrorInfo").is_some_and(is_limit);
+                effects.push(Effect::TurnCompleted { turn_id, status, error: error.clone() });
+                if limited {
+                    effects
+                        .push(Effect::RateLimited { until: self.limit_resets_at, message: error });
+                } else {
+                    effects.push(Effect::State(Observed::plain(State::Ready)));
+                }
                 effects
+            }
+            "account/rateLimits/updated" => {
+                // The latest reset of a window that is used up, if any.
+                let limits = params.get("rateLimits").unwrap_or(&Value::Null);
+                self.limit_resets_at = ["primary", "secondary"]
+                    .iter()
+                    .filter_map(|w| limits.get(*w))
+                    .filter(|w| w.get("usedPercent").and_then(Value::as_i64).unwrap_or(0) >= 100)
+                    .filter_map(|w| w.get("resetsAt").and_then(Value::as_i64))
+                    .max();
+                Vec::new()
             }
             "item/completed" => item_lines(params.get("item").unwrap_or(&Value::Null))
                 .into_iter()
@@ -715,6 +749,28 @@ mod tests {
             error: None
         }));
         assert!(c.can_start_turn());
+    }
+
+    #[test]
+    fn a_usage_limit_is_reported_with_its_reset() {
+        let (mut c, t0) = ready();
+        sent(&c.deliver("m1", "go", false, t0));
+        c.on_line(r#"{"id":3,"result":{"turn":{"id":"tu-1","status":"inProgress"}}}"#, t0);
+        let none = c.on_line(r#"{"method":"account/rateLimits/updated","params":{"rateLimits":{"primary":{"usedPercent":100,"windowDurationMins":300,"resetsAt":1795449807},"secondary":{"usedPercent":40,"resetsAt":1795999999}}}}"#, t0);
+        assert!(none.is_empty());
+        let e = c.on_line(r#"{"method":"turn/completed","params":{"threadId":"th-1","turn":{"id":"tu-1","status":"failed","error":{"message":"You've hit your usage limit. Try again at 4:03 PM.","codexErrorInfo":"usageLimitExceeded"}}}}"#, t0);
+        assert!(
+            e.contains(&Effect::RateLimited {
+                until: Some(1795449807),
+                message: Some("You've hit your usage limit. Try again at 4:03 PM.".into())
+            }),
+            "{e:?}"
+        );
+        assert!(!e.iter().any(|x| matches!(x, Effect::State(_))), "not ready: limited");
+        // An HTTP 429 that exhausted the retries is a limit too.
+        assert!(is_limit(&json!({"responseTooManyFailedAttempts": {"httpStatusCode": 429}})));
+        assert!(!is_limit(&json!({"responseTooManyFailedAttempts": {"httpStatusCode": 500}})));
+        assert!(!is_limit(&json!("internalServerError")));
     }
 
     #[test]

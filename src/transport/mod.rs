@@ -36,6 +36,9 @@ pub(crate) enum Effect {
     TurnStarted { turn_id: String },
     /// A turn ended.
     TurnCompleted { turn_id: String, status: TurnStatus, error: Option<String> },
+    /// The agent hit a usage or rate limit; `until` (unix seconds) is when
+    /// it resets, if the server said.
+    RateLimited { until: Option<i64>, message: Option<String> },
     /// Token counts for a turn.
     Usage { turn_id: Option<String>, fields: BTreeMap<String, String> },
     /// The server asks for an approval.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::state::{Observed, State};
+use crate::state::{BlockedKind, Observed, State};
 use crate::store::exit_record::ExitReason;
 
 /// What the watcher knows about the session right now.
@@ -41,6 +41,9 @@ pub(crate) struct Live {
     /// How that progress was seen (`protocol`, `turn`, `screen`, `start`).
     pub(crate) progress: String,
     pub(crate) stopping: bool,
+    /// Seconds until a usage limit in force resets (negative: overdue);
+    /// `None` without a limit or when its reset is unknown.
+    pub(crate) limit_resets_in_s: Option<f64>,
 }
 
 /// How the last run ended.
@@ -172,6 +175,30 @@ fn while_live(live: &Live, budget: &Budget, stall_after: Duration) -> Decision {
         return Decision::Continue { recheck: None, why: "it is stopping".into() };
     }
     match live.state.state {
+        State::Blocked if live.state.kind == Some(BlockedKind::RateLimit) => {
+            match live.limit_resets_in_s {
+                Some(left) if left + stall_s > 0.0 => Decision::Continue {
+                    recheck: Some(Duration::from_secs_f64(left.max(0.0) + stall_s)),
+                    why: format!(
+                        "rate-limited: waiting for the reset (in {})",
+                        secs(left.max(0.0))
+                    ),
+                },
+                Some(left) => Decision::Escalate {
+                    why: format!("still rate-limited {} after its reset time", secs(-left)),
+                },
+                None if live.state_for_s >= stall_s => Decision::Escalate {
+                    why: format!(
+                        "rate-limited for {} and the agent did not say until when",
+                        secs(live.state_for_s)
+                    ),
+                },
+                None => Decision::Continue {
+                    recheck: until(live.state_for_s),
+                    why: "rate-limited (reset time unknown)".into(),
+                },
+            }
+        }
         State::Blocked => {
             let what = live.state.kind.map_or("a dialog", |k| k.as_str());
             if live.state_for_s >= stall_s {
@@ -227,7 +254,6 @@ fn secs(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::BlockedKind;
 
     const STALL: Duration = Duration::from_secs(60);
 
@@ -241,6 +267,7 @@ mod tests {
             idle_s,
             progress: "screen".into(),
             stopping: false,
+            limit_resets_in_s: None,
         }
     }
 
@@ -302,6 +329,25 @@ mod tests {
         let d = decide(&Evidence::Live(l), &budget(0, 0), STALL);
         assert_eq!(d.name(), "escalate", "even with nudges left");
         assert!(d.why().contains("blocked on approval"), "{}", d.why());
+    }
+
+    #[test]
+    fn a_rate_limit_is_waited_out_then_escalated_if_it_does_not_lift() {
+        let mut l = live(State::Blocked, 500.0);
+        l.state = Observed { state: State::Blocked, kind: Some(BlockedKind::RateLimit) };
+        l.limit_resets_in_s = Some(120.0);
+        let d = decide(&Evidence::Live(l.clone()), &budget(0, 0), STALL);
+        assert_eq!(
+            d,
+            Decision::Continue {
+                recheck: Some(Duration::from_secs(180)),
+                why: "rate-limited: waiting for the reset (in 2m)".into()
+            }
+        );
+        l.limit_resets_in_s = Some(-61.0);
+        assert_eq!(decide(&Evidence::Live(l.clone()), &budget(0, 0), STALL).name(), "escalate");
+        l.limit_resets_in_s = None;
+        assert_eq!(decide(&Evidence::Live(l), &budget(0, 0), STALL).name(), "escalate");
     }
 
     #[test]

@@ -295,6 +295,19 @@ impl Watcher {
                     idle_s = idle_s.min(at.elapsed().as_secs_f64());
                 }
                 let progress = progress.and_then(|v| v.as_str().map(String::from));
+                let limit_resets_in_s = status.rate_limit.as_ref().and_then(|limit| {
+                    let until: jiff::Timestamp = limit.until.as_deref()?.parse().ok()?;
+                    Some(jiff::Timestamp::now().duration_until(until).as_secs_f64())
+                });
+                if let Some(limit) = status.rate_limit.as_ref().filter(|l| !l.resume) {
+                    // Watched sessions are told to continue once the limit resets.
+                    if self.client().post::<_, Value>("/v1/rate-limit", &json!({})).await.is_ok() {
+                        eprintln!(
+                            "reins watch: rate-limited until {}: it will be told to continue after the reset",
+                            limit.until.as_deref().unwrap_or("an unknown time")
+                        );
+                    }
+                }
                 Ok(Evidence::Live(Live {
                     state: status.state,
                     state_for_s,
@@ -304,6 +317,7 @@ impl Watcher {
                     idle_s,
                     progress: progress.unwrap_or_else(|| "unknown".into()),
                     stopping: status.stopping,
+                    limit_resets_in_s,
                 }))
             }
             Liveness::Dead => Ok(Evidence::Dead),

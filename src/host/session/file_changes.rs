@@ -4,8 +4,6 @@
 use crate::host::delivery;
 use crate::host::file_hook;
 use crate::host::session::Session;
-use crate::store::inbox::Message;
-use crate::time;
 
 impl Session {
     /// The changes of watched file `index` have settled: queue
@@ -22,26 +20,6 @@ impl Session {
             return;
         }
         tracing::info!("{} changed", file.path.display());
-        let ttl = self.spec.inbox_ttl_ms.min(i64::MAX as u64) as i64;
-        let expires_at = jiff::Timestamp::now()
-            .checked_add(jiff::SignedDuration::from_millis(ttl))
-            .ok()
-            .map(time::format_rfc3339);
-        let message = Message {
-            id: crate::ids::random_hex(8),
-            ts: time::now_rfc3339(),
-            text,
-            submit: true,
-            submit_only: false,
-            force: false,
-            expires_at,
-            source: file_hook::SOURCE.into(),
-        };
-        if let Err(err) = self.accept(message) {
-            tracing::error!("cannot write the inbox: {err}");
-            return;
-        }
-        self.recompute_expiry();
-        self.try_deliver();
+        self.queue_own(text, file_hook::SOURCE);
     }
 }

@@ -45,6 +45,35 @@ impl Session {
     }
 
     /// `POST /v1/send`: into the inbox first, then (maybe) straight on.
+    /// Queues a message reins itself sends to the agent (a file-change
+    /// hook, the resume after a usage limit) exactly as `send --no-wait`
+    /// would, `source` naming who; returns its id.
+    pub(super) fn queue_own(&mut self, text: String, source: &str) -> Option<String> {
+        let ttl = self.spec.inbox_ttl_ms.min(i64::MAX as u64) as i64;
+        let expires_at = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_millis(ttl))
+            .ok()
+            .map(time::format_rfc3339);
+        let message = Message {
+            id: crate::ids::random_hex(8),
+            ts: time::now_rfc3339(),
+            text,
+            submit: true,
+            submit_only: false,
+            force: false,
+            expires_at,
+            source: source.into(),
+        };
+        let id = message.id.clone();
+        if let Err(err) = self.accept(message) {
+            tracing::error!("cannot write the inbox: {err}");
+            return None;
+        }
+        self.recompute_expiry();
+        self.try_deliver();
+        Some(id)
+    }
+
     pub(super) fn accept_send(&mut self, req: SendRequest) -> (u16, serde_json::Value) {
         let refuse = |status: u16, error: String| {
             (status, serde_json::json!({ "ok": false, "error": error }))
@@ -258,6 +287,7 @@ impl Session {
             self.emit_in_turn(turn, &EventKind::TurnStarted { message_id: None });
         }
         self.turns.on_state(state, &self.profile.turn, Instant::now());
+        self.end_turn_at_limit(None);
         self.try_deliver();
     }
 

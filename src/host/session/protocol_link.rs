@@ -101,6 +101,7 @@ impl Session {
     pub(super) async fn on_protocol_output(&mut self, output: Output) {
         match output {
             Output::Line(line) => {
+                tracing::debug!(target: "protocol", "<- {line}");
                 self.progress.note(crate::host::progress::Source::Protocol);
                 let effects = match self.proto().and_then(|c| c.protocol.as_mut()) {
                     Some(protocol) => protocol.on_line(&line, Instant::now()),
@@ -210,6 +211,12 @@ impl Session {
                 Effect::TurnCompleted { turn_id, status, error } => {
                     self.protocol_turn_done(&turn_id, status, error)
                 }
+                Effect::RateLimited { until, message } => {
+                    let until = until
+                        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+                        .map(|t| (t, jiff::SignedDuration::from_secs(1)));
+                    self.on_rate_limited(until, "protocol", message, None);
+                }
                 Effect::Usage { turn_id, fields } => {
                     let turn = turn_id
                         .and_then(|t| self.proto().and_then(|c| c.turn_numbers.get(&t).copied()));
@@ -237,6 +244,7 @@ impl Session {
     }
 
     fn protocol_send(&mut self, line: String) {
+        tracing::debug!(target: "protocol", "-> {line}");
         let sent =
             self.proto().and_then(|c| c.lines.as_ref()).is_some_and(|lines| lines.send(line));
         if !sent {

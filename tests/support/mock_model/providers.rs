@@ -52,6 +52,7 @@ static WAIT: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[wait:([0-9]+(?:\.[0
 static ERROR: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[error:([0-9]{3})\]\]"));
 static RUN: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[run(x?):(.+?)\]\]"));
 static SAY: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[say:(.+?)\]\]"));
+static RATELIMIT: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[ratelimit:([0-9]+)\]\]"));
 static ANY_MARKER: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[.*?\]\]"));
 
 fn marker(pattern: &str) -> Regex {
@@ -67,6 +68,8 @@ struct Plan {
     wait: f64,
     /// `[[error:NNN]]`; `000` counts as none, as in Python.
     error: Option<u16>,
+    /// `[[ratelimit:N]]`: a 429 whose limit resets in N seconds.
+    ratelimit: Option<u64>,
     run: Option<String>,
     escalate: bool,
 }
@@ -83,6 +86,7 @@ impl Plan {
             .captures(&prompt)
             .and_then(|c| c[1].parse::<u16>().ok())
             .filter(|code| *code != 0);
+        let ratelimit = RATELIMIT.captures(&prompt).and_then(|c| c[1].parse::<u64>().ok());
         let run_marker = RUN.captures(&prompt);
         let escalate = run_marker.as_ref().is_some_and(|c| !c[1].is_empty());
         let run = match (&run_marker, &tool_result) {
@@ -96,6 +100,7 @@ impl Plan {
             slow,
             wait,
             error,
+            ratelimit,
             run,
             escalate,
         };
@@ -311,6 +316,10 @@ enum ErrorStyle {
 
 /// `[[error:NNN]]`: the provider's error body with that status.
 async fn maybe_error(plan: &Plan, style: ErrorStyle, out: &mut Responder<'_>) -> io::Result<bool> {
+    if let Some(secs) = plan.ratelimit {
+        rate_limited(secs, style, out).await?;
+        return Ok(true);
+    }
     let Some(code) = plan.error else {
         return Ok(false);
     };
@@ -329,6 +338,47 @@ async fn maybe_error(plan: &Plan, style: ErrorStyle, out: &mut Responder<'_>) ->
     };
     out.json(code, &body).await?;
     Ok(true)
+}
+
+/// `[[ratelimit:N]]` (not in the Python mock): HTTP 429 as each provider
+/// sends it when a usage limit is reached, resetting in `secs` seconds —
+/// `retry-after`, OpenAI's `usage_limit_reached` body with
+/// `resets_in_seconds` and Codex's `x-codex-primary-*` headers, Anthropic's
+/// `rate_limit_error` with its unified-limit headers.
+async fn rate_limited(secs: u64, style: ErrorStyle, out: &mut Responder<'_>) -> io::Result<()> {
+    let resets_at = now_secs() + secs as i64;
+    let message = format!("mock usage limit reached; resets in {secs}s");
+    let body = match style {
+        ErrorStyle::Anthropic => obj! {
+            "type" => "error",
+            "error" => obj! {"type" => "rate_limit_error", "message" => message},
+        },
+        ErrorStyle::Gemini => obj! {
+            "error" => obj! {"code" => 429, "message" => message, "status" => "RESOURCE_EXHAUSTED"},
+        },
+        ErrorStyle::OpenAi => obj! {
+            "error" => obj! {
+                "type" => "usage_limit_reached",
+                "message" => message,
+                "plan_type" => "plus",
+                "resets_at" => resets_at,
+                "resets_in_seconds" => secs as i64,
+            },
+        },
+    };
+    let data = body.dumps();
+    out.send_response(429, None);
+    out.send_header("content-type", "application/json");
+    out.send_header("retry-after", &secs.to_string());
+    out.send_header("x-codex-primary-used-percent", "100");
+    out.send_header("x-codex-primary-window-minutes", "300");
+    out.send_header("x-codex-primary-reset-after-seconds", &secs.to_string());
+    out.send_header("x-codex-primary-reset-at", &resets_at.to_string());
+    out.send_header("anthropic-ratelimit-unified-status", "rejected");
+    out.send_header("anthropic-ratelimit-unified-reset", &resets_at.to_string());
+    out.send_header("content-length", &data.len().to_string());
+    out.end_headers().await?;
+    out.write(data.as_bytes()).await
 }
 
 /// `do_GET`.
