@@ -17,6 +17,7 @@ mod time;
 mod tmux;
 mod transport;
 mod watch;
+mod worktree;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -33,6 +33,7 @@ mod status;
 mod stop;
 mod wait;
 mod watch;
+pub(crate) mod worktree;
 
 const ABOUT: &str = "Drive AI coding-agent CLIs from a shell: start workers headless or in tmux \
 panes, watch their state and events, stop them cleanly.";
@@ -48,6 +49,7 @@ Quick start (no API key needed, uses the built-in mock agent):
   reins logs --id demo                  what it printed
   reins stop --id demo                  stop it and everything it started
   reins watch --id demo                 nudge it if it stalls, restart it if it dies
+  reins run mock --worktree --detach    an agent in its own git worktree and branch
 
 Exit codes: 0 ok, 1 operational failure, 2 usage error, 124 timeout.
 State lives in $REINS_STATE_DIR (default ~/.local/state/reins).";
@@ -74,6 +76,7 @@ enum Command {
     Stop(stop::Args),
     Watch(watch::Args),
     Buddy(buddy::Args),
+    Worktree(worktree::Args),
     Inbox(inbox::Args),
     Logs(logs::Args),
     Events(events::Args),
@@ -113,6 +116,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Stop(args) => stop::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Buddy(args) => buddy::run(args),
+        Command::Worktree(args) => worktree::run(args),
         Command::Inbox(args) => inbox::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Events(args) => events::run(args),

@@ -50,7 +50,8 @@ Examples:
   reins run mock --detach -- --work 2          arguments after -- go to the agent
   reins run mock --context 'fix the tests' --meta '{\"ticket\":\"T-1\"}' --detach
   reins run codex --context 'fix the build' --watch --preset impl   start it and watch it
-  reins run claude --tmux --watch-file review/notes.md   hear about new review notes")]
+  reins run claude --tmux --watch-file review/notes.md   hear about new review notes
+  reins run claude --worktree --detach         in a new worktree on branch reins/ID")]
 pub(crate) struct Args {
     /// Profile name or program to run.
     #[arg(value_name = "AGENT")]
@@ -139,6 +140,8 @@ pub(crate) struct Args {
     watch: bool,
     #[command(flatten)]
     watch_options: crate::cli::watch::WatchArgs,
+    #[command(flatten)]
+    worktree: crate::cli::worktree::RunArgs,
     /// Arguments for the agent.
     #[arg(last = true, value_name = "AGENT ARGS")]
     agent_args: Vec<String>,
@@ -179,6 +182,8 @@ pub(crate) struct Started {
     watch_files: Vec<WatchedFile>,
     #[serde(skip_serializing_if = "Option::is_none")]
     buddy_of: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worktree: Option<crate::worktree::WorktreeRecord>,
 }
 
 /// What other commands that start sessions (`buddy`) add to `run`'s flags.
@@ -230,6 +235,7 @@ pub(crate) fn run(args: Args) -> CliResult {
 
 /// Starts a session as `run` does, with `extra` on top of its flags.
 pub(crate) fn start(mut args: Args, extra: Extra) -> Result<Outcome, CliError> {
+    args.worktree.take_agent(&mut args.agent);
     // `reins run --tmux mock`: clap gave the agent to --tmux as its NAME.
     if args.agent.is_none()
         && let Some(name) = args.tmux.take().filter(|n| !n.is_empty())
@@ -247,6 +253,7 @@ pub(crate) fn start(mut args: Args, extra: Extra) -> Result<Outcome, CliError> {
     let meta = parse_meta(args.meta.as_deref())?;
     let cwd = resolve_cwd(args.cwd.as_deref())?;
     let watch_files = resolve_watch_files(&cwd, &args.watch_file)?;
+    let worktree = args.worktree.plan(&cwd)?;
     let (profile, command) = resolve_agent(&agent, args.adapter.as_deref(), &args.agent_args)?;
     let transport = match (args.pty, args.transport) {
         (true, _) => Transport::Pty,
@@ -315,7 +322,10 @@ pub(crate) fn start(mut args: Args, extra: Extra) -> Result<Outcome, CliError> {
     let scope = scope::scope_of(&cwd);
     let id = match &args.id {
         Some(id) => id.clone(),
-        None => ids::random(|id| lock::host_alive(&state.session(&scope.name, id).host_lock())),
+        None => ids::random(|id| {
+            let paths = state.session(&scope.name, id);
+            lock::host_alive(&paths.host_lock()) || paths.worktree_record().exists()
+        }),
     };
     let paths = state.session(&scope.name, &id);
     paths.check_socket_len()?;
@@ -323,6 +333,11 @@ pub(crate) fn start(mut args: Args, extra: Extra) -> Result<Outcome, CliError> {
         CliError::failure(format!("cannot create {}: {err}", paths.dir.display()))
     })?;
     let claim = claim_id(&paths)?;
+    let worktree = match worktree {
+        Some(plan) => Some(plan.create(&id, &scope.name, &paths.worktree_record())?),
+        None => None,
+    };
+    let cwd = worktree.as_ref().map_or(cwd, |w| w.cwd.clone());
 
     let spec = LaunchSpec {
         state_root: state.root().to_path_buf(),
@@ -359,6 +374,7 @@ pub(crate) fn start(mut args: Args, extra: Extra) -> Result<Outcome, CliError> {
         on_rate_limit: args.on_rate_limit,
         watch_files,
         buddy_of: extra.buddy_of,
+        worktree: worktree.map(|w| w.record),
     };
 
     let window = (mode == RunMode::Tmux)
@@ -426,6 +442,7 @@ pub(crate) fn relaunch(
     timeout: Duration,
 ) -> Result<Started, CliError> {
     let mut spec = record.spec.clone();
+    crate::worktree::check_restart(&spec.id, spec.worktree.as_ref())?;
     let state = spec.state();
     let paths = state.session(&spec.scope, &spec.id);
     let claim = claim_id(&paths)?;
@@ -821,6 +838,7 @@ fn scan_for_start(
                     description: spec.description.clone(),
                     watch_files: spec.watch_files.clone(),
                     buddy_of: spec.buddy_of.clone(),
+                    worktree: spec.worktree.clone(),
                 }));
             }
             EventKind::Exited { detail, .. } => {

@@ -320,7 +320,7 @@ fn print_table(rows: &[Row]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn short_path(path: &Path, home: Option<&Path>, max: usize) -> String {
+pub(crate) fn short_path(path: &Path, home: Option<&Path>, max: usize) -> String {
     let text = match home.and_then(|h| path.strip_prefix(h).ok()) {
         Some(rest) if rest.as_os_str().is_empty() => "~".to_string(),
         Some(rest) => format!("~/{}", rest.display()),

@@ -16,6 +16,7 @@ use crate::adapter::Transport;
 use crate::store::events::TmuxTarget;
 use crate::store::paths::StateRoot;
 use crate::store::registry::{RunMode, Size, WatchedFile};
+use crate::worktree::WorktreeRecord;
 
 /// Everything the host needs to run a session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +81,10 @@ pub(crate) struct LaunchSpec {
     /// What to do when a usage limit lifts (`run --on-rate-limit`).
     #[serde(default)]
     pub(crate) on_rate_limit: RateLimitPolicy,
+    /// The session's git worktree (`run --worktree`): `cwd` is inside it,
+    /// and a restart from `launch.json` runs there again.
+    #[serde(default)]
+    pub(crate) worktree: Option<WorktreeRecord>,
 }
 
 /// How a session was launched, minus its environment: what `reins watch`

@@ -192,6 +192,7 @@ impl Session {
             record: spec.record.clone(),
             watch_files: spec.watch_files.clone(),
             buddy_of: spec.buddy_of.clone(),
+            worktree: spec.worktree.clone(),
         };
         if let Err(err) = record.write(&paths.registry()) {
             crate::procs::signal_tree(agent_pid, Signal::KILL);
@@ -257,6 +258,7 @@ impl Session {
             meta: session.spec.meta.clone(),
             size,
             transcript_offset: session.transcript_offset,
+            worktree: session.spec.worktree.clone(),
         })));
         session.git_probe = Some(probe_git(session.spec.cwd.clone()));
         session.max_runtime_at =

@@ -59,6 +59,9 @@ pub(crate) struct Started {
     pub(crate) size: Size,
     /// Where this run's output starts in `transcript.log`.
     pub(crate) transcript_offset: u64,
+    /// The session's git worktree (`run --worktree`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) worktree: Option<crate::worktree::WorktreeRecord>,
 }
 
 /// The payload of an event. Field names of `started` and `exited` stay

@@ -185,6 +185,12 @@ impl SessionPaths {
         self.dir.join("launch.json")
     }
 
+    /// `worktree.json`: the git worktree `run --worktree` made for this
+    /// session; kept until `reins worktree remove` removes the worktree.
+    pub(crate) fn worktree_record(&self) -> PathBuf {
+        self.dir.join("worktree.json")
+    }
+
     /// Refuses ids whose socket path would not fit in `sun_path`.
     pub(crate) fn check_socket_len(&self) -> Result<(), CliError> {
         let len = self.socket.as_os_str().len();

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::state::Observed;
 use crate::store::events::TmuxTarget;
 use crate::store::fsutil;
+use crate::worktree::WorktreeRecord;
 
 /// How the host relates to a terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +94,9 @@ pub(crate) struct SessionRecord {
     /// Where the run's dispatch record line goes (none: `--no-record`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) record: Option<PathBuf>,
+    /// The session's git worktree (`run --worktree`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) worktree: Option<WorktreeRecord>,
     /// Files whose changes are announced to the agent (`run --watch-file`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) watch_files: Vec<WatchedFile>,
