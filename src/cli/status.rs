@@ -15,6 +15,7 @@ use crate::store::events::TmuxTarget;
 use crate::store::paths::StateRoot;
 use crate::store::registry::WatchedFile;
 use crate::time;
+use crate::worktree::{self, Standing, WorktreeRecord};
 
 /// List sessions: state, turn, idle time, where they run.
 ///
@@ -24,7 +25,9 @@ use crate::time;
 ///
 /// Columns: ID, AGENT, STATE (starting, ready, busy, blocked{kind}, unknown,
 /// dead), TURN (turns started), IDLE (time since the agent last printed),
-/// AGE, PANE (tmux pane id), CWD, DESC.
+/// AGE, PANE (tmux pane id), BRANCH (only when a session works in a git
+/// worktree, `run --worktree`: its branch, +commits ahead of and -behind
+/// its base, `*` for uncommitted changes), CWD, DESC.
 ///
 /// A buddy (`reins buddy`) is listed under its worker as `└ ID`; where only
 /// one of the two is listed, its ID reads `ID (buddy of W)` or `ID (buddy:
@@ -90,6 +93,10 @@ struct Row {
     buddy_of: Option<String>,
     /// The running buddies that look after this session.
     buddies: Vec<String>,
+    /// The session's git worktree (`run --worktree`) and where its branch
+    /// stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worktree: Option<Standing>,
 }
 
 pub(crate) fn run(args: Args) -> CliResult {
@@ -123,6 +130,7 @@ pub(crate) fn run(args: Args) -> CliResult {
     for r in &mut rows {
         r.buddies = links.get(&(r.scope.clone(), r.id.clone())).cloned().unwrap_or_default();
     }
+    add_worktrees(&views, &mut rows);
     rows.sort_by(|a, b| (&a.started_at, &a.id).cmp(&(&b.started_at, &b.id)));
 
     if args.json {
@@ -190,6 +198,7 @@ fn row(view: &SessionView) -> Row {
         watch_files: Vec::new(),
         buddy_of: None,
         buddies: Vec::new(),
+        worktree: None,
     };
     let Some(r) = &view.record else { return base };
     Row {
@@ -267,6 +276,23 @@ fn table_order(rows: &[Row]) -> Vec<(&Row, String)> {
     out
 }
 
+/// Where the branches of sessions in worktrees stand: only those sessions
+/// pay for the git commands, which run a few at a time with a deadline.
+fn add_worktrees(views: &[SessionView], rows: &mut [Row]) {
+    let with: Vec<(usize, &WorktreeRecord)> = views
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| Some((i, v.record.as_ref()?.worktree.as_ref()?)))
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    let records: Vec<&WorktreeRecord> = with.iter().map(|(_, r)| *r).collect();
+    for ((i, _), standing) in with.iter().zip(worktree::standings(&records)) {
+        rows[*i].worktree = Some(standing);
+    }
+}
+
 fn print_table(rows: &[Row]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     if rows.is_empty() {
@@ -274,14 +300,15 @@ fn print_table(rows: &[Row]) -> std::io::Result<()> {
         return Ok(());
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
-    let table: Vec<[String; 9]> = table_order(rows)
+    let branches = rows.iter().any(|r| r.worktree.is_some());
+    let table: Vec<Vec<String>> = table_order(rows)
         .into_iter()
         .map(|(r, id)| {
             let state = match &r.kind {
                 Some(kind) => format!("{}{{{kind}}}", r.state),
                 None => r.state.clone(),
             };
-            [
+            let mut cells = vec![
                 id,
                 r.agent.clone().unwrap_or_else(|| "-".into()),
                 state,
@@ -291,11 +318,18 @@ fn print_table(rows: &[Row]) -> std::io::Result<()> {
                 r.tmux.as_ref().map_or("-".into(), |t| t.pane.clone()),
                 r.cwd.as_deref().map_or("-".into(), |c| short_path(c, home.as_deref(), 28)),
                 truncate(r.description.as_deref().unwrap_or(""), 30),
-            ]
+            ];
+            if branches {
+                cells.insert(7, r.worktree.as_ref().map_or("-".into(), Standing::compact));
+            }
+            cells
         })
         .collect();
-    let header = ["ID", "AGENT", "STATE", "TURN", "IDLE", "AGE", "PANE", "CWD", "DESC"];
-    let mut widths = header.map(|h| h.chars().count());
+    let mut header = vec!["ID", "AGENT", "STATE", "TURN", "IDLE", "AGE", "PANE", "CWD", "DESC"];
+    if branches {
+        header.insert(7, "BRANCH");
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for cells in &table {
         for (w, cell) in widths.iter_mut().zip(cells) {
             *w = (*w).max(cell.chars().count());
@@ -303,7 +337,7 @@ fn print_table(rows: &[Row]) -> std::io::Result<()> {
     }
     let line = |cells: &[&str]| {
         let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        for (i, (cell, &w)) in cells.iter().zip(&widths).enumerate() {
             if i + 1 == cells.len() {
                 s.push_str(cell);
             } else {
