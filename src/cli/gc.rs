@@ -1,23 +1,37 @@
 //! `reins gc`: clean up after session hosts that died.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 
 use crate::cli::cleanup::{self, Cleaned};
 use crate::cli::lookup::{Liveness, SessionView};
+use crate::cli::worktree::{self as worktree_cli, WithWorktree};
 use crate::error::{CliResult, code};
 use crate::store::exit_record::ExitReason;
 use crate::store::paths::StateRoot;
+use crate::worktree::{self, RemoveOptions, WorktreeRecord};
 
 /// Clean up sessions whose host process died: kill what is left of their
 /// agents, record how they ended (`exited`, `exit.json`) and remove their
 /// registry entries and sockets. Live sessions and the history of ended
 /// ones (events, transcripts) are never touched.
+///
+/// Also lists the git worktrees (`run --worktree`) that sessions which no
+/// longer run left behind; they are removed only with --worktrees, and
+/// then only those without uncommitted changes (branches are kept).
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  reins gc\n  reins gc --dry-run --json")]
+#[command(
+    after_help = "Examples:\n  reins gc\n  reins gc --dry-run --json\n  reins gc --worktrees"
+)]
 pub(crate) struct Args {
     /// Only list what would be cleaned.
     #[arg(long)]
     dry_run: bool,
+    /// Also remove leftover worktrees of sessions that no longer run,
+    /// unless they hold uncommitted changes; their branches are kept.
+    #[arg(long)]
+    worktrees: bool,
     /// Print a JSON array instead of lines of text.
     #[arg(long)]
     json: bool,
@@ -27,6 +41,25 @@ pub(crate) struct Args {
 struct Report {
     dry_run: bool,
     cleaned: Vec<Cleaned>,
+    /// Worktrees of sessions that no longer run.
+    worktrees: Vec<Leftover>,
+}
+
+/// A worktree a session that no longer runs left behind.
+#[derive(Debug, Serialize)]
+struct Leftover {
+    id: String,
+    scope: String,
+    path: PathBuf,
+    exists: bool,
+    branch: String,
+    /// Uncommitted changes (new files included); `None`: git could not tell.
+    dirty: Option<bool>,
+    /// Removed by this `gc --worktrees`.
+    removed: bool,
+    /// Why `gc --worktrees` left it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kept: Option<String>,
 }
 
 pub(crate) fn run(args: Args) -> CliResult {
@@ -48,9 +81,12 @@ pub(crate) fn run(args: Args) -> CliResult {
             cleaned.push(done);
         }
     }
+    let worktrees = leftover_worktrees(&state, args.worktrees && !args.dry_run);
     if args.json {
-        crate::cli::print_json(&Report { dry_run: args.dry_run, cleaned })?;
-    } else if cleaned.is_empty() {
+        crate::cli::print_json(&Report { dry_run: args.dry_run, cleaned, worktrees })?;
+        return Ok(code::OK);
+    }
+    if cleaned.is_empty() && worktrees.is_empty() {
         println!("nothing to clean");
     } else {
         let verb = if args.dry_run { "would clean" } else { "cleaned" };
@@ -63,5 +99,65 @@ pub(crate) fn run(args: Args) -> CliResult {
             println!("{verb} {} in {}{killed}", c.id, c.scope);
         }
     }
+    for w in &worktrees {
+        let what =
+            format!("worktree of session {}: {} (branch {})", w.id, w.path.display(), w.branch);
+        match (&w.kept, w.removed) {
+            (_, true) => println!("removed the {what}; the branch is kept"),
+            (Some(why), false) => println!("kept the {what}: {why}"),
+            (None, false) => {
+                let state = match (w.exists, w.dirty) {
+                    (false, _) => " [directory gone]",
+                    (true, Some(true)) => " [uncommitted changes]",
+                    _ => "",
+                };
+                println!("leftover {what}{state}")
+            }
+        }
+    }
+    if !args.worktrees && worktrees.iter().any(|w| !w.removed) {
+        println!(
+            "(leftover worktrees stay until you remove them: `reins worktree remove --id ID`, or \
+             `reins gc --worktrees` for those without uncommitted changes)"
+        );
+    }
     Ok(code::OK)
+}
+
+/// The worktrees of sessions that no longer run; with `remove`, removes
+/// those without uncommitted changes (keeping their branches).
+fn leftover_worktrees(state: &StateRoot, remove: bool) -> Vec<Leftover> {
+    let found: Vec<WithWorktree> = worktree_cli::sessions_with_worktrees(state, None)
+        .into_iter()
+        .filter(|f| f.view.liveness != Liveness::Live)
+        .collect();
+    let records: Vec<&WorktreeRecord> = found.iter().map(|f| &f.record).collect();
+    let standings = worktree::standings(&records);
+    found
+        .iter()
+        .zip(standings)
+        .map(|(f, standing)| {
+            let mut left = Leftover {
+                id: f.view.paths.id.clone(),
+                scope: f.view.paths.scope.clone(),
+                path: f.record.path.clone(),
+                exists: f.record.path.is_dir(),
+                branch: f.record.branch.clone(),
+                dirty: standing.dirty,
+                removed: false,
+                kept: None,
+            };
+            if remove {
+                let options = RemoveOptions { force: false, delete_branch: false };
+                let removed = worktree_cli::check_not_running(&f.view).and_then(|()| {
+                    worktree::remove(&left.id, &f.record, &f.view.paths.worktree_record(), options)
+                });
+                match removed {
+                    Ok(_) => left.removed = true,
+                    Err(err) => left.kept = Some(err.message),
+                }
+            }
+            left
+        })
+        .collect()
 }
