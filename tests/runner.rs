@@ -32,6 +32,7 @@ mod test_tmux;
 mod test_wait;
 mod test_watch;
 mod test_watch_file;
+mod test_worktree;
 
 /// A `tests/test_*.rs` file that is not listed above would silently never
 /// run; this fails instead.
