@@ -18,6 +18,7 @@ mod test_fourth_agent;
 mod test_inbox;
 mod test_logs;
 mod test_pane;
+mod test_progress;
 mod test_rate_limit;
 mod test_real_agents;
 mod test_run;

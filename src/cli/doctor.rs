@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::adapter::{self, Profile, Transport};
 use crate::error::{CliError, CliResult, code};
 use crate::store::paths::StateRoot;
+use crate::style::{Paint, Stream};
 use crate::transport::Effect;
 use crate::transport::codex::{CodexAppServer, Settings};
 use crate::transport::stdio::{self, Output};
@@ -164,16 +165,17 @@ pub(crate) fn run(args: Args) -> CliResult<u8> {
 }
 
 fn print_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
+    let paint = Paint::new(Stream::Stdout);
     writeln!(out, "reins {}", report.reins)?;
     let width = report.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
     for c in &report.checks {
         let status = match c.status {
-            Status::Ok => "ok",
-            Status::Missing => "missing",
-            Status::Broken => "BROKEN",
+            Status::Ok => paint.green("ok     "),
+            Status::Missing => paint.yellow("missing"),
+            Status::Broken => paint.red("BROKEN "),
         };
         let mark = if c.required && c.status != Status::Ok { "  (required)" } else { "" };
-        writeln!(out, "{:width$}  {status:7}  {}{mark}", c.name, c.detail)?;
+        writeln!(out, "{:width$}  {status}  {}{mark}", c.name, c.detail)?;
         if let Some(hint) = &c.hint
             && c.status != Status::Ok
         {

@@ -52,7 +52,8 @@ Quick start (no API key needed, uses the built-in mock agent):
   reins run mock --worktree --detach    an agent in its own git worktree and branch
 
 Exit codes: 0 ok, 1 operational failure, 2 usage error, 124 timeout.
-State lives in $REINS_STATE_DIR (default ~/.local/state/reins).";
+State lives in $REINS_STATE_DIR (default ~/.local/state/reins).
+NO_COLOR=1 turns colour off; progress spinners appear only on a terminal.";
 
 #[derive(Debug, Parser)]
 #[command(name = "reins", version, about = ABOUT, after_help = AFTER_HELP)]
@@ -137,10 +138,11 @@ fn report(err: CliError) -> ExitCode {
     if err.broken_pipe {
         return ExitCode::from(code::OK);
     }
+    let paint = crate::style::Paint::new(crate::style::Stream::Stderr);
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "reins: {}", err.message);
+    let _ = writeln!(stderr, "{} {}", paint.bold_red("reins:"), err.message);
     if let Some(hint) = &err.hint {
-        let _ = writeln!(stderr, "hint: {hint}");
+        let _ = writeln!(stderr, "{} {hint}", paint.cyan("hint:"));
     }
     ExitCode::from(err.code)
 }

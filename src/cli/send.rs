@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::cli::lookup;
 use crate::error::{CliError, CliResult, code};
 use crate::ipc::{Client, ClientError, MAX_MESSAGE, SendReply, SendRequest};
+use crate::spinner::Spinner;
 use crate::store::events::EventKind;
 use crate::store::paths::StateRoot;
 use crate::store::stream::EventStream;
@@ -143,7 +144,12 @@ pub(crate) fn run(args: Args) -> CliResult {
             return finish(outcome, started, code::OK);
         };
         let deadline = timeout.map(|t| tokio::time::Instant::from_std(started + t));
-        let code = match with_deadline(deadline, follow(stream, &record.run, &mut outcome, args.wait_for_idle)).await {
+        let spinner = Spinner::start(format!("sending to {}", args.id));
+        spinner.detail(outcome.status.clone());
+        let followed = follow(stream, &record.run, &mut outcome, args.wait_for_idle, &spinner);
+        let followed = with_deadline(deadline, followed).await;
+        drop(spinner);
+        let code = match followed {
             Some(result) => result?,
             None => {
                 outcome.ok = false;
@@ -169,6 +175,7 @@ async fn follow(
     run: &str,
     outcome: &mut Outcome,
     wait_for_idle: bool,
+    spinner: &Spinner,
 ) -> Result<u8, CliError> {
     while let Some(event) = stream.next().await? {
         if event.header.run != run {
@@ -185,6 +192,10 @@ async fn follow(
                 if !wait_for_idle || !verified {
                     return Ok(code::OK);
                 }
+                spinner.detail(format!(
+                    "delivered; turn {} is running",
+                    event.header.turn.map_or("?".into(), |t| t.to_string())
+                ));
             }
             EventKind::Typed { message_id, .. } if ours(&message_id) => {
                 outcome.status = "typed".into();

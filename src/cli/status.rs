@@ -14,6 +14,7 @@ use crate::error::{CliResult, code};
 use crate::store::events::TmuxTarget;
 use crate::store::paths::StateRoot;
 use crate::store::registry::WatchedFile;
+use crate::style::{Paint, Stream};
 use crate::time;
 use crate::worktree::{self, Standing, WorktreeRecord};
 
@@ -325,6 +326,7 @@ fn print_table(rows: &[Row]) -> std::io::Result<()> {
             cells
         })
         .collect();
+    const STATE_COLUMN: usize = 2;
     let mut header = vec!["ID", "AGENT", "STATE", "TURN", "IDLE", "AGE", "PANE", "CWD", "DESC"];
     if branches {
         header.insert(7, "BRANCH");
@@ -335,21 +337,30 @@ fn print_table(rows: &[Row]) -> std::io::Result<()> {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: &[&str]| {
+    // Colour (on a terminal only) goes on after padding, so it cannot
+    // change the columns' widths.
+    let paint = Paint::new(Stream::Stdout);
+    let line = |cells: &[&str], color: bool| {
         let mut s = String::new();
         for (i, (cell, &w)) in cells.iter().zip(&widths).enumerate() {
             if i + 1 == cells.len() {
                 s.push_str(cell);
             } else {
-                s.push_str(&format!("{cell:<w$}  "));
+                let padded = format!("{cell:<w$}  ");
+                if color && i == STATE_COLUMN {
+                    s.push_str(&paint.state(cell));
+                    s.push_str(&padded[cell.len()..]);
+                } else {
+                    s.push_str(&padded);
+                }
             }
         }
         s.trim_end().to_string()
     };
-    writeln!(out, "{}", line(&header))?;
+    writeln!(out, "{}", line(&header, false))?;
     for cells in &table {
         let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
-        writeln!(out, "{}", line(&refs))?;
+        writeln!(out, "{}", line(&refs, true))?;
     }
     Ok(())
 }

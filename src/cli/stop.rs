@@ -11,6 +11,7 @@ use crate::cli::lookup::{self, Liveness, SessionView};
 use crate::error::{CliError, CliResult, code};
 use crate::ipc::{Client, StopReply, StopRequest};
 use crate::procs;
+use crate::spinner::Spinner;
 use crate::store::exit_record::{ExitReason, ExitRecord};
 use crate::store::follow;
 use crate::store::paths::StateRoot;
@@ -60,7 +61,10 @@ pub(crate) fn run(args: Args) -> CliResult {
             cleanup::clean_dead(&view, ExitReason::Stopped)?;
             "cleaned"
         }
-        Liveness::Live => crate::cli::runtime().block_on(stop_live(&view, &args))?,
+        Liveness::Live => {
+            let _spinner = Spinner::start(format!("stopping {}", args.id));
+            crate::cli::runtime().block_on(stop_live(&view, &args))?
+        }
     };
     crate::cli::print_json(&Outcome { ok: true, id: args.id, status, exit: view.exit_record() })?;
     Ok(code::OK)

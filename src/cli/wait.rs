@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::cli::lookup::{self, Liveness, SessionView};
 use crate::error::{CliError, CliResult, code};
+use crate::spinner::Spinner;
 use crate::state::State;
 use crate::store::events::{self, EventKind, EventLine};
 use crate::store::exit_record::ExitRecord;
@@ -250,6 +251,8 @@ pub(crate) fn run(args: Args) -> CliResult {
         waited_s: 0.0,
     };
     let deadline = args.timeout.map(|t| tokio::time::Instant::from_std(started + t));
+    let spinner = Spinner::start(format!("waiting for {}: {}", args.id, outcome.until));
+    spinner.detail(model.state.map(|s| s.to_string()).unwrap_or_default());
     let verdict = crate::cli::runtime().block_on(async {
         let wait = async {
             let mut verdict = judge(&until, target.as_ref(), &model);
@@ -268,6 +271,7 @@ pub(crate) fn run(args: Args) -> CliResult {
                     continue;
                 }
                 model.apply(&event);
+                spinner.detail(model.state.map(|s| s.to_string()).unwrap_or_default());
                 verdict = judge(&until, target.as_ref(), &model);
                 if let Verdict::Reached { event: None, turn } = verdict {
                     verdict = Verdict::Reached { event: Some(Box::new(event)), turn };
@@ -283,6 +287,7 @@ pub(crate) fn run(args: Args) -> CliResult {
             None => Some(wait.await),
         }
     });
+    drop(spinner);
     outcome.waited_s = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     let exit_code = match verdict {
         None => {
