@@ -15,6 +15,7 @@ mod test_doctor;
 mod test_events;
 mod test_foreground;
 mod test_fourth_agent;
+mod test_help;
 mod test_inbox;
 mod test_logs;
 mod test_pane;

@@ -19,6 +19,15 @@ use crate::store::paths::StateRoot;
 /// ~/.config/reins/adapters/NAME.toml (which replace a built-in of the
 /// same name).
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  reins adapters list
+  reins adapters show claude > ~/.config/reins/adapters/claude.toml   (then edit it)
+  reins adapters check
+  reins adapters explain --id w1
+
+Exit codes: 0 ok, 1 no such profile, a profile disagrees with its examples, or
+a file or session cannot be read; 2 bad input.")]
 pub(crate) struct Args {
     #[command(subcommand)]
     command: Sub,
@@ -27,17 +36,27 @@ pub(crate) struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Sub {
     /// List the profiles.
+    #[command(
+        after_help = "Examples:\n  reins adapters list\n  reins adapters list --json | jq -r '.[].name'\n\nExit codes: 0 listed, 1 a profile of yours cannot be read, 2 bad input."
+    )]
     List {
+        /// One JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Print a profile's TOML.
+    #[command(
+        after_help = "Examples:\n  reins adapters show mock\n  reins adapters show claude > ~/.config/reins/adapters/claude.toml\n\nExit codes: 0 printed, 1 no such profile, 2 bad input."
+    )]
     Show {
         /// Profile name.
         name: String,
     },
     /// Check that every rule of a profile (default: all profiles) matches
     /// the example screens it lists, and no others.
+    #[command(
+        after_help = "Examples:\n  reins adapters check\n  reins adapters check claude\n\nExit codes: 0 every rule agrees with its examples, 1 a profile disagrees (or\nthere is no such profile), 2 bad input."
+    )]
     Check {
         /// Profile name.
         name: Option<String>,
@@ -47,7 +66,7 @@ enum Sub {
     /// byte offsets, one JSON line each. For testing a profile against real
     /// recordings (`tests/fixtures/screens/`).
     #[command(
-        after_help = "Example:\n  reins adapters replay --adapter claude claude.bytes --at 1377 --at 3767"
+        after_help = "Examples:\n  reins adapters replay --adapter claude claude.bytes --at 1377 --at 3767\n  reins logs --id w1 --raw > w1.bytes && reins adapters replay --adapter mock w1.bytes\n\nExit codes: 0 replayed, 1 no such profile or the file cannot be read, 2 bad input."
     )]
     Replay {
         /// The profile.
@@ -72,7 +91,7 @@ enum Sub {
     /// with `--adapter`), read by exactly the code that classifies live
     /// sessions.
     #[command(
-        after_help = "Examples:\n  reins adapters explain --id demo\n  reins adapters explain --adapter mock --screen screen.txt"
+        after_help = "Examples:\n  reins adapters explain --id demo\n  reins adapters explain --adapter mock --screen screen.txt\n  reins pane --id demo > screen.txt && reins adapters explain --adapter mock --screen screen.txt --json\n\nExit codes: 0 explained, 1 no such profile or session, or the screen cannot be\nread; 2 bad input."
     )]
     Explain {
         /// A live session whose current screen to explain.
@@ -84,6 +103,7 @@ enum Sub {
         /// The profile to use with --screen (default: the session's).
         #[arg(long, value_name = "NAME")]
         adapter: Option<String>,
+        /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
         /// Look for the session in the repository at DIR.

@@ -16,7 +16,7 @@ use crate::store::paths::StateRoot;
 /// on screen nothing is typed and the command fails. Prints one JSON line.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  reins wait --id w1 --until blocked && reins approve --id w1\n  reins approve --id w1 --deny"
+    after_help = "Examples:\n  reins wait --id w1 --until blocked && reins approve --id w1\n  reins approve --id w1 --deny\n  reins approve --id w1 --always\n\nExit codes: 0 answered, 1 no approval dialog on screen (nothing was typed) or\nno such running session, 2 bad input."
 )]
 pub(crate) struct Args {
     /// The session.

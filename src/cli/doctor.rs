@@ -39,7 +39,10 @@ Examples:
 
 Agents with an app-server (codex) are started and must answer the
 `initialize` handshake; the others must answer `--version`. A version
-outside the profile's tested_versions is reported, not refused.")]
+outside the profile's tested_versions is reported, not refused.
+
+Exit codes: 0 reins works and every NAME is usable, 1 something required is
+not (see the table), 2 bad input.")]
 pub(crate) struct Args {
     /// What must be usable: `tmux` or an adapter profile name.
     #[arg(value_name = "NAME")]

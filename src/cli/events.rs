@@ -21,7 +21,7 @@ use crate::time;
 /// `--run last` keeps only the latest. Works after the session ended.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  reins events --id demo --snapshot\n  reins events --id demo --follow | jq -c 'select(.type == \"state\")'\n  reins events --id demo --from 2026-11-23T10:00:00Z --run last"
+    after_help = "Examples:\n  reins events --id demo --snapshot\n  reins events --id demo --follow | jq -c 'select(.type == \"state\")'\n  reins events --id demo --from 2026-11-23T10:00:00Z --run last\n\nExit codes: 0 printed (following: the session exited), 1 no such session or its\nhost died while following, 2 bad input (e.g. a bad --from)."
 )]
 pub(crate) struct Args {
     /// The session.

@@ -22,7 +22,7 @@ use crate::worktree::{self, RemoveOptions, WorktreeRecord};
 /// then only those without uncommitted changes (branches are kept).
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  reins gc\n  reins gc --dry-run --json\n  reins gc --worktrees"
+    after_help = "Examples:\n  reins gc\n  reins gc --dry-run --json\n  reins gc --worktrees\n\nExit codes: 0 cleaned (or nothing to clean), 1 the state directory cannot be\nused or a session could not be cleaned, 2 bad input."
 )]
 pub(crate) struct Args {
     /// Only list what would be cleaned.

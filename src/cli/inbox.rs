@@ -19,7 +19,7 @@ use crate::store::paths::StateRoot;
 /// sessions too: what is queued there goes to the next run of the id.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  reins inbox --id w1\n  reins inbox --id w1 --drop 3f2a9c1b4d5e6f70\n  reins inbox --id w1 --clear --json"
+    after_help = "Examples:\n  reins inbox --id w1\n  reins inbox --id w1 --drop 3f2a9c1b4d5e6f70\n  reins inbox --id w1 --clear --json\n\nExit codes: 0 shown or removed, 1 no such session or queued message, 2 bad input."
 )]
 pub(crate) struct Args {
     /// The session.

@@ -13,7 +13,9 @@ use crate::store::paths::StateRoot;
 /// for most terminal UIs, Ctrl-C for shells) otherwise. The turn ends with
 /// `task_complete` and status `interrupted` where the agent says so.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  reins interrupt --id w1 && reins wait --id w1 --until ready")]
+#[command(
+    after_help = "Examples:\n  reins interrupt --id w1 && reins wait --id w1 --until ready\n  reins interrupt --id w1 && reins send --id w1 'Stop that; fix only the parser.'\n\nExit codes: 0 interrupted, 1 no turn is running or no such running session,\n2 bad input."
+)]
 pub(crate) struct Args {
     /// The session.
     #[arg(long)]

@@ -25,7 +25,7 @@ use crate::store::paths::{SessionPaths, StateRoot};
 /// streams bytes as they arrive.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  reins logs --id demo\n  reins logs --id demo --lines 20\n  reins logs --id demo --follow\n  reins logs --id demo --raw > demo.bytes"
+    after_help = "Examples:\n  reins logs --id demo\n  reins logs --id demo --lines 20\n  reins logs --id demo --follow\n  reins logs --id demo --raw > demo.bytes\n\nExit codes: 0 printed (with --follow: the session ended), 1 no such session or\nno output yet, 2 bad input."
 )]
 pub(crate) struct Args {
     /// The session.

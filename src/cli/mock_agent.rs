@@ -20,7 +20,16 @@ Markers in a message change what the turn does (they can be combined):
                                 every message ends at once with the limit notice
 
 Keys: enter sends; esc or ctrl-c interrupts a turn; ctrl-c twice, ctrl-d on
-an empty prompt or the message /exit quits.";
+an empty prompt or the message /exit quits.
+
+Examples:
+  reins run mock --id demo --detach              drive it with reins (the usual way)
+  reins run mock --detach -- --boot-delay 2      slow to start
+  reins send --id demo '[[wait:5]] take your time'
+  reins mock-agent                               try it by hand in this terminal
+
+Exit codes: 0 it quit (/exit, ctrl-d, [[exit]]), 3 it crashed (--crash-after,
+[[crash]]), N from [[exit:N]] or [[crash:N]], 2 bad input.";
 
 /// A fake coding agent for demos and tests: draws a composer, works on
 /// messages, and can be told to stall, crash, ask for approval or print a lot.

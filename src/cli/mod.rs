@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::error::{CliError, code};
 
@@ -16,6 +16,7 @@ mod approve;
 mod attach;
 mod buddy;
 pub(crate) mod cleanup;
+mod completions;
 mod doctor;
 mod events;
 mod gc;
@@ -24,6 +25,7 @@ mod inbox;
 mod interrupt;
 mod logs;
 pub(crate) mod lookup;
+mod man;
 mod mock_agent;
 mod pane;
 mod report;
@@ -50,6 +52,8 @@ Quick start (no API key needed, uses the built-in mock agent):
   reins stop --id demo                  stop it and everything it started
   reins watch --id demo                 nudge it if it stalls, restart it if it dies
   reins run mock --worktree --detach    an agent in its own git worktree and branch
+
+Every command's --help has examples and its exit codes.
 
 Exit codes: 0 ok, 1 operational failure, 2 usage error, 124 timeout.
 State lives in $REINS_STATE_DIR (default ~/.local/state/reins).
@@ -85,10 +89,18 @@ enum Command {
     Report(report::Args),
     Doctor(doctor::Args),
     Adapters(adapters::Args),
+    Completions(completions::Args),
+    Man(man::Args),
     MockAgent(mock_agent::Args),
     /// Internal: the per-session host process.
     #[command(name = "__host", hide = true)]
     Host(host::Args),
+}
+
+/// The whole command-line definition, for generators (completions, man
+/// pages) that need more than parsing.
+pub(crate) fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// Parses the command line, runs the command, reports errors, exits.
@@ -125,6 +137,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Adapters(args) => adapters::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
         Command::MockAgent(args) => mock_agent::run(args),
         Command::Host(args) => host::run(args),
     };

@@ -18,7 +18,7 @@ use crate::tmux::Tmux;
 /// changes, until the session ends. `--tmux` asks tmux for the pane instead.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  reins pane --id w1\n  reins pane --id w1 --lines 10 --json\n  reins pane --id w1 --follow"
+    after_help = "Examples:\n  reins pane --id w1\n  reins pane --id w1 --lines 10 --json\n  reins pane --id w1 --follow\n\nExit codes: 0 shown (with --follow: the session ended), 1 no such session, it\nis not running, or (--tmux) it is not in tmux; 2 bad input."
 )]
 pub(crate) struct Args {
     /// The session.

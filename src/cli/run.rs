@@ -51,7 +51,12 @@ Examples:
   reins run mock --context 'fix the tests' --meta '{\"ticket\":\"T-1\"}' --detach
   reins run codex --context 'fix the build' --watch --preset impl   start it and watch it
   reins run claude --tmux --watch-file review/notes.md   hear about new review notes
-  reins run claude --worktree --detach         in a new worktree on branch reins/ID")]
+  reins run claude --worktree --detach         in a new worktree on branch reins/ID
+
+Exit codes: 0 the session is up (--detach, --tmux); in this terminal, the
+agent's own exit status. 1 it could not start (or the id is taken), 2 bad
+input, 124 it did not come up within --timeout. With --watch, those of
+`reins watch`.")]
 pub(crate) struct Args {
     /// Profile name or program to run.
     #[arg(value_name = "AGENT")]

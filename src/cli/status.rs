@@ -35,7 +35,7 @@ use crate::worktree::{self, Standing, WorktreeRecord};
 /// B)`. In `--json`, `buddy_of` and `buddies` link them.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  reins status\n  reins ls --all\n  reins status --id demo --json"
+    after_help = "Examples:\n  reins status\n  reins ls --all\n  reins status --id demo --json\n  reins status --json | jq -r '.[] | select(.state == \"ready\") | .id'\n\nExit codes: 0 listed (an empty list too), 1 --id names no session, 2 bad input."
 )]
 pub(crate) struct Args {
     /// Show only this session (it may have exited).

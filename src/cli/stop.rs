@@ -25,7 +25,7 @@ use crate::store::paths::StateRoot;
 /// time (with --force it always ends: the host and agent are killed).
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  reins stop --id demo\n  reins stop --id demo --timeout 2s --force"
+    after_help = "Examples:\n  reins stop --id demo\n  reins stop --id demo --timeout 2s --force\n\nExit codes: 0 the session is gone (or had already ended), 1 no such session or\nits host did not answer (without --force), 2 bad input, 124 it did not end\nwithin --timeout (without --force)."
 )]
 pub(crate) struct Args {
     /// The session to stop.

@@ -363,3 +363,63 @@ pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
 }
+
+impl TestEnv {
+    /// A `bash` command in this environment, run in the work directory with
+    /// the binary under test first on PATH as `reins`: for running shell
+    /// text from the docs and the examples as a reader would.
+    pub fn bash(&self, args: &[&str]) -> Command {
+        let bin = self.root.path().join("bin");
+        if !bin.join("reins").exists() {
+            std::fs::create_dir_all(&bin).unwrap();
+            std::os::unix::fs::symlink(reins_bin(), bin.join("reins")).unwrap();
+        }
+        let path = format!("{}:{}", bin.display(), self.env.get("PATH").map_or("", String::as_str));
+        let mut cmd = Command::new("bash");
+        cmd.args(args).current_dir(&self.work).env_clear().envs(&self.env).env("PATH", path);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+}
+
+/// Runs `cmd` in its own process group with stdout and stderr merged,
+/// and returns its exit code (`None` if it had to be killed after
+/// `timeout`, with its whole group) and everything it printed.
+pub fn run_merged(mut cmd: Command, timeout: Duration) -> (Option<i32>, String) {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::sync::{Arc, Mutex};
+    let (mut reader, writer) = std::io::pipe().expect("pipe");
+    cmd.stdout(writer.try_clone().unwrap()).stderr(writer).process_group(0);
+    let mut child = cmd.spawn().expect("spawn");
+    drop(cmd); // closes our copies of the write end
+    // Read as it comes: a session the command started may keep the pipe
+    // open long after the command itself is done.
+    let output = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&output);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n @ 1..) = reader.read(&mut buf) {
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let deadline = Instant::now() + timeout;
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status.code().unwrap_or(-1));
+        }
+        if Instant::now() >= deadline {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{}", child.id())])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let text = String::from_utf8_lossy(&output.lock().unwrap()).into_owned();
+    (code, text)
+}
