@@ -2,6 +2,7 @@
 
 mod adapter;
 mod cli;
+mod docs;
 mod error;
 mod git;
 mod host;

@@ -12,6 +12,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::error::{CliError, code};
 
 mod adapters;
+mod agents_guide;
 mod approve;
 mod attach;
 mod buddy;
@@ -20,6 +21,7 @@ mod completions;
 mod doctor;
 mod events;
 mod gc;
+mod guide;
 mod host;
 mod inbox;
 mod interrupt;
@@ -28,9 +30,11 @@ pub(crate) mod lookup;
 mod man;
 mod mock_agent;
 mod pane;
+mod recipes;
 mod report;
 pub(crate) mod run;
 mod send;
+mod shelf;
 mod status;
 mod stop;
 mod wait;
@@ -53,7 +57,11 @@ Quick start (no API key needed, uses the built-in mock agent):
   reins watch --id demo                 nudge it if it stalls, restart it if it dies
   reins run mock --worktree --detach    an agent in its own git worktree and branch
 
-Every command's --help has examples and its exit codes.
+Learn more:
+  reins guide                           a tour for people
+  reins agents-guide                    how an agent drives other agents (dispatch, chain, buddy)
+  reins recipes                         tested workflows, ready to copy
+  reins COMMAND --help                  every command has examples and its exit codes
 
 Exit codes: 0 ok, 1 operational failure, 2 usage error, 124 timeout.
 State lives in $REINS_STATE_DIR (default ~/.local/state/reins).
@@ -89,6 +97,9 @@ enum Command {
     Report(report::Args),
     Doctor(doctor::Args),
     Adapters(adapters::Args),
+    Guide(guide::Args),
+    AgentsGuide(agents_guide::Args),
+    Recipes(recipes::Args),
     Completions(completions::Args),
     Man(man::Args),
     MockAgent(mock_agent::Args),
@@ -137,6 +148,9 @@ pub(crate) fn main() -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Adapters(args) => adapters::run(args),
+        Command::Guide(args) => guide::run(args),
+        Command::AgentsGuide(args) => agents_guide::run(args),
+        Command::Recipes(args) => recipes::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
         Command::MockAgent(args) => mock_agent::run(args),
