@@ -14,6 +14,7 @@ mod test_dead_hosts;
 mod test_docs;
 mod test_doctor;
 mod test_events;
+mod test_examples;
 mod test_foreground;
 mod test_fourth_agent;
 mod test_guides;
