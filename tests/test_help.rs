@@ -30,7 +30,10 @@ fn subcommands(help: &str) -> Vec<String> {
 }
 
 /// Every command path with its `--help` text: `[]` (reins itself), `["run"]`,
-/// `["adapters", "list"]`, ...
+/// `["adapters", "list"]`, ... Found by walking the `Commands:` lists, and
+/// checked against the pages `reins man --dir` writes, which walks the clap
+/// definition itself: a command added to the CLI is covered without
+/// listing it here.
 fn every_help(env: &TestEnv) -> Vec<(Vec<String>, String)> {
     let mut found = Vec::new();
     let mut todo = vec![Vec::<String>::new()];
@@ -46,7 +49,27 @@ fn every_help(env: &TestEnv) -> Vec<(Vec<String>, String)> {
         found.push((path, help));
     }
     found.sort();
+    let walked: BTreeSet<String> = found.iter().map(|(path, _)| page_name(path)).collect();
+    assert_eq!(walked, clap_commands(env), "the --help walk and the CLI definition disagree");
     found
+}
+
+/// The name of every visible command in the CLI definition, as
+/// `reins man --dir` names its pages: `reins`, `reins-run`,
+/// `reins-worktree-list`, ...
+fn clap_commands(env: &TestEnv) -> BTreeSet<String> {
+    let dir = env.path().join("all-man-pages");
+    env.reins(&["man", "--dir", dir.to_str().unwrap()]).ok();
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .map(|name| name.strip_suffix(".1").expect("a man page").to_string())
+        .collect()
+}
+
+/// `reins-worktree-list` for `["worktree", "list"]`.
+fn page_name(path: &[String]) -> String {
+    std::iter::once("reins").chain(path.iter().map(String::as_str)).collect::<Vec<_>>().join("-")
 }
 
 /// `reins` and the command path, as typed.
@@ -55,12 +78,7 @@ fn command_line(path: &[String]) -> String {
 }
 
 fn snapshot_name(path: &[String]) -> String {
-    let mut name = String::from("reins");
-    for part in path {
-        name.push('-');
-        name.push_str(part);
-    }
-    name + ".txt"
+    page_name(path) + ".txt"
 }
 
 #[test]

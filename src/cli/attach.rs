@@ -48,8 +48,8 @@ Examples:
 
 To watch from a script instead, use `reins pane --id ID --follow`.
 
-Exit codes: 0 detached or the session ended, 1 no such live session, 2 usage
-error (e.g. not run in a terminal).")]
+Exit codes: 0 detached or the session ended, 1 no such live session (or the
+connection to it failed), 2 usage error (e.g. not run in a terminal).")]
 pub(crate) struct Args {
     /// The session.
     #[arg(long)]

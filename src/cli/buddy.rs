@@ -68,7 +68,12 @@ Examples:
   reins buddy --for impl-7 --tmux                 claude looks after impl-7
   reins buddy --for impl-7 --every 10m --detach   look less often, headless
   reins buddy --for impl-7 --print-brief > b.md   start from the built-in brief
-  reins buddy --for impl-7 --brief b.md --agent codex --detach")]
+  reins buddy --for impl-7 --brief b.md --agent codex --detach
+
+Exit codes: 0 the buddy is up (--detach, --tmux) or the brief was printed; in
+this terminal, the buddy agent's own exit status. 1 the worker is not running,
+the buddy's id is taken, --brief cannot be read or --done-file exists; 2 bad
+input; 124 the buddy did not come up within 10s.")]
 pub(crate) struct Args {
     /// The worker session to look after (it must be running).
     #[arg(long = "for", value_name = "ID")]

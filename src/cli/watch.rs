@@ -20,9 +20,6 @@ use crate::watch::{self, OnExit, Options};
 /// agent again with the same id, options and first task, plus a note of
 /// what happened (in this shell's environment). Each decision is written to
 /// the session's events (`stall`, `resume`, `restart`, `escalate`).
-///
-/// Exit codes: 0 the session ended, 1 the watch failed, 2 escalated (the
-/// session is left as it is), 130 interrupted (Ctrl-C, session left running).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
@@ -33,7 +30,11 @@ Examples:
   reins run codex --id w2 --context 'fix the build' --watch --preset impl
 
 Presets: impl (8m, 1 nudge), plan (3m, 2 nudges), gate (15m, no nudges);
-explicit flags win.")]
+explicit flags win.
+
+Exit codes: 0 the session ended (or Ctrl-C stopped it), 1 no such session or
+the watch failed, 2 escalated (the session is left as it is) or bad input,
+130 interrupted by Ctrl-C with the session left running.")]
 pub(crate) struct Args {
     /// The session to watch.
     #[arg(long)]

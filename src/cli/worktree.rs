@@ -62,9 +62,6 @@ impl RunArgs {
 /// deletes the worktree (the branch stays unless --delete-branch).
 /// Nothing is deleted unless asked, and `reins gc` lists the worktrees of
 /// sessions that ended.
-///
-/// Exit codes: 0 ok, 1 refused or failed (nothing was changed unless the
-/// message says so), 2 usage error.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
@@ -72,7 +69,10 @@ Examples:
   reins worktree list
   reins worktree diff --id fix-1 --stat
   reins worktree merge --id fix-1 --squash
-  reins stop --id fix-1 && reins worktree remove --id fix-1 --delete-branch")]
+  reins stop --id fix-1 && reins worktree remove --id fix-1 --delete-branch
+
+Exit codes: 0 ok, 1 refused or failed (nothing was changed unless the message
+says so), 2 usage error.")]
 pub(crate) struct Args {
     #[command(subcommand)]
     command: Sub,
@@ -92,7 +92,14 @@ enum Sub {
 /// (what AHEAD and BEHIND count against), AHEAD, BEHIND, DIRTY
 /// (uncommitted changes, new files included), PATH.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  reins worktree list\n  reins worktree list --all --json")]
+#[command(after_help = "\
+Examples:
+  reins worktree list
+  reins worktree list --all --json
+  reins worktree list --json | jq -r '.[] | select(.dirty) | .id'
+
+Exit codes: 0 listed (an empty list too), 1 the state directory cannot be
+read, 2 bad input (e.g. --repo is not a directory).")]
 struct ListArgs {
     /// Worktrees of every repository's sessions.
     #[arg(long, short)]
@@ -116,7 +123,10 @@ struct ListArgs {
 Examples:
   reins worktree diff --id fix-1
   reins worktree diff --id fix-1 --stat --uncommitted
-  reins worktree diff --id fix-1 --json")]
+  reins worktree diff --id fix-1 --json
+
+Exit codes: 0 shown, 1 no such session, it has no worktree (or it is gone), or
+git failed; 2 bad input.")]
 struct DiffArgs {
     /// The session.
     #[arg(long)]
@@ -149,7 +159,12 @@ struct DiffArgs {
 #[command(after_help = "\
 Examples:
   reins worktree merge --id fix-1
-  reins worktree merge --id fix-1 --squash -m 'Fix the login test'")]
+  reins worktree merge --id fix-1 --squash -m 'Fix the login test'
+
+Exit codes: 0 merged (or nothing to merge), 1 refused, nothing changed: no such
+session or worktree, uncommitted changes in the main worktree, a conflict, or
+the main worktree has no branch checked out; 2 bad input (e.g. the session's
+branch is the one checked out there).")]
 struct MergeArgs {
     /// The session.
     #[arg(long)]
@@ -180,7 +195,11 @@ struct MergeArgs {
 Examples:
   reins worktree remove --id fix-1
   reins worktree remove --id fix-1 --delete-branch
-  reins worktree remove --id fix-1 --force    throw away uncommitted changes")]
+  reins worktree remove --id fix-1 --force    throw away uncommitted changes
+
+Exit codes: 0 removed, 1 refused, nothing removed: no such session or worktree,
+the session still runs, uncommitted changes (without --force), or unmerged
+commits on the branch (--delete-branch without --force); 2 bad input.")]
 struct RemoveArgs {
     /// The session.
     #[arg(long)]
