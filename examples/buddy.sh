@@ -8,8 +8,9 @@
 #
 # The scripted buddy is a shell loop run as a reins session: it nudges the
 # worker after its screen stayed the same for PATIENCE looks while busy.
-# An agent buddy gets the same job as a brief. Either way the buddy
-# reports by appending to a file this script waits for. Needs reins and jq.
+# An agent buddy is started with `reins buddy` and gets the job as its
+# built-in brief. Either way the buddy reports to a file this script waits
+# for. Needs reins and jq.
 set -euo pipefail
 
 worker_agent=${1:-mock}
@@ -71,13 +72,11 @@ LOOP
   echo "buddy $buddy (a script) started"
   reins wait --id "$buddy" --until exit --timeout "${BUDDY_TIMEOUT:-2h}" >/dev/null
 else
-  brief="You are the buddy of reins session $worker. Every $every seconds, until it is done:
-1. Run: reins status --id $worker --json ; reins pane --id $worker --lines 30
-2. If it is busy and its screen has not changed for $patience looks, run
-   reins interrupt --id $worker ; then reins send --id $worker 'You appear to have stalled. Continue from where you stopped.'
-3. When it is ready and its last turn completed, append the line '$worker: done' to $report and stop.
-Never answer its approval prompts. Never stop it."
-  reins run "$buddy_agent" --id "$buddy" --cwd "$dir" --detach --context "$brief" >/dev/null
+  # `reins buddy` gives the agent its built-in brief (`--print-brief`
+  # shows it): look every --every, nudge after --nudge-after without
+  # progress, write the final report to --done-file, stop itself.
+  reins buddy --for "$worker" --id "$buddy" --agent "$buddy_agent" --every "${every}s" \
+    --nudge-after "$((every * patience))s" --done-file "$report" --detach >/dev/null
   echo "buddy $buddy ($buddy_agent) started"
   # An agent buddy reports through the file; wait for it (with a cap).
   deadline=$((SECONDS + ${BUDDY_TIMEOUT_S:-7200}))
