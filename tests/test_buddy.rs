@@ -138,6 +138,10 @@ fn a_custom_brief_gets_the_same_placeholders() {
             .flatten()
             .any(|scope| { scope.path().join("other").exists() })
     );
+    // ... also while that buddy runs.
+    let printed =
+        env.reins(&["buddy", "--for", "cw", "--id", "minder", "--print-brief"]).ok().stdout;
+    assert!(printed.contains("You: minder."), "{printed}");
     // A done file that exists already would read as "done" at once.
     std::fs::write(&done, "old\n").unwrap();
     let refused = env

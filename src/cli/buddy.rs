@@ -122,10 +122,6 @@ pub(crate) fn run(args: Args) -> CliResult {
     let state = StateRoot::from_env()?;
     let worker = find_worker(&state, &args.worker)?;
     let buddy_dir = state.session(&scope::scope_of(&worker.cwd).name, &buddy);
-    if lock::host_alive(&buddy_dir.host_lock()) {
-        return Err(CliError::failure(format!("session {buddy} is already running"))
-            .hint(format!("use another --id, or stop it first: reins stop --id {buddy}")));
-    }
     let done_file = match &args.done_file {
         Some(path) => absolute(path)?,
         None => buddy_dir.dir.join("done"),
@@ -157,6 +153,11 @@ pub(crate) fn run(args: Args) -> CliResult {
     if args.print_brief {
         print!("{brief}");
         return Ok(code::OK);
+    }
+    // Only starting one needs the id free; printing the brief does not.
+    if lock::host_alive(&buddy_dir.host_lock()) {
+        return Err(CliError::failure(format!("session {buddy} is already running"))
+            .hint(format!("use another --id, or stop it first: reins stop --id {buddy}")));
     }
     prepare_done_file(&done_file, args.done_file.is_some())?;
 
