@@ -18,6 +18,8 @@ Markers in a message change what the turn does (they can be combined):
   [[drip:S]]                    print a line of progress every S seconds while working
   [[ratelimit:S]]               hit a usage limit that resets in S seconds: until then
                                 every message ends at once with the limit notice
+  [[reply:TEXT]]                answer `● TEXT` instead of `MOCK_OK (you said: ...)`
+                                (e.g. a verifier's JSON verdict for `reins dispatch`)
 
 Keys: enter sends; esc or ctrl-c interrupts a turn; ctrl-c twice, ctrl-d on
 an empty prompt or the message /exit quits.
@@ -62,6 +64,15 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N", default_value = "0")]
     swallow_enter: u32,
 
+    /// The model name shown in the banner (`reins dispatch` passes one).
+    #[arg(long, value_name = "NAME", default_value = "mock-1")]
+    model: String,
+
+    /// Answer every turn with this text instead of `MOCK_OK (you said:
+    /// ...)`; a message's [[reply:TEXT]] wins.
+    #[arg(long, value_name = "TEXT")]
+    reply: Option<String>,
+
     /// A first message, sent as soon as the agent has booted.
     #[arg(value_name = "PROMPT")]
     prompt: Vec<String>,
@@ -77,6 +88,8 @@ pub(crate) fn run(args: Args) -> CliResult<u8> {
         crash_after: args.crash_after,
         prompt: (!args.prompt.is_empty()).then(|| args.prompt.join(" ")),
         swallow_enter: args.swallow_enter,
+        model: args.model,
+        reply: args.reply,
     };
     super::runtime().block_on(mock_agent::run(options))
 }

@@ -47,6 +47,11 @@ pub(crate) struct Config {
     /// composer instead of submitting (like an agent that takes an Enter
     /// arriving right after a paste as part of it).
     pub(crate) swallow_enter: u32,
+    /// The model name shown in the banner.
+    pub(crate) model: String,
+    /// What every turn answers instead of `MOCK_OK (you said: …)`
+    /// (`[[reply:TEXT]]` in a message wins).
+    pub(crate) reply: Option<String>,
 }
 
 /// Something the driver must do on the agent's behalf, in order.
@@ -314,7 +319,7 @@ impl Agent {
     fn banner(&self) -> Vec<String> {
         vec![
             format!("✻ reins mock-agent {VERSION}"),
-            format!("  model mock-1 · cwd {}", self.config.cwd),
+            format!("  model {} · cwd {}", self.config.model, self.config.cwd),
             String::new(),
         ]
     }
@@ -405,7 +410,15 @@ impl Agent {
 
     fn finish(&mut self, turn: &Turn, outcome: &str, now: Instant, effects: &mut Vec<Effect>) {
         let secs = now.saturating_duration_since(turn.started).as_secs();
-        effects.push(Effect::Print(format!("● {outcome} (you said: {})", turn.parsed.text)));
+        let reply = turn.parsed.markers.reply.as_ref().or(self.config.reply.as_ref());
+        match reply {
+            Some(reply) if outcome != "MOCK_DENIED" => {
+                effects.push(Effect::Print(format!("● {reply}")))
+            }
+            _ => {
+                effects.push(Effect::Print(format!("● {outcome} (you said: {})", turn.parsed.text)))
+            }
+        }
         effects.push(Effect::Print(format!("✻ Worked for {secs}s")));
         effects.push(Effect::Print(String::new()));
         if let Some(code) = turn.parsed.markers.exit {
@@ -467,6 +480,8 @@ mod tests {
             cwd: "/tmp/x".into(),
             prompt: None,
             swallow_enter: 0,
+            model: "mock-1".into(),
+            reply: None,
         }
     }
 

@@ -46,6 +46,10 @@ pub(crate) struct Options {
     pub(crate) prompt: Option<String>,
     /// Enter presses to turn into newlines instead of submitting.
     pub(crate) swallow_enter: u32,
+    /// The model name shown in the banner.
+    pub(crate) model: String,
+    /// What every turn answers instead of `MOCK_OK (you said: …)`.
+    pub(crate) reply: Option<String>,
 }
 
 /// Runs the mock agent until it exits; returns its exit code.
@@ -84,6 +88,8 @@ impl App {
             cwd,
             prompt: options.prompt.clone(),
             swallow_enter: options.swallow_enter,
+            model: options.model.clone(),
+            reply: options.reply.clone(),
         };
         let (cols, rows) = terminal_size();
         Ok(App {

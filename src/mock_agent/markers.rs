@@ -37,6 +37,9 @@ pub(crate) struct Markers {
     /// `[[ratelimit:S]]`: hit a usage limit that resets in S seconds; until
     /// then every message ends at once with the limit notice.
     pub(crate) ratelimit: Option<Duration>,
+    /// `[[reply:TEXT]]`: answer `● TEXT` instead of `MOCK_OK (you said: …)`
+    /// (how a mock verifier gives a verdict).
+    pub(crate) reply: Option<String>,
 }
 
 /// A submitted message split into its markers and the text without them.
@@ -119,6 +122,10 @@ fn apply(markers: &mut Markers, body: &str) -> bool {
         ("ratelimit", Some(arg)) => {
             parse_secs(arg).map(|secs| markers.ratelimit = Some(secs)).is_some()
         }
+        ("reply", Some(text)) if !text.is_empty() => {
+            markers.reply = Some(text.to_owned());
+            true
+        }
         ("drip", Some(arg)) => parse_secs(arg)
             .filter(|secs| !secs.is_zero())
             .map(|secs| markers.drip = Some(secs))
@@ -178,6 +185,12 @@ mod tests {
         assert_eq!((m.crash, m.exit, m.flood_kib), (Some(7), Some(42), Some(4)));
         assert_eq!(m.drip, Some(Duration::from_millis(500)));
         assert_eq!(parse("[[ratelimit:30]]").markers.ratelimit, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn reply_keeps_its_text() {
+        let m = parse(r#"judge [[reply:{"accept": true, "feedback": "ok: fine"}]] this"#).markers;
+        assert_eq!(m.reply.as_deref(), Some(r#"{"accept": true, "feedback": "ok: fine"}"#));
     }
 
     #[test]
