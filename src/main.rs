@@ -2,6 +2,8 @@
 
 mod adapter;
 mod cli;
+mod config;
+mod dispatch;
 mod docs;
 mod error;
 mod git;

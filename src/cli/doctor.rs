@@ -57,7 +57,7 @@ pub(crate) struct Args {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-enum Status {
+pub(crate) enum Status {
     /// Usable.
     Ok,
     /// Not installed (not on PATH).
@@ -66,29 +66,30 @@ enum Status {
     Broken,
 }
 
-#[derive(Debug, Serialize)]
-struct Check {
-    name: String,
-    status: Status,
+/// One thing doctor checked (`reins agents` shows the agents' checks too).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Check {
+    pub(crate) name: String,
+    pub(crate) status: Status,
     /// The program that was run.
     #[serde(skip_serializing_if = "Option::is_none")]
-    path: Option<String>,
+    pub(crate) path: Option<String>,
     /// What the program says its version is.
     #[serde(skip_serializing_if = "Option::is_none")]
-    version: Option<String>,
+    pub(crate) version: Option<String>,
     /// Whether that version is one the profile was tested with.
     #[serde(skip_serializing_if = "Option::is_none")]
-    tested: Option<bool>,
+    pub(crate) tested: Option<bool>,
     /// The transport `reins run NAME` uses.
     #[serde(skip_serializing_if = "Option::is_none")]
-    transport: Option<Transport>,
+    pub(crate) transport: Option<Transport>,
     /// What was found, in words.
-    detail: String,
+    pub(crate) detail: String,
     /// What to do about it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    hint: Option<String>,
+    pub(crate) hint: Option<String>,
     /// Named on the command line (or part of reins itself).
-    required: bool,
+    pub(crate) required: bool,
 }
 
 impl Check {
@@ -258,7 +259,7 @@ fn tmux(timeout: Duration) -> Check {
 
 /// One agent profile's program: found, its version, and (for app-server
 /// agents) the handshake.
-fn agent(profile: &Profile, timeout: Duration) -> Check {
+pub(crate) fn agent(profile: &Profile, timeout: Duration) -> Check {
     let name = profile.name.as_str();
     let program = &profile.launch.command[0];
     let mut check = if program == "{reins}" {
@@ -365,7 +366,8 @@ fn version_number(text: &str) -> Option<String> {
     re.find(text).map(|m| m.as_str().to_string())
 }
 
-fn on_path(program: &str) -> Option<PathBuf> {
+/// The executable `program` (a path, or a name looked up on PATH).
+pub(crate) fn on_path(program: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let executable = |p: &PathBuf| {
         std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)

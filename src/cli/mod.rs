@@ -12,13 +12,15 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::error::{CliError, code};
 
 mod adapters;
+mod agents;
 mod agents_guide;
 mod approve;
 mod attach;
 mod buddy;
 pub(crate) mod cleanup;
 mod completions;
-mod doctor;
+pub(crate) mod dispatch;
+pub(crate) mod doctor;
 mod events;
 mod gc;
 mod guide;
@@ -56,6 +58,7 @@ Quick start (no API key needed, uses the built-in mock agent):
   reins stop --id demo                  stop it and everything it started
   reins watch --id demo                 nudge it if it stalls, restart it if it dies
   reins run mock --worktree --detach    an agent in its own git worktree and branch
+  reins dispatch --message 'fix it' --done 'cmd:make test'   to an available agent, checked
 
 Learn more:
   reins guide                           a tour for people
@@ -96,6 +99,8 @@ enum Command {
     Gc(gc::Args),
     Report(report::Args),
     Doctor(doctor::Args),
+    Agents(agents::Args),
+    Dispatch(dispatch::Args),
     Adapters(adapters::Args),
     Guide(guide::Args),
     AgentsGuide(agents_guide::Args),
@@ -147,6 +152,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Gc(args) => gc::run(args),
         Command::Report(args) => report::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Agents(args) => agents::run(args),
+        Command::Dispatch(args) => dispatch::run(args),
         Command::Adapters(args) => adapters::run(args),
         Command::Guide(args) => guide::run(args),
         Command::AgentsGuide(args) => agents_guide::run(args),

@@ -318,6 +318,16 @@ impl EventWriter {
 
     /// Writes one event and returns its line (without the newline).
     pub(crate) fn emit(&mut self, turn: Option<u64>, kind: &EventKind) -> io::Result<String> {
+        self.emit_payload(turn, kind)
+    }
+
+    /// Writes one event of another log that shares the envelope (the
+    /// dispatcher's own log); `payload` must serialize to an object.
+    pub(crate) fn emit_payload(
+        &mut self,
+        turn: Option<u64>,
+        payload: &impl Serialize,
+    ) -> io::Result<String> {
         self.seq += 1;
         let ts = time::now_rfc3339();
         let line = encode(
@@ -329,7 +339,7 @@ impl EventWriter {
                 id: &self.id,
                 turn,
             },
-            kind,
+            payload,
         );
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line.as_bytes());
@@ -344,7 +354,7 @@ impl EventWriter {
 /// Joins the envelope object and the payload object into one object, the
 /// envelope's fields first. Both are plain structs serialized by serde_json,
 /// so `{a}` + `{b}` → `{a,b}` is exact.
-fn encode(envelope: &Envelope<'_>, kind: &EventKind) -> String {
+fn encode(envelope: &Envelope<'_>, kind: &impl Serialize) -> String {
     let head = serde_json::to_string(envelope).expect("envelope serializes");
     let body = serde_json::to_string(kind).expect("event serializes");
     let mut line = head;

@@ -8,6 +8,7 @@ pub(crate) mod follow;
 pub(crate) mod fsutil;
 pub(crate) mod inbox;
 pub(crate) mod lock;
+pub(crate) mod outcomes;
 pub(crate) mod paths;
 pub(crate) mod registry;
 pub(crate) mod scope;

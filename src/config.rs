@@ -1,0 +1,319 @@
+//! `$XDG_CONFIG_HOME/reins/config.toml`: the agents `dispatch` and
+//! `agents` know about.
+//!
+//! ```toml
+//! [agents.cheap]
+//! agent = "codex"            # the adapter profile it runs (default: NAME)
+//! model = "gpt-5-mini"       # passed with the profile's model flag
+//! args = ["--search"]        # more arguments for the agent
+//! max_concurrent = 2         # live sessions at most (default: no cap)
+//! cooldown = "10m"           # rest after it failed a task over (default 10m)
+//! model_args = ["-m", "{model}"]  # how to pass the model (default: per profile)
+//! ```
+//!
+//! Every adapter profile that launches a program is also an agent of its
+//! own name (a *built-in*), unless the file configures that name. The file
+//! is optional; a broken one is an error with its path and line, never
+//! ignored.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::adapter;
+use crate::error::CliError;
+
+/// How long an agent rests after a dispatch failed a task over from it.
+pub(crate) const DEFAULT_COOLDOWN: Duration = Duration::from_secs(600);
+
+/// One `[agents.NAME]` table as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentTable {
+    agent: Option<String>,
+    model: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    max_concurrent: Option<u32>,
+    cooldown: Option<String>,
+    model_args: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    agents: toml::Table,
+}
+
+/// Where an agent's definition came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Source {
+    Config,
+    Builtin,
+}
+
+/// An agent that can be dispatched to.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AgentSpec {
+    pub(crate) name: String,
+    /// The adapter profile (or program) `reins run` starts.
+    pub(crate) base: String,
+    pub(crate) model: Option<String>,
+    pub(crate) args: Vec<String>,
+    /// How the model is passed; `{model}` is replaced.
+    pub(crate) model_args: Vec<String>,
+    pub(crate) max_concurrent: Option<u32>,
+    #[serde(serialize_with = "secs")]
+    pub(crate) cooldown: Duration,
+    pub(crate) source: Source,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl AgentSpec {
+    /// The arguments after `--` of `reins run BASE`: the model flag (for
+    /// `model`, else the configured model) and the configured args.
+    pub(crate) fn agent_args(&self, model: Option<&str>) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(model) = model.or(self.model.as_deref()) {
+            out.extend(self.model_args.iter().map(|a| a.replace("{model}", model)));
+        }
+        out.extend(self.args.iter().cloned());
+        out
+    }
+
+    /// `reins run`'s AGENT and the arguments after `--`. A generic agent
+    /// runs its program (the first of `args`) directly.
+    pub(crate) fn run_argv(&self, model: Option<&str>) -> (String, Vec<String>) {
+        if self.base == "generic"
+            && let Some((program, rest)) = self.args.split_first()
+        {
+            let mut out: Vec<String> = rest.to_vec();
+            if let Some(model) = model.or(self.model.as_deref()) {
+                out.extend(self.model_args.iter().map(|a| a.replace("{model}", model)));
+            }
+            return (program.clone(), out);
+        }
+        (self.base.clone(), self.agent_args(model))
+    }
+}
+
+/// The model flag of a profile when the config names none.
+fn default_model_args(base: &str) -> Vec<String> {
+    let flag: &[&str] = match base {
+        "codex" => &["-c", "model=\"{model}\""],
+        "claude" | "gemini" | "mock" => &["--model", "{model}"],
+        "opencode" => &["-m", "{model}"],
+        _ => &["--model", "{model}"],
+    };
+    flag.iter().map(|s| s.to_string()).collect()
+}
+
+/// The configured and built-in agents, configured ones first in file order.
+#[derive(Debug, Clone)]
+pub(crate) struct Agents {
+    pub(crate) list: Vec<AgentSpec>,
+    /// The config file, when there is one.
+    pub(crate) path: Option<PathBuf>,
+}
+
+impl Agents {
+    /// Reads the config file (if any) and adds the built-ins.
+    pub(crate) fn load() -> Result<Agents, CliError> {
+        let path = config_path();
+        let text = match path.as_deref().map(std::fs::read_to_string) {
+            Some(Ok(text)) => Some(text),
+            Some(Err(err)) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Some(Err(err)) => {
+                let shown = path.as_deref().map(Path::display).map(|p| p.to_string());
+                return Err(CliError::failure(format!(
+                    "cannot read {}: {err}",
+                    shown.unwrap_or_default()
+                )));
+            }
+            None => None,
+        };
+        let profiles: Vec<String> = adapter::list()?
+            .into_iter()
+            .filter(|p| !p.launch.command.is_empty())
+            .map(|p| p.name)
+            .collect();
+        let mut list = match (&text, &path) {
+            (Some(text), Some(path)) => parse(text, path, &profiles)?,
+            _ => Vec::new(),
+        };
+        for name in &profiles {
+            if !list.iter().any(|a| &a.name == name) {
+                list.push(AgentSpec {
+                    name: name.clone(),
+                    base: name.clone(),
+                    model: None,
+                    args: Vec::new(),
+                    model_args: default_model_args(name),
+                    max_concurrent: None,
+                    cooldown: DEFAULT_COOLDOWN,
+                    source: Source::Builtin,
+                });
+            }
+        }
+        Ok(Agents { list, path: text.and(path) })
+    }
+
+    /// The agent called `name`, or a usage error naming the known ones.
+    pub(crate) fn get(&self, name: &str) -> Result<&AgentSpec, CliError> {
+        self.list.iter().find(|a| a.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.list.iter().map(|a| a.name.as_str()).collect();
+            CliError::usage(format!("no agent named {}", crate::ids::quoted(name))).hint(format!(
+                "known agents: {} (`reins agents` lists them; add one as [agents.{name}] in {})",
+                known.join(", "),
+                config_path().map_or_else(|| "config.toml".into(), |p| p.display().to_string())
+            ))
+        })
+    }
+
+    /// The agents a dispatch without `--agent`/`--prefer` chooses from:
+    /// the configured ones, or, with none configured, every built-in but
+    /// the mock agent.
+    pub(crate) fn pool(&self) -> Vec<&AgentSpec> {
+        let configured: Vec<&AgentSpec> =
+            self.list.iter().filter(|a| a.source == Source::Config).collect();
+        if !configured.is_empty() {
+            return configured;
+        }
+        self.list.iter().filter(|a| a.name != "mock").collect()
+    }
+}
+
+/// `$XDG_CONFIG_HOME/reins/config.toml`, else `~/.config/reins/config.toml`.
+pub(crate) fn config_path() -> Option<PathBuf> {
+    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(dir) = non_empty("XDG_CONFIG_HOME") {
+        return Some(PathBuf::from(dir).join("reins/config.toml"));
+    }
+    non_empty("HOME").map(|home| PathBuf::from(home).join(".config/reins/config.toml"))
+}
+
+/// Line (from 1) of byte offset `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())].matches('\n').count() + 1
+}
+
+fn parse(text: &str, path: &Path, profiles: &[String]) -> Result<Vec<AgentSpec>, CliError> {
+    let hint = "see `reins agents --help` for the format of [agents.NAME] tables";
+    let bad = |line: Option<usize>, what: String| {
+        let at = match line {
+            Some(line) => format!("{}:{line}", path.display()),
+            None => path.display().to_string(),
+        };
+        CliError::usage(format!("{at}: {what}")).hint(hint)
+    };
+    let file: File = toml::from_str(text).map_err(|err| {
+        let line = err.span().map(|s| line_of(text, s.start));
+        bad(line, err.message().trim().to_string())
+    })?;
+    // Positions of the tables, for file order and for errors.
+    let position = |name: &str| -> Option<usize> {
+        let header = format!("[agents.{name}]");
+        let quoted = format!("[agents.\"{name}\"]");
+        text.find(&header).or_else(|| text.find(&quoted))
+    };
+    let mut named: Vec<(usize, String, toml::Value)> = file
+        .agents
+        .into_iter()
+        .map(|(name, value)| (position(&name).unwrap_or(usize::MAX), name, value))
+        .collect();
+    named.sort_by_key(|(at, name, _)| (*at, name.clone()));
+    let mut out = Vec::new();
+    for (at, name, value) in named {
+        let line = (at != usize::MAX).then(|| line_of(text, at));
+        if crate::ids::validate(&name).is_err() {
+            return Err(bad(line, format!("agent name {name:?}: use letters, digits, . _ -")));
+        }
+        let table: AgentTable = value.try_into().map_err(|err: toml::de::Error| {
+            bad(line, format!("[agents.{name}]: {}", err.message().trim()))
+        })?;
+        let base = table.agent.clone().unwrap_or_else(|| name.clone());
+        if !profiles.contains(&base) && base != "generic" {
+            return Err(bad(
+                line,
+                format!("[agents.{name}]: agent = {base:?} is not an adapter profile"),
+            )
+            .hint(format!("use one of: {}", profiles.join(", "))));
+        }
+        if base == "generic" && table.args.is_empty() {
+            return Err(bad(
+                line,
+                format!("[agents.{name}]: a generic agent needs its program as the first of args"),
+            ));
+        }
+        let cooldown = match &table.cooldown {
+            Some(text) => crate::time::parse_duration(text)
+                .map_err(|err| bad(line, format!("[agents.{name}]: cooldown: {err}")))?,
+            None => DEFAULT_COOLDOWN,
+        };
+        if table.max_concurrent == Some(0) {
+            return Err(bad(line, format!("[agents.{name}]: max_concurrent must be at least 1")));
+        }
+        out.push(AgentSpec {
+            model_args: table.model_args.clone().unwrap_or_else(|| default_model_args(&base)),
+            name,
+            base,
+            model: table.model,
+            args: table.args,
+            max_concurrent: table.max_concurrent,
+            cooldown,
+            source: Source::Config,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profiles() -> Vec<String> {
+        ["mock", "codex", "claude"].iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn tables_in_file_order_with_defaults() {
+        let text = r#"
+[agents.zeta]
+agent = "mock"
+model = "m1"
+args = ["--work", "0.1"]
+
+[agents.alpha]
+agent = "codex"
+max_concurrent = 2
+cooldown = "30s"
+"#;
+        let list = parse(text, Path::new("c.toml"), &profiles()).unwrap();
+        assert_eq!(list[0].name, "zeta");
+        assert_eq!(list[0].agent_args(None), ["--model", "m1", "--work", "0.1"]);
+        assert_eq!(list[0].agent_args(Some("m2")), ["--model", "m2", "--work", "0.1"]);
+        assert_eq!(list[1].name, "alpha");
+        assert_eq!(list[1].cooldown, Duration::from_secs(30));
+        assert_eq!(list[1].max_concurrent, Some(2));
+        assert!(list[1].agent_args(None).is_empty());
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let text = "[agents.a]\nagent = \"mock\"\n\n[agents.b]\nagnet = \"mock\"\n";
+        let err = parse(text, Path::new("c.toml"), &profiles()).unwrap_err();
+        assert!(err.message.starts_with("c.toml:4: [agents.b]: unknown field `agnet`"), "{err}");
+        let err =
+            parse("[agents.a]\nagent = \"nope\"\n", Path::new("c.toml"), &profiles()).unwrap_err();
+        assert!(err.message.contains("c.toml:1:") && err.message.contains("\"nope\""), "{err}");
+        let err = parse("[agents.a\n", Path::new("c.toml"), &profiles()).unwrap_err();
+        assert!(err.message.starts_with("c.toml:1:"), "{err}");
+        assert_eq!(err.code, crate::error::code::USAGE);
+    }
+}

@@ -1,0 +1,772 @@
+//! `reins dispatch`: hand one task to whichever agent should get it, check
+//! the result by evidence, and try again elsewhere when it fails.
+//!
+//! The dispatcher owns no agent itself: every attempt is an ordinary
+//! session started with `reins run --detach` (see [`sessions`]), waited for
+//! with `reins wait --until task_complete`, read with `reins pane` and
+//! stopped with `reins stop`. What it adds is the choice of agent
+//! ([`avail`]), the done checks ([`done`]), the verifier ([`verdict`]), and
+//! the record: one `attempt` event per attempt in its own log
+//! (`$REINS_STATE_DIR/dispatches/ID/events.jsonl`, same envelope as a
+//! session's) and one row per attempt in the outcome store (`reins.db`).
+//!
+//! Attempt sessions are named ID, ID-b, ID-c, …; a verifier of attempt
+//! session S is S-verify. Every session the dispatcher started is stopped
+//! before it exits, also when it is interrupted or runs out of time.
+
+pub(crate) mod avail;
+pub(crate) mod done;
+pub(crate) mod sessions;
+pub(crate) mod verdict;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cli::doctor::Check as ProgramCheck;
+use crate::config::AgentSpec;
+use crate::error::code;
+use crate::store::events::EventWriter;
+use crate::store::outcomes::{Attempt, Store};
+use crate::store::paths::StateRoot;
+use sessions::{Launch, Reins, TurnEnd};
+
+/// How the agent of each attempt is chosen.
+#[derive(Debug, Clone)]
+pub(crate) enum Route {
+    /// `--agent A`: only A, no failover, no ladder.
+    Pinned(AgentSpec),
+    /// `--prefer A,B` or the configured pool (rotated for round robin):
+    /// the first available one, the next after `max_failures` failures.
+    Candidates { agents: Vec<AgentSpec>, how: &'static str },
+    /// `--ladder A:M,B:M`: one attempt per rung, up on every failure.
+    Ladder(Vec<Rung>),
+}
+
+/// One rung of a ladder.
+#[derive(Debug, Clone)]
+pub(crate) struct Rung {
+    pub(crate) agent: AgentSpec,
+    pub(crate) model: Option<String>,
+}
+
+/// Everything a dispatch was asked to do.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) id: String,
+    pub(crate) task: String,
+    pub(crate) labels: Vec<String>,
+    pub(crate) checks: Vec<done::Check>,
+    pub(crate) verifier: Option<AgentSpec>,
+    pub(crate) max_failures: u32,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) attempt_timeout: Duration,
+    pub(crate) verify_timeout: Duration,
+    pub(crate) check_timeout: Duration,
+    pub(crate) start_timeout: Duration,
+    pub(crate) program_timeout: Duration,
+    pub(crate) cwd: PathBuf,
+    /// `reins watch` flags for every worker session, when watching.
+    pub(crate) watch: Option<Vec<String>>,
+    pub(crate) route: Route,
+}
+
+/// How a dispatch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Ending {
+    Accepted,
+    Failed,
+    Timeout,
+    Interrupted,
+}
+
+impl Ending {
+    pub(crate) fn exit_code(self) -> u8 {
+        match self {
+            Ending::Accepted => code::OK,
+            Ending::Failed => code::FAILURE,
+            Ending::Timeout => code::TIMEOUT,
+            Ending::Interrupted => 130,
+        }
+    }
+}
+
+/// The final summary (`--json`).
+#[derive(Debug, Serialize)]
+pub(crate) struct Summary {
+    pub(crate) ok: bool,
+    pub(crate) id: String,
+    pub(crate) result: Ending,
+    /// The accepted attempt's agent, model and session.
+    pub(crate) agent: Option<String>,
+    pub(crate) model: Option<String>,
+    pub(crate) session: Option<String>,
+    pub(crate) task_hash: String,
+    pub(crate) labels: Vec<String>,
+    pub(crate) duration_s: f64,
+    pub(crate) log: PathBuf,
+    pub(crate) attempts: Vec<Attempt>,
+}
+
+/// The dispatcher's own events (same envelope as a session's).
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Note<'a> {
+    DispatchStarted {
+        task_hash: &'a str,
+        labels: &'a [String],
+        route: &'a str,
+        agents: Vec<String>,
+        checks: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        verifier: Option<&'a str>,
+        max_failures: u32,
+        cwd: &'a Path,
+    },
+    AttemptStarted {
+        attempt: u32,
+        session: &'a str,
+        agent: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        model: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rung: Option<u32>,
+    },
+    /// How an attempt ended: the same fields as its row in the store.
+    Attempt(&'a Attempt),
+    /// An agent was passed over.
+    Skipped {
+        agent: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rung: Option<u32>,
+        reason: &'a str,
+    },
+    /// An agent was put to rest after failing the task `max_failures` times.
+    Cooldown { agent: &'a str, for_s: f64, reason: &'a str },
+    DispatchEnded {
+        result: Ending,
+        attempts: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        session: Option<&'a str>,
+        duration_s: f64,
+    },
+}
+
+/// The session id of attempt `n`: ID, ID-b, ID-c, …, ID-z, ID-27, …
+pub(crate) fn session_id(id: &str, n: u32) -> String {
+    match n {
+        0 | 1 => id.to_string(),
+        2..=26 => format!("{id}-{}", (b'a' + n as u8 - 1) as char),
+        _ => format!("{id}-{n}"),
+    }
+}
+
+/// Where a dispatch keeps its log and the files of its attempts.
+pub(crate) fn dir_of(state: &StateRoot, id: &str) -> PathBuf {
+    state.root().join("dispatches").join(id)
+}
+
+struct Engine {
+    plan: Plan,
+    reins: Reins,
+    store: Store,
+    state: StateRoot,
+    dir: PathBuf,
+    log: EventWriter,
+    task_hash: String,
+    start_sha: Option<String>,
+    programs: HashMap<String, ProgramCheck>,
+    attempts: Vec<Attempt>,
+    /// Sessions started and not yet stopped.
+    live: Vec<String>,
+    /// The attempt under way: its store row and when it began.
+    current: Option<(Option<i64>, Attempt, Instant)>,
+}
+
+/// Runs a dispatch to its end; returns the summary.
+pub(crate) fn run(plan: Plan, state: StateRoot, store: Store) -> std::io::Result<Summary> {
+    let dir = dir_of(&state, &plan.id);
+    crate::store::fsutil::create_private_dir_all(&dir)?;
+    let log_path = dir.join("events.jsonl");
+    let log = EventWriter::open(&log_path, &crate::ids::random_hex(8), &plan.id)?;
+    let reins = Reins::new(&plan.cwd)?;
+    let start_sha = crate::git::start(&plan.cwd).map(|s| s.sha);
+    let mut engine = Engine {
+        task_hash: crate::store::outcomes::task_hash(&plan.task),
+        plan,
+        reins,
+        store,
+        state,
+        dir,
+        log,
+        start_sha,
+        programs: HashMap::new(),
+        attempts: Vec::new(),
+        live: Vec::new(),
+        current: None,
+    };
+    let started = Instant::now();
+    engine.note_start();
+    let deadline = engine.plan.timeout.map(|t| tokio::time::Instant::from_std(started + t));
+    let ending = crate::cli::runtime().block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let ending = tokio::select! {
+            ending = engine.run() => ending,
+            _ = async { match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            } } => Ending::Timeout,
+            _ = int.recv() => Ending::Interrupted,
+            _ = term.recv() => Ending::Interrupted,
+        };
+        engine.clean_up(ending).await;
+        Ok::<_, std::io::Error>(ending)
+    })?;
+    let duration_s = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    let accepted = engine.attempts.iter().rev().find(|a| a.result == "accepted").cloned();
+    let _ = engine.log.emit_payload(
+        None,
+        &Note::DispatchEnded {
+            result: ending,
+            attempts: engine.attempts.len() as u32,
+            session: accepted.as_ref().map(|a| a.session.as_str()),
+            duration_s,
+        },
+    );
+    Ok(Summary {
+        ok: ending == Ending::Accepted,
+        id: engine.plan.id.clone(),
+        result: ending,
+        agent: accepted.as_ref().map(|a| a.agent.clone()),
+        model: accepted.as_ref().and_then(|a| a.model.clone()),
+        session: accepted.as_ref().map(|a| a.session.clone()),
+        task_hash: engine.task_hash.clone(),
+        labels: engine.plan.labels.clone(),
+        duration_s,
+        log: log_path,
+        attempts: engine.attempts,
+    })
+}
+
+impl Engine {
+    fn say(&self, text: &str) {
+        eprintln!("reins dispatch {}: {text}", self.plan.id);
+    }
+
+    fn emit(&mut self, note: &Note<'_>) {
+        if let Err(err) = self.log.emit_payload(None, note) {
+            eprintln!("reins: warning: cannot write the dispatch log: {err}");
+        }
+    }
+
+    fn note_start(&mut self) {
+        let (route, agents): (&str, Vec<String>) = match &self.plan.route {
+            Route::Pinned(a) => ("agent", vec![a.name.clone()]),
+            Route::Candidates { agents, how } => {
+                (how, agents.iter().map(|a| a.name.clone()).collect())
+            }
+            Route::Ladder(rungs) => (
+                "ladder",
+                rungs
+                    .iter()
+                    .map(|r| match &r.model {
+                        Some(m) => format!("{}:{m}", r.agent.name),
+                        None => r.agent.name.clone(),
+                    })
+                    .collect(),
+            ),
+        };
+        let checks: Vec<String> = self.plan.checks.iter().map(|c| c.to_string()).collect();
+        let verifier = self.plan.verifier.as_ref().map(|v| v.name.clone());
+        let (hash, labels, cwd, max) = (
+            self.task_hash.clone(),
+            self.plan.labels.clone(),
+            self.plan.cwd.clone(),
+            self.plan.max_failures,
+        );
+        self.emit(&Note::DispatchStarted {
+            task_hash: &hash,
+            labels: &labels,
+            route,
+            agents,
+            checks,
+            verifier: verifier.as_deref(),
+            max_failures: max,
+            cwd: &cwd,
+        });
+    }
+
+    async fn run(&mut self) -> Ending {
+        match self.plan.route.clone() {
+            Route::Pinned(agent) => {
+                if let Some(reason) = self.unavailable(&agent) {
+                    self.say(&format!("warning: {} may not work: {reason}", agent.name));
+                }
+                self.on_agents(&[agent], false).await
+            }
+            Route::Candidates { agents, .. } => self.on_agents(&agents, true).await,
+            Route::Ladder(rungs) => self.ladder(&rungs).await,
+        }
+    }
+
+    /// Why `agent` cannot take the task now, if it cannot.
+    fn unavailable(&mut self, agent: &AgentSpec) -> Option<String> {
+        let timeout = self.plan.program_timeout;
+        let check = self
+            .programs
+            .entry(agent.name.clone())
+            .or_insert_with(|| avail::program_check(agent, timeout))
+            .clone();
+        match avail::assess(agent, check, &self.store, &self.state) {
+            Ok(a) => a.reason,
+            Err(err) => {
+                self.say(&format!("warning: {err}"));
+                None
+            }
+        }
+    }
+
+    /// Tries the agents in order: up to `max_failures` attempts each, the
+    /// next available one after that (`failover`), none when pinned.
+    async fn on_agents(&mut self, agents: &[AgentSpec], failover: bool) -> Ending {
+        let mut note: Option<String> = None;
+        for agent in agents {
+            if failover && let Some(reason) = self.unavailable(agent) {
+                self.say(&format!("skipping {}: {reason}", agent.name));
+                self.emit(&Note::Skipped { agent: &agent.name, rung: None, reason: &reason });
+                continue;
+            }
+            for _ in 0..self.plan.max_failures {
+                let attempt = self.attempt(agent, agent.model.clone(), None, note.as_deref()).await;
+                if attempt.result == "accepted" {
+                    return Ending::Accepted;
+                }
+                note = Some(failure_note(&attempt));
+            }
+            let reason =
+                format!("failed {} attempt(s) at task {}", self.plan.max_failures, self.task_hash);
+            if let Err(err) = self.store.set_cooldown(&agent.name, agent.cooldown, &reason) {
+                self.say(&format!("warning: {err}"));
+            }
+            self.emit(&Note::Cooldown {
+                agent: &agent.name,
+                for_s: agent.cooldown.as_secs_f64(),
+                reason: &reason,
+            });
+            if !failover {
+                break;
+            }
+            self.say(&format!(
+                "{} failed {} time(s); trying the next agent",
+                agent.name, self.plan.max_failures
+            ));
+        }
+        Ending::Failed
+    }
+
+    /// One attempt per rung; a failed or rejected one moves up with its
+    /// feedback in the next brief; an accepted one ends the ladder.
+    async fn ladder(&mut self, rungs: &[Rung]) -> Ending {
+        let mut note: Option<String> = None;
+        for (i, rung) in rungs.iter().enumerate() {
+            let n = i as u32 + 1;
+            if let Some(reason) = self.unavailable(&rung.agent) {
+                self.say(&format!("skipping rung {n} ({}): {reason}", rung.agent.name));
+                self.emit(&Note::Skipped {
+                    agent: &rung.agent.name,
+                    rung: Some(n),
+                    reason: &reason,
+                });
+                continue;
+            }
+            let attempt =
+                self.attempt(&rung.agent, rung.model.clone(), Some(n), note.as_deref()).await;
+            if attempt.result == "accepted" {
+                return Ending::Accepted;
+            }
+            note = Some(failure_note(&attempt));
+        }
+        Ending::Failed
+    }
+
+    /// The worker's brief: the task, what will be checked, and why the last
+    /// attempt was not accepted.
+    fn brief(&self, note: Option<&str>) -> String {
+        let mut brief = self.plan.task.trim().to_string();
+        if !self.plan.checks.is_empty() {
+            let list: Vec<String> = self.plan.checks.iter().map(|c| c.to_string()).collect();
+            brief.push_str(&format!(
+                "\n\nWhen you are done, reins checks: {}. The task is done only if they pass.",
+                list.join("; ")
+            ));
+        }
+        if let Some(note) = note {
+            brief
+                .push_str(&format!("\n\nAn earlier attempt at this task was not accepted. {note}"));
+        }
+        brief
+    }
+
+    async fn attempt(
+        &mut self,
+        agent: &AgentSpec,
+        model: Option<String>,
+        rung: Option<u32>,
+        note: Option<&str>,
+    ) -> Attempt {
+        let n = self.attempts.len() as u32 + 1;
+        let session = session_id(&self.plan.id, n);
+        let mut a = Attempt {
+            dispatch: self.plan.id.clone(),
+            n,
+            task_hash: self.task_hash.clone(),
+            labels: self.plan.labels.clone(),
+            agent: agent.name.clone(),
+            model: model.clone().or_else(|| agent.model.clone()),
+            rung,
+            session: session.clone(),
+            started_at: crate::time::now_rfc3339(),
+            result: "running".into(),
+            checks: json!([]),
+            ..Attempt::default()
+        };
+        let row = match self.store.start_attempt(&a) {
+            Ok(row) => Some(row),
+            Err(err) => {
+                self.say(&format!("warning: {err}"));
+                None
+            }
+        };
+        let t0 = Instant::now();
+        self.current = Some((row, a.clone(), t0));
+        self.emit(&Note::AttemptStarted {
+            attempt: n,
+            session: &session,
+            agent: &agent.name,
+            model: a.model.as_deref(),
+            rung,
+        });
+        let shown_model = a.model.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
+        self.say(&format!("attempt {n}: {}{shown_model} as session {session}", agent.name));
+
+        let brief = self.brief(note);
+        let launch = Launch {
+            id: &session,
+            agent,
+            model: a.model.as_deref(),
+            brief: &brief,
+            meta: json!({
+                "dispatch": self.plan.id,
+                "reins_agent": agent.name,
+                "model": a.model,
+                "attempt": n,
+                "rung": rung,
+                "role": "worker",
+                "task_hash": self.task_hash,
+            }),
+            description: format!("dispatch {} attempt {n}", self.plan.id),
+            size: "160x50",
+            start_timeout: self.plan.start_timeout,
+        };
+        self.live.push(session.clone());
+        let turn = match self.reins.start(&launch).await {
+            Err(reason) => Err(format!("{} {reason}", agent.name)),
+            Ok(started) => {
+                let watch = match &self.plan.watch {
+                    Some(flags) => {
+                        let log = self.dir.join(format!("{session}.watch.log"));
+                        self.reins.watch(&session, flags, &log)
+                    }
+                    None => None,
+                };
+                let timeout = self.plan.attempt_timeout;
+                let end = self.reins.wait_task(&session, timeout).await;
+                let answer = self.reins.screen(&session).await;
+                if let Some(mut watch) = watch {
+                    let _ = watch.start_kill();
+                    let _ = watch.wait().await;
+                }
+                self.reins.stop(&session).await;
+                self.live.retain(|s| s != &session);
+                a.tokens = sessions::tokens_of(&started);
+                match end {
+                    TurnEnd::Complete(status) if status == "completed" => {
+                        Ok(answer.unwrap_or_default())
+                    }
+                    TurnEnd::Complete(status) => Err(format!("its turn ended {status}")),
+                    TurnEnd::Ended(how) => {
+                        Err(format!("the session ended before the task was complete ({how})"))
+                    }
+                    TurnEnd::Timeout => Err(format!(
+                        "no task_complete within {}",
+                        crate::time::human(timeout.as_secs_f64())
+                    )),
+                    TurnEnd::Error(err) => Err(format!("cannot wait for it: {err}")),
+                }
+            }
+        };
+        self.live.retain(|s| s != &session);
+        match turn {
+            Err(reason) => {
+                a.result = "failed".into();
+                a.reason = Some(reason);
+            }
+            Ok(answer) => {
+                let prefix = self.dir.join(&session);
+                let found = done::run_all(
+                    &self.plan.checks,
+                    &self.plan.cwd,
+                    self.plan.check_timeout,
+                    &prefix,
+                )
+                .await;
+                a.checks = json!(found);
+                if let Some(bad) = found.iter().find(|f| !f.ok) {
+                    a.result = "failed".into();
+                    a.reason = Some(format!("done check {} failed: {}", bad.check, bad.detail));
+                } else if let Some(verifier) = self.plan.verifier.clone() {
+                    let (verdict, how) = self.verify(&verifier, &session, &answer).await;
+                    a.verdict = Some(if verdict.accept { "accept" } else { "reject" }.into());
+                    a.feedback = Some(verdict.feedback.clone());
+                    a.verifier = Some(format!("{session}-verify"));
+                    if verdict.accept {
+                        a.result = "accepted".into();
+                    } else {
+                        a.result = "rejected".into();
+                        a.reason = Some(how);
+                    }
+                } else {
+                    a.result = "accepted".into();
+                }
+            }
+        }
+        self.finish(a, row, t0)
+    }
+
+    fn finish(&mut self, mut a: Attempt, row: Option<i64>, t0: Instant) -> Attempt {
+        a.ended_at = Some(crate::time::now_rfc3339());
+        a.duration_s = Some((t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
+        if let Some(row) = row
+            && let Err(err) = self.store.finish_attempt(row, &a)
+        {
+            self.say(&format!("warning: {err}"));
+        }
+        self.current = None;
+        self.emit(&Note::Attempt(&a));
+        let why = match (&a.reason, &a.feedback) {
+            (Some(reason), Some(feedback)) => format!(": {reason}: {feedback}"),
+            (Some(reason), None) => format!(": {reason}"),
+            (None, Some(feedback)) if !feedback.is_empty() => format!(" ({feedback})"),
+            _ => String::new(),
+        };
+        self.say(&format!(
+            "attempt {} ({}, session {}) {}{why} [{:.1}s]",
+            a.n,
+            a.agent,
+            a.session,
+            a.result,
+            a.duration_s.unwrap_or(0.0)
+        ));
+        self.attempts.push(a.clone());
+        a
+    }
+
+    /// Asks the verifier; any trouble is a rejection saying what it was.
+    async fn verify(
+        &mut self,
+        verifier: &AgentSpec,
+        worker: &str,
+        answer: &str,
+    ) -> (verdict::Verdict, String) {
+        let session = format!("{worker}-verify");
+        let key = crate::ids::random_hex(4);
+        let file = self.dir.join(format!("{session}.verdict.json"));
+        let _ = crate::store::fsutil::remove_if_exists(&file);
+        let answer: Vec<&str> = answer.lines().collect();
+        let tail = answer[answer.len().saturating_sub(60)..].join("\n");
+        let brief = format!(
+            "You review another agent's work. Change nothing; only judge it.\n\n\
+             The task it was given:\n{task}\n\n\
+             What changed in the working tree{since}:\n{diff}\n\n\
+             The end of its screen when it finished:\n{tail}\n\n\
+             Decide whether the task is done well. Answer with one JSON object \
+             {{\"accept\": <true or false>, \"feedback\": \"<what must change, or why it is fine>\"}} \
+             on a line of its own, and also write that object to {file}.\n\
+             End of brief (verdict key {key}).",
+            task = self.plan.task.trim(),
+            since = self.start_sha.as_deref().map(|s| format!(" since {s}")).unwrap_or_default(),
+            diff = self.diff(),
+            file = file.display(),
+        );
+        let launch = Launch {
+            id: &session,
+            agent: verifier,
+            model: verifier.model.as_deref(),
+            brief: &brief,
+            meta: json!({
+                "dispatch": self.plan.id,
+                "reins_agent": verifier.name,
+                "model": verifier.model,
+                "role": "verifier",
+                "verifies": worker,
+            }),
+            description: format!("dispatch {} verifier of {worker}", self.plan.id),
+            size: "240x60",
+            start_timeout: self.plan.start_timeout,
+        };
+        let reject = |why: String| {
+            (
+                verdict::Verdict { accept: false, feedback: why.clone() },
+                format!("no valid verdict: {why}"),
+            )
+        };
+        self.live.push(session.clone());
+        let started = self.reins.start(&launch).await;
+        let result = match started {
+            Err(reason) => Err(format!("the verifier {} {reason}", verifier.name)),
+            Ok(_) => {
+                let end = self.reins.wait_task(&session, self.plan.verify_timeout).await;
+                let screen = self.reins.screen(&session).await.unwrap_or_default();
+                self.reins.stop(&session).await;
+                match end {
+                    TurnEnd::Complete(s) if s == "completed" => Ok(screen),
+                    TurnEnd::Timeout => Err(format!(
+                        "the verifier gave no verdict within {}",
+                        crate::time::human(self.plan.verify_timeout.as_secs_f64())
+                    )),
+                    other => Err(format!("the verifier did not finish: {other:?}")),
+                }
+            }
+        };
+        self.live.retain(|s| s != &session);
+        let screen = match result {
+            Ok(screen) => screen,
+            Err(why) => return reject(why),
+        };
+        let parsed = match std::fs::read_to_string(&file) {
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|err| format!("{} is not JSON: {err}", file.display()))
+                .and_then(|v| verdict::validate(&v)),
+            Err(_) => {
+                let after =
+                    screen.rfind(&key).map_or(screen.as_str(), |at| &screen[at + key.len()..]);
+                verdict::from_text(after)
+            }
+        };
+        match parsed {
+            Ok(verdict) => {
+                let how = if verdict.accept { "accepted" } else { "the verifier rejected it" };
+                (verdict, how.to_string())
+            }
+            Err(why) => reject(why),
+        }
+    }
+
+    /// `git diff` against the start commit plus untracked files, capped.
+    fn diff(&self) -> String {
+        const CAP: usize = 16_000;
+        let Some(sha) = &self.start_sha else {
+            return "(not a git repository: no diff)".into();
+        };
+        let timeout = Duration::from_secs(10);
+        let diff = crate::git::output(&self.plan.cwd, &["diff", sha], timeout)
+            .ok()
+            .filter(|o| o.success())
+            .map(|o| o.stdout)
+            .unwrap_or_default();
+        let untracked = crate::git::output(
+            &self.plan.cwd,
+            &["ls-files", "--others", "--exclude-standard"],
+            timeout,
+        )
+        .ok()
+        .filter(|o| o.success())
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+        let mut text =
+            if diff.trim().is_empty() { "(no changes to tracked files)".to_string() } else { diff };
+        if !untracked.trim().is_empty() {
+            text.push_str(&format!(
+                "\nNew files: {}",
+                untracked.split_whitespace().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if text.len() > CAP {
+            let mut cut = CAP;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push_str("\n(diff cut here)");
+        }
+        text
+    }
+
+    /// Stops every session still running and closes the attempt under way.
+    async fn clean_up(&mut self, ending: Ending) {
+        for session in std::mem::take(&mut self.live) {
+            self.reins.stop(&session).await;
+        }
+        if let Some((row, mut a, t0)) = self.current.take() {
+            a.result = match ending {
+                Ending::Timeout => "timeout",
+                _ => "interrupted",
+            }
+            .into();
+            a.reason = Some(match ending {
+                Ending::Timeout => "the dispatch ran out of time (--timeout)".into(),
+                _ => "the dispatcher was interrupted".into(),
+            });
+            self.finish(a, row, t0);
+        }
+    }
+}
+
+/// What the next brief says about an attempt that was not accepted.
+fn failure_note(a: &Attempt) -> String {
+    let who = format!("Attempt {} (agent {}, session {})", a.n, a.agent, a.session);
+    match (a.result.as_str(), &a.feedback) {
+        ("rejected", Some(feedback)) => {
+            format!("{who} was rejected by the reviewer. The reviewer's feedback: {feedback}")
+        }
+        _ => format!(
+            "{who} failed: {}.",
+            a.reason.as_deref().unwrap_or("no reason recorded").trim_end_matches('.')
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempt_sessions_are_lettered() {
+        assert_eq!(session_id("t", 1), "t");
+        assert_eq!(session_id("t", 2), "t-b");
+        assert_eq!(session_id("t", 3), "t-c");
+        assert_eq!(session_id("t", 26), "t-z");
+        assert_eq!(session_id("t", 27), "t-27");
+    }
+
+    #[test]
+    fn the_note_carries_the_feedback() {
+        let a = Attempt {
+            n: 1,
+            agent: "cheap".into(),
+            session: "t".into(),
+            result: "rejected".into(),
+            feedback: Some("add a test".into()),
+            ..Attempt::default()
+        };
+        assert!(failure_note(&a).ends_with("The reviewer's feedback: add a test"));
+        let b = Attempt { result: "failed".into(), reason: Some("exit 3.".into()), ..a };
+        assert!(failure_note(&b).ends_with("failed: exit 3."));
+    }
+}

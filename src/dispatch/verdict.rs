@@ -1,0 +1,108 @@
+//! The verifier's verdict: one JSON object `{"accept": bool, "feedback":
+//! string}` (other keys are ignored), read from the file its brief names
+//! or else from what it answered on screen after its brief. Anything else
+//! — no object, the wrong types, a verifier that never finished — is a
+//! rejection with the reason as feedback.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// A validated verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct Verdict {
+    pub(crate) accept: bool,
+    pub(crate) feedback: String,
+}
+
+/// Validates one JSON value against the verdict schema.
+pub(crate) fn validate(value: &Value) -> Result<Verdict, String> {
+    let obj = value.as_object().ok_or("the verdict is not a JSON object")?;
+    let accept = match obj.get("accept") {
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("\"accept\" is not true or false".into()),
+        None => return Err("the verdict has no \"accept\"".into()),
+    };
+    let feedback = match obj.get("feedback") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err("\"feedback\" is not a string".into()),
+        None => return Err("the verdict has no \"feedback\"".into()),
+    };
+    Ok(Verdict { accept, feedback })
+}
+
+/// The last JSON object in `text` that has an `accept` key, validated.
+/// Screens wrap long lines, so a candidate that does not parse is tried
+/// again with its line breaks removed.
+pub(crate) fn from_text(text: &str) -> Result<Verdict, String> {
+    let mut last_error = None;
+    for (start, _) in text.rmatch_indices('{') {
+        let Some(candidate) = balanced(&text[start..]) else { continue };
+        if !candidate.contains("\"accept\"") {
+            continue;
+        }
+        let joined: String = candidate.split('\n').map(str::trim_end).collect();
+        let parsed = serde_json::from_str::<Value>(candidate)
+            .or_else(|_| serde_json::from_str::<Value>(&joined));
+        match parsed {
+            Ok(value) => return validate(&value),
+            Err(err) => last_error = Some(format!("the verdict is not valid JSON: {err}")),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| "no JSON verdict in the answer".into()))
+}
+
+/// The text of the `{...}` object starting at `text[0]`, braces balanced
+/// (outside strings).
+fn balanced(text: &str) -> Option<&str> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(&text[..=i]);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_verdict_wins_and_is_validated() {
+        let text = r#"> brief {"accept": true, "feedback": "quoted"} ...
+● {"accept": false, "feedback": "add a test for {x}"}"#;
+        assert_eq!(
+            from_text(text).unwrap(),
+            Verdict { accept: false, feedback: "add a test for {x}".into() }
+        );
+        assert!(from_text("● looks good to me").unwrap_err().contains("no JSON verdict"));
+        assert!(from_text(r#"{"accept": "yes", "feedback": ""}"#).unwrap_err().contains("accept"));
+        assert!(from_text(r#"{"accept": true}"#).unwrap_err().contains("feedback"));
+        assert!(from_text(r#"{"accept": tru, "feedback": ""}"#).unwrap_err().contains("JSON"));
+    }
+
+    #[test]
+    fn a_wrapped_verdict_is_joined() {
+        let text = "{\"accept\": true, \"feedback\": \"fi\nne\"}";
+        assert_eq!(from_text(text).unwrap().feedback, "fine");
+    }
+}
