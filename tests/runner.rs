@@ -11,6 +11,7 @@ mod test_bad_input;
 mod test_buddy;
 mod test_codex_schema;
 mod test_dead_hosts;
+mod test_dispatch;
 mod test_docs;
 mod test_doctor;
 mod test_events;

@@ -1,0 +1,440 @@
+//! `reins dispatch` and `reins agents`: availability-first choice,
+//! failover after repeated failures, ladders that climb on a verifier's
+//! rejection, done checks, the outcome store, clean-up on timeout and
+//! SIGTERM, and bad input — all with mock agents configured in config.toml.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{TestEnv, eventually};
+
+/// Mock-backed agents: `cheap` crashes before it finishes anything,
+/// `strong` works, `ghost` cannot run at all, `lo`/`hi` answer with a
+/// verdict for the verifier (`judge`) to repeat, `garb` with nonsense.
+const CONFIG: &str = r#"
+[agents.ghost]
+agent = "generic"
+args = ["no-such-agent-program-here"]
+
+[agents.cheap]
+agent = "mock"
+model = "mini"
+args = ["--work", "5", "--crash-after", "0.5"]
+
+[agents.strong]
+agent = "mock"
+model = "big"
+args = ["--work", "0.2"]
+
+[agents.judge]
+agent = "mock"
+args = ["--work", "0.1"]
+
+[agents.lo]
+agent = "mock"
+args = ["--work", "0.2", "--reply", "done [[reply:{\"accept\": false, \"feedback\": \"handle the empty input\"}]]"]
+
+[agents.hi]
+agent = "mock"
+args = ["--work", "0.2", "--reply", "done [[reply:{\"accept\": true, \"feedback\": \"looks right\"}]]"]
+
+[agents.top]
+agent = "mock"
+
+[agents.garb]
+agent = "mock"
+args = ["--work", "0.2", "--reply", "done [[reply:sure, all good]]"]
+"#;
+
+fn env() -> TestEnv {
+    let env = TestEnv::new();
+    write_config(&env, CONFIG);
+    env
+}
+
+fn write_config(env: &TestEnv, text: &str) {
+    let dir = env.path().join("config/reins");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml"), text).unwrap();
+}
+
+/// The attempts the store has for dispatch `id`.
+fn history(env: &TestEnv, id: &str) -> Vec<Value> {
+    let out = env.reins(&["dispatch", "--history", "--id", id, "--json"]).ok().json();
+    assert_eq!(out["store_schema"], 1, "{out}");
+    out["attempts"].as_array().unwrap().clone()
+}
+
+/// The dispatcher's own log.
+fn log(env: &TestEnv, id: &str) -> Vec<Value> {
+    let text =
+        std::fs::read_to_string(env.state_dir().join("dispatches").join(id).join("events.jsonl"))
+            .unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The first message a session got (its brief), from its inbox.
+fn brief(env: &TestEnv, id: &str) -> String {
+    let inbox = std::fs::read_to_string(env.session_dir(id).join("inbox.jsonl")).unwrap();
+    let first: Value = serde_json::from_str(inbox.lines().next().unwrap()).unwrap();
+    first["text"].as_str().unwrap().to_string()
+}
+
+fn live(env: &TestEnv, id: &str) -> bool {
+    let status = env.reins(&["status", "--json", "--all"]).ok().json();
+    status.as_array().into_iter().flatten().any(|s| s["id"] == id)
+}
+
+fn field<'a>(rows: &'a [Value], key: &str) -> Vec<&'a str> {
+    rows.iter().map(|r| r[key].as_str().unwrap_or("-")).collect()
+}
+
+#[test]
+fn availability_first_choice_and_failover_after_two_failures() {
+    let env = env();
+    let agents = env.reins(&["agents", "--json"]).ok().json();
+    let row = |name: &str| {
+        agents["agents"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap().clone()
+    };
+    assert_eq!(row("ghost")["availability"]["available"], false, "{agents}");
+    assert!(
+        row("ghost")["availability"]["reason"].as_str().unwrap().contains("not on PATH"),
+        "{agents}"
+    );
+    assert_eq!(row("cheap")["availability"]["available"], true);
+    assert_eq!(row("cheap")["source"], "config");
+    assert_eq!(row("mock")["source"], "builtin");
+
+    let run = env
+        .reins(&[
+            "dispatch",
+            "--prefer",
+            "ghost,cheap,strong",
+            "--message",
+            "write the report",
+            "--id",
+            "fo",
+            "--label",
+            "docs",
+            "--json",
+        ])
+        .ok();
+    let out = run.json();
+    assert_eq!(out["result"], "accepted", "{out}");
+    assert_eq!((out["agent"].as_str(), out["session"].as_str()), (Some("strong"), Some("fo-c")));
+    let attempts = out["attempts"].as_array().unwrap();
+    assert_eq!(field(attempts, "agent"), ["cheap", "cheap", "strong"]);
+    assert_eq!(field(attempts, "session"), ["fo", "fo-b", "fo-c"]);
+    assert_eq!(field(attempts, "result"), ["failed", "failed", "accepted"]);
+    assert!(attempts[0]["reason"].as_str().unwrap().contains("exit code 3"), "{out}");
+    // One line per attempt on stderr.
+    assert_eq!(run.stderr.matches(") failed: ").count(), 2, "{}", run.stderr);
+    assert!(run.stderr.contains("skipping ghost"), "{}", run.stderr);
+
+    // The retry on cheap and the failover brief say why the last one failed.
+    assert!(brief(&env, "fo").contains("write the report"));
+    assert!(!brief(&env, "fo").contains("not accepted"));
+    for id in ["fo-b", "fo-c"] {
+        let text = brief(&env, id);
+        assert!(text.contains("was not accepted") && text.contains("exit code 3"), "{text}");
+    }
+    // The model reached the agent (the mock shows it in its banner).
+    let screen = env.reins(&["logs", "--id", "fo-c"]).ok().stdout;
+    assert!(screen.contains("model big"), "{screen}");
+
+    // The store matches, and so does the log.
+    let rows = history(&env, "fo");
+    assert_eq!(field(&rows, "session"), ["fo", "fo-b", "fo-c"]);
+    assert_eq!(field(&rows, "result"), ["failed", "failed", "accepted"]);
+    assert_eq!(field(&rows, "model"), ["mini", "mini", "big"]);
+    assert!(rows.iter().all(|r| r["labels"] == serde_json::json!(["docs"])));
+    assert!(rows.iter().all(|r| r["task_hash"] == out["task_hash"] && r["ended_at"].is_string()));
+    let log = log(&env, "fo");
+    let types: Vec<&str> = log.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "dispatch_started",
+            "skipped",
+            "attempt_started",
+            "attempt",
+            "attempt_started",
+            "attempt",
+            "cooldown",
+            "attempt_started",
+            "attempt",
+            "dispatch_ended"
+        ]
+    );
+    assert!(log.iter().all(|e| e["id"] == "fo" && e["schema_version"] == 1));
+    // Every session it started is gone.
+    for id in ["fo", "fo-b", "fo-c"] {
+        assert!(!live(&env, id), "{id} still runs");
+    }
+
+    // cheap now cools down: the next dispatch goes straight to strong.
+    let agents = env.reins(&["agents", "--json", "cheap"]).ok().json();
+    let cheap = &agents["agents"][0]["availability"];
+    assert_eq!(cheap["available"], false, "{agents}");
+    assert!(cheap["cooldown"]["left_s"].as_f64().unwrap() > 500.0, "{agents}");
+    let out = env
+        .reins(&[
+            "dispatch",
+            "--prefer",
+            "cheap,strong",
+            "--message",
+            "again",
+            "--id",
+            "fo2",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(field(out["attempts"].as_array().unwrap(), "agent"), ["strong"], "{out}");
+}
+
+#[test]
+fn a_ladder_climbs_on_rejection_with_feedback_and_stops_on_accept() {
+    let env = env();
+    let out = env
+        .reins(&[
+            "dispatch",
+            "--ladder",
+            "lo:small,hi:large,top:huge",
+            "--verifier",
+            "judge",
+            "--message",
+            "parse the config",
+            "--id",
+            "lad",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out["result"], "accepted", "{out}");
+    let attempts = out["attempts"].as_array().unwrap();
+    assert_eq!(field(attempts, "agent"), ["lo", "hi"], "stops on accept: top never runs");
+    assert_eq!(field(attempts, "model"), ["small", "large"]);
+    assert_eq!(attempts[0]["rung"], 1);
+    assert_eq!(attempts[1]["rung"], 2);
+    assert_eq!(field(attempts, "result"), ["rejected", "accepted"]);
+    assert_eq!(field(attempts, "verdict"), ["reject", "accept"]);
+    assert_eq!(field(attempts, "feedback"), ["handle the empty input", "looks right"]);
+    assert_eq!(field(attempts, "verifier"), ["lad-verify", "lad-b-verify"]);
+
+    // The verifier saw the task and the worker's answer; the next rung got
+    // the verifier's feedback in its brief.
+    let review = brief(&env, "lad-verify");
+    assert!(review.contains("parse the config") && review.contains("handle the empty input"));
+    let second = brief(&env, "lad-b");
+    assert!(second.starts_with("[reins session id=lad-b] parse the config"), "{second}");
+    assert!(second.contains("The reviewer's feedback: handle the empty input"), "{second}");
+    let delivered = env.events("lad-b").into_iter().find(|e| e["type"] == "delivered").unwrap();
+    assert!(delivered["preview"].as_str().unwrap().contains("parse the config"), "{delivered}");
+    let screen = env.reins(&["logs", "--id", "lad-b"]).ok().stdout;
+    assert!(screen.contains("model large"), "{screen}");
+
+    let rows = history(&env, "lad");
+    assert_eq!(field(&rows, "result"), ["rejected", "accepted"]);
+    assert_eq!(field(&rows, "feedback"), ["handle the empty input", "looks right"]);
+    let attempt_events: Vec<Value> =
+        log(&env, "lad").into_iter().filter(|e| e["type"] == "attempt").collect();
+    assert_eq!(attempt_events.len(), 2);
+    assert_eq!(attempt_events[0]["verdict"], "reject");
+    assert_eq!(attempt_events[0]["rung"], 1);
+    for id in ["lad", "lad-b", "lad-verify", "lad-b-verify"] {
+        assert!(!live(&env, id), "{id} still runs");
+    }
+}
+
+#[test]
+fn a_verifier_that_answers_garbage_rejects() {
+    let env = env();
+    let out = env
+        .reins(&[
+            "dispatch",
+            "--agent",
+            "garb",
+            "--verifier",
+            "judge",
+            "--max-failures",
+            "1",
+            "--message",
+            "tidy up",
+            "--id",
+            "gb",
+            "--json",
+        ])
+        .code(1)
+        .json();
+    assert_eq!(out["result"], "failed");
+    let a = &out["attempts"][0];
+    assert_eq!(a["result"], "rejected", "{out}");
+    assert_eq!(a["verdict"], "reject");
+    assert!(a["feedback"].as_str().unwrap().contains("no JSON verdict"), "{out}");
+    assert_eq!(history(&env, "gb")[0]["verdict"], "reject");
+}
+
+#[test]
+fn a_failing_done_check_fails_the_attempt() {
+    let env = env();
+    let out = env
+        .reins(&[
+            "dispatch",
+            "--agent",
+            "strong",
+            "--max-failures",
+            "1",
+            "--done",
+            "cmd:echo boom; exit 3",
+            "--message",
+            "make the tests pass",
+            "--id",
+            "dc",
+            "--json",
+        ])
+        .code(1)
+        .json();
+    let a = &out["attempts"][0];
+    assert_eq!(a["result"], "failed", "{out}");
+    assert!(
+        a["reason"].as_str().unwrap().contains("cmd:echo boom; exit 3 failed: exit 3"),
+        "{out}"
+    );
+    let output = a["checks"][0]["output"].as_str().unwrap();
+    assert_eq!(std::fs::read_to_string(output).unwrap(), "boom\n");
+    assert!(brief(&env, "dc").contains("reins checks: cmd:echo boom; exit 3"));
+    // A passing check and a present file: accepted.
+    std::fs::write(env.work.join("report.md"), "ok").unwrap();
+    let out = env
+        .reins(&[
+            "dispatch",
+            "--agent",
+            "strong",
+            "--done",
+            "cmd:true",
+            "--done",
+            "file:report.md",
+            "--message",
+            "write report.md",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out["result"], "accepted", "{out}");
+    let checks = &out["attempts"][0]["checks"];
+    assert_eq!((checks[0]["ok"].as_bool(), checks[1]["ok"].as_bool()), (Some(true), Some(true)));
+}
+
+#[test]
+fn timeout_and_sigterm_stop_every_session_it_started() {
+    let env = env();
+    let run = env
+        .reins(&[
+            "dispatch",
+            "--agent",
+            "strong",
+            "--message",
+            "[[wait:60]] slow work",
+            "--id",
+            "to",
+            "--timeout",
+            "2s",
+            "--json",
+        ])
+        .code(124);
+    let out = run.json();
+    assert_eq!(out["result"], "timeout");
+    assert_eq!(out["attempts"][0]["result"], "timeout");
+    assert!(!live(&env, "to"), "the session outlived its dispatcher");
+    assert_eq!(history(&env, "to")[0]["result"], "timeout");
+
+    let mut child = env.spawn(&[
+        "dispatch",
+        "--agent",
+        "strong",
+        "--message",
+        "[[wait:60]] slow work",
+        "--id",
+        "st",
+    ]);
+    env.wait_event("st", Duration::from_secs(15), |e| e["type"] == "turn_started");
+    crate::common::signal(child.id() as i32, 15);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    eventually(Duration::from_secs(5), "st to be stopped", || !live(&env, "st"));
+    assert_eq!(history(&env, "st")[0]["result"], "interrupted");
+}
+
+#[test]
+fn bad_input_is_a_usage_error_with_a_hint() {
+    let env = env();
+    let bad = |args: &[&str], said: &str| {
+        let run = env.reins(args).code(2);
+        assert!(run.stderr.contains(said), "{said:?} not in:\n{}", run.stderr);
+        // Our errors carry a hint; clap's name the forms and point at --help.
+        assert!(run.stderr.contains("hint:") || run.stderr.contains("--help"), "{}", run.stderr);
+    };
+    bad(&["dispatch", "--agent", "nobody", "--message", "x"], "no agent named \"nobody\"");
+    bad(&["dispatch", "--ladder", "lo:a,nobody:b", "--message", "x"], "no agent named \"nobody\"");
+    bad(&["dispatch", "--agent", "strong", "--verifier", "nobody", "--message", "x"], "nobody");
+    bad(&["dispatch", "--agent", "strong", "--task", "missing.md"], "--task missing.md");
+    bad(&["dispatch", "--agent", "strong"], "what is the task?");
+    bad(
+        &["dispatch", "--agent", "strong", "--message", "x", "--done", "tests"],
+        "not a done check",
+    );
+    bad(&["dispatch", "--agent", "strong", "--message", "  "], "the task is empty");
+    bad(&["agents", "nobody"], "no agent named \"nobody\"");
+
+    write_config(&env, "[agents.ok]\nagent = \"mock\"\n\n[agents.typo]\nagnet = \"mock\"\n");
+    let config = env.path().join("config/reins/config.toml");
+    let shown = format!("{}:4: [agents.typo]: unknown field `agnet`", config.display());
+    bad(&["agents"], &shown);
+    bad(&["dispatch", "--message", "x"], &shown);
+    write_config(&env, "[agents.x]\nagent = \"mock\"\nmax_concurrent = \"two\"\n");
+    bad(&["agents"], "config.toml:1: [agents.x]: invalid type");
+    write_config(&env, "[agents.x\n");
+    bad(&["agents"], "config.toml:1:");
+    // Nothing was started or recorded.
+    assert!(!env.state_dir().join("dispatches").exists());
+}
+
+#[test]
+fn probes_are_recorded_and_load_counts_against_the_cap() {
+    let env = env();
+    write_config(
+        &env,
+        &format!("{CONFIG}\n[agents.capped]\nagent = \"mock\"\nmax_concurrent = 1\n"),
+    );
+    let out = env.reins(&["agents", "--probe", "strong", "--json"]).ok().json();
+    let strong = &out["agents"][0];
+    assert_eq!(strong["probe"]["ok"], true, "{out}");
+    assert!(strong["probe"]["latency_s"].as_f64().unwrap() > 0.0, "{out}");
+    assert_eq!(strong["availability"]["last_probe"]["ok"], true);
+
+    // A probe that fails makes the agent unavailable (it answers --version
+    // but cannot complete a turn).
+    let out = env.reins(&["agents", "--probe", "cheap", "--json"]).code(1).json();
+    let cheap = &out["agents"][0];
+    assert_eq!(cheap["probe"]["ok"], false, "{out}");
+    assert_eq!(cheap["availability"]["available"], false);
+    assert!(cheap["availability"]["reason"].as_str().unwrap().contains("last probe failed"));
+    let probe_session = cheap["probe"]["session"].as_str().unwrap();
+    assert!(!live(&env, probe_session));
+
+    // A live session of `capped` puts it at its cap.
+    env.start("cap1", &["--meta", r#"{"reins_agent":"capped"}"#]);
+    let out = env.reins(&["agents", "capped", "--json"]).ok().json();
+    let capped = &out["agents"][0]["availability"];
+    assert_eq!((capped["load"].as_u64(), capped["max_concurrent"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(capped["available"], false, "{out}");
+    assert!(capped["reason"].as_str().unwrap().contains("at its cap: 1 of 1"), "{out}");
+    // ...and dispatch passes it over for the next one.
+    let out = env
+        .reins(&["dispatch", "--prefer", "capped,strong", "--message", "x", "--json"])
+        .ok()
+        .json();
+    assert_eq!(field(out["attempts"].as_array().unwrap(), "agent"), ["strong"], "{out}");
+}
