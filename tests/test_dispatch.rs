@@ -438,3 +438,48 @@ fn probes_are_recorded_and_load_counts_against_the_cap() {
         .json();
     assert_eq!(field(out["attempts"].as_array().unwrap(), "agent"), ["strong"], "{out}");
 }
+
+#[test]
+fn a_watched_worker_is_nudged_and_its_next_turn_counts() {
+    let env = env();
+    let out = env
+        .reins(&[
+            "dispatch",
+            "--agent",
+            "strong",
+            "--message",
+            "[[stall]] go",
+            "--id",
+            "wn",
+            "--watch",
+            "--stall-after",
+            "1s",
+            "--max-resumes",
+            "1",
+            "--attempt-timeout",
+            "30s",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out["result"], "accepted", "{out}");
+    let kinds: Vec<String> =
+        env.events("wn").iter().map(|e| e["type"].as_str().unwrap().to_string()).collect();
+    assert!(kinds.contains(&"stall".to_string()) && kinds.contains(&"resume".to_string()));
+    assert!(!live(&env, "wn"));
+}
+
+#[test]
+fn without_a_choice_agents_take_turns() {
+    let env = TestEnv::new();
+    write_config(
+        &env,
+        "[agents.a]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n\n\
+         [agents.b]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n",
+    );
+    let first = |id: &str| {
+        let out = env.reins(&["dispatch", "--message", "x", "--id", id, "--json"]).ok().json();
+        out["agent"].as_str().unwrap().to_string()
+    };
+    assert_eq!([first("r1"), first("r2"), first("r3")], ["a", "b", "a"]);
+}

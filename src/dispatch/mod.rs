@@ -476,9 +476,9 @@ impl Engine {
         };
         self.live.push(session.clone());
         let turn = match self.reins.start(&launch).await {
-            Err(reason) => Err(format!("{} {reason}", agent.name)),
+            Err(reason) => Err(format!("{} did not start: {reason}", agent.name)),
             Ok(started) => {
-                let watch = match &self.plan.watch {
+                let mut watch = match &self.plan.watch {
                     Some(flags) => {
                         let log = self.dir.join(format!("{session}.watch.log"));
                         self.reins.watch(&session, flags, &log)
@@ -486,7 +486,7 @@ impl Engine {
                     None => None,
                 };
                 let timeout = self.plan.attempt_timeout;
-                let end = self.reins.wait_task(&session, timeout).await;
+                let end = self.wait_turn(&session, timeout, watch.as_mut()).await;
                 let answer = self.reins.screen(&session).await;
                 if let Some(mut watch) = watch {
                     let _ = watch.start_kill();
@@ -547,6 +547,34 @@ impl Engine {
             }
         }
         self.finish(a, row, t0)
+    }
+
+    /// Waits for the worker's task to complete. A watched worker whose
+    /// turn was interrupted (a nudge) or whose agent died (a restart) gets
+    /// more time, as long as its watch goes on: the watch's next turn is
+    /// the one that counts.
+    async fn wait_turn(
+        &self,
+        session: &str,
+        timeout: Duration,
+        mut watch: Option<&mut tokio::process::Child>,
+    ) -> TurnEnd {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let end = self.reins.wait_task(session, left).await;
+            let settled = matches!(&end, TurnEnd::Complete(s) if s == "completed")
+                || matches!(end, TurnEnd::Timeout);
+            let watching = match watch.as_deref_mut() {
+                Some(child) => matches!(child.try_wait(), Ok(None)),
+                None => false,
+            };
+            if settled || !watching || Instant::now() >= deadline {
+                return end;
+            }
+            // Give the watch a moment to nudge or restart, then wait again.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     fn finish(&mut self, mut a: Attempt, row: Option<i64>, t0: Instant) -> Attempt {
@@ -629,7 +657,7 @@ impl Engine {
         self.live.push(session.clone());
         let started = self.reins.start(&launch).await;
         let result = match started {
-            Err(reason) => Err(format!("the verifier {} {reason}", verifier.name)),
+            Err(reason) => Err(format!("the verifier {} did not start: {reason}", verifier.name)),
             Ok(_) => {
                 let end = self.reins.wait_task(&session, self.plan.verify_timeout).await;
                 let screen = self.reins.screen(&session).await.unwrap_or_default();

@@ -110,7 +110,7 @@ impl Reins {
         }
         let (code, stdout, stderr) = self.output(&args).await;
         if code != 0 {
-            return Err(format!("it did not start: {}", one_line(&stderr)));
+            return Err(one_line(&stderr));
         }
         let started: Value = serde_json::from_str(stdout.trim())
             .map_err(|err| format!("`reins run` printed no session ({err})"))?;
