@@ -19,17 +19,9 @@ use crate::store::paths::StateRoot;
 /// after failures, its last probe did not fail, and its live sessions are
 /// under its max_concurrent.
 ///
-/// Agents come from $XDG_CONFIG_HOME/reins/config.toml, one table each:
-///
-///   [agents.cheap]
-///   agent = "codex"              # the adapter profile (default: the name)
-///   model = "gpt-5-mini"
-///   args = ["--search"]          # more arguments for the agent
-///   max_concurrent = 2           # live sessions at most (default: no cap)
-///   cooldown = "10m"             # rest after failing a task over (default 10m)
-///   model_args = ["-m", "{model}"]   # how the model is passed (default: per profile)
-///
-/// plus every adapter profile as an agent of its own name.
+/// Agents come from $XDG_CONFIG_HOME/reins/config.toml (one [agents.NAME]
+/// table each, see below), plus every adapter profile as an agent of its
+/// own name.
 ///
 /// `--probe` starts each available agent (or the NAMEs) headless with a
 /// one-line task, waits for the turn to complete, stops it, and records
@@ -37,6 +29,15 @@ use crate::store::paths::StateRoot;
 /// failed is not available until a probe succeeds.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
+config.toml:
+  [agents.cheap]
+  agent = \"codex\"                # the adapter profile (default: the name)
+  model = \"gpt-5-mini\"
+  args = [\"--search\"]            # more arguments for the agent
+  max_concurrent = 2             # live sessions at most (default: no cap)
+  cooldown = \"10m\"               # rest after failing a task over (default 10m)
+  model_args = [\"-m\", \"{model}\"] # how the model is passed (default: per profile)
+
 Examples:
   reins agents                  a table
   reins agents --json
