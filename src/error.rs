@@ -79,6 +79,9 @@ impl From<anyhow::Error> for CliError {
                 broken_pipe: cli.broken_pipe,
             };
         }
+        if let Some(limit) = exhausted_limit(&err) {
+            return CliError::failure(format!("{err:#}")).hint(limit);
+        }
         let broken_pipe = err.chain().any(|cause| {
             cause
                 .downcast_ref::<std::io::Error>()
@@ -93,6 +96,24 @@ impl From<anyhow::Error> for CliError {
     }
 }
 
+/// Running out of descriptors is not a bug in reins: say which limit to
+/// raise instead.
+fn exhausted_limit(err: &anyhow::Error) -> Option<&'static str> {
+    let errno =
+        err.chain().find_map(|cause| cause.downcast_ref::<std::io::Error>()?.raw_os_error())?;
+    match rustix::io::Errno::from_raw_os_error(errno) {
+        rustix::io::Errno::MFILE => Some(
+            "this process reached its open-file limit: raise it (`ulimit -n`, or LimitNOFILE= \
+             for a service); reins' limits with many sessions are in docs/scale.md",
+        ),
+        rustix::io::Errno::NFILE => Some(
+            "the system reached its open-file limit (fs.file-max): close something, or raise \
+             it with sysctl",
+        ),
+        _ => None,
+    }
+}
+
 impl From<std::io::Error> for CliError {
     fn from(err: std::io::Error) -> Self {
         CliError::from(anyhow::Error::from(err))
@@ -100,3 +121,17 @@ impl From<std::io::Error> for CliError {
 }
 
 pub(crate) type CliResult<T = u8> = Result<T, CliError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_out_of_descriptors_is_a_failure_with_a_hint_not_a_bug() {
+        let err = CliError::from(std::io::Error::from_raw_os_error(24));
+        assert_eq!(err.code, code::FAILURE);
+        assert!(err.hint.as_deref().is_some_and(|h| h.contains("ulimit -n")), "{err:?}");
+        let bug = CliError::from(std::io::Error::other("odd"));
+        assert_eq!(bug.code, code::INTERNAL);
+    }
+}
