@@ -4,6 +4,7 @@ mod delivery;
 mod file_hook;
 mod input;
 mod launch;
+pub(crate) mod limits;
 pub(crate) mod progress;
 mod pty;
 mod queue;
@@ -53,6 +54,7 @@ pub(crate) fn run(
     };
     drop(claim);
     init_tracing(&paths.host_log());
+    limits::raise_nofile();
     let profile = Profile::parse(&spec.profile_toml, ProfileSource::Builtin)
         .map_err(|err| CliError::failure(format!("invalid adapter profile: {err}")))?;
     let events = EventWriter::open(&paths.events(), &spec.run, &spec.id)?;

@@ -60,10 +60,12 @@ impl Pty {
             .stdout(Stdio::from(slave.try_clone()?))
             .stderr(Stdio::from(slave));
         // SAFETY: between fork and exec only async-signal-safe calls are
-        // made: setsid(2) and ioctl(2) on an inherited descriptor.
+        // made: setsid(2), setrlimit(2) and ioctl(2) on an inherited
+        // descriptor.
         unsafe {
             cmd.pre_exec(|| {
                 rustix::process::setsid()?;
+                crate::host::limits::restore_for_agent()?;
                 // stdin is the slave: make it our controlling terminal, so
                 // job control and SIGWINCH work in the agent.
                 rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;

@@ -64,11 +64,13 @@ pub(crate) fn spawn(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: setsid(2) is async-signal-safe; the agent becomes a session
-    // leader so its whole tree can be signalled, as with a PTY agent.
+    // SAFETY: setsid(2) and setrlimit(2) are async-signal-safe; the agent
+    // becomes a session leader so its whole tree can be signalled, as with
+    // a PTY agent, and gets the open-file limit the host inherited.
     unsafe {
         cmd.pre_exec(|| {
             rustix::process::setsid()?;
+            crate::host::limits::restore_for_agent()?;
             Ok(())
         });
     }
