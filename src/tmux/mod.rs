@@ -13,8 +13,9 @@ use std::process::{Command, Stdio};
 use crate::error::CliError;
 use crate::store::events::TmuxTarget;
 
-/// What `new-window`/`new-session -P` print about the new pane.
-const PANE_FORMAT: &str = "#{pane_id}\t#{session_name}\t#{window_id}";
+/// What `new-window`/`new-session -P` print about the new pane (the socket
+/// too, so that opening a window is one tmux call, not three).
+const PANE_FORMAT: &str = "#{pane_id}\t#{session_name}\t#{window_id}\t#{socket_path}";
 
 /// The tmux session used when the caller is not inside tmux.
 pub(crate) const DEFAULT_SESSION: &str = "reins";
@@ -110,7 +111,8 @@ impl Tmux {
     /// Opens a new window for a session and returns its pane. Inside tmux it
     /// goes into the caller's tmux session; outside, into the `reins` tmux
     /// session, created on first use and reused after that (two runs racing
-    /// to create it both succeed).
+    /// to create it both succeed). Outside tmux that is one tmux command
+    /// per session once the `reins` session exists.
     pub(crate) fn new_window(&self, spec: &NewWindow<'_>) -> Result<TmuxTarget, TmuxError> {
         let command = shell_join(spec.command);
         let cwd = spec.cwd.to_string_lossy();
@@ -133,12 +135,13 @@ impl Tmux {
                 missing: false,
             });
         }
-        Ok(TmuxTarget {
-            pane,
-            session: parts.next().map(str::to_string),
-            window: parts.next().map(str::to_string),
-            socket: self.socket_path().ok(),
-        })
+        let session = parts.next().map(str::to_string);
+        let window = parts.next().map(str::to_string);
+        let socket = match parts.next().filter(|s| !s.is_empty()) {
+            Some(socket) => Some(socket.to_string()),
+            None => self.socket_path().ok(),
+        };
+        Ok(TmuxTarget { pane, session, window, socket })
     }
 
     fn new_window_in_default_session(
@@ -148,8 +151,9 @@ impl Tmux {
         command: &str,
     ) -> Result<String, TmuxError> {
         let target = format!("={DEFAULT_SESSION}:");
-        if self.run(&["has-session", "-t", &format!("={DEFAULT_SESSION}")]).is_ok() {
-            return self.run_new_window(&target, spec, cwd, command);
+        match self.run_new_window(&target, spec, cwd, command) {
+            Err(err) if err.no_such_session() => {}
+            done => return done,
         }
         let created = self.run(&[
             "new-session",
@@ -255,6 +259,15 @@ pub(crate) struct TmuxError {
     pub(crate) command: String,
     pub(crate) stderr: String,
     pub(crate) missing: bool,
+}
+
+impl TmuxError {
+    /// The server is not running, or has no session of that name.
+    fn no_such_session(&self) -> bool {
+        ["can't find session", "no server running", "error connecting"]
+            .iter()
+            .any(|m| self.stderr.contains(m))
+    }
 }
 
 impl From<TmuxError> for CliError {
