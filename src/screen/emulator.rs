@@ -190,6 +190,20 @@ mod tests {
     }
 
     #[test]
+    fn scrollback_stays_within_its_bound() {
+        let mut s = Screen::new(size(), 3, false);
+        for i in 0..1000 {
+            s.feed(format!("line {i}\r\n").as_bytes());
+        }
+        s.parser.screen_mut().set_scrollback(usize::MAX);
+        assert_eq!(s.parser.screen().scrollback(), 3);
+        let mut none = Screen::new(size(), 0, false);
+        none.feed(&b"x\r\n".repeat(100));
+        none.parser.screen_mut().set_scrollback(usize::MAX);
+        assert_eq!(none.parser.screen().scrollback(), 0);
+    }
+
+    #[test]
     fn queries_are_answered_only_when_asked_to() {
         let mut quiet = Screen::new(size(), 0, false);
         assert!(quiet.feed(b"\x1b[c\x1b[6n").is_empty());
