@@ -28,6 +28,9 @@ use crate::store::registry::Size;
 /// Largest request body accepted: a 1 MiB message, JSON-escaped, fits.
 const MAX_BODY: usize = 8 << 20;
 
+/// How long to wait after a failed `accept` before trying again.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// A request for the main loop, with the channel for its answer.
 pub(crate) struct Incoming {
     pub(crate) request: ControlRequest,
@@ -49,8 +52,15 @@ pub(crate) fn bind(path: &Path) -> io::Result<UnixListener> {
 pub(crate) async fn serve(listener: UnixListener, to_host: mpsc::Sender<Incoming>) {
     let me = rustix::process::getuid().as_raw();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                // Out of descriptors or memory: the connection stays in the
+                // backlog. Back off instead of spinning on the same error.
+                tracing::warn!("cannot accept a control connection: {err}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
         };
         let peer_ok = stream.peer_cred().is_ok_and(|cred| cred.uid() == me);
         if !peer_ok {
