@@ -82,7 +82,7 @@ pub(crate) fn run(args: Args) -> CliResult {
         return Ok(code::OK);
     }
     crate::cli::runtime().block_on(async {
-        let mut stream = EventStream::open(&view.paths, 0)?;
+        let mut stream = EventStream::open(&view.paths, 0);
         while let Some(event) = stream.next().await? {
             if filter.keeps(&event) {
                 writeln!(out, "{}", event.raw)?;

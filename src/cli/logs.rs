@@ -1,6 +1,6 @@
 //! `reins logs`: what a session's agent printed, rendered as text (or raw).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -8,9 +8,10 @@ use serde::Serialize;
 use crate::cli::lookup::{self, Liveness};
 use crate::error::{CliError, CliResult, code};
 use crate::screen::{Renderer, SizeMark};
-use crate::store::events::{self, EventKind};
-use crate::store::follow::{self, Follower};
-use crate::store::paths::{SessionPaths, StateRoot};
+use crate::store::events::{EventKind, EventLine};
+use crate::store::follow::{self, Follower, SessionFile};
+use crate::store::paths::StateRoot;
+use crate::store::transcript::TranscriptFiles;
 
 /// Print what a session's agent printed.
 ///
@@ -57,17 +58,38 @@ struct Snapshot<'a> {
 pub(crate) fn run(args: Args) -> CliResult {
     let state = StateRoot::from_env()?;
     let view = lookup::find(&state, &args.id, args.repo.as_deref())?;
-    if !view.paths.transcript().exists() {
+    // Both files and the events that place them, opened together so a
+    // rotation cannot fall in between.
+    let files = TranscriptFiles::open(&view.paths).map_err(|err| {
+        CliError::failure(format!("cannot read the transcript of {}: {err}", args.id))
+    })?;
+    if files.current.is_none() && files.older.is_none() {
         return Err(CliError::failure(format!("session {} has no output yet", args.id)));
     }
     let follow = args.follow && view.liveness == Liveness::Live;
+    let marks = size_marks(&files.events);
+    let start = files.start();
+    let older = files.older.map(|(file, _)| file);
     crate::cli::runtime().block_on(async {
-        let mut follower = Follower::new(&view.paths.transcript(), 0)?;
+        let mut follower = match files.current {
+            Some((file, _)) => Follower::from_open_transcript(&view.paths, file)?,
+            None => Follower::new(&view.paths, SessionFile::Transcript, 0),
+        };
         let mut gone = follow::host_gone(&view.paths.host_lock());
         if args.raw {
+            if let Some(older) = older {
+                let mut out = std::io::stdout().lock();
+                each_chunk(older, |bytes| out.write_all(bytes))?;
+            }
             return raw(&mut follower, follow, &mut gone).await;
         }
-        let mut renderer = Renderer::new(size_marks(&view.paths), 0);
+        let mut renderer = Renderer::new(marks, start);
+        if let Some(older) = older {
+            each_chunk(older, |bytes| {
+                renderer.feed(bytes);
+                Ok(())
+            })?;
+        }
         renderer.feed(&follower.read_new()?);
         let mut lines = renderer.take_finished();
         if !follow {
@@ -100,6 +122,21 @@ pub(crate) fn run(args: Args) -> CliResult {
             }
         }
     })
+}
+
+/// Hands `file`'s content to `each` in bounded chunks (a rotated
+/// transcript can be as large as `--max-log`).
+fn each_chunk(
+    mut file: std::fs::File,
+    mut each: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match file.read(&mut buf)? {
+            0 => return Ok(()),
+            n => each(&buf[..n])?,
+        }
+    }
 }
 
 struct Printer {
@@ -146,20 +183,19 @@ async fn raw(
     }
 }
 
-/// The screen sizes of every run of the session, at their transcript
-/// offsets, from the event log.
-fn size_marks(paths: &SessionPaths) -> Vec<SizeMark> {
-    let mut marks: Vec<SizeMark> = events::read_all(&paths.events())
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|e| match e.kind {
+/// The screen sizes of every run of the session, at their (logical)
+/// transcript offsets, from its events.
+fn size_marks(events: &[EventLine]) -> Vec<SizeMark> {
+    let mut marks: Vec<SizeMark> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
             EventKind::Started(started) => Some(SizeMark {
                 offset: started.transcript_offset,
                 size: started.size,
                 new_run: true,
             }),
             EventKind::Resized { size, transcript_offset } => {
-                Some(SizeMark { offset: transcript_offset, size, new_run: false })
+                Some(SizeMark { offset: *transcript_offset, size: *size, new_run: false })
             }
             _ => None,
         })

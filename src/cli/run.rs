@@ -15,10 +15,11 @@ use crate::error::{CliError, CliResult, code};
 use crate::host::{self, ApprovalPolicy, LaunchRecord, LaunchSpec, RateLimitPolicy, Terminal};
 use crate::ids;
 use crate::store::events::{EventKind, EventLine, TmuxTarget};
-use crate::store::follow::Follower;
+use crate::store::follow::{Follower, SessionFile};
 use crate::store::lock::{self, ClaimLock};
 use crate::store::paths::{SessionPaths, StateRoot};
 use crate::store::registry::{RunMode, Size, WatchedFile};
+use crate::store::transcript::LogLimit;
 use crate::store::{fsutil, scope};
 use crate::tmux::{NewWindow, Tmux};
 
@@ -135,6 +136,12 @@ pub(crate) struct Args {
     /// (relative to --cwd; repeatable). A missing parent directory is created.
     #[arg(long, value_name = "PATH")]
     watch_file: Vec<PathBuf>,
+    /// Rotate the transcript when it reaches SIZE (e.g. 64M, 512K, 1G):
+    /// `transcript.log` moves to `transcript.log.1`, replacing the one
+    /// before, so the session keeps at most about twice SIZE. `none`: no
+    /// limit.
+    #[arg(long, value_name = "SIZE", default_value = crate::store::transcript::DEFAULT_MAX_LOG)]
+    max_log: LogLimit,
     /// Screen size of a headless session, COLSxROWS.
     #[arg(long, value_name = "COLSxROWS", default_value = "120x40", value_parser = parse_size)]
     size: Size,
@@ -380,6 +387,7 @@ pub(crate) fn start(mut args: Args, extra: Extra) -> Result<Outcome, CliError> {
         watch_files,
         buddy_of: extra.buddy_of,
         worktree: worktree.map(|w| w.record),
+        max_log: args.max_log,
     };
 
     let window = (mode == RunMode::Tmux)
@@ -691,7 +699,7 @@ async fn start_detached(
     timeout: Duration,
 ) -> Result<Started, CliError> {
     let offset = std::fs::metadata(paths.events()).map_or(0, |m| m.len());
-    let mut follower = Follower::new(&paths.events(), offset)?;
+    let mut follower = Follower::new(paths, SessionFile::Events, offset);
     let log = fsutil::open_append(&paths.host_log())?;
     let exe = std::env::current_exe()?;
     let mut cmd = tokio::process::Command::new(exe);
@@ -768,7 +776,7 @@ fn start_in_tmux(
     let offset = std::fs::metadata(paths.events()).map_or(0, |m| m.len());
     let runtime = crate::cli::runtime();
     let result = runtime.block_on(async {
-        let mut follower = Follower::new(&paths.events(), offset)?;
+        let mut follower = Follower::new(paths, SessionFile::Events, offset);
         let delivered = write_fifo(&fifo, spec.to_json(), timeout);
         let _ = fsutil::remove_if_exists(&fifo);
         if !delivered {

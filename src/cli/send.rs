@@ -121,7 +121,7 @@ pub(crate) fn run(args: Args) -> CliResult {
     crate::cli::runtime().block_on(async {
         // Follow from here on, before asking, so no outcome can be missed.
         let mut stream =
-            if args.no_wait { None } else { Some(EventStream::from_end(&view.paths)?) };
+            if args.no_wait { None } else { Some(EventStream::from_end(&view.paths)) };
         let client = Client::new(&record.socket, Duration::from_secs(10));
         let reply: SendReply = client.post("/v1/send", &request).await.map_err(|err| {
             let message = format!("cannot send to {}: {err}", args.id);

@@ -14,7 +14,7 @@ use crate::spinner::Spinner;
 use crate::state::State;
 use crate::store::events::{self, EventKind, EventLine};
 use crate::store::exit_record::ExitRecord;
-use crate::store::follow::Follower;
+use crate::store::follow::{Follower, SessionFile};
 use crate::store::inbox::{self, MessageStatus};
 use crate::store::paths::StateRoot;
 use crate::store::stream::EventStream;
@@ -262,7 +262,7 @@ pub(crate) fn run(args: Args) -> CliResult {
             if view.liveness != Liveness::Live {
                 return Ok(ended(&model));
             }
-            let mut stream = EventStream::open(&view.paths, offset)?;
+            let mut stream = EventStream::open(&view.paths, offset);
             if let Until::Idle(quiet) = until {
                 return wait_idle(&view, &mut stream, &run, quiet).await;
             }
@@ -422,7 +422,7 @@ async fn wait_idle(
 ) -> Result<Verdict, CliError> {
     let transcript = view.paths.transcript();
     let offset = std::fs::metadata(&transcript).map_or(0, |m| m.len());
-    let mut output = Follower::new(&transcript, offset)?;
+    let mut output = Follower::new(&view.paths, SessionFile::Transcript, offset);
     // Quiet so far: since the transcript last changed.
     let since_change = std::fs::metadata(&transcript)
         .and_then(|m| m.modified())

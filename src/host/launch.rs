@@ -17,6 +17,7 @@ use crate::store::events::TmuxTarget;
 use crate::store::paths::StateRoot;
 use crate::store::registry::{RunMode, Size, WatchedFile};
 use crate::worktree::WorktreeRecord;
+use crate::store::transcript::LogLimit;
 
 /// Everything the host needs to run a session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,6 +86,9 @@ pub(crate) struct LaunchSpec {
     /// and a restart from `launch.json` runs there again.
     #[serde(default)]
     pub(crate) worktree: Option<WorktreeRecord>,
+    /// Rotate `transcript.log` at this size (`run --max-log`).
+    #[serde(default)]
+    pub(crate) max_log: LogLimit,
 }
 
 /// How a session was launched, minus its environment: what `reins watch`

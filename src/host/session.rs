@@ -7,8 +7,6 @@
 //! server, the PTY writer, the relay's stdin reader) only send messages.
 //! An idle session has no timer armed: it wakes for input only.
 
-use std::fs::File;
-use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::Arc;
@@ -29,13 +27,15 @@ use crate::host::queue::Queue;
 use crate::host::relay::{Relay, TerminalEvent};
 use crate::host::stop::{Phase, StopPlan};
 use crate::host::turns::Turns;
-use crate::ipc::{self, ControlRequest, Incoming, ScreenReply, StatusReply, StopReply};
+use crate::ipc::{self, ControlRequest, GrownReply, Incoming, ScreenReply, StatusReply, StopReply};
 use crate::screen::Screen;
 use crate::state::{Observed, State};
 use crate::store::events::{EventKind, EventWriter, Started};
 use crate::store::exit_record::{ExitReason, ExitRecord};
+use crate::store::follow::SessionFile;
 use crate::store::paths::SessionPaths;
 use crate::store::registry::{SessionRecord, redact_command};
+use crate::store::transcript::TranscriptWriter;
 use crate::store::{dispatch, events, fsutil};
 use crate::time;
 use crate::transport::stdio;
@@ -57,9 +57,7 @@ pub(crate) struct Session {
     events: EventWriter,
     record: SessionRecord,
     screen: Screen,
-    transcript: File,
-    /// Length of `transcript.log` when this run began.
-    transcript_offset: u64,
+    transcript: TranscriptWriter,
     output_bytes: u64,
     /// How the host reaches the agent: its terminal, or a protocol.
     link: Link,
@@ -87,6 +85,8 @@ pub(crate) struct Session {
     screen_version: u64,
     /// `pane --follow` clients waiting for the screen to change.
     screen_waiters: Vec<oneshot::Sender<(u16, serde_json::Value)>>,
+    /// Followers without inotify, waiting for a session file to change.
+    grown_waiters: Vec<GrownWaiter>,
     /// The screen version at which the last approval dialog was answered.
     dialog_answered_at: Option<u64>,
     /// The structured transport was lost (the exit reason says so).
@@ -105,6 +105,15 @@ pub(crate) struct Session {
     viewers: viewers::Viewers,
     /// The last usage limit the agent hit.
     rate_limit: Option<rate_limit::Episode>,
+}
+
+/// A follower's long poll: answered once `file` is no longer at `ino` and
+/// `len`.
+struct GrownWaiter {
+    file: SessionFile,
+    ino: u64,
+    len: u64,
+    reply: oneshot::Sender<(u16, serde_json::Value)>,
 }
 
 /// How the host reaches the agent.
@@ -215,7 +224,6 @@ impl Session {
             events,
             record,
             screen,
-            transcript_offset: transcript.metadata().map_or(0, |m| m.len()),
             transcript,
             output_bytes: 0,
             link,
@@ -235,6 +243,7 @@ impl Session {
             expiry_at: None,
             screen_version: 0,
             screen_waiters: Vec::new(),
+            grown_waiters: Vec::new(),
             dialog_answered_at: None,
             disconnected: false,
             progress: Progress::new(),
@@ -257,7 +266,7 @@ impl Session {
             description: session.spec.description.clone(),
             meta: session.spec.meta.clone(),
             size,
-            transcript_offset: session.transcript_offset,
+            transcript_offset: session.transcript.end(),
             worktree: session.spec.worktree.clone(),
         })));
         session.git_probe = Some(probe_git(session.spec.cwd.clone()));
@@ -320,13 +329,14 @@ impl Session {
                 }
                 index = self.file_hook.next() => self.on_file_changed(index),
             }
+            self.answer_followers();
         };
         server.abort();
         self.finish(status).await
     }
 
     async fn on_output(&mut self, bytes: &[u8]) {
-        if let Err(err) = self.transcript.write_all(bytes) {
+        if let Err(err) = self.transcript.write(bytes, &mut self.events) {
             tracing::warn!("transcript write failed: {err}");
         }
         self.output_bytes += bytes.len() as u64;
@@ -432,7 +442,7 @@ impl Session {
         self.screen.resize(size);
         self.record.size = size;
         self.write_registry();
-        let transcript_offset = self.transcript_offset + self.output_bytes;
+        let transcript_offset = self.transcript.end();
         self.emit(&EventKind::Resized { size, transcript_offset });
     }
 
@@ -469,8 +479,34 @@ impl Session {
                 self.viewer_left(viewer);
                 return;
             }
+            ControlRequest::Grown { file, ino, len } => {
+                self.grown_waiters.push(GrownWaiter { file, ino, len, reply: msg.reply });
+                self.answer_followers();
+                return;
+            }
         };
         let _ = msg.reply.send(reply);
+    }
+
+    /// Answers the long polls of followers whose file changed, and forgets
+    /// those whose client went away.
+    fn answer_followers(&mut self) {
+        if self.grown_waiters.is_empty() {
+            return;
+        }
+        let events = self.events.file_state();
+        let transcript = self.transcript.file_state();
+        let now = |file| match file {
+            SessionFile::Events => events,
+            SessionFile::Transcript => transcript,
+        };
+        let done = self
+            .grown_waiters
+            .extract_if(.., |w| w.reply.is_closed() || now(w.file) != (w.ino, w.len));
+        for waiter in done {
+            let (ino, len) = now(waiter.file);
+            let _ = waiter.reply.send((200, to_json(&GrownReply { ino, len })));
+        }
     }
 
     fn status(&self) -> StatusReply {
@@ -599,6 +635,7 @@ impl Session {
         {
             tracing::error!("cannot record the end of the run: {err}");
         }
+        self.answer_followers();
         let _ = fsutil::remove_if_exists(&self.paths.registry());
         let _ = fsutil::remove_if_exists(&self.paths.socket);
         record.shell_status()
@@ -781,8 +818,8 @@ fn launch(
     paths: &SessionPaths,
     profile: &Profile,
     size: crate::store::registry::Size,
-) -> Result<(File, tokio::net::UnixListener, Link, tokio::process::Child), String> {
-    let transcript = fsutil::open_append(&paths.transcript())
+) -> Result<(TranscriptWriter, tokio::net::UnixListener, Link, tokio::process::Child), String> {
+    let transcript = TranscriptWriter::open(paths, spec.max_log)
         .map_err(|err| format!("cannot open the transcript: {err}"))?;
     let listener =
         ipc::bind(&paths.socket).map_err(|err| format!("cannot bind the control socket: {err}"))?;

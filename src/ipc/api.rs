@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::screen::ScreenText;
 use crate::state::Observed;
+use crate::store::follow::SessionFile;
 use crate::store::inbox::MessageStatus;
 use crate::store::registry::Size;
 
@@ -42,6 +43,10 @@ pub(crate) enum ControlRequest {
     /// `POST /v1/rate-limit`: send the resume message when the limit in
     /// force lifts (a watcher asks).
     ArmResume,
+    /// `GET /v1/grown?file=events|transcript&ino=INODE&len=BYTES`: answered
+    /// as soon as that file is not (any more) the one with that inode and
+    /// length: a follower without inotify waits on it.
+    Grown { file: SessionFile, ino: u64, len: u64 },
 }
 
 /// A viewer joining a session (`reins attach`).
@@ -64,6 +69,13 @@ pub(crate) struct AttachReply {
     pub(crate) read_only: bool,
     /// The session's screen size after the viewer joined.
     pub(crate) size: Size,
+}
+
+/// Reply to `GET /v1/grown`: the file as the host now has it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct GrownReply {
+    pub(crate) ino: u64,
+    pub(crate) len: u64,
 }
 
 /// How to answer an approval dialog.

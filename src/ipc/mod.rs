@@ -8,7 +8,8 @@ mod client;
 mod server;
 
 pub(crate) use api::{
-    ApproveReply, ApproveRequest, AttachReply, ControlRequest, Decision, DropReply, InboxReply,
+    ApproveReply, ApproveRequest, AttachReply, ControlRequest, Decision, DropReply, GrownReply,
+    InboxReply,
     MAX_MESSAGE, PendingMessage, ScreenReply, SendReply, SendRequest, StatusReply, StopReply,
     StopRequest,
 };

@@ -24,6 +24,7 @@ use tokio::io::AsyncWriteExt;
 use crate::ipc::api::{Attach, ControlRequest};
 use crate::ipc::attach;
 use crate::store::registry::Size;
+use crate::store::follow::SessionFile;
 
 /// Largest request body accepted: a 1 MiB message, JSON-escaped, fits.
 const MAX_BODY: usize = 8 << 20;
@@ -131,6 +132,16 @@ async fn route(req: Request<Body>) -> Result<ControlRequest, (u16, String)> {
         (Method::POST, "/v1/interrupt") => Ok(ControlRequest::Interrupt),
         (Method::POST, "/v1/rate-limit") => Ok(ControlRequest::ArmResume),
         (Method::POST, "/v1/note") => Ok(ControlRequest::Note(Box::new(typed(json(&body)?)?))),
+        (Method::GET, "/v1/grown") => {
+            let number = |name: &str| -> Result<u64, (u16, String)> {
+                let v = query_param(&query, name).ok_or((400, format!("{name}= is missing")))?;
+                v.parse().map_err(|_| (400, format!("bad {name}={v}")))
+            };
+            let file = query_param(&query, "file").unwrap_or_default();
+            let file = SessionFile::parse(file)
+                .ok_or_else(|| (400, format!("bad file={file}: use events or transcript")))?;
+            Ok(ControlRequest::Grown { file, ino: number("ino")?, len: number("len")? })
+        }
         (Method::DELETE, "/v1/inbox") => Ok(ControlRequest::Drop { message_id: None }),
         (Method::DELETE, p) if p.starts_with("/v1/inbox/") => {
             Ok(ControlRequest::Drop { message_id: Some(p["/v1/inbox/".len()..].to_string()) })
@@ -138,7 +149,8 @@ async fn route(req: Request<Body>) -> Result<ControlRequest, (u16, String)> {
         (
             _,
             "/v1/status" | "/v1/screen" | "/v1/stop" | "/v1/send" | "/v1/inbox" | "/v1/approve"
-            | "/v1/interrupt" | "/v1/note" | "/v1/rate-limit",
+            | "/v1/interrupt" | "/v1/note" | "/v1/rate-limit"
+            | "/v1/grown",
         ) => Err((405, format!("method not allowed on {path}"))),
         _ => Err((404, format!("no such endpoint: {path}"))),
     }

@@ -74,6 +74,10 @@ pub(crate) enum EventKind {
     /// The agent's terminal changed size (relayed sessions follow their
     /// terminal). Lets `logs` replay the transcript at the right widths.
     Resized { size: Size, transcript_offset: u64 },
+    /// `transcript.log` reached its size limit (`run --max-log`) and was
+    /// moved to `transcript.log.1`; the new file starts at logical offset
+    /// `transcript_offset`. `dropped_bytes` were in the `.1` file it replaced.
+    TranscriptRotated { transcript_offset: u64, dropped_bytes: u64 },
     /// The observed state changed.
     State {
         from: State,
@@ -296,11 +300,46 @@ pub(crate) struct EventWriter {
     run: String,
     id: String,
     seq: u64,
+    /// Inode of the log, and its length as far as this writer knows.
+    ino: u64,
+    len: u64,
 }
 
 impl EventWriter {
     pub(crate) fn open(path: &Path, run: &str, id: &str) -> io::Result<Self> {
-        Ok(EventWriter { file: fsutil::open_append(path)?, run: run.into(), id: id.into(), seq: 0 })
+        let file = fsutil::open_append(path)?;
+        let meta = file.metadata()?;
+        Ok(EventWriter {
+            file,
+            run: run.into(),
+            id: id.into(),
+            seq: 0,
+            ino: std::os::unix::fs::MetadataExt::ino(&meta),
+            len: meta.len(),
+        })
+    }
+
+    /// Inode and length of the log (what followers compare with). Only the
+    /// live host writes the log of a live session, so the count is exact.
+    pub(crate) fn file_state(&self) -> (u64, u64) {
+        (self.ino, self.len)
+    }
+
+    /// Runs `f` holding the log's exclusive lock, if no reader holds it
+    /// (`None` then). The transcript rotates under it (see
+    /// [`crate::store::transcript`]).
+    pub(crate) fn with_exclusive_lock<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> T,
+    ) -> io::Result<Option<T>> {
+        match self.file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(err)) => return Err(err),
+        }
+        let result = f(self);
+        self.file.unlock()?;
+        Ok(Some(result))
     }
 
     /// A writer that continues `run` after its event `last_seq` (used by
@@ -347,6 +386,7 @@ impl EventWriter {
         // One write of the whole line: O_APPEND makes it atomic with respect
         // to other appenders, and readers never see a partial line.
         self.file.write_all(&buf)?;
+        self.len += buf.len() as u64;
         Ok(line)
     }
 }

@@ -13,3 +13,4 @@ pub(crate) mod paths;
 pub(crate) mod registry;
 pub(crate) mod scope;
 pub(crate) mod stream;
+pub(crate) mod transcript;

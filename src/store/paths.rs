@@ -155,6 +155,10 @@ impl SessionPaths {
     pub(crate) fn transcript(&self) -> PathBuf {
         self.dir.join("transcript.log")
     }
+    /// `transcript.log.1`: the transcript before its last rotation.
+    pub(crate) fn transcript_rotated(&self) -> PathBuf {
+        self.dir.join("transcript.log.1")
+    }
     /// `inbox.jsonl`: the durable message queue.
     pub(crate) fn inbox(&self) -> PathBuf {
         self.dir.join("inbox.jsonl")

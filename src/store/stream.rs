@@ -9,7 +9,7 @@ use std::io;
 use tokio::sync::oneshot;
 
 use crate::store::events::EventLine;
-use crate::store::follow::{self, Follower};
+use crate::store::follow::{self, Follower, SessionFile};
 use crate::store::paths::SessionPaths;
 
 /// Events of one session, live.
@@ -22,19 +22,19 @@ pub(crate) struct EventStream {
 
 impl EventStream {
     /// Streams `events.jsonl` from byte `offset`.
-    pub(crate) fn open(paths: &SessionPaths, offset: u64) -> io::Result<EventStream> {
+    pub(crate) fn open(paths: &SessionPaths, offset: u64) -> EventStream {
         // Watch the host before reading, so its death cannot slip between.
         let gone = follow::host_gone(&paths.host_lock());
-        Ok(EventStream {
-            follower: Follower::new(&paths.events(), offset)?,
+        EventStream {
+            follower: Follower::new(paths, SessionFile::Events, offset),
             gone,
             host_gone: false,
             buffered: VecDeque::new(),
-        })
+        }
     }
 
     /// Streams only what is appended from now on.
-    pub(crate) fn from_end(paths: &SessionPaths) -> io::Result<EventStream> {
+    pub(crate) fn from_end(paths: &SessionPaths) -> EventStream {
         let offset = std::fs::metadata(paths.events()).map_or(0, |m| m.len());
         EventStream::open(paths, offset)
     }

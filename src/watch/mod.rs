@@ -173,10 +173,7 @@ impl Watcher {
                 Ok(signal) => signal,
                 Err(err) => return ("error", format!("cannot handle Ctrl-C: {err}")),
             };
-        let mut stream = match EventStream::from_end(&self.paths) {
-            Ok(stream) => stream,
-            Err(err) => return ("error", format!("cannot follow the events: {err}")),
-        };
+        let mut stream = EventStream::from_end(&self.paths);
         loop {
             self.checks += 1;
             let evidence = match self.gather().await {
@@ -208,10 +205,7 @@ impl Watcher {
                     if let Err(err) = self.restart(&evidence, why, by).await {
                         return ("error", err);
                     }
-                    stream = match EventStream::open(&self.paths, offset) {
-                        Ok(stream) => stream,
-                        Err(err) => return ("error", format!("cannot follow the events: {err}")),
-                    };
+                    stream = EventStream::open(&self.paths, offset);
                     Some(self.options.stall_after)
                 }
                 Decision::BreakLock { ref why } => {

@@ -116,6 +116,11 @@ impl TestEnv {
         env.insert("XDG_CONFIG_HOME".into(), base.join("config").display().to_string());
         env.insert("LANG".into(), "C.UTF-8".into());
         env.insert("TERM".into(), "xterm-256color".into());
+        // `REINS_NO_INOTIFY=1 cargo nextest run` runs the suite with
+        // followers woken by their hosts instead of inotify.
+        if let Ok(v) = std::env::var("REINS_NO_INOTIFY") {
+            env.insert("REINS_NO_INOTIFY".into(), v);
+        }
         let tmux_server = format!("reins-test-{}-{n}", std::process::id());
         env.insert("REINS_TMUX_SERVER".into(), tmux_server.clone());
         TestEnv { root, work, env, tmux_server }
