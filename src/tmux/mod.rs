@@ -90,17 +90,20 @@ impl Tmux {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
-    /// Checks that tmux can be run at all.
+    /// Checks that tmux is on PATH, without running it: `run --tmux` must
+    /// refuse before it starts anything, and must not spend a process on it.
     pub(crate) fn check_installed() -> Result<(), CliError> {
-        match Command::new("tmux").arg("-V").stdin(Stdio::null()).output() {
-            Ok(out) if out.status.success() => Ok(()),
-            Ok(out) => Err(CliError::failure(format!(
-                "tmux -V failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))),
-            Err(_) => Err(CliError::failure("--tmux needs tmux, which is not installed")
-                .hint("install tmux (e.g. apt-get install tmux), or use --detach")),
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let found = std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join("tmux"))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        });
+        if found {
+            return Ok(());
         }
+        Err(CliError::failure("--tmux needs tmux, which is not installed")
+            .hint("install tmux (e.g. apt-get install tmux), or use --detach"))
     }
 
     /// The socket path of this server, as tmux reports it.
@@ -273,7 +276,7 @@ impl TmuxError {
 impl From<TmuxError> for CliError {
     fn from(err: TmuxError) -> Self {
         if err.missing {
-            return CliError::failure("tmux is not installed")
+            return CliError::failure("--tmux needs tmux, which is not installed")
                 .hint("install tmux (e.g. apt-get install tmux), or use --detach");
         }
         CliError::failure(format!("tmux {} failed: {}", err.command, err.stderr))
