@@ -22,6 +22,7 @@ mod test_guides;
 mod test_help;
 mod test_inbox;
 mod test_logs;
+mod test_max_log;
 mod test_pane;
 mod test_progress;
 mod test_rate_limit;
