@@ -28,6 +28,7 @@ mod test_progress;
 mod test_rate_limit;
 mod test_real_agents;
 mod test_run;
+mod test_scale;
 mod test_screens;
 mod test_secrets;
 mod test_send;

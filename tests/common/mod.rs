@@ -150,6 +150,15 @@ impl TestEnv {
         cmd
     }
 
+    /// A `sh -c SCRIPT` command in this environment (the script finds the
+    /// binary under test in `$REINS`).
+    pub fn sh(&self, script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]).current_dir(&self.work).env_clear().envs(&self.env);
+        cmd.env("REINS", reins_bin()).stdin(Stdio::null());
+        cmd
+    }
+
     /// Runs `reins` to completion.
     pub fn reins(&self, args: &[&str]) -> Run {
         Run::from_output(self.command(args).output().expect("run reins"))
