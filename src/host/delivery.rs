@@ -6,6 +6,12 @@
 //! proof: press the key again, a bounded number of times, then give up and
 //! call the message stranded. Never "delivered" without the proof.
 //!
+//! The key waits for the agent to show the text (any output after it, then
+//! the screen settling), up to the verification deadline: an agent slow to
+//! draw — a busy machine, two hundred sessions at once — must not get the
+//! key while its screen still reads ready, or a quick turn would leave no
+//! proof behind (ready before, ready after) and be called stranded.
+//!
 //! This is a state machine without I/O: the session feeds it what happened
 //! (bytes written, deadlines, output, classifications) and does what it
 //! says next.
@@ -42,9 +48,18 @@ pub(crate) enum Ended {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Typing,
-    Pausing { until: Instant },
+    Pausing {
+        until: Instant,
+    },
+    /// The pause is over but the agent has not drawn anything since the
+    /// text: the key waits for that (or for `until`).
+    AwaitingEcho {
+        until: Instant,
+    },
     Pressing,
-    Verifying { until: Instant },
+    Verifying {
+        until: Instant,
+    },
 }
 
 /// One message on its way into the agent.
@@ -59,6 +74,8 @@ pub(crate) struct Delivery {
     presses: u32,
     /// How the screen read just before the first key press.
     state_before_key: State,
+    /// The agent wrote something after the text was typed.
+    output_since_text: bool,
     output_since_key: bool,
 }
 
@@ -77,6 +94,7 @@ impl Delivery {
             phase: Phase::Typing,
             presses: 0,
             state_before_key: State::Unknown,
+            output_since_text: false,
             output_since_key: false,
             message,
         };
@@ -116,7 +134,9 @@ impl Delivery {
     /// The deadline this delivery waits for, if any.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Pausing { until } | Phase::Verifying { until } => Some(until),
+            Phase::Pausing { until }
+            | Phase::AwaitingEcho { until }
+            | Phase::Verifying { until } => Some(until),
             _ => None,
         }
     }
@@ -124,7 +144,14 @@ impl Delivery {
     /// The deadline passed. `state_now` is how the screen reads now.
     pub(crate) fn deadline_passed(&mut self, state_now: State) -> Next {
         match self.phase {
-            Phase::Pausing { .. } => {
+            // Only a verified delivery needs a screen that showed the text;
+            // a forced one goes into a busy agent that may not draw it.
+            Phase::Pausing { .. } if self.verify && !self.output_since_text => {
+                let verify = Duration::from_millis(self.spec.verify_ms);
+                self.phase = Phase::AwaitingEcho { until: Instant::now() + verify };
+                Next::Wait
+            }
+            Phase::Pausing { .. } | Phase::AwaitingEcho { .. } => {
                 self.state_before_key = state_now;
                 self.press()
             }
@@ -148,13 +175,20 @@ impl Delivery {
 
     /// The agent wrote something.
     pub(crate) fn output(&mut self) {
-        if matches!(self.phase, Phase::Verifying { .. }) {
-            self.output_since_key = true;
+        match self.phase {
+            Phase::Pausing { .. } | Phase::AwaitingEcho { .. } => self.output_since_text = true,
+            Phase::Verifying { .. } => self.output_since_key = true,
+            Phase::Typing | Phase::Pressing => {}
         }
     }
 
     /// The screen settled and was classified.
     pub(crate) fn classified(&mut self, state: State) -> Next {
+        if matches!(self.phase, Phase::AwaitingEcho { .. }) && self.output_since_text {
+            // The text is on screen now (or whatever the agent drew).
+            self.state_before_key = state;
+            return self.press();
+        }
         if !matches!(self.phase, Phase::Verifying { .. }) {
             return Next::Wait;
         }
@@ -225,6 +259,7 @@ mod tests {
         assert_eq!(next, Next::Write(b"\x1b[200~fix it\x1b[201~".to_vec()));
         assert_eq!(d.written(t0), Next::Wait);
         assert_eq!(d.deadline(), Some(t0 + Duration::from_millis(50)));
+        d.output(); // the text shows in the composer
         assert_eq!(d.deadline_passed(State::Unknown), Next::Write(b"\r".to_vec()));
         assert_eq!(d.written(t0), Next::Wait);
         assert_eq!(d.classified(State::Unknown), Next::Wait, "no proof yet");
@@ -236,6 +271,7 @@ mod tests {
         let t0 = Instant::now();
         let (mut d, _) = Delivery::start(message("run the tests"), &spec(), false, true);
         d.written(t0);
+        d.output();
         d.deadline_passed(State::Unknown); // the composer holds the text
         d.written(t0);
         assert_eq!(d.classified(State::Ready), Next::Wait, "no output yet");
@@ -248,7 +284,8 @@ mod tests {
         let t0 = Instant::now();
         let (mut d, _) = Delivery::start(message("invisible"), &spec(), true, true);
         d.written(t0);
-        d.deadline_passed(State::Ready); // the paste did not show up
+        assert_eq!(d.deadline_passed(State::Ready), Next::Wait, "no echo yet: the key waits");
+        assert_eq!(d.deadline_passed(State::Ready), Next::Write(b"\r".to_vec()), "up to a cap");
         d.written(t0);
         d.output();
         assert_eq!(d.classified(State::Ready), Next::Wait);
@@ -256,10 +293,28 @@ mod tests {
     }
 
     #[test]
+    fn the_key_waits_for_a_slow_agent_to_show_the_text() {
+        let t0 = Instant::now();
+        let (mut d, _) = Delivery::start(message("slow"), &spec(), true, true);
+        d.written(t0);
+        // The pause is over, the screen still reads ready: nothing drawn yet.
+        assert_eq!(d.deadline_passed(State::Ready), Next::Wait);
+        assert!(d.deadline().is_some_and(|at| at >= t0 + Duration::from_millis(1000)));
+        assert_eq!(d.classified(State::Ready), Next::Wait, "a settle without output");
+        d.output();
+        assert_eq!(d.classified(State::Unknown), Next::Write(b"\r".to_vec()));
+        d.written(t0);
+        // A quick turn: the screen reads ready again, and that is proof now.
+        d.output();
+        assert_eq!(d.classified(State::Ready), Next::Done(Ended::Delivered { verified: true }));
+    }
+
+    #[test]
     fn a_swallowed_key_is_pressed_again_then_the_message_is_stranded() {
         let t0 = Instant::now();
         let (mut d, _) = Delivery::start(message("hello"), &spec(), true, true);
         d.written(t0);
+        d.output();
         d.deadline_passed(State::Unknown);
         d.written(t0);
         d.output();
