@@ -16,8 +16,8 @@ use crate::adapter::Transport;
 use crate::store::events::TmuxTarget;
 use crate::store::paths::StateRoot;
 use crate::store::registry::{RunMode, Size, WatchedFile};
-use crate::worktree::WorktreeRecord;
 use crate::store::transcript::LogLimit;
+use crate::worktree::WorktreeRecord;
 
 /// Everything the host needs to run a session.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -9,9 +9,8 @@ mod server;
 
 pub(crate) use api::{
     ApproveReply, ApproveRequest, AttachReply, ControlRequest, Decision, DropReply, GrownReply,
-    InboxReply,
-    MAX_MESSAGE, PendingMessage, ScreenReply, SendReply, SendRequest, StatusReply, StopReply,
-    StopRequest,
+    InboxReply, MAX_MESSAGE, PendingMessage, ScreenReply, SendReply, SendRequest, StatusReply,
+    StopReply, StopRequest,
 };
 pub(crate) use client::{Client, ClientError};
 pub(crate) use server::{Incoming, bind, serve};

@@ -23,8 +23,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::ipc::api::{Attach, ControlRequest};
 use crate::ipc::attach;
-use crate::store::registry::Size;
 use crate::store::follow::SessionFile;
+use crate::store::registry::Size;
 
 /// Largest request body accepted: a 1 MiB message, JSON-escaped, fits.
 const MAX_BODY: usize = 8 << 20;
@@ -149,8 +149,7 @@ async fn route(req: Request<Body>) -> Result<ControlRequest, (u16, String)> {
         (
             _,
             "/v1/status" | "/v1/screen" | "/v1/stop" | "/v1/send" | "/v1/inbox" | "/v1/approve"
-            | "/v1/interrupt" | "/v1/note" | "/v1/rate-limit"
-            | "/v1/grown",
+            | "/v1/interrupt" | "/v1/note" | "/v1/rate-limit" | "/v1/grown",
         ) => Err((405, format!("method not allowed on {path}"))),
         _ => Err((404, format!("no such endpoint: {path}"))),
     }
