@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::error::{CliError, code};
+use crate::error::{CliError, CliResult, code};
 
 mod adapters;
 mod agents;
@@ -120,7 +120,21 @@ pub(crate) fn command() -> clap::Command {
 }
 
 /// Parses the command line, runs the command, reports errors, exits.
+/// `reins __host ARGS`, parsed without building the whole CLI: the host is
+/// the one long-lived process per session, and every page of code it
+/// touches on the way stays resident (see docs/scale.md).
+#[derive(Debug, Parser)]
+#[command(name = "reins __host")]
+struct HostCli {
+    #[command(flatten)]
+    args: host::Args,
+}
+
 pub(crate) fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "__host") {
+        let host = HostCli::parse_from(std::env::args_os().skip(1));
+        return finish(host::run(host.args));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -163,6 +177,10 @@ pub(crate) fn main() -> ExitCode {
         Command::MockAgent(args) => mock_agent::run(args),
         Command::Host(args) => host::run(args),
     };
+    finish(result)
+}
+
+fn finish(result: CliResult) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => report(err),
