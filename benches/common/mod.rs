@@ -283,20 +283,6 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
-/// CPU time of every thread of a process, in nanoseconds
-/// (`/proc/PID/task/*/schedstat`: exact, where `cpu_ticks` rounds each
-/// process to 10 ms ticks and misses small consumers).
-pub fn cpu_ns(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// CPU time of this process's finished children (the clients a harness
 /// ran and waited for), in nanoseconds.
 pub fn children_cpu_ns() -> u64 {
@@ -312,23 +298,61 @@ pub fn cpu_ns_percent(ns: u64, secs: f64) -> f64 {
     ns as f64 / 1e9 / secs * 100.0
 }
 
-/// Voluntary + involuntary context switches of every thread: how often
-/// the process woke.
-pub fn wakeups(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-        .flat_map(|status| {
-            status
-                .lines()
-                .filter(|l| l.contains("ctxt_switches"))
-                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .collect::<Vec<_>>()
-        })
-        .sum()
+/// The threads of some processes at one moment: CPU nanoseconds
+/// (`/proc/PID/task/TID/schedstat`: exact, where `cpu_ticks` rounds to
+/// 10 ms ticks) and context switches (how often each thread woke).
+#[derive(Debug, Default, Clone)]
+pub struct Threads(std::collections::HashMap<(u32, u32), (u64, u64)>);
+
+/// What some processes did between two [`Threads`] samples.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Activity {
+    pub cpu_ns: u64,
+    pub wakeups: u64,
+    /// Threads gone in between (tokio's blocking threads end after 10 s
+    /// idle). Each counts as one wake-up; the CPU its exit took is lost,
+    /// a few microseconds.
+    pub ended: u64,
+}
+
+impl Threads {
+    pub fn of(pids: impl IntoIterator<Item = u32>) -> Threads {
+        let mut all = std::collections::HashMap::new();
+        for pid in pids {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { continue };
+            for task in tasks.flatten() {
+                let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                    continue;
+                };
+                let read = |name: &str| std::fs::read_to_string(task.path().join(name));
+                let cpu = read("schedstat")
+                    .ok()
+                    .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                    .unwrap_or(0);
+                let switches = read("status").map_or(0, |status| {
+                    status
+                        .lines()
+                        .filter(|l| l.contains("ctxt_switches"))
+                        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                        .sum()
+                });
+                all.insert((pid, tid), (cpu, switches));
+            }
+        }
+        Threads(all)
+    }
+
+    pub fn since(&self, earlier: &Threads) -> Activity {
+        let mut activity = Activity::default();
+        for (key, (cpu, switches)) in &self.0 {
+            let (cpu0, switches0) = earlier.0.get(key).copied().unwrap_or_default();
+            activity.cpu_ns += cpu.saturating_sub(cpu0);
+            activity.wakeups += switches.saturating_sub(switches0);
+        }
+        activity.ended = earlier.0.keys().filter(|k| !self.0.contains_key(k)).count() as u64;
+        activity.wakeups += activity.ended;
+        activity
+    }
 }
 
 /// Open descriptors of a process.
