@@ -468,7 +468,13 @@ fn real_codex_app_server_hang_is_detected_and_recovered() {
         .filter(|e| matches!(e["type"].as_str(), Some("stall" | "resume" | "task_complete")))
         .map(|e| e["type"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["stall", "resume", "task_complete", "task_complete"], "{events:#?}");
+    // The watcher writes `resume` once the nudge is queued, which can be
+    // just before or just after the host ends the interrupted turn.
+    assert!(
+        kinds == ["stall", "resume", "task_complete", "task_complete"]
+            || kinds == ["stall", "task_complete", "resume", "task_complete"],
+        "{events:#?}"
+    );
     let done: Vec<&Value> = events.iter().filter(|e| e["type"] == "task_complete").collect();
     assert_eq!(done[0]["status"], "interrupted", "the hung turn was interrupted");
     assert_eq!(done[1]["status"], "completed");
