@@ -590,3 +590,59 @@ fn real_codex_app_server_usage_limit_is_waited_out_and_resumed() {
     assert_eq!(done["event"]["status"], "completed", "{done}");
     live.reins(&["stop", "--id", "rl"]).ok();
 }
+
+/// `reins dispatch` through a real agent: codex (its app-server) does the
+/// task, a second codex session reviews it and answers the verdict, and
+/// the check, the verdict and the real turn's tokens reach the outcome
+/// store.
+#[test]
+fn real_codex_dispatch_is_checked_verified_and_recorded() {
+    let Some(live) = live(Agent::Codex) else { return };
+    let work = live.home.work.to_str().unwrap();
+    // The mock model answers `[[say:TEXT]]` with TEXT: the worker and the
+    // verifier (whose brief quotes the task) both say the verdict.
+    let task = r#"[[say:{"accept": true, "feedback": "the notes are fine"}]] write the notes"#;
+    let args = [
+        "dispatch",
+        "--agent",
+        "codex",
+        "--verifier",
+        "codex",
+        "--id",
+        "rd",
+        "--cwd",
+        work,
+        "--message",
+        task,
+        "--done",
+        "cmd:true",
+        "--timeout",
+        "180s",
+        "--json",
+    ];
+    let summary = live.reins(&args).ok().json();
+    assert_eq!(summary["result"], "accepted", "{summary:#}");
+    let attempts = summary["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{summary:#}");
+    let attempt = &attempts[0];
+    assert_eq!(attempt["agent"], "codex");
+    assert_eq!(attempt["session"], "rd");
+    assert_eq!(attempt["verifier"], "rd-verify", "the verifier's session");
+    assert_eq!(attempt["feedback"], "the notes are fine", "{attempt:#}");
+    assert_eq!(attempt["checks"][0]["ok"], true, "{attempt:#}");
+    assert!(attempt["tokens"].as_u64().is_some_and(|t| t > 0), "real usage: {attempt:#}");
+    // Both sessions ran through the app-server and are stopped.
+    assert_eq!(live.events_of("rd")[0]["transport"], "codex-app-server");
+    assert_eq!(live.events_of("rd-verify")[0]["transport"], "codex-app-server");
+    let status = live.reins(&["status", "--json"]).ok().json();
+    assert!(status.as_array().unwrap().iter().all(|s| s["host"] != "live"), "{status:#}");
+    // The store says the same.
+    let history = live.reins(&["dispatch", "--history", "--id", "rd", "--json"]).ok().json();
+    let rows = history["attempts"].as_array().expect("history rows");
+    assert_eq!(rows.len(), 1, "{history:#}");
+    assert_eq!(rows[0]["result"], "accepted");
+    assert_eq!(rows[0]["tokens"], attempt["tokens"]);
+    // A probe is one real turn too: it succeeds and is recorded.
+    let probed = live.reins(&["agents", "codex", "--probe", "--json"]).ok().stdout;
+    assert!(probed.contains("\"ok\":true"), "{probed}");
+}

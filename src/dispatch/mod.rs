@@ -305,7 +305,7 @@ impl Engine {
     async fn run(&mut self) -> Ending {
         match self.plan.route.clone() {
             Route::Pinned(agent) => {
-                if let Some(reason) = self.unavailable(&agent) {
+                if let Some(reason) = self.unavailable(&agent).await {
                     self.say(&format!("warning: {} may not work: {reason}", agent.name));
                 }
                 self.on_agents(&[agent], false).await
@@ -316,13 +316,21 @@ impl Engine {
     }
 
     /// Why `agent` cannot take the task now, if it cannot.
-    fn unavailable(&mut self, agent: &AgentSpec) -> Option<String> {
-        let timeout = self.plan.program_timeout;
-        let check = self
-            .programs
-            .entry(agent.name.clone())
-            .or_insert_with(|| avail::program_check(agent, timeout))
-            .clone();
+    async fn unavailable(&mut self, agent: &AgentSpec) -> Option<String> {
+        let check = match self.programs.get(&agent.name) {
+            Some(check) => check.clone(),
+            None => {
+                // doctor's check blocks (codex: an app-server handshake on
+                // a runtime of its own), so it runs off this runtime.
+                let (spec, timeout) = (agent.clone(), self.plan.program_timeout);
+                let check =
+                    tokio::task::spawn_blocking(move || avail::program_check(&spec, timeout))
+                        .await
+                        .unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()));
+                self.programs.insert(agent.name.clone(), check.clone());
+                check
+            }
+        };
         match avail::assess(agent, check, &self.store, &self.state) {
             Ok(a) => a.reason,
             Err(err) => {
@@ -337,7 +345,7 @@ impl Engine {
     async fn on_agents(&mut self, agents: &[AgentSpec], failover: bool) -> Ending {
         let mut note: Option<String> = None;
         for agent in agents {
-            if failover && let Some(reason) = self.unavailable(agent) {
+            if failover && let Some(reason) = self.unavailable(agent).await {
                 self.say(&format!("skipping {}: {reason}", agent.name));
                 self.emit(&Note::Skipped { agent: &agent.name, rung: None, reason: &reason });
                 continue;
@@ -376,7 +384,7 @@ impl Engine {
         let mut note: Option<String> = None;
         for (i, rung) in rungs.iter().enumerate() {
             let n = i as u32 + 1;
-            if let Some(reason) = self.unavailable(&rung.agent) {
+            if let Some(reason) = self.unavailable(&rung.agent).await {
                 self.say(&format!("skipping rung {n} ({}): {reason}", rung.agent.name));
                 self.emit(&Note::Skipped {
                     agent: &rung.agent.name,
