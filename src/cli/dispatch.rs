@@ -182,6 +182,8 @@ pub(crate) fn run(args: Args) -> CliResult {
         cwd,
         watch,
         route,
+        first_attempt: 1,
+        cool_down: true,
     };
     let summary = dispatch::run(plan, state, store)?;
     if args.json {

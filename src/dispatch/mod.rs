@@ -72,7 +72,22 @@ pub(crate) struct Plan {
     /// `reins watch` flags for every worker session, when watching.
     pub(crate) watch: Option<Vec<String>>,
     pub(crate) route: Route,
+    /// The number of the first attempt (1 for a new dispatch; more when a
+    /// chain runs a task again under the same dispatch id, so its sessions
+    /// and store rows go on from the earlier ones).
+    pub(crate) first_attempt: u32,
+    /// Whether an agent that failed the task `max_failures` times rests
+    /// (its cooldown). A chain says no: a task that fails its checks says
+    /// little about the agent, and the chain's gate decides what follows.
+    pub(crate) cool_down: bool,
 }
+
+/// Sees every event of a dispatch's log as it is written (a chain copies
+/// the `attempt` events into its own log and tracks the sessions).
+pub(crate) type Tap = std::rc::Rc<dyn Fn(&serde_json::Value)>;
+
+/// Tells a running dispatch to stop, and how to call its ending.
+pub(crate) type Cancel = tokio::sync::watch::Receiver<Option<Ending>>;
 
 /// How a dispatch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -110,6 +125,9 @@ pub(crate) struct Summary {
     pub(crate) duration_s: f64,
     pub(crate) log: PathBuf,
     pub(crate) attempts: Vec<Attempt>,
+    /// The accepted attempt's screen when its turn ended.
+    #[serde(skip)]
+    pub(crate) answer: Option<String>,
 }
 
 /// The dispatcher's own events (same envelope as a session's).
@@ -185,10 +203,44 @@ struct Engine {
     live: Vec<String>,
     /// The attempt under way: its store row and when it began.
     current: Option<(Option<i64>, Attempt, Instant)>,
+    /// The accepted attempt's screen.
+    answer: Option<String>,
+    tap: Option<Tap>,
 }
 
-/// Runs a dispatch to its end; returns the summary.
+/// Runs a dispatch to its end; returns the summary. Ctrl-C and SIGTERM
+/// stop it (and every session it started).
 pub(crate) fn run(plan: Plan, state: StateRoot, store: Store) -> std::io::Result<Summary> {
+    crate::cli::runtime().block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let signals = async {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            let _ = tx.send(Some(Ending::Interrupted));
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            summary = drive(plan, state, store, rx, None) => summary,
+            _ = signals => unreachable!("the signal future never ends"),
+        }
+    })
+}
+
+/// Runs a dispatch to its end inside a runtime: until an attempt is
+/// accepted, every way failed, its `--timeout` passed, or `cancel` says
+/// stop. Every session it started is stopped before it returns.
+pub(crate) async fn drive(
+    plan: Plan,
+    state: StateRoot,
+    store: Store,
+    mut cancel: Cancel,
+    tap: Option<Tap>,
+) -> std::io::Result<Summary> {
     let dir = dir_of(&state, &plan.id);
     crate::store::fsutil::create_private_dir_all(&dir)?;
     let log_path = dir.join("events.jsonl");
@@ -208,37 +260,34 @@ pub(crate) fn run(plan: Plan, state: StateRoot, store: Store) -> std::io::Result
         attempts: Vec::new(),
         live: Vec::new(),
         current: None,
+        answer: None,
+        tap,
     };
     let started = Instant::now();
     engine.note_start();
     let deadline = engine.plan.timeout.map(|t| tokio::time::Instant::from_std(started + t));
-    let ending = crate::cli::runtime().block_on(async {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut term = signal(SignalKind::terminate())?;
-        let ending = tokio::select! {
-            ending = engine.run() => ending,
-            _ = async { match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            } } => Ending::Timeout,
-            _ = int.recv() => Ending::Interrupted,
-            _ = term.recv() => Ending::Interrupted,
-        };
-        engine.clean_up(ending).await;
-        Ok::<_, std::io::Error>(ending)
-    })?;
+    let ending = tokio::select! {
+        ending = engine.run() => ending,
+        _ = async { match deadline {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        } } => Ending::Timeout,
+        ending = async {
+            match cancel.wait_for(Option::is_some).await {
+                Ok(ending) => ending.unwrap_or(Ending::Interrupted),
+                Err(_) => std::future::pending().await,
+            }
+        } => ending,
+    };
+    engine.clean_up(ending).await;
     let duration_s = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     let accepted = engine.attempts.iter().rev().find(|a| a.result == "accepted").cloned();
-    let _ = engine.log.emit_payload(
-        None,
-        &Note::DispatchEnded {
-            result: ending,
-            attempts: engine.attempts.len() as u32,
-            session: accepted.as_ref().map(|a| a.session.as_str()),
-            duration_s,
-        },
-    );
+    engine.emit(&Note::DispatchEnded {
+        result: ending,
+        attempts: engine.attempts.len() as u32,
+        session: accepted.as_ref().map(|a| a.session.as_str()),
+        duration_s,
+    });
     Ok(Summary {
         ok: ending == Ending::Accepted,
         id: engine.plan.id.clone(),
@@ -251,6 +300,7 @@ pub(crate) fn run(plan: Plan, state: StateRoot, store: Store) -> std::io::Result
         duration_s,
         log: log_path,
         attempts: engine.attempts,
+        answer: engine.answer,
     })
 }
 
@@ -260,8 +310,15 @@ impl Engine {
     }
 
     fn emit(&mut self, note: &Note<'_>) {
-        if let Err(err) = self.log.emit_payload(None, note) {
-            eprintln!("reins: warning: cannot write the dispatch log: {err}");
+        match self.log.emit_payload(None, note) {
+            Ok(line) => {
+                if let Some(tap) = &self.tap
+                    && let Ok(value) = serde_json::from_str(&line)
+                {
+                    tap(&value);
+                }
+            }
+            Err(err) => eprintln!("reins: warning: cannot write the dispatch log: {err}"),
         }
     }
 
@@ -359,14 +416,16 @@ impl Engine {
             }
             let reason =
                 format!("failed {} attempt(s) at task {}", self.plan.max_failures, self.task_hash);
-            if let Err(err) = self.store.set_cooldown(&agent.name, agent.cooldown, &reason) {
-                self.say(&format!("warning: {err}"));
+            if self.plan.cool_down {
+                if let Err(err) = self.store.set_cooldown(&agent.name, agent.cooldown, &reason) {
+                    self.say(&format!("warning: {err}"));
+                }
+                self.emit(&Note::Cooldown {
+                    agent: &agent.name,
+                    for_s: agent.cooldown.as_secs_f64(),
+                    reason: &reason,
+                });
             }
-            self.emit(&Note::Cooldown {
-                agent: &agent.name,
-                for_s: agent.cooldown.as_secs_f64(),
-                reason: &reason,
-            });
             if !failover {
                 break;
             }
@@ -428,7 +487,7 @@ impl Engine {
         rung: Option<u32>,
         note: Option<&str>,
     ) -> Attempt {
-        let n = self.attempts.len() as u32 + 1;
+        let n = self.attempts.len() as u32 + self.plan.first_attempt.max(1);
         let session = session_id(&self.plan.id, n);
         let mut a = Attempt {
             dispatch: self.plan.id.clone(),
@@ -551,6 +610,9 @@ impl Engine {
                     }
                 } else {
                     a.result = "accepted".into();
+                }
+                if a.result == "accepted" {
+                    self.answer = Some(answer);
                 }
             }
         }

@@ -34,21 +34,37 @@ pub(crate) fn validate(value: &Value) -> Result<Verdict, String> {
 /// Screens wrap long lines, so a candidate that does not parse is tried
 /// again with its line breaks removed.
 pub(crate) fn from_text(text: &str) -> Result<Verdict, String> {
+    match last_object_with(text, "accept") {
+        Ok(value) => validate(&value),
+        Err(Some(err)) => Err(format!("the verdict is not valid JSON: {err}")),
+        Err(None) => Err("no JSON verdict in the answer".into()),
+    }
+}
+
+/// The last JSON object in `text` that has the key `key` (a chain's gate
+/// decision uses it too). `Err(Some(why))`: the last candidate was not
+/// JSON; `Err(None)`: there was no candidate.
+pub(crate) fn last_object_with(text: &str, key: &str) -> Result<Value, Option<String>> {
+    let quoted = format!("\"{key}\"");
     let mut last_error = None;
     for (start, _) in text.rmatch_indices('{') {
         let Some(candidate) = balanced(&text[start..]) else { continue };
-        if !candidate.contains("\"accept\"") {
+        if !candidate.contains(&quoted) {
             continue;
         }
         let joined: String = candidate.split('\n').map(str::trim_end).collect();
         let parsed = serde_json::from_str::<Value>(candidate)
             .or_else(|_| serde_json::from_str::<Value>(&joined));
         match parsed {
-            Ok(value) => return validate(&value),
-            Err(err) => last_error = Some(format!("the verdict is not valid JSON: {err}")),
+            Ok(value) => return Ok(value),
+            Err(err) => {
+                if last_error.is_none() {
+                    last_error = Some(err.to_string());
+                }
+            }
         }
     }
-    Err(last_error.unwrap_or_else(|| "no JSON verdict in the answer".into()))
+    Err(last_error)
 }
 
 /// The text of the `{...}` object starting at `text[0]`, braces balanced

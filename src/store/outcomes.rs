@@ -293,6 +293,30 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
+    /// Closes the attempts of `dispatch` still marked running (their
+    /// dispatcher died): result `interrupted` with `reason`. Returns how
+    /// many it closed.
+    pub(crate) fn close_running(&self, dispatch: &str, reason: &str) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE attempts SET result = 'interrupted', reason = ?2, ended_at = ?3
+                 WHERE dispatch = ?1 AND result = 'running'",
+                params![dispatch, reason, crate::time::now_rfc3339()],
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// The highest attempt number of `dispatch` so far (0: none).
+    pub(crate) fn last_attempt_n(&self, dispatch: &str) -> Result<u32, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(MAX(n), 0) FROM attempts WHERE dispatch = ?1",
+                params![dispatch],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// The agent of the most recent first attempt of any dispatch (where
     /// round robin goes on from).
     pub(crate) fn last_first_choice(&self) -> Result<Option<String>, StoreError> {
