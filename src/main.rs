@@ -1,6 +1,7 @@
 //! reins: drive AI coding-agent CLIs from a shell.
 
 mod adapter;
+mod chain;
 mod cli;
 mod config;
 mod dispatch;

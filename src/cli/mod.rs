@@ -17,6 +17,7 @@ mod agents_guide;
 mod approve;
 mod attach;
 mod buddy;
+mod chain;
 pub(crate) mod cleanup;
 mod completions;
 pub(crate) mod dispatch;
@@ -59,6 +60,7 @@ Quick start (no API key needed, uses the built-in mock agent):
   reins watch --id demo                 nudge it if it stalls, restart it if it dies
   reins run mock --worktree --detach    an agent in its own git worktree and branch
   reins dispatch --message 'fix it' --done 'cmd:make test'   to an available agent, checked
+  reins chain run feature.toml          steps of dispatches, parallel batches, gates, resume
 
 Learn more:
   reins guide                           a tour for people
@@ -101,6 +103,7 @@ enum Command {
     Doctor(doctor::Args),
     Agents(agents::Args),
     Dispatch(dispatch::Args),
+    Chain(chain::Args),
     Adapters(adapters::Args),
     Guide(guide::Args),
     AgentsGuide(agents_guide::Args),
@@ -168,6 +171,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::Agents(args) => agents::run(args),
         Command::Dispatch(args) => dispatch::run(args),
+        Command::Chain(args) => chain::run(args),
         Command::Adapters(args) => adapters::run(args),
         Command::Guide(args) => guide::run(args),
         Command::AgentsGuide(args) => agents_guide::run(args),
