@@ -45,6 +45,43 @@ struct AgentTable {
 struct File {
     #[serde(default)]
     agents: toml::Table,
+    fleet: Option<Fleet>,
+}
+
+/// `[fleet]`: how sessions are looked after.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fleet {
+    /// `reins gc` retires sessions idle this long (default: never).
+    retire_after: Option<String>,
+}
+
+/// `[fleet] retire_after` of the config file, if set.
+pub(crate) fn retire_after() -> Result<Option<Duration>, CliError> {
+    let Some(path) = config_path() else { return Ok(None) };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => {
+            return Err(CliError::failure(format!("cannot read {}: {err}", path.display())));
+        }
+    };
+    let bad = |line: Option<usize>, what: String| {
+        let at =
+            line.map_or_else(|| path.display().to_string(), |l| format!("{}:{l}", path.display()));
+        CliError::usage(format!("{at}: {what}"))
+            .hint("[fleet] retire_after takes a duration, e.g. retire_after = \"24h\"")
+    };
+    let file: File = toml::from_str(&text).map_err(|err| {
+        bad(err.span().map(|s| line_of(&text, s.start)), err.message().trim().to_string())
+    })?;
+    match file.fleet.and_then(|f| f.retire_after) {
+        None => Ok(None),
+        Some(d) => crate::time::parse_duration(&d).map(Some).map_err(|err| {
+            let line = text.find("retire_after").map(|at| line_of(&text, at));
+            bad(line, format!("[fleet] retire_after: {err}"))
+        }),
+    }
 }
 
 /// Where an agent's definition came from.

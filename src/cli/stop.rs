@@ -76,7 +76,7 @@ async fn stop_live(view: &SessionView, args: &Args) -> Result<&'static str, CliE
     let mut gone = follow::host_gone(&view.paths.host_lock());
     let deadline = tokio::time::Instant::now() + args.timeout;
     let client = Client::new(&record.socket, args.timeout.min(Duration::from_secs(3)));
-    let request = StopRequest { timeout_ms: Some(args.timeout.as_millis() as u64) };
+    let request = StopRequest { timeout_ms: Some(args.timeout.as_millis() as u64), retire: false };
     if let Err(err) = client.post::<_, StopReply>("/v1/stop", &request).await {
         if !args.force {
             return Err(CliError::failure(format!(

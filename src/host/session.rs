@@ -70,6 +70,8 @@ pub(crate) struct Session {
     /// When `starting` gives way to `unknown` if no rule matched.
     boot_deadline: Option<Instant>,
     stop: Option<StopPlan>,
+    /// The stop under way is a retirement (`gc --idle`).
+    retiring: bool,
     relay: Option<Relay>,
     /// Messages waiting for the agent (`inbox.jsonl`).
     queue: Queue,
@@ -234,6 +236,7 @@ impl Session {
             settle_at: None,
             boot_deadline,
             stop: None,
+            retiring: false,
             relay,
             queue,
             delivery: None,
@@ -446,6 +449,31 @@ impl Session {
         self.emit(&EventKind::Resized { size, transcript_offset });
     }
 
+    /// `POST /v1/stop`. A retire (`gc --idle`) is refused while a turn
+    /// runs or messages wait: checked here, where nothing can slip in.
+    fn stop_request(&mut self, req: &ipc::StopRequest) -> (u16, serde_json::Value) {
+        let already = self.stop.is_some();
+        if req.retire && !already {
+            let queued = self.queue.pending().count() + usize::from(self.delivery.is_some());
+            let refused = if self.turns.open().is_some() {
+                Some("a turn is running".to_string())
+            } else if queued > 0 {
+                Some(format!("{queued} message(s) are queued"))
+            } else if self.observed.state == State::Busy {
+                Some("it is busy".to_string())
+            } else {
+                None
+            };
+            if let Some(why) = refused {
+                return (200, to_json(&StopReply { ok: false, already, refused: Some(why) }));
+            }
+            self.retiring = true;
+        }
+        let source = if req.retire { "retire" } else { "client" };
+        self.begin_stop(source, req.timeout_ms.map(Duration::from_millis));
+        (202, to_json(&StopReply { ok: true, already, refused: None }))
+    }
+
     fn on_control(&mut self, msg: Incoming) {
         let reply = match msg.request {
             ControlRequest::Status => (200, to_json(&self.status())),
@@ -454,11 +482,7 @@ impl Session {
                 return;
             }
             ControlRequest::Screen { .. } => (200, to_json(&self.screen_reply())),
-            ControlRequest::Stop(req) => {
-                let already = self.stop.is_some();
-                self.begin_stop("client", req.timeout_ms.map(Duration::from_millis));
-                (202, to_json(&StopReply { ok: true, already }))
-            }
+            ControlRequest::Stop(req) => self.stop_request(&req),
             ControlRequest::Send(req) => self.accept_send(req),
             ControlRequest::Inbox => (200, to_json(&self.inbox())),
             ControlRequest::Drop { message_id } => self.drop_messages(message_id.as_deref()),
@@ -597,6 +621,8 @@ impl Session {
             ExitReason::Disconnected
         } else if self.timed_out {
             ExitReason::Timeout
+        } else if self.stop.is_some() && self.retiring {
+            ExitReason::Retired
         } else if self.stop.is_some() {
             ExitReason::Stopped
         } else if code == Some(0) {

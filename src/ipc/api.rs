@@ -182,6 +182,11 @@ pub(crate) struct StopRequest {
     /// The client's whole deadline; the host fits its escalation inside it.
     #[serde(default)]
     pub(crate) timeout_ms: Option<u64>,
+    /// Retire it (`gc --idle`): only if no turn runs and nothing is
+    /// queued — the host checks, so nothing slips in between — and the
+    /// exit reason says `retired`.
+    #[serde(default)]
+    pub(crate) retire: bool,
 }
 
 /// Reply to `POST /v1/stop`.
@@ -190,6 +195,9 @@ pub(crate) struct StopReply {
     pub(crate) ok: bool,
     /// True when a stop was already under way.
     pub(crate) already: bool,
+    /// Why a retire was refused (the session is working or has messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) refused: Option<String>,
 }
 
 /// Reply to `GET /v1/status`: the host's live view.

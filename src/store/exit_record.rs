@@ -25,6 +25,9 @@ pub(crate) enum ExitReason {
     BootFailure,
     /// It ended because someone asked it to stop.
     Stopped,
+    /// `reins gc --idle` (or `[fleet] retire_after`) stopped it after it
+    /// sat idle: no turn running, nothing queued.
+    Retired,
 }
 
 impl ExitReason {
@@ -36,6 +39,7 @@ impl ExitReason {
             ExitReason::Disconnected => "disconnected",
             ExitReason::BootFailure => "boot_failure",
             ExitReason::Stopped => "stopped",
+            ExitReason::Retired => "retired",
         }
     }
 }

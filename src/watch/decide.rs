@@ -127,7 +127,7 @@ pub(crate) fn decide(evidence: &Evidence, budget: &Budget, stall_after: Duration
 fn after_end(ended: &Ended, budget: &Budget) -> Decision {
     let how = describe_end(ended);
     match ended.reason {
-        ExitReason::Success | ExitReason::Stopped => {
+        ExitReason::Success | ExitReason::Stopped | ExitReason::Retired => {
             Decision::Finished { why: format!("the session ended: {how}") }
         }
         ExitReason::Failure
@@ -155,6 +155,7 @@ fn after_end(ended: &Ended, budget: &Budget) -> Decision {
 pub(crate) fn describe_end(ended: &Ended) -> String {
     let mut how = match (ended.reason, ended.code, ended.signal) {
         (ExitReason::Stopped, ..) => "it was stopped".to_string(),
+        (ExitReason::Retired, ..) => "it was retired after sitting idle".to_string(),
         (ExitReason::Disconnected, ..) => "the agent's transport was lost".to_string(),
         (ExitReason::BootFailure, ..) => "the agent did not come up".to_string(),
         (ExitReason::Timeout, ..) => "a deadline ran out".to_string(),

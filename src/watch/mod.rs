@@ -561,7 +561,7 @@ impl Watcher {
         }
         let lock = self.paths.host_lock();
         let gone = crate::store::follow::host_gone(&lock);
-        let request = StopRequest { timeout_ms: Some(30_000) };
+        let request = StopRequest { timeout_ms: Some(30_000), retire: false };
         let asked = self.client().post::<_, Value>("/v1/stop", &request).await;
         let ended = tokio::time::timeout(Duration::from_secs(35), gone).await;
         match (asked, ended) {
