@@ -312,6 +312,11 @@ fn recipe_overnight_runs() {
     run_doc("recipes/06-overnight.md", None, &[]);
 }
 
+#[test]
+fn recipe_plan_review_implement_runs() {
+    run_doc("recipes/07-plan-review-implement.md", None, &[]);
+}
+
 /// The README's tour, without touching the README: its one line that
 /// takes over the terminal is skipped here.
 #[test]
