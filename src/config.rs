@@ -22,6 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::adapter;
+use crate::dispatch::routing::{RouteTable, Routed, Rule};
 use crate::error::CliError;
 
 /// How long an agent rests after a dispatch failed a task over from it.
@@ -46,6 +47,9 @@ struct File {
     #[serde(default)]
     agents: toml::Table,
     fleet: Option<Fleet>,
+    /// `[[route]]`: routing rules (see `dispatch::routing`).
+    #[serde(default)]
+    route: Vec<RouteTable>,
 }
 
 /// `[fleet]`: how sessions are looked after.
@@ -157,6 +161,8 @@ pub(crate) struct Agents {
     pub(crate) list: Vec<AgentSpec>,
     /// The config file, when there is one.
     pub(crate) path: Option<PathBuf>,
+    /// Its `[[route]]` rules, in file order.
+    pub(crate) rules: Vec<Rule>,
 }
 
 impl Agents {
@@ -180,9 +186,9 @@ impl Agents {
             .filter(|p| !p.launch.command.is_empty())
             .map(|p| p.name)
             .collect();
-        let mut list = match (&text, &path) {
+        let (mut list, routes) = match (&text, &path) {
             (Some(text), Some(path)) => parse(text, path, &profiles)?,
-            _ => Vec::new(),
+            _ => (Vec::new(), Vec::new()),
         };
         for name in &profiles {
             if !list.iter().any(|a| &a.name == name) {
@@ -198,7 +204,31 @@ impl Agents {
                 });
             }
         }
-        Ok(Agents { list, path: text.and(path) })
+        let known: Vec<&str> = list.iter().map(|a| a.name.as_str()).collect();
+        let mut rules = Vec::new();
+        if let (Some(text), Some(path)) = (&text, &path) {
+            // The n-th `[[route]]` header is the n-th table.
+            let mut lines = text
+                .match_indices("[[route]]")
+                .map(|(at, _)| line_of(text, at))
+                .chain(std::iter::repeat(0));
+            for table in routes {
+                let line = lines.next().unwrap_or(0);
+                rules.push(Rule::new(table, line, &known).map_err(|what| {
+                    CliError::usage(format!("{}:{line}: {what}", path.display())).hint(
+                        "a rule is [[route]] with when = [\"REGEX\" or \"label:NAME\", ...] and \
+                         prefer = [\"AGENT\", ...]; `reins agents --help` shows one",
+                    )
+                })?);
+            }
+        }
+        Ok(Agents { list, path: text.and(path), rules })
+    }
+
+    /// The configured pool's order for a task, by the routing rules;
+    /// `None` when no rule matches (or there are none).
+    pub(crate) fn routed(&self, pool: &[String], task: &str, labels: &[String]) -> Option<Routed> {
+        crate::dispatch::routing::route(&self.rules, pool, task, labels)
     }
 
     /// The agent called `name`, or a usage error naming the known ones.
@@ -240,7 +270,13 @@ fn line_of(text: &str, at: usize) -> usize {
     text[..at.min(text.len())].matches('\n').count() + 1
 }
 
-fn parse(text: &str, path: &Path, profiles: &[String]) -> Result<Vec<AgentSpec>, CliError> {
+/// The agents of the file, and its routing tables (checked once every
+/// agent is known).
+fn parse(
+    text: &str,
+    path: &Path,
+    profiles: &[String],
+) -> Result<(Vec<AgentSpec>, Vec<RouteTable>), CliError> {
     let hint = "see `reins agents --help` for the format of [agents.NAME] tables";
     let bad = |line: Option<usize>, what: String| {
         let at = match line {
@@ -307,7 +343,7 @@ fn parse(text: &str, path: &Path, profiles: &[String]) -> Result<Vec<AgentSpec>,
             source: Source::Config,
         });
     }
-    Ok(out)
+    Ok((out, file.route))
 }
 
 #[cfg(test)]
@@ -331,7 +367,7 @@ agent = "codex"
 max_concurrent = 2
 cooldown = "30s"
 "#;
-        let list = parse(text, Path::new("c.toml"), &profiles()).unwrap();
+        let list = parse(text, Path::new("c.toml"), &profiles()).unwrap().0;
         assert_eq!(list[0].name, "zeta");
         assert_eq!(list[0].agent_args(None), ["--model", "m1", "--work", "0.1"]);
         assert_eq!(list[0].agent_args(Some("m2")), ["--model", "m2", "--work", "0.1"]);

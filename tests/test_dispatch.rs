@@ -483,3 +483,57 @@ fn without_a_choice_agents_take_turns() {
     };
     assert_eq!([first("r1"), first("r2"), first("r3")], ["a", "b", "a"]);
 }
+
+#[test]
+fn routing_rules_send_a_task_to_the_agents_that_suit_it() {
+    let env = TestEnv::new();
+    let config = "[agents.a]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n\n\
+                  [agents.b]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n\n\
+                  [agents.c]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n\n\
+                  [[route]]\nwhen = [\"(?i)docs\"]\nprefer = [\"b\"]\n\n\
+                  [[route]]\nwhen = [\"(?i)flaky\", \"label:hard\"]\nprefer = [\"c\", \"b\"]\n";
+    write_config(&env, config);
+    let dispatch = |id: &str, extra: &[&str]| {
+        let mut args = vec!["dispatch", "--id", id, "--json"];
+        args.extend_from_slice(extra);
+        env.reins(&args).ok()
+    };
+    // The best-scoring rule wins: two of its patterns match.
+    let run = dispatch("r1", &["--message", "fix the flaky docs test", "--label", "hard"]);
+    assert_eq!(run.json()["agent"], "c", "{}", run.stderr);
+    assert!(
+        run.stderr.contains("rule at line 17 (score 2: (?i)flaky, label:hard)"),
+        "{}",
+        run.stderr
+    );
+    let started = log(&env, "r1").into_iter().find(|e| e["type"] == "dispatch_started").unwrap();
+    assert_eq!(started["route"], "route");
+    assert_eq!(started["agents"], serde_json::json!(["c", "b", "a"]), "the pool follows");
+    // One pattern each: file order.
+    assert_eq!(dispatch("r2", &["--message", "flaky docs"]).json()["agent"], "b");
+    // No rule matches: round robin over the pool.
+    let run = dispatch("r3", &["--message", "refactor the parser"]);
+    assert!(!run.stderr.contains("routed by"), "{}", run.stderr);
+    // A preferred agent at its cap fails over to the rest of the pool.
+    write_config(&env, &config.replace("[agents.c]\n", "[agents.c]\nmax_concurrent = 1\n"));
+    env.reins(&["run", "mock", "--id", "busy-c", "--detach", "--meta", r#"{"reins_agent":"c"}"#])
+        .ok();
+    let run = dispatch("r4", &["--message", "flaky", "--label", "hard"]);
+    assert_eq!(run.json()["agent"], "b", "{}", run.stderr);
+    env.reins(&["stop", "--id", "busy-c"]).ok();
+
+    // Bad rules are usage errors at their line.
+    let path = env.path().join("config/reins/config.toml");
+    for (rule, said) in [
+        ("when = [\"(\"]\nprefer = [\"a\"]", "is not a regex"),
+        ("when = [\"x\"]\nprefer = [\"ghost\"]", "\"ghost\", which is no agent"),
+        ("when = [\"x\"]\nprefer = [\"a\"]\ncolour = 1", "unknown field `colour`"),
+    ] {
+        write_config(&env, &format!("[agents.a]\nagent = \"mock\"\n\n[[route]]\n{rule}\n"));
+        let run = env.reins(&["dispatch", "--message", "x"]).code(2);
+        assert!(run.stderr.contains(said), "{said}: {}", run.stderr);
+        if said != "unknown field `colour`" {
+            assert!(run.stderr.contains(&format!("{}:4:", path.display())), "{}", run.stderr);
+        }
+    }
+}

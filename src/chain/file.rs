@@ -271,13 +271,13 @@ pub(crate) fn parse(text: &str, path: &Path, agents: &Agents) -> Result<Def, Cli
         names.extend(step.agent.as_deref());
         names.extend(step.prefer.iter().map(String::as_str));
         for rung in &step.ladder {
-            match rung.split_once(':') {
-                Some((agent, model)) if !model.trim().is_empty() => names.push(agent.trim()),
-                Some(_) => {
-                    return Err(bad(line, format!("{what}: ladder rung {rung:?} has no model"))
-                        .hint("write AGENT:MODEL or just AGENT"));
+            match crate::dispatch::split_rung(rung) {
+                Ok((agent, _)) => names.push(agent),
+                Err(why) => {
+                    return Err(
+                        bad(line, format!("{what}: {why}")).hint("write AGENT:MODEL or just AGENT")
+                    );
                 }
-                None => names.push(rung.trim()),
             }
         }
         names.extend(step.verifier.as_deref());

@@ -865,14 +865,7 @@ pub(crate) fn route(def: &StepDef, agents: &Agents) -> Result<Route, crate::erro
         return Ok(Route::Pinned(agents.get(name)?.clone()));
     }
     if !def.ladder.is_empty() {
-        let mut rungs = Vec::new();
-        for rung in &def.ladder {
-            let (name, model) = match rung.split_once(':') {
-                Some((name, model)) => (name.trim(), Some(model.trim().to_string())),
-                None => (rung.trim(), None),
-            };
-            rungs.push(Rung { agent: agents.get(name)?.clone(), model });
-        }
+        let rungs = def.ladder.iter().map(|r| Rung::parse(r, agents)).collect::<Result<_, _>>()?;
         return Ok(Route::Ladder(rungs));
     }
     let list: Vec<AgentSpec> = if def.prefer.is_empty() {

@@ -38,6 +38,11 @@ config.toml:
   cooldown = \"10m\"               # rest after failing a task over (default 10m)
   model_args = [\"-m\", \"{model}\"] # how the model is passed (default: per profile)
 
+  [[route]]                      # dispatch without --agent/--prefer/--ladder:
+  when = [\"(?i)flaky|test\", \"label:tests\"]  # regexes on the task, label:NAME
+  prefer = [\"strong\", \"cheap\"]  # these first, then the rest of the pool
+  weight = 2                     # score = weight x patterns matched (default 1)
+
 Examples:
   reins agents                  a table
   reins agents --json

@@ -16,8 +16,9 @@ use crate::store::paths::StateRoot;
 /// retry or fail over until it is accepted.
 ///
 /// The agent: `--agent A` (only A), else the first available of `--prefer
-/// A,B`, else round robin over the configured agents
-/// ($XDG_CONFIG_HOME/reins/config.toml, `reins agents` lists them),
+/// A,B`, else the configured agents ($XDG_CONFIG_HOME/reins/config.toml,
+/// `reins agents` lists them) in round-robin order, with those that the
+/// config's `[[route]]` rules pick for the task's text and labels first,
 /// skipping agents whose program does not work, that cool down after
 /// failures, whose last probe failed, or that are at their
 /// max_concurrent. Each attempt is a detached session (ID, ID-b, ID-c, …)
@@ -135,7 +136,7 @@ pub(crate) fn run(args: Args) -> CliResult {
     }
     let agents = Agents::load()?;
     let task = read_task(&args)?;
-    let route = route(&args, &agents)?;
+    let route = route(&args, &agents, &task)?;
     let verifier = args.verifier.as_deref().map(|v| agents.get(v).cloned()).transpose()?;
     let cwd = match &args.cwd {
         Some(dir) if !dir.is_dir() => {
@@ -239,27 +240,12 @@ fn read_task(args: &Args) -> Result<String, CliError> {
     Ok(text)
 }
 
-fn route(args: &Args, agents: &Agents) -> Result<Route, CliError> {
+fn route(args: &Args, agents: &Agents, task: &str) -> Result<Route, CliError> {
     if let Some(name) = &args.agent {
         return Ok(Route::Pinned(agents.get(name)?.clone()));
     }
     if !args.ladder.is_empty() {
-        let mut rungs = Vec::new();
-        for rung in &args.ladder {
-            let (name, model) = match rung.split_once(':') {
-                Some((name, model)) if !model.trim().is_empty() => {
-                    (name.trim(), Some(model.trim().to_string()))
-                }
-                Some(_) => {
-                    return Err(CliError::usage(format!("--ladder rung {rung:?} has no model"))
-                        .hint(
-                            "write AGENT:MODEL or just AGENT, e.g. --ladder cheap:mini,claude:opus",
-                        ));
-                }
-                None => (rung.trim(), None),
-            };
-            rungs.push(Rung { agent: agents.get(name)?.clone(), model });
-        }
+        let rungs = args.ladder.iter().map(|r| Rung::parse(r, agents)).collect::<Result<_, _>>()?;
         return Ok(Route::Ladder(rungs));
     }
     if !args.prefer.is_empty() {
@@ -280,6 +266,15 @@ fn route(args: &Args, agents: &Agents) -> Result<Route, CliError> {
         .map_or(0, |i| (i + 1) % pool.len());
     let mut rotated = pool[start..].to_vec();
     rotated.extend_from_slice(&pool[..start]);
+    // Routing rules put the agents that suit the task first.
+    let names: Vec<String> = rotated.iter().map(|a| a.name.clone()).collect();
+    if let Some(routed) = agents.routed(&names, task, &args.label) {
+        let file = agents.path.as_deref().map_or("config.toml".into(), |p| p.display().to_string());
+        eprintln!("reins dispatch: routed by {file}: {}", routed.why);
+        let ordered =
+            routed.order.iter().map(|n| agents.get(n).cloned()).collect::<Result<_, _>>()?;
+        return Ok(Route::Candidates { agents: ordered, how: "route" });
+    }
     Ok(Route::Candidates { agents: rotated, how: "round_robin" })
 }
 

@@ -16,6 +16,7 @@
 
 pub(crate) mod avail;
 pub(crate) mod done;
+pub(crate) mod routing;
 pub(crate) mod sessions;
 pub(crate) mod verdict;
 
@@ -28,7 +29,7 @@ use serde_json::json;
 
 use crate::cli::doctor::Check as ProgramCheck;
 use crate::config::AgentSpec;
-use crate::error::code;
+use crate::error::{CliError, code};
 use crate::store::events::EventWriter;
 use crate::store::outcomes::{Attempt, Store};
 use crate::store::paths::StateRoot;
@@ -51,6 +52,28 @@ pub(crate) enum Route {
 pub(crate) struct Rung {
     pub(crate) agent: AgentSpec,
     pub(crate) model: Option<String>,
+}
+
+impl Rung {
+    /// `AGENT[:MODEL]`, as `--ladder` and a chain step's `ladder` write it.
+    pub(crate) fn parse(text: &str, agents: &crate::config::Agents) -> Result<Rung, CliError> {
+        let (name, model) = split_rung(text).map_err(|what| {
+            CliError::usage(what).hint("write AGENT:MODEL or just AGENT, e.g. cheap:mini")
+        })?;
+        Ok(Rung { agent: agents.get(name)?.clone(), model })
+    }
+}
+
+/// The agent and model of a ladder rung `AGENT[:MODEL]`; a colon with no
+/// model after it is an error.
+pub(crate) fn split_rung(text: &str) -> Result<(&str, Option<String>), String> {
+    match text.split_once(':') {
+        Some((name, model)) if !model.trim().is_empty() => {
+            Ok((name.trim(), Some(model.trim().to_string())))
+        }
+        Some(_) => Err(format!("ladder rung {text:?} has no model")),
+        None => Ok((text.trim(), None)),
+    }
 }
 
 /// Everything a dispatch was asked to do.
