@@ -537,3 +537,46 @@ fn routing_rules_send_a_task_to_the_agents_that_suit_it() {
         }
     }
 }
+
+#[test]
+fn an_agent_without_credentials_is_passed_over() {
+    let mut env = TestEnv::new();
+    // A profile that needs a token, as claude, codex and gemini do.
+    let mock = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters/mock.toml"),
+    )
+    .unwrap();
+    let keyed = mock.replacen("name = \"mock\"", "name = \"keyed\"", 1).replacen(
+        "[launch]",
+        "[auth]\nenv = [\"REINS_TEST_TOKEN\"]\nlogin = \"set REINS_TEST_TOKEN\"\n\n[launch]",
+        1,
+    );
+    let dir = env.path().join("config/reins/adapters");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("keyed.toml"), keyed).unwrap();
+    write_config(
+        &env,
+        "[agents.locked]\nagent = \"keyed\"\nargs = [\"--work\", \"0.1\"]\n\n\
+         [agents.open]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n",
+    );
+    let locked = |env: &TestEnv| {
+        let out = env.reins(&["agents", "locked", "--json"]).ok().json();
+        out["agents"][0]["availability"].clone()
+    };
+    let a = locked(&env);
+    assert_eq!(a["available"], false, "{a}");
+    let reason = a["reason"].as_str().unwrap();
+    assert!(reason.contains("no credentials found (looked for env REINS_TEST_TOKEN)"), "{reason}");
+    assert!(reason.ends_with(": set REINS_TEST_TOKEN"), "{reason}");
+    let run = env.reins(&["dispatch", "--prefer", "locked,open", "--message", "x", "--json"]).ok();
+    assert_eq!(run.json()["agent"], "open", "{}", run.stderr);
+    assert!(run.stderr.contains("skipping locked: no credentials found"), "{}", run.stderr);
+
+    env.set_env("REINS_TEST_TOKEN", Some("tok-value-never-shown"));
+    let a = locked(&env);
+    assert_eq!(a["available"], true, "{a}");
+    assert_eq!(a["auth"], "env REINS_TEST_TOKEN");
+    let table = env.reins(&["agents"]).ok().stdout;
+    assert!(table.contains("credentials: env REINS_TEST_TOKEN"), "{table}");
+    assert!(!table.contains("tok-value"), "{table}");
+}

@@ -642,6 +642,14 @@ fn real_codex_dispatch_is_checked_verified_and_recorded() {
     assert_eq!(rows.len(), 1, "{history:#}");
     assert_eq!(rows[0]["result"], "accepted");
     assert_eq!(rows[0]["tokens"], attempt["tokens"]);
+    // Its credentials are found where the seeded home keeps them: a custom
+    // model provider whose key's variable config.toml names.
+    let agents = live.reins(&["agents", "codex", "--json"]).ok().json();
+    let availability = &agents["agents"][0]["availability"];
+    assert_eq!(availability["available"], true, "{agents:#}");
+    let auth = availability["auth"].as_str().unwrap_or_default();
+    assert!(auth.starts_with("env MOCK_API_KEY (named in "), "{agents:#}");
+    assert!(!agents.to_string().contains("mock-key"), "no credential's value is shown");
     // A probe is one real turn too: it succeeds and is recorded.
     let probed = live.reins(&["agents", "codex", "--probe", "--json"]).ok().stdout;
     assert!(probed.contains("\"ok\":true"), "{probed}");

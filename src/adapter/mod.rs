@@ -1,6 +1,7 @@
 //! Adapters: how reins drives one kind of agent. Screen-driven adapters are
 //! data (TOML profiles in `adapters/`), read by one rule engine.
 
+mod auth;
 mod profile;
 mod rate_limit;
 mod rules;

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::adapter::auth::AuthSpec;
 use crate::adapter::rules::{Outcome, OutcomeFile, Rule, RuleFile, UsageFile, UsageRule};
 use crate::error::CliError;
 
@@ -48,6 +49,8 @@ pub(crate) struct Profile {
     pub(crate) progress: ProgressSpec,
     /// How to read when a usage limit resets.
     pub(crate) rate_limit: RateLimitSpec,
+    /// Where its credentials can be (none: not checked).
+    pub(crate) auth: Option<AuthSpec>,
     pub(crate) approve: ApproveSpec,
     pub(crate) rules: Vec<Rule>,
     pub(crate) outcomes: Vec<Outcome>,
@@ -85,6 +88,8 @@ struct ProfileFile {
     progress: ProgressFile,
     #[serde(default)]
     rate_limit: RateLimitFile,
+    #[serde(default)]
+    auth: Option<AuthSpec>,
     #[serde(default, rename = "rule")]
     rules: Vec<RuleFile>,
     #[serde(default)]
@@ -495,6 +500,7 @@ impl Profile {
             turn: file.turn,
             progress: file.progress.compile()?,
             rate_limit: file.rate_limit.compile()?,
+            auth: file.auth,
             approve: file.approve,
             rules,
             outcomes,

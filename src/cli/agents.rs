@@ -15,8 +15,9 @@ use crate::store::outcomes::Probe;
 use crate::store::paths::StateRoot;
 
 /// List the agents dispatch can use, with whether each is available now:
-/// its program works (as `reins doctor` checks it), it is not cooling down
-/// after failures, its last probe did not fail, and its live sessions are
+/// its program works (as `reins doctor` checks it), its credentials are
+/// where its profile's [auth] says they can be (only whether they are
+/// there; no value is read out), it is not cooling down after failures, its last probe did not fail, and its live sessions are
 /// under its max_concurrent.
 ///
 /// Agents come from $XDG_CONFIG_HOME/reins/config.toml (one [agents.NAME]
@@ -176,7 +177,11 @@ fn print_table(report: &Report<'_>) -> std::io::Result<()> {
             r.model.unwrap_or("-"),
             if a.available { "yes" } else { "no" },
             load,
-            a.reason.as_deref().unwrap_or(&a.check.detail)
+            match (&a.reason, &a.auth) {
+                (Some(reason), _) => reason.clone(),
+                (None, Some(auth)) => format!("{}; credentials: {auth}", a.check.detail),
+                (None, None) => a.check.detail.clone(),
+            }
         )?;
     }
     match &report.config {

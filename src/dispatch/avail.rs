@@ -1,5 +1,6 @@
 //! Whether an agent can take a task now: its program works (doctor's
-//! check), it is not resting after failures (a cooldown in the store), its
+//! check), its credentials are there (its profile's `[auth]`), it is not
+//! resting after failures (a cooldown in the store), its
 //! last probe did not fail, and it is under its concurrency cap (its live
 //! sessions, from the registry).
 
@@ -21,6 +22,9 @@ pub(crate) struct Availability {
     /// Why not, when it is not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) reason: Option<String>,
+    /// Where its credentials were found (`env NAME`, `file PATH`); null
+    /// when its profile says nothing about them (not checked).
+    pub(crate) auth: Option<String>,
     /// doctor's check of its program.
     pub(crate) check: Check,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -114,8 +118,11 @@ pub(crate) fn assess(
     let cooldown = store.cooldown(&agent.name)?;
     let last_probe = store.last_probe(&agent.name)?;
     let load = load_of(state, agent);
+    let auth = adapter::find(&agent.base).ok().flatten().and_then(|p| p.auth).map(|a| a.find());
     let reason = if check.status != Status::Ok {
         Some(format!("its program does not work: {}", check.detail))
+    } else if let Some(Err(missing)) = &auth {
+        Some(missing.clone())
     } else if let Some(c) = &cooldown {
         Some(format!("cooling down for {:.0}s more ({})", c.left_s, c.reason))
     } else if let Some(p) = last_probe.as_ref().filter(|p| !p.ok) {
@@ -129,6 +136,7 @@ pub(crate) fn assess(
     Ok(Availability {
         available: reason.is_none(),
         reason,
+        auth: auth.and_then(Result::ok),
         check,
         cooldown,
         load,
