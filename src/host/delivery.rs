@@ -176,9 +176,13 @@ impl Delivery {
     /// The agent wrote something.
     pub(crate) fn output(&mut self) {
         match self.phase {
-            Phase::Pausing { .. } | Phase::AwaitingEcho { .. } => self.output_since_text = true,
+            // An agent may draw the text while the last of it is still
+            // being written (a long message goes in several writes).
+            Phase::Typing | Phase::Pausing { .. } | Phase::AwaitingEcho { .. } => {
+                self.output_since_text = true
+            }
             Phase::Verifying { .. } => self.output_since_key = true,
-            Phase::Typing | Phase::Pressing => {}
+            Phase::Pressing => {}
         }
     }
 
@@ -290,6 +294,19 @@ mod tests {
         d.output();
         assert_eq!(d.classified(State::Ready), Next::Wait);
         assert_eq!(d.classified(State::Busy), Next::Done(Ended::Delivered { verified: true }));
+    }
+
+    #[test]
+    fn text_drawn_while_it_is_still_being_written_counts_as_shown() {
+        let t0 = Instant::now();
+        let (mut d, _) = Delivery::start(message("a long brief"), &spec(), false, true);
+        d.output(); // echoed before the last write was confirmed
+        d.written(t0);
+        assert_eq!(
+            d.deadline_passed(State::Unknown),
+            Next::Write(b"\r".to_vec()),
+            "the key goes in when the pause ends, not a verify deadline later"
+        );
     }
 
     #[test]
