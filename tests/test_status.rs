@@ -58,3 +58,22 @@ fn empty_status_says_how_to_start() {
     assert!(out.stdout.contains("reins run mock"), "{}", out.stdout);
     assert_eq!(env.reins(&["status", "--json"]).ok().stdout.trim(), "[]");
 }
+
+#[test]
+fn an_ended_session_shows_the_turns_and_run_it_had() {
+    let env = TestEnv::new();
+    let started = env.start("done", &[]);
+    env.wait_state("done", "ready");
+    env.reins(&["send", "--id", "done", "--wait-for-idle", "one"]).ok();
+    env.reins(&["send", "--id", "done", "--wait-for-idle", "two"]).ok();
+    env.reins(&["stop", "--id", "done"]).ok();
+    let rows = env.reins(&["status", "--id", "done", "--json"]).ok().json();
+    let row = &rows[0];
+    assert_eq!(row["host"], "exited", "{row}");
+    assert_eq!(row["state"], "exited");
+    assert_eq!(row["turn"], 2, "not 0: {row}");
+    assert_eq!(row["run"], started["run"], "{row}");
+    assert_eq!(row["exit"]["turns"], 2);
+    assert_eq!(row["state_since"], row["exit"]["exited_at"]);
+    assert_eq!(row["started_at"], row["exit"]["started_at"]);
+}

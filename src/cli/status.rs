@@ -159,10 +159,8 @@ fn row(view: &SessionView) -> Row {
         Liveness::Dead => "dead",
         Liveness::Exited => "exited",
     };
-    let exit = (view.liveness == Liveness::Exited)
-        .then(|| view.exit_record())
-        .flatten()
-        .and_then(|e| serde_json::to_value(e).ok());
+    let exit_record = (view.liveness == Liveness::Exited).then(|| view.exit_record()).flatten();
+    let exit = exit_record.as_ref().and_then(|e| serde_json::to_value(e).ok());
     let base = Row {
         id: view.paths.id.clone(),
         scope: view.paths.scope.clone(),
@@ -173,16 +171,17 @@ fn row(view: &SessionView) -> Row {
             Liveness::Exited => "exited".into(),
         },
         kind: None,
-        state_since: None,
-        turn: 0,
+        state_since: exit_record.as_ref().map(|e| e.exited_at.clone()),
+        // An ended run's turns are in its exit record.
+        turn: exit_record.as_ref().map_or(0, |e| e.turns),
         agent: None,
         adapter: None,
         transport: None,
         mode: None,
-        run: None,
+        run: exit_record.as_ref().map(|e| e.run.clone()),
         host_pid: None,
         agent_pid: None,
-        started_at: None,
+        started_at: exit_record.as_ref().map(|e| e.started_at.clone()),
         age_s: None,
         idle_s,
         cwd: None,
