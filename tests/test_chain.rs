@@ -427,3 +427,25 @@ fn bad_chain_files_are_refused_before_anything_starts() {
     );
     assert!(!env.state_dir().join("sessions").exists());
 }
+
+#[test]
+fn a_step_without_an_agent_is_routed_by_the_config_rules() {
+    let env = TestEnv::new();
+    write_config(
+        &env,
+        "[agents.a]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n\n\
+         [agents.b]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n\n\
+         [[route]]\nwhen = [\"label:step:review\", \"(?i)review\"]\nprefer = [\"b\"]\n",
+    );
+    write(
+        &env,
+        "chain.toml",
+        "[chain]\nname = \"routed\"\ntask = \"x\"\n\n\
+         [[step]]\nname = \"plan\"\nprefer = [\"a\"]\nbrief = \"Plan {{task}}\"\n\n\
+         [[step]]\nname = \"review\"\nbrief = \"Review {{task}}\"\n",
+    );
+    let out = env.reins(&["chain", "run", "chain.toml", "--json"]).ok().json();
+    assert_eq!(out["result"], "accepted", "{out:#}");
+    assert_eq!(field(&history(&env, "routed-plan"), "agent"), ["a"], "prefer wins");
+    assert_eq!(field(&history(&env, "routed-review"), "agent"), ["b"], "the rule picked b");
+}

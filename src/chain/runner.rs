@@ -601,7 +601,9 @@ impl Runner {
         let store = dispatch_store(&self.root).map_err(fail)?;
         let _ = store.close_running(id, "the chain runner stopped before it ended");
         let first_attempt = store.last_attempt_n(id).unwrap_or(0) + 1;
-        let route = route(def, &self.agents).map_err(fail)?;
+        let chain_id = self.shared.borrow().st.id.clone();
+        let labels = vec![format!("chain:{chain_id}"), format!("step:{}", def.name)];
+        let route = route(def, &self.agents, &brief, &labels).map_err(fail)?;
         let verifier = def
             .verifier
             .as_deref()
@@ -611,14 +613,11 @@ impl Runner {
         let checks = def
             .checks(item.unwrap_or_else(|| values.get("task").map_or("", String::as_str)))
             .map_err(std::io::Error::other)?;
-        let (chain_id, cwd) = {
-            let sh = self.shared.borrow();
-            (sh.st.id.clone(), sh.st.cwd.clone())
-        };
+        let cwd = self.shared.borrow().st.cwd.clone();
         let plan = Plan {
             id: id.to_string(),
             task: brief,
-            labels: vec![format!("chain:{chain_id}"), format!("step:{}", def.name)],
+            labels,
             checks,
             verifier,
             max_failures: def.max_failures,
@@ -859,8 +858,15 @@ fn dispatch_store(root: &StateRoot) -> Result<Store, crate::error::CliError> {
     crate::cli::dispatch::open_store(root)
 }
 
-/// The dispatch route of a step (its names were validated).
-pub(crate) fn route(def: &StepDef, agents: &Agents) -> Result<Route, crate::error::CliError> {
+/// The dispatch route of a step's task (its names were validated): the
+/// step's agent, ladder or prefer list, else the pool ordered by the
+/// config's `[[route]]` rules for this task's brief and labels.
+pub(crate) fn route(
+    def: &StepDef,
+    agents: &Agents,
+    brief: &str,
+    labels: &[String],
+) -> Result<Route, crate::error::CliError> {
     if let Some(name) = &def.agent {
         return Ok(Route::Pinned(agents.get(name)?.clone()));
     }
@@ -878,6 +884,14 @@ pub(crate) fn route(def: &StepDef, agents: &Agents) -> Result<Route, crate::erro
             "step {}: no agents to run it",
             def.name
         )));
+    }
+    if def.prefer.is_empty() {
+        let names: Vec<String> = list.iter().map(|a| a.name.clone()).collect();
+        if let Some(routed) = agents.routed(&names, brief, labels) {
+            let ordered =
+                routed.order.iter().map(|n| agents.get(n).cloned()).collect::<Result<_, _>>()?;
+            return Ok(Route::Candidates { agents: ordered, how: "route" });
+        }
     }
     Ok(Route::Candidates {
         agents: list,
