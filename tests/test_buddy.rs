@@ -5,14 +5,6 @@ use serde_json::Value;
 
 use crate::common::TestEnv;
 
-/// The first message queued for `id` (its brief), from its inbox.
-fn first_message(env: &TestEnv, id: &str) -> Value {
-    let inbox = std::fs::read_to_string(env.session_dir(id).join("inbox.jsonl")).unwrap();
-    let first = inbox.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).next().unwrap();
-    assert_eq!(first["type"], "message", "{first}");
-    first
-}
-
 fn row<'a>(rows: &'a Value, id: &str) -> &'a Value {
     rows.as_array().unwrap().iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("{rows}"))
 }
@@ -33,7 +25,7 @@ fn the_brief_is_the_first_message_and_status_links_both_ways() {
     assert!(done_file.ends_with("/bw-buddy/done"), "{started}");
 
     // The brief went in first, with every placeholder filled.
-    let brief = first_message(&env, "bw-buddy");
+    let brief = env.first_message("bw-buddy");
     assert_eq!(brief["source"], "context");
     let text = brief["text"].as_str().unwrap();
     assert!(text.starts_with("[reins session id=bw-buddy] You are the buddy of reins session bw"));
@@ -114,7 +106,7 @@ fn a_custom_brief_gets_the_same_placeholders() {
         .ok();
     assert!(out.stderr.contains("unknown placeholder {{typo}}"), "{}", out.stderr);
     assert_eq!(out.json()["done_file"], done.to_str().unwrap());
-    let text = first_message(&env, "minder")["text"].as_str().unwrap().to_string();
+    let text = env.first_message("minder")["text"].as_str().unwrap().to_string();
     assert!(text.contains("Mind cw (mock) as minder every 90s; {{typo}}"), "{text}");
     let tmux = format!(
         "tmux -L {} send-keys -t %42 'buddy minder: done: SUMMARY' Enter",

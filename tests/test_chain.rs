@@ -103,9 +103,7 @@ fn history(env: &TestEnv, id: &str) -> Vec<Value> {
 
 /// The first message a session got (its brief), from its inbox.
 fn brief(env: &TestEnv, id: &str) -> String {
-    let inbox = std::fs::read_to_string(env.session_dir(id).join("inbox.jsonl")).unwrap();
-    let first: Value = serde_json::from_str(inbox.lines().next().unwrap()).unwrap();
-    first["text"].as_str().unwrap().to_string()
+    env.first_message(id)["text"].as_str().unwrap().to_string()
 }
 
 fn live(env: &TestEnv, id: &str) -> bool {

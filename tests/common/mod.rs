@@ -206,6 +206,21 @@ impl TestEnv {
         self.find_session_dir(id).unwrap_or_else(|| panic!("no session directory for {id}"))
     }
 
+    /// The first message queued for `id` (its brief), from its inbox. A
+    /// host queues `--context` once it is up, just after `run --detach`
+    /// returns, so this waits for it.
+    pub fn first_message(&self, id: &str) -> Value {
+        let mut first = None;
+        eventually(Duration::from_secs(10), &format!("the first message in {id}'s inbox"), || {
+            let inbox = std::fs::read_to_string(self.session_dir(id).join("inbox.jsonl"));
+            first = inbox.ok().and_then(|t| t.lines().next().map(str::to_owned));
+            first.is_some()
+        });
+        let first: Value = serde_json::from_str(&first.unwrap()).unwrap();
+        assert_eq!(first["type"], "message", "{first}");
+        first
+    }
+
     fn find_session_dir(&self, id: &str) -> Option<PathBuf> {
         let sessions = self.state_dir().join("sessions");
         std::fs::read_dir(&sessions)
