@@ -2,6 +2,7 @@
 //! `run` returns.
 
 use std::path::Path;
+use std::process::Command;
 
 use crate::common::{TestEnv, alive, mode};
 
@@ -146,4 +147,68 @@ fn context_and_meta_reach_the_agent_and_the_record() {
         std::fs::read_to_string(dir.join("transcript.log"))
             .is_ok_and(|t| t.contains("MOCK_OK (you said: [reins session id=ctx] say hi)"))
     });
+}
+
+/// The process a session's host runs as.
+fn host_cmdline(env: &TestEnv, id: &str) -> Vec<String> {
+    let rows = env.reins(&["status", "--id", id, "--json"]).ok().json();
+    let pid = rows[0]["host_pid"].as_u64().unwrap();
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    raw.split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into())
+        .collect()
+}
+
+#[test]
+fn the_host_is_reins_host_beside_reins_and_reins_dunder_host_alone() {
+    let env = TestEnv::new();
+    // Beside `reins` (as cargo builds and installs them): the small binary.
+    env.start("small", &[]);
+    let argv = host_cmdline(&env, "small");
+    assert_eq!(argv[0], env!("CARGO_BIN_EXE_reins-host"), "{argv:?}");
+    env.reins(&["stop", "--id", "small"]).ok();
+
+    // A `reins` alone runs its own `__host`.
+    let alone = env.path().join("alone");
+    std::fs::create_dir_all(&alone).unwrap();
+    std::fs::copy(crate::common::reins_bin(), alone.join("reins")).unwrap();
+    let out = Command::new(alone.join("reins"))
+        .args(["run", "mock", "--id", "big", "--detach"])
+        .current_dir(&env.work)
+        .env_clear()
+        .envs(env.env_vars())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let argv = host_cmdline(&env, "big");
+    assert_eq!(argv[1], "__host", "{argv:?}");
+    env.reins(&["send", "--id", "big", "--wait-for-idle", "hello"]).ok();
+    env.reins(&["stop", "--id", "big"]).ok();
+}
+
+#[test]
+fn a_host_of_another_version_refuses_the_session() {
+    let env = TestEnv::new();
+    env.start("v", &[]);
+    env.reins(&["stop", "--id", "v"]).ok();
+    let record = std::fs::read_to_string(env.session_dir("v").join("launch.json")).unwrap();
+    let mut record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    record["spec"]["reins_version"] = "0.0.1-elsewhere".into();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reins-host"))
+        .current_dir(&env.work)
+        .env_clear()
+        .envs(env.env_vars())
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let spec = serde_json::to_vec(&record["spec"]).unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &spec).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("but reins 0.0.1-elsewhere started it"), "{stderr}");
+    assert!(stderr.contains("hint: install reins and reins-host from one build"), "{stderr}");
+    assert!(!env.events("v").iter().any(|e| e["run"] != env.events("v")[0]["run"]), "no new run");
 }

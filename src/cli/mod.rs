@@ -127,13 +127,14 @@ pub(crate) fn command() -> clap::Command {
 /// the one long-lived process per session, and every page of code it
 /// touches on the way stays resident (see docs/scale.md).
 #[derive(Debug, Parser)]
-#[command(name = "reins __host")]
+#[command(name = "reins-host")]
 struct HostCli {
     #[command(flatten)]
     args: host::Args,
 }
 
-pub(crate) fn main() -> ExitCode {
+/// `reins`.
+pub fn main() -> ExitCode {
     if std::env::args_os().nth(1).is_some_and(|a| a == "__host") {
         let host = HostCli::parse_from(std::env::args_os().skip(1));
         return finish(host::run(host.args));
@@ -182,6 +183,11 @@ pub(crate) fn main() -> ExitCode {
         Command::Host(args) => host::run(args),
     };
     finish(result)
+}
+
+/// `reins-host`: what `reins __host` does.
+pub fn host_main() -> ExitCode {
+    finish(host::run(HostCli::parse().args))
 }
 
 fn finish(result: CliResult) -> ExitCode {

@@ -352,6 +352,7 @@ pub(crate) fn start(mut args: Args, extra: Extra) -> Result<Outcome, CliError> {
     let cwd = worktree.as_ref().map_or(cwd, |w| w.cwd.clone());
 
     let spec = LaunchSpec {
+        reins_version: Some(env!("CARGO_PKG_VERSION").into()),
         state_root: state.root().to_path_buf(),
         runtime_dir: state.runtime().to_path_buf(),
         scope: scope.name.clone(),
@@ -455,6 +456,8 @@ pub(crate) fn relaunch(
     timeout: Duration,
 ) -> Result<Started, CliError> {
     let mut spec = record.spec.clone();
+    // This reins starts it now, whichever wrote the record.
+    spec.reins_version = Some(env!("CARGO_PKG_VERSION").into());
     crate::worktree::check_restart(&spec.id, spec.worktree.as_ref())?;
     let state = spec.state();
     let paths = state.session(&spec.scope, &spec.id);
@@ -692,6 +695,15 @@ fn claim_id(paths: &SessionPaths) -> Result<ClaimLock, CliError> {
     Ok(claim)
 }
 
+/// The session host's program: `reins-host` beside this binary (only the
+/// host's code, so less of it stays resident per session), else this
+/// binary's `__host`.
+fn host_program() -> std::io::Result<(PathBuf, Option<&'static str>)> {
+    let exe = std::env::current_exe()?;
+    let host = exe.with_file_name("reins-host");
+    Ok(if host.is_file() { (host, None) } else { (exe, Some("__host")) })
+}
+
 /// Starts a headless host and waits for its `started` event.
 async fn start_detached(
     spec: &LaunchSpec,
@@ -701,9 +713,9 @@ async fn start_detached(
     let offset = std::fs::metadata(paths.events()).map_or(0, |m| m.len());
     let mut follower = Follower::new(paths, SessionFile::Events, offset);
     let log = fsutil::open_append(&paths.host_log())?;
-    let exe = std::env::current_exe()?;
+    let (exe, sub) = host_program()?;
     let mut cmd = tokio::process::Command::new(exe);
-    cmd.arg("__host")
+    cmd.args(sub)
         .current_dir(&spec.cwd)
         .stdin(Stdio::piped())
         .stdout(Stdio::from(log.try_clone()?))
@@ -752,14 +764,10 @@ fn start_in_tmux(
     fsutil::remove_if_exists(&fifo)?;
     rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from(0o600))
         .map_err(|err| CliError::failure(format!("cannot create {}: {err}", fifo.display())))?;
-    let exe = std::env::current_exe()?.display().to_string();
-    let command = vec![
-        exe,
-        "__host".into(),
-        "--relay".into(),
-        "--spec-fifo".into(),
-        fifo.display().to_string(),
-    ];
+    let (exe, sub) = host_program()?;
+    let mut command = vec![exe.display().to_string()];
+    command.extend(sub.map(String::from));
+    command.extend(["--relay".into(), "--spec-fifo".into(), fifo.display().to_string()]);
     let tmux = Tmux::for_caller();
     let target = match tmux.new_window(&NewWindow {
         window_name: window,

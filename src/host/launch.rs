@@ -22,6 +22,10 @@ use crate::worktree::WorktreeRecord;
 /// Everything the host needs to run a session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct LaunchSpec {
+    /// The version of the reins that wrote it: a `reins-host` of another
+    /// version refuses it (the two binaries come from one build).
+    #[serde(default)]
+    pub(crate) reins_version: Option<String>,
     pub(crate) state_root: PathBuf,
     pub(crate) runtime_dir: PathBuf,
     pub(crate) scope: String,

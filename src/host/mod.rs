@@ -44,6 +44,13 @@ pub(crate) fn run(
     terminal: Terminal,
     claim: Option<ClaimLock>,
 ) -> Result<u8, CliError> {
+    let mine = env!("CARGO_PKG_VERSION");
+    if let Some(theirs) = spec.reins_version.as_deref().filter(|v| *v != mine) {
+        return Err(CliError::failure(format!(
+            "this session host is reins {mine}, but reins {theirs} started it"
+        ))
+        .hint("install reins and reins-host from one build: cargo install --path ."));
+    }
     let state = spec.state();
     let paths = state.session(&spec.scope, &spec.id);
     paths.ensure_dirs().map_err(|err| {

@@ -143,6 +143,11 @@ impl TestEnv {
     }
 
     /// A `reins` command in this environment.
+    /// The environment every command of this test runs with.
+    pub fn env_vars(&self) -> &HashMap<String, String> {
+        &self.env
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(reins_bin());
         cmd.args(args).current_dir(&self.work).env_clear().envs(&self.env);
