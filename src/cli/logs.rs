@@ -72,10 +72,14 @@ pub(crate) fn run(args: Args) -> CliResult {
     let older = files.older.map(|(file, _)| file);
     crate::cli::runtime().block_on(async {
         let mut follower = match files.current {
-            Some((file, _)) => Follower::from_open_transcript(&view.paths, file)?,
+            Some((file, _)) => Follower::from_open_transcript(&view.paths, file, follow)?,
             None => Follower::new(&view.paths, SessionFile::Transcript, 0),
         };
-        let mut gone = follow::host_gone(&view.paths.host_lock());
+        // Only a follower waits for the host to go.
+        let mut gone = match follow {
+            true => follow::host_gone(&view.paths.host_lock()),
+            false => tokio::sync::oneshot::channel().1,
+        };
         if args.raw {
             if let Some(older) = older {
                 let mut out = std::io::stdout().lock();

@@ -90,12 +90,19 @@ impl Follower {
     /// is set up before the first read, so nothing appended in between is
     /// missed.
     pub(crate) fn new(paths: &SessionPaths, file: SessionFile, offset: u64) -> Follower {
+        Follower::with_watch(paths, file, offset, !inotify_disabled())
+    }
+
+    /// A follower set up as [`Follower::new`], with an inotify watch only
+    /// when `inotify` is set (a one-shot reader needs none: setting one up
+    /// and tearing it down costs a thread and milliseconds).
+    fn with_watch(paths: &SessionPaths, file: SessionFile, offset: u64, inotify: bool) -> Follower {
         let path = match file {
             SessionFile::Events => paths.events(),
             SessionFile::Transcript => paths.transcript(),
         };
         let rotated = (file == SessionFile::Transcript).then(|| paths.transcript_rotated());
-        let inotify = if inotify_disabled() { None } else { watch(&path) };
+        let inotify = if inotify { watch(&path) } else { None };
         let wake = inotify
             .unwrap_or_else(|| Wake::Host { client: Client::new(&paths.socket, LONG_POLL), file });
         Follower { path, rotated, file: None, ino: 0, offset, partial: Vec::new(), wake }
@@ -104,8 +111,14 @@ impl Follower {
     /// Follows an already opened `transcript.log` from its start (a reader
     /// that opened it together with the rotated file, under the rotation
     /// lock).
-    pub(crate) fn from_open_transcript(paths: &SessionPaths, file: File) -> io::Result<Follower> {
-        let mut follower = Follower::new(paths, SessionFile::Transcript, 0);
+    /// `follow`: it will wait for more (else it only reads what is there).
+    pub(crate) fn from_open_transcript(
+        paths: &SessionPaths,
+        file: File,
+        follow: bool,
+    ) -> io::Result<Follower> {
+        let watch = follow && !inotify_disabled();
+        let mut follower = Follower::with_watch(paths, SessionFile::Transcript, 0, watch);
         follower.ino = file.metadata()?.ino();
         follower.file = Some(file);
         Ok(follower)
