@@ -4,6 +4,7 @@
 //! was killed mid-batch, SIGTERM, and bad chain files — all with mock
 //! agents configured in config.toml.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -446,4 +447,43 @@ fn a_step_without_an_agent_is_routed_by_the_config_rules() {
     assert_eq!(out["result"], "accepted", "{out:#}");
     assert_eq!(field(&history(&env, "routed-plan"), "agent"), ["a"], "prefer wins");
     assert_eq!(field(&history(&env, "routed-review"), "agent"), ["b"], "the rule picked b");
+}
+
+#[test]
+fn a_process_that_took_the_runners_pid_is_not_the_runner() {
+    let env = env();
+    write(
+        &env,
+        "one.toml",
+        "[chain]\nname = \"one\"\n\n[[step]]\nname = \"a\"\nagent = \"w\"\nbrief = \"x\"\n",
+    );
+    env.reins(&["chain", "run", "one.toml"]).ok();
+    // A process whose command line looks like a runner's.
+    let mut imposter = std::process::Command::new("sh")
+        .args(["-c", "sleep 30", "chain", "run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let ticks = std::fs::read_to_string(format!("/proc/{}/stat", imposter.id())).unwrap();
+    let ticks: u64 =
+        ticks[ticks.rfind(')').unwrap() + 2..].split(' ').nth(19).unwrap().parse().unwrap();
+    let path = chain_dir(&env, "one").join("state.json");
+    let mut st: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    st["status"] = "running".into();
+    st["runner_pid"] = imposter.id().into();
+    let alive = |st: &Value| {
+        std::fs::write(&path, serde_json::to_vec(st).unwrap()).unwrap();
+        env.reins(&["chain", "status", "one", "--json"]).ok().json()["runner_alive"].clone()
+    };
+    st["runner_start_ticks"] = (ticks + 1).into();
+    assert_eq!(alive(&st), false, "same pid, started at another time");
+    st["runner_start_ticks"] = ticks.into();
+    assert_eq!(alive(&st), true, "the very process");
+    let refused = env.reins(&["chain", "resume", "one"]).code(2);
+    assert!(refused.stderr.contains("running"), "{}", refused.stderr);
+    // The shell and its sleep, as a group.
+    crate::common::signal(-(imposter.id() as i32), 9);
+    imposter.wait().unwrap();
 }

@@ -161,7 +161,7 @@ pub(crate) fn execute(
     resumed: bool,
 ) -> std::io::Result<ChainState> {
     let log = EventWriter::open(&dir.join("events.jsonl"), &crate::ids::random_hex(8), &st.id)?;
-    st.runner_pid = std::process::id();
+    st.claim_runner();
     st.status = ChainStatus::Running;
     let reins = Reins::new(&st.cwd)?;
     let timeout =

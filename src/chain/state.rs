@@ -94,6 +94,10 @@ pub(crate) struct ChainState {
     pub(crate) gate_agent: Option<String>,
     /// The process running the chain now (or last).
     pub(crate) runner_pid: u32,
+    /// When that process started (clock ticks after boot), so a later
+    /// process that got the same pid is not taken for it.
+    #[serde(default)]
+    pub(crate) runner_start_ticks: Option<u64>,
     pub(crate) started_at: String,
     pub(crate) ended_at: Option<String>,
     pub(crate) duration_s: f64,
@@ -176,6 +180,9 @@ impl ChainState {
 
     /// Whether the process that ran it last is still running it.
     pub(crate) fn runner_alive(&self) -> bool {
+        if !crate::procs::is_running(self.runner_pid, self.runner_start_ticks) {
+            return false;
+        }
         let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.runner_pid));
         match cmdline {
             Ok(bytes) => {
@@ -185,6 +192,12 @@ impl ChainState {
             }
             Err(_) => false,
         }
+    }
+
+    /// Records this process as the chain's runner.
+    pub(crate) fn claim_runner(&mut self) {
+        self.runner_pid = std::process::id();
+        self.runner_start_ticks = crate::procs::stat(self.runner_pid).map(|s| s.start_ticks);
     }
 
     pub(crate) fn tokens(&self) -> Option<u64> {

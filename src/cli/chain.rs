@@ -255,6 +255,7 @@ fn new_state(id: &str, def: file::Def, cwd: PathBuf, gate_agent: Option<String>)
         cwd,
         gate_agent,
         runner_pid: std::process::id(),
+        runner_start_ticks: crate::procs::stat(std::process::id()).map(|s| s.start_ticks),
         started_at: crate::time::now_rfc3339(),
         ended_at: None,
         duration_s: 0.0,

@@ -337,10 +337,11 @@ fn kill_session_of(pid: i32) {
     signal(pid, 9);
 }
 
-/// Sends a signal with kill(1) (keeps the tests free of unsafe code).
+/// Sends signal `sig` to `pid` (a negative pid: to that process group),
+/// with kill(1) (keeps the tests free of unsafe code).
 pub fn signal(pid: i32, sig: i32) {
     let _ = Command::new("kill")
-        .args([format!("-{sig}"), pid.to_string()])
+        .args([format!("-{sig}"), "--".into(), pid.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
@@ -443,11 +444,7 @@ pub fn run_merged(mut cmd: Command, timeout: Duration) -> (Option<i32>, String) 
             break Some(status.code().unwrap_or(-1));
         }
         if Instant::now() >= deadline {
-            let _ = Command::new("kill")
-                .args(["-s", "KILL", "--", &format!("-{}", child.id())])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            signal(-(child.id() as i32), 9);
             let _ = child.wait();
             break None;
         }
