@@ -384,6 +384,14 @@ fn bad_input_is_a_usage_error_with_a_hint() {
         "not a done check",
     );
     bad(&["dispatch", "--agent", "strong", "--message", "  "], "the task is empty");
+    // Watch options are checked before anything starts.
+    let watch = ["dispatch", "--agent", "strong", "--message", "x", "--watch"];
+    bad(&[&watch[..], &["--preset", "fast"]].concat(), "invalid value 'fast' for '--preset");
+    bad(
+        &[&watch[..], &["--stall-after", "soon"]].concat(),
+        "invalid value 'soon' for '--stall-after",
+    );
+    bad(&["dispatch", "--agent", "strong", "--message", "x", "--nudge", "go"], "--watch");
     bad(&["agents", "nobody"], "no agent named \"nobody\"");
 
     write_config(&env, "[agents.ok]\nagent = \"mock\"\n\n[agents.typo]\nagnet = \"mock\"\n");

@@ -106,14 +106,20 @@ pub(crate) struct Args {
     #[arg(long)]
     watch: bool,
     /// Watch preset: impl, plan or gate (see `reins watch --help`).
-    #[arg(long, value_name = "PRESET", requires = "watch")]
-    preset: Option<String>,
+    #[arg(long, value_enum, requires = "watch")]
+    preset: Option<crate::cli::watch::Preset>,
     /// Watch: no progress for this long is a stall.
-    #[arg(long, value_name = "DURATION", requires = "watch")]
-    stall_after: Option<String>,
+    #[arg(long, value_name = "DURATION", requires = "watch", value_parser = crate::time::parse_duration)]
+    stall_after: Option<Duration>,
     /// Watch: nudges before escalating.
     #[arg(long, value_name = "N", requires = "watch")]
     max_resumes: Option<u32>,
+    /// Watch: restarts of a dead agent before escalating.
+    #[arg(long, value_name = "N", requires = "watch")]
+    max_restarts: Option<u32>,
+    /// Watch: what a nudge tells the agent.
+    #[arg(long, value_name = "TEXT", requires = "watch")]
+    nudge: Option<String>,
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -155,14 +161,20 @@ pub(crate) fn run(args: Args) -> CliResult {
     };
     let watch = args.watch.then(|| {
         let mut flags = Vec::new();
-        if let Some(p) = &args.preset {
-            flags.extend(["--preset".to_string(), p.clone()]);
+        if let Some(preset) = args.preset.and_then(|p| clap::ValueEnum::to_possible_value(&p)) {
+            flags.extend(["--preset".to_string(), preset.get_name().to_string()]);
         }
-        if let Some(s) = &args.stall_after {
-            flags.extend(["--stall-after".to_string(), s.clone()]);
+        if let Some(d) = args.stall_after {
+            flags.extend(["--stall-after".to_string(), format!("{}ms", d.as_millis())]);
         }
         if let Some(n) = args.max_resumes {
             flags.extend(["--max-resumes".to_string(), n.to_string()]);
+        }
+        if let Some(n) = args.max_restarts {
+            flags.extend(["--max-restarts".to_string(), n.to_string()]);
+        }
+        if let Some(text) = &args.nudge {
+            flags.extend(["--nudge".to_string(), text.clone()]);
         }
         flags
     });
