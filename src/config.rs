@@ -225,10 +225,21 @@ impl Agents {
         Ok(Agents { list, path: text.and(path), rules })
     }
 
-    /// The configured pool's order for a task, by the routing rules;
-    /// `None` when no rule matches (or there are none).
-    pub(crate) fn routed(&self, pool: &[String], task: &str, labels: &[String]) -> Option<Routed> {
-        crate::dispatch::routing::route(&self.rules, pool, task, labels)
+    /// `pool` reordered for a task by the routing rules, the rules' choices
+    /// first, with which rules matched; `None` when no rule matches (or
+    /// there are none).
+    pub(crate) fn routed(
+        &self,
+        pool: &[AgentSpec],
+        task: &str,
+        labels: &[String],
+    ) -> Option<(Vec<AgentSpec>, String)> {
+        let names: Vec<String> = pool.iter().map(|a| a.name.clone()).collect();
+        let Routed { order, why } =
+            crate::dispatch::routing::route(&self.rules, &names, task, labels)?;
+        // Every name in `order` is known: rules were checked against the list.
+        let agents = order.iter().filter_map(|n| self.list.iter().find(|a| &a.name == n)).cloned();
+        Some((agents.collect(), why))
     }
 
     /// The agent called `name`, or a usage error naming the known ones.

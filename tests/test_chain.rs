@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{TestEnv, eventually};
+use crate::common::{TestEnv, eventually, field};
 
 /// `w` works quickly; `gatekeeper` answers nonsense; `decider` skips
 /// task work-1 whatever happened.
@@ -63,19 +63,13 @@ brief = "Review the work: {{prev.impl.output}}"
 
 fn env() -> TestEnv {
     let env = TestEnv::new();
-    write_config(&env, CONFIG);
+    env.write_config(CONFIG);
     std::fs::write(work(&env).join("check.sh"), CHECK).unwrap();
     env
 }
 
 fn work(env: &TestEnv) -> PathBuf {
     env.path().join("work")
-}
-
-fn write_config(env: &TestEnv, text: &str) {
-    let dir = env.path().join("config/reins");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.toml"), text).unwrap();
 }
 
 fn write(env: &TestEnv, name: &str, text: &str) {
@@ -94,26 +88,6 @@ fn log(env: &TestEnv, id: &str) -> Vec<Value> {
 fn state(env: &TestEnv, id: &str) -> Option<Value> {
     let text = std::fs::read_to_string(chain_dir(env, id).join("state.json")).ok()?;
     serde_json::from_str(&text).ok()
-}
-
-/// The attempts the store has for dispatch `id`.
-fn history(env: &TestEnv, id: &str) -> Vec<Value> {
-    let out = env.reins(&["dispatch", "--history", "--id", id, "--json"]).ok().json();
-    out["attempts"].as_array().unwrap().clone()
-}
-
-/// The first message a session got (its brief), from its inbox.
-fn brief(env: &TestEnv, id: &str) -> String {
-    env.first_message(id)["text"].as_str().unwrap().to_string()
-}
-
-fn live(env: &TestEnv, id: &str) -> bool {
-    let status = env.reins(&["status", "--json", "--all"]).ok().json();
-    status.as_array().into_iter().flatten().any(|s| s["id"] == id)
-}
-
-fn field<'a>(rows: &'a [Value], key: &str) -> Vec<&'a str> {
-    rows.iter().map(|r| r[key].as_str().unwrap_or("-")).collect()
 }
 
 fn tasks(out: &Value, step: usize) -> Vec<Value> {
@@ -167,26 +141,22 @@ fn a_batch_where_the_gate_retries_one_task_and_skips_another_ends_with_an_honest
 
     // The retry's brief carries the failure and a narrower scope; the
     // batch got the plan's output.
-    let retry = brief(&env, "feat-impl-2-b");
+    let retry = env.brief("feat-impl-2-b");
     assert!(retry.contains("flaky: not yet") && retry.contains("Narrow your scope"), "{retry}");
-    assert!(!brief(&env, "feat-impl-2").contains("Narrow your scope"));
+    assert!(!env.brief("feat-impl-2").contains("Narrow your scope"));
     assert!(
-        brief(&env, "feat-impl-1").contains("Plan add a --json flag"),
+        env.brief("feat-impl-1").contains("Plan add a --json flag"),
         "{}",
-        brief(&env, "feat-impl-1")
+        env.brief("feat-impl-1")
     );
-    assert!(
-        brief(&env, "feat-review").contains("[impl-1: good]"),
-        "{}",
-        brief(&env, "feat-review")
-    );
+    assert!(env.brief("feat-review").contains("[impl-1: good]"), "{}", env.brief("feat-review"));
 
     // The store matches.
-    let rows = history(&env, "feat-impl-2");
+    let rows = env.dispatch_history("feat-impl-2");
     assert_eq!(field(&rows, "session"), ["feat-impl-2", "feat-impl-2-b"]);
     assert_eq!(field(&rows, "result"), ["failed", "accepted"]);
     assert!(rows.iter().all(|r| r["labels"] == serde_json::json!(["chain:feat", "step:impl"])));
-    assert_eq!(field(&history(&env, "feat-impl-3"), "result"), ["failed", "failed"]);
+    assert_eq!(field(&env.dispatch_history("feat-impl-3"), "result"), ["failed", "failed"]);
     // A task's failure does not rest the agent in a chain.
     let agents = env.reins(&["agents", "--json", "w"]).ok().json();
     assert_eq!(agents["agents"][0]["availability"]["available"], true, "{agents}");
@@ -202,7 +172,7 @@ fn a_batch_where_the_gate_retries_one_task_and_skips_another_ends_with_an_honest
     let table = env.reins(&["chain", "status"]).ok().stdout;
     assert!(table.contains("feat") && table.contains("partial"), "{table}");
     for id in ["feat-plan", "feat-impl-1", "feat-impl-2-b", "feat-impl-3-b", "feat-review"] {
-        assert!(!live(&env, id), "{id} still runs");
+        assert!(!env.listed(id), "{id} still runs");
     }
 
     // The same chain with the batch required: it fails, review never runs.
@@ -258,9 +228,9 @@ fn a_gate_agent_that_answers_garbage_falls_back_to_the_rules() {
     assert!(run.stderr.contains("gate agent gatekeeper: no JSON decision"), "{}", run.stderr);
     assert!(run.stderr.contains("the rules decide"), "{}", run.stderr);
     // The gate agent saw the failure, and was stopped.
-    let asked = brief(&env, "gated-gate-1");
+    let asked = env.brief("gated-gate-1");
     assert!(asked.contains("\"work-1\"") && asked.contains("flaky: not yet"), "{asked}");
-    assert!(!live(&env, "gated-gate-1"));
+    assert!(!env.listed("gated-gate-1"));
 
     // A valid decision is followed: work-1 is skipped, not retried.
     std::fs::remove_file(work(&env).join("flaky.marker")).unwrap();
@@ -305,14 +275,14 @@ brief = "[[wait:0.1]] review {{prev.work.output}}"
 #[test]
 fn resume_after_the_runner_is_killed_mid_batch_runs_only_what_was_not_accepted() {
     let env = env();
-    write_config(&env, "[agents.w]\nagent = \"mock\"\nargs = [\"--work\", \"60\"]\n");
+    env.write_config("[agents.w]\nagent = \"mock\"\nargs = [\"--work\", \"60\"]\n");
     write(&env, "long.toml", SLOW);
     let mut child = env.spawn(&["chain", "run", "long.toml"]);
     eventually(Duration::from_secs(20), "quick accepted, slow working", || {
         state(&env, "long").is_some_and(|st| {
             let t = &st["steps"][0]["tasks"];
             t[0]["status"] == "accepted" && t[1]["sessions"][0] == "long-work-2"
-        }) && live(&env, "long-work-2")
+        }) && env.listed("long-work-2")
     });
     env.wait_event("long-work-2", Duration::from_secs(15), |e| e["type"] == "turn_started");
     crate::common::signal(child.id() as i32, 9);
@@ -325,10 +295,10 @@ fn resume_after_the_runner_is_killed_mid_batch_runs_only_what_was_not_accepted()
     );
     let text = env.reins(&["chain", "status", "long"]).ok().stdout;
     assert!(text.contains("reins chain resume long"), "{text}");
-    assert!(live(&env, "long-work-2"), "the dead runner's session is still there");
+    assert!(env.listed("long-work-2"), "the dead runner's session is still there");
 
     // Now the agent is quick; resume.
-    write_config(&env, "[agents.w]\nagent = \"mock\"\nargs = [\"--work\", \"0.2\"]\n");
+    env.write_config("[agents.w]\nagent = \"mock\"\nargs = [\"--work\", \"0.2\"]\n");
     let run = env.reins(&["chain", "resume", "long", "--json"]).ok();
     let out = run.json();
     assert_eq!(out["result"], "accepted", "{out}\n{}", run.stderr);
@@ -337,11 +307,11 @@ fn resume_after_the_runner_is_killed_mid_batch_runs_only_what_was_not_accepted()
     assert_eq!(field(&work, "result"), ["accepted", "accepted"]);
     assert_eq!(work[0]["runs"], 1, "the accepted task was not run again");
     assert_eq!(work[1]["session"], "long-work-2-b", "a fresh session");
-    assert!(!live(&env, "long-work-2"), "the dead runner's session was stopped");
+    assert!(!env.listed("long-work-2"), "the dead runner's session was stopped");
 
     // The store says what happened.
-    assert_eq!(field(&history(&env, "long-work-1"), "result"), ["accepted"]);
-    let rows = history(&env, "long-work-2");
+    assert_eq!(field(&env.dispatch_history("long-work-1"), "result"), ["accepted"]);
+    let rows = env.dispatch_history("long-work-2");
     assert_eq!(field(&rows, "session"), ["long-work-2", "long-work-2-b"]);
     assert_eq!(field(&rows, "result"), ["interrupted", "accepted"]);
     assert!(rows[0]["reason"].as_str().unwrap().contains("chain runner stopped"));
@@ -360,17 +330,17 @@ fn resume_after_the_runner_is_killed_mid_batch_runs_only_what_was_not_accepted()
 #[test]
 fn sigterm_stops_the_chain_and_every_session_it_started() {
     let env = env();
-    write_config(&env, "[agents.w]\nagent = \"mock\"\nargs = [\"--work\", \"60\"]\n");
+    env.write_config("[agents.w]\nagent = \"mock\"\nargs = [\"--work\", \"60\"]\n");
     write(&env, "long.toml", SLOW);
     let mut child = env.spawn(&["chain", "run", "long.toml", "--id", "term"]);
     env.wait_event("term-work-2", Duration::from_secs(20), |e| e["type"] == "turn_started");
     crate::common::signal(child.id() as i32, 15);
     assert_eq!(child.wait().unwrap().code(), Some(130));
-    eventually(Duration::from_secs(5), "term-work-2 to be stopped", || !live(&env, "term-work-2"));
+    eventually(Duration::from_secs(5), "term-work-2 to be stopped", || !env.listed("term-work-2"));
     let st = state(&env, "term").unwrap();
     assert_eq!(st["status"], "interrupted");
     assert_eq!(st["steps"][0]["tasks"][1]["status"], "interrupted");
-    assert_eq!(field(&history(&env, "term-work-2"), "result"), ["interrupted"]);
+    assert_eq!(field(&env.dispatch_history("term-work-2"), "result"), ["interrupted"]);
 }
 
 #[test]
@@ -430,8 +400,7 @@ fn bad_chain_files_are_refused_before_anything_starts() {
 #[test]
 fn a_step_without_an_agent_is_routed_by_the_config_rules() {
     let env = TestEnv::new();
-    write_config(
-        &env,
+    env.write_config(
         "[agents.a]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n\n\
          [agents.b]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n\n\
          [[route]]\nwhen = [\"label:step:review\", \"(?i)review\"]\nprefer = [\"b\"]\n",
@@ -445,8 +414,8 @@ fn a_step_without_an_agent_is_routed_by_the_config_rules() {
     );
     let out = env.reins(&["chain", "run", "chain.toml", "--json"]).ok().json();
     assert_eq!(out["result"], "accepted", "{out:#}");
-    assert_eq!(field(&history(&env, "routed-plan"), "agent"), ["a"], "prefer wins");
-    assert_eq!(field(&history(&env, "routed-review"), "agent"), ["b"], "the rule picked b");
+    assert_eq!(field(&env.dispatch_history("routed-plan"), "agent"), ["a"], "prefer wins");
+    assert_eq!(field(&env.dispatch_history("routed-review"), "agent"), ["b"], "the rule picked b");
 }
 
 #[test]

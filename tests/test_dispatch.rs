@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{TestEnv, eventually};
+use crate::common::{TestEnv, eventually, field};
 
 /// Mock-backed agents: `cheap` crashes before it finishes anything,
 /// `strong` works, `ghost` cannot run at all, `lo`/`hi` answer with a
@@ -49,21 +49,8 @@ args = ["--work", "0.2", "--reply", "done [[reply:sure, all good]]"]
 
 fn env() -> TestEnv {
     let env = TestEnv::new();
-    write_config(&env, CONFIG);
+    env.write_config(CONFIG);
     env
-}
-
-fn write_config(env: &TestEnv, text: &str) {
-    let dir = env.path().join("config/reins");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.toml"), text).unwrap();
-}
-
-/// The attempts the store has for dispatch `id`.
-fn history(env: &TestEnv, id: &str) -> Vec<Value> {
-    let out = env.reins(&["dispatch", "--history", "--id", id, "--json"]).ok().json();
-    assert_eq!(out["store_schema"], 1, "{out}");
-    out["attempts"].as_array().unwrap().clone()
 }
 
 /// The dispatcher's own log.
@@ -72,20 +59,6 @@ fn log(env: &TestEnv, id: &str) -> Vec<Value> {
         std::fs::read_to_string(env.state_dir().join("dispatches").join(id).join("events.jsonl"))
             .unwrap();
     text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
-/// The first message a session got (its brief), from its inbox.
-fn brief(env: &TestEnv, id: &str) -> String {
-    env.first_message(id)["text"].as_str().unwrap().to_string()
-}
-
-fn live(env: &TestEnv, id: &str) -> bool {
-    let status = env.reins(&["status", "--json", "--all"]).ok().json();
-    status.as_array().into_iter().flatten().any(|s| s["id"] == id)
-}
-
-fn field<'a>(rows: &'a [Value], key: &str) -> Vec<&'a str> {
-    rows.iter().map(|r| r[key].as_str().unwrap_or("-")).collect()
 }
 
 #[test]
@@ -131,10 +104,10 @@ fn availability_first_choice_and_failover_after_two_failures() {
     assert!(run.stderr.contains("skipping ghost"), "{}", run.stderr);
 
     // The retry on cheap and the failover brief say why the last one failed.
-    assert!(brief(&env, "fo").contains("write the report"));
-    assert!(!brief(&env, "fo").contains("not accepted"));
+    assert!(env.brief("fo").contains("write the report"));
+    assert!(!env.brief("fo").contains("not accepted"));
     for id in ["fo-b", "fo-c"] {
-        let text = brief(&env, id);
+        let text = env.brief(id);
         assert!(text.contains("was not accepted") && text.contains("exit code 3"), "{text}");
     }
     // The model reached the agent (the mock shows it in its banner).
@@ -142,7 +115,7 @@ fn availability_first_choice_and_failover_after_two_failures() {
     assert!(screen.contains("model big"), "{screen}");
 
     // The store matches, and so does the log.
-    let rows = history(&env, "fo");
+    let rows = env.dispatch_history("fo");
     assert_eq!(field(&rows, "session"), ["fo", "fo-b", "fo-c"]);
     assert_eq!(field(&rows, "result"), ["failed", "failed", "accepted"]);
     assert_eq!(field(&rows, "model"), ["mini", "mini", "big"]);
@@ -168,7 +141,7 @@ fn availability_first_choice_and_failover_after_two_failures() {
     assert!(log.iter().all(|e| e["id"] == "fo" && e["schema_version"] == 1));
     // Every session it started is gone.
     for id in ["fo", "fo-b", "fo-c"] {
-        assert!(!live(&env, id), "{id} still runs");
+        assert!(!env.listed(id), "{id} still runs");
     }
 
     // cheap now cools down: the next dispatch goes straight to strong.
@@ -223,9 +196,9 @@ fn a_ladder_climbs_on_rejection_with_feedback_and_stops_on_accept() {
 
     // The verifier saw the task and the worker's answer; the next rung got
     // the verifier's feedback in its brief.
-    let review = brief(&env, "lad-verify");
+    let review = env.brief("lad-verify");
     assert!(review.contains("parse the config") && review.contains("handle the empty input"));
-    let second = brief(&env, "lad-b");
+    let second = env.brief("lad-b");
     assert!(second.starts_with("[reins session id=lad-b] parse the config"), "{second}");
     assert!(second.contains("The reviewer's feedback: handle the empty input"), "{second}");
     let delivered = env.events("lad-b").into_iter().find(|e| e["type"] == "delivered").unwrap();
@@ -233,7 +206,7 @@ fn a_ladder_climbs_on_rejection_with_feedback_and_stops_on_accept() {
     let screen = env.reins(&["logs", "--id", "lad-b"]).ok().stdout;
     assert!(screen.contains("model large"), "{screen}");
 
-    let rows = history(&env, "lad");
+    let rows = env.dispatch_history("lad");
     assert_eq!(field(&rows, "result"), ["rejected", "accepted"]);
     assert_eq!(field(&rows, "feedback"), ["handle the empty input", "looks right"]);
     let attempt_events: Vec<Value> =
@@ -242,7 +215,7 @@ fn a_ladder_climbs_on_rejection_with_feedback_and_stops_on_accept() {
     assert_eq!(attempt_events[0]["verdict"], "reject");
     assert_eq!(attempt_events[0]["rung"], 1);
     for id in ["lad", "lad-b", "lad-verify", "lad-b-verify"] {
-        assert!(!live(&env, id), "{id} still runs");
+        assert!(!env.listed(id), "{id} still runs");
     }
 }
 
@@ -271,7 +244,7 @@ fn a_verifier_that_answers_garbage_rejects() {
     assert_eq!(a["result"], "rejected", "{out}");
     assert_eq!(a["verdict"], "reject");
     assert!(a["feedback"].as_str().unwrap().contains("no JSON verdict"), "{out}");
-    assert_eq!(history(&env, "gb")[0]["verdict"], "reject");
+    assert_eq!(env.dispatch_history("gb")[0]["verdict"], "reject");
 }
 
 #[test]
@@ -302,7 +275,7 @@ fn a_failing_done_check_fails_the_attempt() {
     );
     let output = a["checks"][0]["output"].as_str().unwrap();
     assert_eq!(std::fs::read_to_string(output).unwrap(), "boom\n");
-    assert!(brief(&env, "dc").contains("reins checks: cmd:echo boom; exit 3"));
+    assert!(env.brief("dc").contains("reins checks: cmd:echo boom; exit 3"));
     // A passing check and a present file: accepted.
     std::fs::write(env.work.join("report.md"), "ok").unwrap();
     let out = env
@@ -345,8 +318,8 @@ fn timeout_and_sigterm_stop_every_session_it_started() {
     let out = run.json();
     assert_eq!(out["result"], "timeout");
     assert_eq!(out["attempts"][0]["result"], "timeout");
-    assert!(!live(&env, "to"), "the session outlived its dispatcher");
-    assert_eq!(history(&env, "to")[0]["result"], "timeout");
+    assert!(!env.listed("to"), "the session outlived its dispatcher");
+    assert_eq!(env.dispatch_history("to")[0]["result"], "timeout");
 
     let mut child = env.spawn(&[
         "dispatch",
@@ -361,8 +334,8 @@ fn timeout_and_sigterm_stop_every_session_it_started() {
     crate::common::signal(child.id() as i32, 15);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    eventually(Duration::from_secs(5), "st to be stopped", || !live(&env, "st"));
-    assert_eq!(history(&env, "st")[0]["result"], "interrupted");
+    eventually(Duration::from_secs(5), "st to be stopped", || !env.listed("st"));
+    assert_eq!(env.dispatch_history("st")[0]["result"], "interrupted");
 }
 
 #[test]
@@ -394,14 +367,14 @@ fn bad_input_is_a_usage_error_with_a_hint() {
     bad(&["dispatch", "--agent", "strong", "--message", "x", "--nudge", "go"], "--watch");
     bad(&["agents", "nobody"], "no agent named \"nobody\"");
 
-    write_config(&env, "[agents.ok]\nagent = \"mock\"\n\n[agents.typo]\nagnet = \"mock\"\n");
+    env.write_config("[agents.ok]\nagent = \"mock\"\n\n[agents.typo]\nagnet = \"mock\"\n");
     let config = env.path().join("config/reins/config.toml");
     let shown = format!("{}:4: [agents.typo]: unknown field `agnet`", config.display());
     bad(&["agents"], &shown);
     bad(&["dispatch", "--message", "x"], &shown);
-    write_config(&env, "[agents.x]\nagent = \"mock\"\nmax_concurrent = \"two\"\n");
+    env.write_config("[agents.x]\nagent = \"mock\"\nmax_concurrent = \"two\"\n");
     bad(&["agents"], "config.toml:1: [agents.x]: invalid type");
-    write_config(&env, "[agents.x\n");
+    env.write_config("[agents.x\n");
     bad(&["agents"], "config.toml:1:");
     // Nothing was started or recorded.
     assert!(!env.state_dir().join("dispatches").exists());
@@ -410,10 +383,7 @@ fn bad_input_is_a_usage_error_with_a_hint() {
 #[test]
 fn probes_are_recorded_and_load_counts_against_the_cap() {
     let env = env();
-    write_config(
-        &env,
-        &format!("{CONFIG}\n[agents.capped]\nagent = \"mock\"\nmax_concurrent = 1\n"),
-    );
+    env.write_config(&format!("{CONFIG}\n[agents.capped]\nagent = \"mock\"\nmax_concurrent = 1\n"));
     let out = env.reins(&["agents", "--probe", "strong", "--json"]).ok().json();
     let strong = &out["agents"][0];
     assert_eq!(strong["probe"]["ok"], true, "{out}");
@@ -428,7 +398,7 @@ fn probes_are_recorded_and_load_counts_against_the_cap() {
     assert_eq!(cheap["availability"]["available"], false);
     assert!(cheap["availability"]["reason"].as_str().unwrap().contains("last probe failed"));
     let probe_session = cheap["probe"]["session"].as_str().unwrap();
-    assert!(!live(&env, probe_session));
+    assert!(!env.listed(probe_session));
 
     // A live session of `capped` puts it at its cap.
     env.start("cap1", &["--meta", r#"{"reins_agent":"capped"}"#]);
@@ -472,14 +442,13 @@ fn a_watched_worker_is_nudged_and_its_next_turn_counts() {
     let kinds: Vec<String> =
         env.events("wn").iter().map(|e| e["type"].as_str().unwrap().to_string()).collect();
     assert!(kinds.contains(&"stall".to_string()) && kinds.contains(&"resume".to_string()));
-    assert!(!live(&env, "wn"));
+    assert!(!env.listed("wn"));
 }
 
 #[test]
 fn without_a_choice_agents_take_turns() {
     let env = TestEnv::new();
-    write_config(
-        &env,
+    env.write_config(
         "[agents.a]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n\n\
          [agents.b]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n",
     );
@@ -498,7 +467,7 @@ fn routing_rules_send_a_task_to_the_agents_that_suit_it() {
                   [agents.c]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n\n\
                   [[route]]\nwhen = [\"(?i)docs\"]\nprefer = [\"b\"]\n\n\
                   [[route]]\nwhen = [\"(?i)flaky\", \"label:hard\"]\nprefer = [\"c\", \"b\"]\n";
-    write_config(&env, config);
+    env.write_config(config);
     let dispatch = |id: &str, extra: &[&str]| {
         let mut args = vec!["dispatch", "--id", id, "--json"];
         args.extend_from_slice(extra);
@@ -521,7 +490,7 @@ fn routing_rules_send_a_task_to_the_agents_that_suit_it() {
     let run = dispatch("r3", &["--message", "refactor the parser"]);
     assert!(!run.stderr.contains("routed by"), "{}", run.stderr);
     // A preferred agent at its cap fails over to the rest of the pool.
-    write_config(&env, &config.replace("[agents.c]\n", "[agents.c]\nmax_concurrent = 1\n"));
+    env.write_config(&config.replace("[agents.c]\n", "[agents.c]\nmax_concurrent = 1\n"));
     env.reins(&["run", "mock", "--id", "busy-c", "--detach", "--meta", r#"{"reins_agent":"c"}"#])
         .ok();
     let run = dispatch("r4", &["--message", "flaky", "--label", "hard"]);
@@ -535,7 +504,7 @@ fn routing_rules_send_a_task_to_the_agents_that_suit_it() {
         ("when = [\"x\"]\nprefer = [\"ghost\"]", "\"ghost\", which is no agent"),
         ("when = [\"x\"]\nprefer = [\"a\"]\ncolour = 1", "unknown field `colour`"),
     ] {
-        write_config(&env, &format!("[agents.a]\nagent = \"mock\"\n\n[[route]]\n{rule}\n"));
+        env.write_config(&format!("[agents.a]\nagent = \"mock\"\n\n[[route]]\n{rule}\n"));
         let run = env.reins(&["dispatch", "--message", "x"]).code(2);
         assert!(run.stderr.contains(said), "{said}: {}", run.stderr);
         if said != "unknown field `colour`" {
@@ -560,8 +529,7 @@ fn an_agent_without_credentials_is_passed_over() {
     let dir = env.path().join("config/reins/adapters");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("keyed.toml"), keyed).unwrap();
-    write_config(
-        &env,
+    env.write_config(
         "[agents.locked]\nagent = \"keyed\"\nargs = [\"--work\", \"0.1\"]\n\n\
          [agents.open]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n",
     );

@@ -651,6 +651,8 @@ fn real_codex_dispatch_is_checked_verified_and_recorded() {
     assert!(auth.starts_with("env MOCK_API_KEY (named in "), "{agents:#}");
     assert!(!agents.to_string().contains("mock-key"), "no credential's value is shown");
     // A probe is one real turn too: it succeeds and is recorded.
-    let probed = live.reins(&["agents", "codex", "--probe", "--json"]).ok().stdout;
-    assert!(probed.contains("\"ok\":true"), "{probed}");
+    let probed = live.reins(&["agents", "codex", "--probe", "--json"]).ok().json();
+    let codex = &probed["agents"][0];
+    assert_eq!(codex["probe"]["ok"], true, "{probed:#}");
+    assert_eq!(codex["availability"]["last_probe"]["ok"], true, "{probed:#}");
 }

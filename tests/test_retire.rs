@@ -7,11 +7,6 @@ use serde_json::Value;
 
 use crate::common::TestEnv;
 
-fn live(env: &TestEnv, id: &str) -> bool {
-    let status = env.reins(&["status", "--json", "--all"]).ok().json();
-    status.as_array().into_iter().flatten().any(|s| s["id"] == id)
-}
-
 fn exit_reason(env: &TestEnv, id: &str) -> Value {
     let text = std::fs::read_to_string(env.session_dir(id).join("exit.json")).unwrap();
     serde_json::from_str::<Value>(&text).unwrap()["reason"].clone()
@@ -37,7 +32,7 @@ fn idle_sessions_are_retired_and_working_ones_are_not() {
         .map(|r| r["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["idle"], "{out}");
-    assert!(live(&env, "idle"));
+    assert!(env.listed("idle"));
 
     // Nothing has been idle for an hour.
     let out = env.reins(&["gc", "--idle", "1h", "--json"]).ok().json();
@@ -49,8 +44,8 @@ fn idle_sessions_are_retired_and_working_ones_are_not() {
     assert!(idle["kept"].is_null(), "{out}");
     let busy = retired.iter().find(|r| r["id"] == "busy").unwrap();
     assert_eq!(busy["kept"], "a turn is running", "{out}");
-    assert!(!live(&env, "idle"));
-    assert!(live(&env, "busy"), "a working session was retired");
+    assert!(!env.listed("idle"));
+    assert!(env.listed("busy"), "a working session was retired");
     assert_eq!(exit_reason(&env, "idle"), "retired");
     let exited = env.events("idle").into_iter().rev().find(|e| e["type"] == "exited").unwrap();
     assert_eq!(exited["reason"], "retired");
@@ -60,14 +55,12 @@ fn idle_sessions_are_retired_and_working_ones_are_not() {
     // [fleet] retire_after applies to a plain `reins gc`.
     env.start("later", &[]);
     env.wait_state("later", "ready");
-    let dir = env.path().join("config/reins");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.toml"), "[fleet]\nretire_after = \"0s\"\n").unwrap();
+    env.write_config("[fleet]\nretire_after = \"0s\"\n");
     let text = env.reins(&["gc"]).ok().stdout;
     assert!(text.contains("retired later"), "{text}");
     assert!(text.contains("kept busy"), "{text}");
     assert_eq!(exit_reason(&env, "later"), "retired");
-    std::fs::write(dir.join("config.toml"), "[fleet]\nretire_after = \"soon\"\n").unwrap();
+    env.write_config("[fleet]\nretire_after = \"soon\"\n");
     let run = env.reins(&["gc"]).code(2);
     assert!(run.stderr.contains("config.toml:2: [fleet] retire_after"), "{}", run.stderr);
     env.reins(&["stop", "--id", "busy", "--force"]).ok();

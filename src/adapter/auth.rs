@@ -12,8 +12,20 @@
 //! ```
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use regex::Regex;
+
+/// `env_key = "NAME"` in a TOML config file.
+static ENV_KEY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?m)^\s*env_key\s*=\s*"([A-Za-z_][A-Za-z0-9_]*)""#).expect("a valid regex")
+});
+
+/// `${VAR:-default}` or `$VAR` in a path.
+static VAR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+        .expect("a valid regex")
+});
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -48,13 +60,11 @@ impl AuthSpec {
                 return Ok(format!("file {}", path.display()));
             }
         }
-        let env_key = Regex::new(r#"(?m)^\s*env_key\s*=\s*"([A-Za-z_][A-Za-z0-9_]*)""#)
-            .expect("a valid regex");
         for file in &self.env_named_in {
             let path = expand(file);
             let Ok(text) = std::fs::read_to_string(&path) else { continue };
             if let Some(name) =
-                env_key.captures_iter(&text).map(|c| c[1].to_string()).find(|n| set(n))
+                ENV_KEY.captures_iter(&text).map(|c| c[1].to_string()).find(|n| set(n))
             {
                 return Ok(format!("env {name} (named in {})", path.display()));
             }
@@ -78,9 +88,7 @@ impl AuthSpec {
 /// `~/x`, `$VAR/x` and `${VAR:-default}/x`, from `env`.
 fn expand(path: &str, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     let var = |name: &str| env(name).filter(|v| !v.is_empty());
-    let re = Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
-        .expect("a valid regex");
-    let out = re.replace_all(path, |c: &regex::Captures| {
+    let out = VAR.replace_all(path, |c: &regex::Captures| {
         let name = c.get(1).or(c.get(3)).map_or("", |m| m.as_str());
         var(name).unwrap_or_else(|| c.get(2).map_or(String::new(), |d| d.as_str().to_string()))
     });

@@ -885,13 +885,10 @@ pub(crate) fn route(
             def.name
         )));
     }
-    if def.prefer.is_empty() {
-        let names: Vec<String> = list.iter().map(|a| a.name.clone()).collect();
-        if let Some(routed) = agents.routed(&names, brief, labels) {
-            let ordered =
-                routed.order.iter().map(|n| agents.get(n).cloned()).collect::<Result<_, _>>()?;
-            return Ok(Route::Candidates { agents: ordered, how: "route" });
-        }
+    if def.prefer.is_empty()
+        && let Some((ordered, _)) = agents.routed(&list, brief, labels)
+    {
+        return Ok(Route::Candidates { agents: ordered, how: "route" });
     }
     Ok(Route::Candidates {
         agents: list,

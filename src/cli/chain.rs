@@ -363,24 +363,9 @@ fn table(st: &ChainState) -> Result<(), CliError> {
             "{:<20} {:<12} {:>4} {:>8} {:>8.1}{req}",
             s.name, result, "", "", s.duration_s
         )?;
-        if s.tasks.len() == 1 && s.tasks[0].item.is_none() {
-            let t = &s.tasks[0];
-            if t.runs > 0 {
-                let result = word(serde_json::to_value(t.status).unwrap_or_default());
-                writeln!(
-                    out,
-                    "  {:<18} {:<12} {:>4} {:>8} {:>8.1}  {}",
-                    t.key,
-                    result,
-                    t.runs,
-                    t.attempts,
-                    t.duration_s,
-                    t.reason.as_deref().unwrap_or("")
-                )?;
-            }
-            continue;
-        }
-        for t in &s.tasks {
+        // A step of one task shows it only once it ran.
+        let single = s.tasks.len() == 1 && s.tasks[0].item.is_none();
+        for t in s.tasks.iter().filter(|t| !single || t.runs > 0) {
             let result = word(serde_json::to_value(t.status).unwrap_or_default());
             writeln!(
                 out,

@@ -279,12 +279,9 @@ fn route(args: &Args, agents: &Agents, task: &str) -> Result<Route, CliError> {
     let mut rotated = pool[start..].to_vec();
     rotated.extend_from_slice(&pool[..start]);
     // Routing rules put the agents that suit the task first.
-    let names: Vec<String> = rotated.iter().map(|a| a.name.clone()).collect();
-    if let Some(routed) = agents.routed(&names, task, &args.label) {
+    if let Some((ordered, why)) = agents.routed(&rotated, task, &args.label) {
         let file = agents.path.as_deref().map_or("config.toml".into(), |p| p.display().to_string());
-        eprintln!("reins dispatch: routed by {file}: {}", routed.why);
-        let ordered =
-            routed.order.iter().map(|n| agents.get(n).cloned()).collect::<Result<_, _>>()?;
+        eprintln!("reins dispatch: routed by {file}: {why}");
         return Ok(Route::Candidates { agents: ordered, how: "route" });
     }
     Ok(Route::Candidates { agents: rotated, how: "round_robin" })

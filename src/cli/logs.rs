@@ -73,7 +73,7 @@ pub(crate) fn run(args: Args) -> CliResult {
     crate::cli::runtime().block_on(async {
         let mut follower = match files.current {
             Some((file, _)) => Follower::from_open_transcript(&view.paths, file, follow)?,
-            None => Follower::new(&view.paths, SessionFile::Transcript, 0),
+            None => Follower::reading(&view.paths, SessionFile::Transcript, 0, follow),
         };
         // Only a follower waits for the host to go.
         let mut gone = match follow {

@@ -90,19 +90,25 @@ impl Follower {
     /// is set up before the first read, so nothing appended in between is
     /// missed.
     pub(crate) fn new(paths: &SessionPaths, file: SessionFile, offset: u64) -> Follower {
-        Follower::with_watch(paths, file, offset, !inotify_disabled())
+        Follower::reading(paths, file, offset, true)
     }
 
-    /// A follower set up as [`Follower::new`], with an inotify watch only
-    /// when `inotify` is set (a one-shot reader needs none: setting one up
-    /// and tearing it down costs a thread and milliseconds).
-    fn with_watch(paths: &SessionPaths, file: SessionFile, offset: u64, inotify: bool) -> Follower {
+    /// A follower set up as [`Follower::new`] when it will wait for more
+    /// (`follow`); otherwise a one-shot reader without an inotify watch
+    /// (setting one up and tearing it down costs a thread and
+    /// milliseconds).
+    pub(crate) fn reading(
+        paths: &SessionPaths,
+        file: SessionFile,
+        offset: u64,
+        follow: bool,
+    ) -> Follower {
         let path = match file {
             SessionFile::Events => paths.events(),
             SessionFile::Transcript => paths.transcript(),
         };
         let rotated = (file == SessionFile::Transcript).then(|| paths.transcript_rotated());
-        let inotify = if inotify { watch(&path) } else { None };
+        let inotify = if follow && !inotify_disabled() { watch(&path) } else { None };
         let wake = inotify
             .unwrap_or_else(|| Wake::Host { client: Client::new(&paths.socket, LONG_POLL), file });
         Follower { path, rotated, file: None, ino: 0, offset, partial: Vec::new(), wake }
@@ -117,8 +123,7 @@ impl Follower {
         file: File,
         follow: bool,
     ) -> io::Result<Follower> {
-        let watch = follow && !inotify_disabled();
-        let mut follower = Follower::with_watch(paths, SessionFile::Transcript, 0, watch);
+        let mut follower = Follower::reading(paths, SessionFile::Transcript, 0, follow);
         follower.ino = file.metadata()?.ino();
         follower.file = Some(file);
         Ok(follower)

@@ -211,6 +211,31 @@ impl TestEnv {
         self.find_session_dir(id).unwrap_or_else(|| panic!("no session directory for {id}"))
     }
 
+    /// Writes `$XDG_CONFIG_HOME/reins/config.toml`.
+    pub fn write_config(&self, text: &str) {
+        let dir = self.path().join("config/reins");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.toml"), text).unwrap();
+    }
+
+    /// The attempts the outcome store has for dispatch `id`.
+    pub fn dispatch_history(&self, id: &str) -> Vec<Value> {
+        let out = self.reins(&["dispatch", "--history", "--id", id, "--json"]).ok().json();
+        assert_eq!(out["store_schema"], 1, "{out}");
+        out["attempts"].as_array().unwrap().clone()
+    }
+
+    /// Whether `status --all` lists session `id` (its host is registered).
+    pub fn listed(&self, id: &str) -> bool {
+        let status = self.reins(&["status", "--json", "--all"]).ok().json();
+        status.as_array().into_iter().flatten().any(|s| s["id"] == id)
+    }
+
+    /// The text of the first message a session got (its brief).
+    pub fn brief(&self, id: &str) -> String {
+        self.first_message(id)["text"].as_str().unwrap().to_string()
+    }
+
     /// The first message queued for `id` (its brief), from its inbox. A
     /// host queues `--context` once it is up, just after `run --detach`
     /// returns, so this waits for it.
@@ -453,4 +478,9 @@ pub fn run_merged(mut cmd: Command, timeout: Duration) -> (Option<i32>, String) 
     std::thread::sleep(Duration::from_millis(50));
     let text = String::from_utf8_lossy(&output.lock().unwrap()).into_owned();
     (code, text)
+}
+
+/// The `key` of each row, `-` where it is not a string.
+pub fn field<'a>(rows: &'a [Value], key: &str) -> Vec<&'a str> {
+    rows.iter().map(|r| r[key].as_str().unwrap_or("-")).collect()
 }
