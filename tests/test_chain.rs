@@ -456,3 +456,31 @@ fn a_process_that_took_the_runners_pid_is_not_the_runner() {
     crate::common::signal(-(imposter.id() as i32), 9);
     imposter.wait().unwrap();
 }
+
+/// `{{task}}` was pasted into `cmd:` checks as shell text: a task holding
+/// `; touch`, `$(..)` or quotes ran commands. Every quoting a check can put
+/// it in must see the literal task, and nothing else may run.
+#[test]
+fn task_text_in_a_cmd_check_is_never_shell_syntax() {
+    let env = env();
+    let task = r#"a'b"c; touch pwned1 $(touch pwned2) `touch pwned3` ' ; touch pwned4 '"#;
+    let chain = format!(
+        "[chain]\nname = \"quoted\"\n\n[[step]]\nname = \"s\"\nagent = \"w\"\n\
+         brief = \"Do {{{{task}}}}\"\ntasks = [{task:?}]\ndone = [\n\
+         \"cmd:printf %s {{{{task}}}} > bare.seen\",\n\
+         \"cmd:printf %s \\\"{{{{task}}}}\\\" > double.seen\",\n\
+         \"cmd:printf %s '{{{{task}}}}' > single.seen\",\n\
+         \"cmd:printf %s \\\"x{{{{task}}}}y\\\"'z{{{{task}}}}' > mixed.seen\",\n]\n",
+    );
+    write(&env, "quoted.toml", &chain);
+    let out = env.reins(&["chain", "run", "quoted.toml", "--json"]).ok().json();
+    assert_eq!(out["result"], "accepted", "{out:#}");
+    let seen = |name: &str| std::fs::read_to_string(work(&env).join(name)).unwrap();
+    assert_eq!(seen("bare.seen"), task);
+    assert_eq!(seen("double.seen"), task);
+    assert_eq!(seen("single.seen"), task);
+    assert_eq!(seen("mixed.seen"), format!("x{task}yz{task}"));
+    for file in ["pwned1", "pwned2", "pwned3", "pwned4"] {
+        assert!(!work(&env).join(file).exists(), "the task text ran a command that made {file}");
+    }
+}

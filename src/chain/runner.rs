@@ -610,15 +610,15 @@ impl Runner {
             .map(|v| self.agents.get(v).cloned())
             .transpose()
             .map_err(fail)?;
-        let checks = def
-            .checks(item.unwrap_or_else(|| values.get("task").map_or("", String::as_str)))
-            .map_err(std::io::Error::other)?;
+        let task = item.unwrap_or_else(|| values.get("task").map_or("", String::as_str));
+        let checks = def.checks(task).map_err(std::io::Error::other)?;
         let cwd = self.shared.borrow().st.cwd.clone();
         let plan = Plan {
             id: id.to_string(),
             task: brief,
             labels,
             checks,
+            check_env: file::check_env(task),
             verifier,
             max_failures: def.max_failures,
             timeout: None,

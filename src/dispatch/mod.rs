@@ -83,6 +83,9 @@ pub(crate) struct Plan {
     pub(crate) task: String,
     pub(crate) labels: Vec<String>,
     pub(crate) checks: Vec<done::Check>,
+    /// Variables the `cmd:` checks run with (a chain passes its task this
+    /// way, never as shell text).
+    pub(crate) check_env: Vec<(String, String)>,
     pub(crate) verifier: Option<AgentSpec>,
     pub(crate) max_failures: u32,
     pub(crate) timeout: Option<Duration>,
@@ -495,6 +498,15 @@ impl Engine {
                 "\n\nWhen you are done, reins checks: {}. The task is done only if they pass.",
                 list.join("; ")
             ));
+            let names: Vec<&str> = self.plan.check_env.iter().map(|(k, _)| k.as_str()).collect();
+            if !names.is_empty()
+                && self.plan.checks.iter().any(|c| matches!(c, done::Check::Cmd(_)))
+            {
+                brief.push_str(&format!(
+                    " Commands run with {} set (the task as given).",
+                    names.join(", ")
+                ));
+            }
         }
         if let Some(note) = note {
             brief
@@ -611,6 +623,7 @@ impl Engine {
                 let prefix = self.dir.join(&session);
                 let found = done::run_all(
                     &self.plan.checks,
+                    &self.plan.check_env,
                     &self.plan.cwd,
                     self.plan.check_timeout,
                     &prefix,
