@@ -433,12 +433,31 @@ impl Engine {
                 self.emit(&Note::Skipped { agent: &agent.name, rung: None, reason: &reason });
                 continue;
             }
+            let mut full = false;
             for _ in 0..self.plan.max_failures {
-                let attempt = self.attempt(agent, agent.model.clone(), None, note.as_deref()).await;
+                // Pinned, the agent is used whatever its state (see `run`).
+                let slot = match self.claim(agent, failover).await {
+                    Ok(slot) => slot,
+                    Err(reason) => {
+                        self.say(&format!("skipping {}: {reason}", agent.name));
+                        self.emit(&Note::Skipped {
+                            agent: &agent.name,
+                            rung: None,
+                            reason: &reason,
+                        });
+                        full = true;
+                        break;
+                    }
+                };
+                let attempt =
+                    self.attempt(agent, agent.model.clone(), None, note.as_deref(), slot).await;
                 if attempt.result == "accepted" {
                     return Ending::Accepted;
                 }
                 note = Some(failure_note(&attempt));
+            }
+            if full {
+                continue;
             }
             let reason =
                 format!("failed {} attempt(s) at task {}", self.plan.max_failures, self.task_hash);
@@ -478,14 +497,38 @@ impl Engine {
                 });
                 continue;
             }
+            let slot = match self.claim(&rung.agent, true).await {
+                Ok(slot) => slot,
+                Err(reason) => {
+                    self.say(&format!("skipping rung {n} ({}): {reason}", rung.agent.name));
+                    self.emit(&Note::Skipped {
+                        agent: &rung.agent.name,
+                        rung: Some(n),
+                        reason: &reason,
+                    });
+                    continue;
+                }
+            };
             let attempt =
-                self.attempt(&rung.agent, rung.model.clone(), Some(n), note.as_deref()).await;
+                self.attempt(&rung.agent, rung.model.clone(), Some(n), note.as_deref(), slot).await;
             if attempt.result == "accepted" {
                 return Ending::Accepted;
             }
             note = Some(failure_note(&attempt));
         }
         Ending::Failed
+    }
+
+    /// One of `agent`'s places under its `max_concurrent`, held until the
+    /// attempt's session is registered; with `enforce` false (a pinned
+    /// agent) none is needed.
+    async fn claim(&self, agent: &AgentSpec, enforce: bool) -> Result<avail::Slot, String> {
+        if !enforce {
+            return Ok(avail::Slot::uncapped());
+        }
+        // A holder keeps the lock for one session start at most.
+        let patience = self.plan.start_timeout.saturating_mul(2);
+        avail::claim(&self.state, agent, patience).await.map_err(|err| err.to_string())
     }
 
     /// The worker's brief: the task, what will be checked, and why the last
@@ -521,6 +564,7 @@ impl Engine {
         model: Option<String>,
         rung: Option<u32>,
         note: Option<&str>,
+        slot: avail::Slot,
     ) -> Attempt {
         let n = self.attempts.len() as u32 + self.plan.first_attempt.max(1);
         let session = session_id(&self.plan.id, n);
@@ -577,7 +621,10 @@ impl Engine {
             start_timeout: self.plan.start_timeout,
         };
         self.live.push(session.clone());
-        let turn = match self.reins.start(&launch).await {
+        let started = self.reins.start(&launch).await;
+        // Registered (or failed): a count now sees it.
+        drop(slot);
+        let turn = match started {
             Err(reason) => Err(format!("{} did not start: {reason}", agent.name)),
             Ok(started) => {
                 let mut watch = match &self.plan.watch {
