@@ -767,8 +767,16 @@ impl Engine {
     ) -> (verdict::Verdict, String) {
         let session = format!("{worker}-verify");
         let key = crate::ids::random_hex(4);
-        let file = self.dir.join(format!("{session}.verdict.json"));
-        let _ = crate::store::fsutil::remove_if_exists(&file);
+        let reject = |why: String| {
+            (
+                verdict::Verdict { accept: false, feedback: why.clone() },
+                format!("no valid verdict: {why}"),
+            )
+        };
+        let file = match verdict::fresh_file(&self.dir, &session) {
+            Ok(file) => file,
+            Err(err) => return reject(format!("cannot make a place for the verdict: {err}")),
+        };
         let answer: Vec<&str> = answer.lines().collect();
         let tail = answer[answer.len().saturating_sub(60)..].join("\n");
         let brief = format!(
@@ -801,12 +809,6 @@ impl Engine {
             size: "240x60",
             start_timeout: self.plan.start_timeout,
         };
-        let reject = |why: String| {
-            (
-                verdict::Verdict { accept: false, feedback: why.clone() },
-                format!("no valid verdict: {why}"),
-            )
-        };
         self.live.push(session.clone());
         let started = self.reins.start(&launch).await;
         let result = match started {
@@ -830,11 +832,9 @@ impl Engine {
             Ok(screen) => screen,
             Err(why) => return reject(why),
         };
-        let parsed = match std::fs::read_to_string(&file) {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|err| format!("{} is not JSON: {err}", file.display()))
-                .and_then(|v| verdict::validate(&v)),
-            Err(_) => {
+        let parsed = match verdict::from_file(&file) {
+            Some(parsed) => parsed,
+            None => {
                 let after =
                     screen.rfind(&key).map_or(screen.as_str(), |at| &screen[at + key.len()..]);
                 verdict::from_text(after)
