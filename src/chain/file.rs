@@ -119,13 +119,13 @@ pub(crate) struct StepDef {
 
 impl Def {
     pub(crate) fn timeout(&self) -> Option<Duration> {
-        self.timeout_s.map(Duration::from_secs_f64)
+        self.timeout_s.map(crate::time::bounded_secs)
     }
 }
 
 impl StepDef {
     pub(crate) fn timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.timeout_s)
+        crate::time::bounded_secs(self.timeout_s)
     }
 
     /// The done checks with `{{task}}` and `{{step}}` filled in. A `cmd:`

@@ -165,7 +165,7 @@ pub(crate) fn execute(
     st.status = ChainStatus::Running;
     let reins = Reins::new(&st.cwd)?;
     let timeout =
-        st.chain.timeout().map(|t| t.saturating_sub(Duration::from_secs_f64(st.duration_s)));
+        st.chain.timeout().map(|t| t.saturating_sub(crate::time::bounded_secs(st.duration_s)));
     let shared = Rc::new(RefCell::new(Shared { st, dir, log, quiet: opts.quiet }));
     crate::cli::runtime().block_on(async {
         use tokio::signal::unix::{SignalKind, signal};

@@ -50,9 +50,9 @@ pub(crate) struct Args {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
-    /// Seconds each program gets to answer.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    timeout: f64,
+    /// How long each program gets to answer (seconds, or 500ms, 30s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "10", value_parser = crate::time::parse_duration)]
+    timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -122,14 +122,12 @@ struct Report {
 
 /// Runs the checks and prints the report; exit 1 if a required one failed.
 pub(crate) fn run(args: Args) -> CliResult<u8> {
-    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        return Err(CliError::usage(format!(
-            "--timeout must be a positive number, not {}",
-            args.timeout
-        ))
-        .hint("for example --timeout 10"));
+    if args.timeout.is_zero() {
+        return Err(
+            CliError::usage("--timeout must be more than zero").hint("for example --timeout 10")
+        );
     }
-    let timeout = Duration::from_secs_f64(args.timeout);
+    let timeout = args.timeout;
     let profiles: Vec<Profile> =
         adapter::list()?.into_iter().filter(|p| !p.launch.command.is_empty()).collect();
     for name in &args.names {
