@@ -10,7 +10,7 @@
 //! inotify instances, idle CPU and wake-ups of all 200 hosts, and how late
 //! a 10 ms sleep wakes up while it all runs (is the machine responsive?).
 //!
-//! Run with `cargo bench --bench scale` (about three minutes on two cores;
+//! Run with `cargo bench --bench scale` (about a minute and a half on two cores;
 //! `REINS_BENCH_IDLE_SECS` shortens the idle minute). Results go to
 //! `benches/results/<date>-scale.md`.
 
