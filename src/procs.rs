@@ -90,6 +90,51 @@ pub(crate) fn signal_tree(leader: u32, sig: Signal) {
     }
 }
 
+/// What is left of a run whose host is gone: every live process in the
+/// agent's session that started no earlier than the agent (a recycled
+/// session id belongs to someone else), and every process that carries the
+/// run's `REINS_RUN` mark in its environment (one that called `setsid`
+/// left the session but not its environment). The agent itself is among
+/// them while it runs.
+pub(crate) fn leftovers(run: &str, agent_pid: u32, agent_start_ticks: Option<u64>) -> Vec<u32> {
+    let mark = format!("REINS_RUN={run}");
+    let me = std::process::id();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            let Some(st) = stat(*pid) else { return false };
+            if st.state == 'Z' || st.state == 'X' {
+                return false;
+            }
+            let in_session = st.session == agent_pid as i32
+                && agent_start_ticks.is_none_or(|t| st.start_ticks >= t);
+            in_session || environ_has(*pid, &mark)
+        })
+        .collect()
+}
+
+/// Whether `/proc/PID/environ` holds the entry `entry` (`NAME=value`).
+/// Unreadable (another user's process, or gone): false.
+pub(crate) fn environ_has(pid: u32, entry: &str) -> bool {
+    environ(pid).is_some_and(|env| env.split(|b| *b == 0).any(|e| e == entry.as_bytes()))
+}
+
+fn environ(pid: u32) -> Option<Vec<u8>> {
+    fs::read(format!("/proc/{pid}/environ")).ok()
+}
+
+/// Sends `sig` to each of `pids`.
+pub(crate) fn signal_all(pids: &[u32], sig: Signal) {
+    for pid in pids {
+        signal_pid(*pid, sig);
+    }
+}
+
 /// Sends `sig` to one process.
 pub(crate) fn signal_pid(pid: u32, sig: Signal) -> bool {
     Pid::from_raw(pid as i32).is_some_and(|pid| rustix::process::kill_process(pid, sig).is_ok())

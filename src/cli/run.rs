@@ -15,6 +15,7 @@ use crate::error::{CliError, CliResult, code};
 use crate::host::{self, ApprovalPolicy, LaunchRecord, LaunchSpec, RateLimitPolicy, Terminal};
 use crate::ids;
 use crate::store::events::{EventKind, EventLine, TmuxTarget};
+use crate::store::exit_record::ExitReason;
 use crate::store::follow::{Follower, SessionFile};
 use crate::store::lock::{self, ClaimLock};
 use crate::store::paths::{SessionPaths, StateRoot};
@@ -692,7 +693,31 @@ fn claim_id(paths: &SessionPaths) -> Result<ClaimLock, CliError> {
     if lock::host_alive(&paths.host_lock()) {
         return Err(busy());
     }
+    finish_dead_run(paths)?;
     Ok(claim)
+}
+
+/// A previous run of this id whose host died (its registry is still there)
+/// is finished off before a new one starts: its run is closed in the event
+/// log and whatever it left running is killed, so no agent of it runs on
+/// beside the new one, tracked by nothing.
+fn finish_dead_run(paths: &SessionPaths) -> Result<(), CliError> {
+    let view = crate::cli::lookup::SessionView::read(paths.clone());
+    if view.liveness != crate::cli::lookup::Liveness::Dead {
+        return Ok(());
+    }
+    let cleaned = crate::cli::cleanup::clean_dead(&view, ExitReason::Failure).map_err(|err| {
+        CliError::failure(format!("cannot clean up the previous run of {}: {err}", paths.id)).hint(
+            format!("reins gc, then run again; {} has the details", paths.host_log().display()),
+        )
+    })?;
+    if let Some(cleaned) = cleaned.filter(|c| !c.killed.is_empty()) {
+        eprintln!(
+            "reins: the previous run of {} lost its host; killed what it left running (pids {:?})",
+            paths.id, cleaned.killed
+        );
+    }
+    Ok(())
 }
 
 /// The session host's program: `reins-host` beside this binary (only the

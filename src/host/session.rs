@@ -882,7 +882,8 @@ fn launch(
 /// the terminal the agent really draws on: the host's own (the caller's
 /// terminal or the tmux pane) when relayed, the emulator's when headless.
 fn agent_env(spec: &LaunchSpec, paths: &SessionPaths, profile: &Profile) -> Vec<(String, String)> {
-    const OURS: [&str; 4] = ["TERM", "REINS_ID", "REINS_SESSION_DIR", "REINS_SPAWNER_PANE"];
+    const OURS: [&str; 5] =
+        ["TERM", "REINS_ID", "REINS_RUN", "REINS_SESSION_DIR", "REINS_SPAWNER_PANE"];
     let mut env: Vec<(String, String)> =
         spec.env.iter().filter(|(k, _)| !OURS.contains(&k.as_str())).cloned().collect();
     let term = match spec.mode {
@@ -893,6 +894,9 @@ fn agent_env(spec: &LaunchSpec, paths: &SessionPaths, profile: &Profile) -> Vec<
     // Later entries win: the profile may override TERM, nobody overrides ours.
     env.extend(profile.launch.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.push(("REINS_ID".into(), spec.id.clone()));
+    // Marks every process of this run, even one that left the agent's
+    // session: what a dead host left behind is found by it.
+    env.push(("REINS_RUN".into(), spec.run.clone()));
     env.push(("REINS_SESSION_DIR".into(), paths.dir.display().to_string()));
     if let Some(pane) = &spec.spawner_pane {
         env.push(("REINS_SPAWNER_PANE".into(), pane.clone()));

@@ -64,16 +64,7 @@ pub(crate) fn spawn(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: setsid(2) and setrlimit(2) are async-signal-safe; the agent
-    // becomes a session leader so its whole tree can be signalled, as with
-    // a PTY agent, and gets the open-file limit the host inherited.
-    unsafe {
-        cmd.pre_exec(|| {
-            rustix::process::setsid()?;
-            crate::host::limits::restore_for_agent()?;
-            Ok(())
-        });
-    }
+    crate::host::child::prepare(&mut cmd, crate::host::child::Stdio::Pipes);
     let mut child = cmd.spawn()?;
     let stdin = child.stdin.take().expect("piped stdin");
     let stdout = child.stdout.take().expect("piped stdout");
