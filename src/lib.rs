@@ -29,5 +29,6 @@ mod term;
 mod time;
 mod tmux;
 mod transport;
+mod trust;
 mod watch;
 mod worktree;

@@ -197,6 +197,9 @@ pub(crate) struct Started {
     buddy_of: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     worktree: Option<crate::worktree::WorktreeRecord>,
+    /// The session this one was started from inside.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<crate::trust::Parent>,
 }
 
 /// What other commands that start sessions (`buddy`) add to `run`'s flags.
@@ -345,6 +348,7 @@ pub(crate) fn start(mut args: Args, extra: Extra) -> Result<Outcome, CliError> {
     paths.ensure_dirs().map_err(|err| {
         CliError::failure(format!("cannot create {}: {err}", paths.dir.display()))
     })?;
+    let agent_control = crate::config::agent_control()?;
     let claim = claim_id(&paths)?;
     let worktree = match worktree {
         Some(plan) => Some(plan.create(&id, &scope.name, &paths.worktree_record())?),
@@ -390,6 +394,8 @@ pub(crate) fn start(mut args: Args, extra: Extra) -> Result<Outcome, CliError> {
         buddy_of: extra.buddy_of,
         worktree: worktree.map(|w| w.record),
         max_log: args.max_log,
+        parent: crate::trust::Parent::of_caller(),
+        agent_control,
     };
 
     let window = (mode == RunMode::Tmux)
@@ -885,6 +891,7 @@ fn scan_for_start(
                     watch_files: spec.watch_files.clone(),
                     buddy_of: spec.buddy_of.clone(),
                     worktree: spec.worktree.clone(),
+                    parent: spec.parent.clone(),
                 }));
             }
             EventKind::Exited { detail, .. } => {

@@ -182,6 +182,7 @@ impl Session {
         for note in notes {
             self.write_transcript(&note).await;
         }
+        let mut asked = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Send(line) => self.protocol_send(line),
@@ -228,10 +229,9 @@ impl Session {
                         None => self.emit(&event),
                     }
                 }
-                Effect::ApprovalAsked { detail } => {
-                    tracing::info!("the agent asks for approval: {detail}");
-                    self.apply_approval_policy();
-                }
+                // Named (and answered, by policy) once the state it
+                // brings is set: an answer sets the state after it.
+                Effect::ApprovalAsked { detail } => asked.push(detail),
                 Effect::Disconnected { source, message } => {
                     self.disconnect(&source, &message).await
                 }
@@ -240,6 +240,9 @@ impl Session {
                     self.write_transcript(&format!("⚠ {message}")).await;
                 }
             }
+        }
+        for detail in asked {
+            self.approval_asked(Some(detail));
         }
     }
 
@@ -377,11 +380,10 @@ impl Session {
     }
 
     /// Answers the server's approval request.
-    pub(super) fn protocol_answer(&mut self, decision: Decision, by: &str) -> Result<(), String> {
+    pub(super) fn protocol_answer(&mut self, decision: Decision) -> Result<(), String> {
         let protocol =
             self.proto().and_then(|c| c.protocol.as_mut()).ok_or("the protocol is not running")?;
         let effects = protocol.answer(decision)?;
-        self.emit(&EventKind::Approval { decision: decision.as_str().into(), by: by.into() });
         // The answer's own transcript note is left out: the approval event
         // records it, and the server reports what the command did.
         for effect in effects {
