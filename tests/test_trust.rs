@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{TestEnv, eventually, reins_bin, written};
+use crate::common::{TestEnv, eventually, reins_bin};
 
 /// A profile `gate` whose agent is the shell script `script` (run with
 /// `sh`): reins reads `Allow gate to run it? [y/n]` as an approval dialog
@@ -55,6 +55,16 @@ screen = "answered: y"
     path
 }
 
+/// Waits until the shell line that wrote `path` appended its `rc=N`.
+fn finished(path: &std::path::Path) -> String {
+    let mut text = String::new();
+    eventually(Duration::from_secs(20), &format!("{} to be finished", path.display()), || {
+        text = std::fs::read_to_string(path).unwrap_or_default();
+        text.contains("rc=")
+    });
+    text
+}
+
 /// Waits until `id`'s status names a pending approval request; returns it.
 fn pending_request(env: &TestEnv, id: &str) -> Value {
     let mut approval = Value::Null;
@@ -92,7 +102,7 @@ fn an_agent_cannot_approve_its_own_request() {
     assert_eq!(request["request"], "a1");
     eventually(Duration::from_secs(10), "the agent's attempts", || env.work.join("tried").exists());
     for file in ["child.out", "escaped.out", "keys.out"] {
-        let out = written(&env.work.join(file), Duration::from_secs(5));
+        let out = finished(&env.work.join(file));
         assert!(out.contains("rc=1"), "{file}: {out}");
         assert!(out.contains("own approval requests"), "{file}: {out}");
     }
@@ -141,8 +151,9 @@ exec sleep 1000
 "#;
     gate_profile(&env, script);
     env.reins(&["run", "gate", "--id", "peek", "--detach"]).ok();
-    let out = written(&env.work.join("attach.out"), Duration::from_secs(10));
+    let out = finished(&env.work.join("attach.out"));
     assert!(out.starts_with("HTTP/1.1 403"), "{out}");
+    assert!(out.contains("rc=0"), "{out}");
     assert!(out.contains("own approval requests"), "{out}");
 }
 
@@ -199,7 +210,7 @@ until "$R" status --id minion --json | grep -q '"request"'; do sleep 0.05; done
 "$R" approve --id minion > approve.out 2>&1; echo "rc=$?" >> approve.out
 exec sleep 1000"#,
     );
-    let out = written(&env.work.join("approve.out"), Duration::from_secs(20));
+    let out = finished(&env.work.join("approve.out"));
     assert!(out.contains("rc=0"), "the parent's agent may answer its child: {out}");
     let child: Value =
         serde_json::from_str(&std::fs::read_to_string(env.work.join("child.json")).unwrap())
@@ -231,9 +242,9 @@ fn policy_started_keeps_an_agent_to_the_sessions_it_started() {
 "$R" send --id own --no-wait hello > own.out 2>&1; echo "rc=$?" >> own.out
 exec sleep 1000"#,
     );
-    let out = written(&env.work.join("stranger.out"), Duration::from_secs(10));
+    let out = finished(&env.work.join("stranger.out"));
     assert!(out.contains("rc=1") && out.contains("did not start this session"), "{out}");
-    let out = written(&env.work.join("own.out"), Duration::from_secs(10));
+    let out = finished(&env.work.join("own.out"));
     assert!(out.contains("rc=0"), "{out}");
     let refused = env.events("stranger").into_iter().find(|e| e["type"] == "refused").unwrap();
     assert_eq!(refused["requester"]["session"], "meddler");
@@ -255,4 +266,86 @@ fn state_changing_requests_name_their_requester() {
         assert_eq!(e["requester"]["command"], "reins", "{e}");
         assert!(e["requester"]["pid"].as_u64().unwrap() > 1, "{e}");
     }
+}
+
+#[test]
+fn a_state_directory_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let state = env.state_dir();
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = env.reins(&["status"]).code(1);
+    assert!(out.stderr.contains("can be written by other users (mode 0777)"), "{}", out.stderr);
+    assert!(out.stderr.contains("chmod go-w"), "{}", out.stderr);
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    env.reins(&["status"]).ok();
+}
+
+/// Whether this test runs as root (needed to act as another user).
+fn root() -> bool {
+    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    let root = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+    if !root {
+        assert!(
+            !crate::common::tools_required(),
+            "this test needs root (REINS_TEST_REQUIRE_TOOLS=1)"
+        );
+        eprintln!("SKIPPED: not root, so this test cannot act as another user");
+    }
+    root
+}
+
+#[test]
+fn a_runtime_directory_of_another_user_is_refused() {
+    if !root() {
+        return;
+    }
+    let env = TestEnv::new();
+    let runtime = env.path().join("run/reins");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::os::unix::fs::chown(&runtime, Some(65534), Some(65534)).unwrap();
+    let out = env.reins(&["run", "mock", "--id", "x", "--detach"]).code(1);
+    assert!(out.stderr.contains("belongs to uid 65534"), "{}", out.stderr);
+    assert!(out.stderr.contains("XDG_RUNTIME_DIR"), "{}", out.stderr);
+}
+
+#[test]
+fn the_client_refuses_a_socket_served_by_another_user() {
+    if !root() || !crate::common::have_tool("python3") {
+        return;
+    }
+    let env = TestEnv::new();
+    let started = env.start("spoofed", &[]);
+    env.wait_state("spoofed", "ready");
+    // Someone else serves the session's socket path: bound by root (only
+    // root may write there), listening as uid 65534.
+    let socket = started["socket"].as_str().unwrap().to_string();
+    std::fs::remove_file(&socket).unwrap();
+    let server = r#"
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+os.setuid(65534)
+s.listen(1)
+print("listening", flush=True)
+c, _ = s.accept()
+c.settimeout(3)
+try:
+    data = c.recv(65536)
+except OSError:
+    data = b""
+print("heard", len(data), flush=True)
+"#;
+    let mut fake = std::process::Command::new("python3")
+        .args(["-c", server, &socket])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(fake.stdout.take().unwrap()));
+    assert_eq!(lines.next().unwrap().unwrap(), "listening");
+    let out = env.reins(&["send", "--id", "spoofed", "--no-wait", "secret plans"]).code(1);
+    assert!(out.stderr.contains("served by uid 65534"), "{}", out.stderr);
+    assert_eq!(lines.next().unwrap().unwrap(), "heard 0", "the impostor heard the request");
+    fake.wait().unwrap();
 }

@@ -12,5 +12,5 @@ pub(crate) use api::{
     InboxReply, MAX_MESSAGE, PendingApproval, PendingMessage, ScreenReply, SendReply, SendRequest,
     StatusReply, StopReply, StopRequest,
 };
-pub(crate) use client::{Client, ClientError};
+pub(crate) use client::{Client, ClientError, connect};
 pub(crate) use server::{Incoming, Peer, bind, serve};
