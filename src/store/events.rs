@@ -352,7 +352,7 @@ pub(crate) struct EventWriter {
 
 impl EventWriter {
     pub(crate) fn open(path: &Path, run: &str, id: &str) -> io::Result<Self> {
-        let file = fsutil::open_append(path)?;
+        let file = fsutil::open_jsonl(path)?;
         let meta = file.metadata()?;
         Ok(EventWriter {
             file,
