@@ -5,6 +5,7 @@
 mod emulator;
 mod render;
 mod text;
+mod vs16;
 
 pub(crate) use emulator::Screen;
 pub(crate) use render::{Renderer, SizeMark};

@@ -11,6 +11,7 @@
 use std::num::NonZeroU16;
 
 use crate::screen::text::normalise_row;
+use crate::screen::vs16::{self, Vs16Filter};
 use crate::store::registry::Size;
 
 /// A size change at a byte offset of the transcript.
@@ -38,7 +39,7 @@ impl vt100::Callbacks for Collector {
         let mut state = vt100::capture::BasicFormattedCaptureState::new();
         if row.write_formatted_basic(&mut formatted, &mut state).is_ok() {
             let plain: String = vt100::capture::basic_formatted_to_plain(&formatted).collect();
-            self.finished.push(normalise_row(&plain));
+            self.finished.push(vs16::restore(normalise_row(&plain)));
         }
     }
 }
@@ -49,6 +50,7 @@ pub(crate) struct Renderer {
     marks: Vec<SizeMark>,
     next_mark: usize,
     offset: u64,
+    vs16: Vs16Filter,
 }
 
 impl Renderer {
@@ -61,7 +63,7 @@ impl Renderer {
             .last()
             .map_or(Size { rows: 40, cols: 120 }, |m| m.size);
         let next_mark = marks.iter().take_while(|m| m.offset <= offset).count();
-        Renderer { parser: parser(initial), marks, next_mark, offset }
+        Renderer { parser: parser(initial), marks, next_mark, offset, vs16: Vs16Filter::default() }
     }
 
     /// Feeds transcript bytes, applying size marks where they fall.
@@ -76,7 +78,7 @@ impl Renderer {
                 continue;
             }
             let take = (bytes.len() as u64).min(until_mark) as usize;
-            self.parser.process(&bytes[..take]);
+            self.parser.process(&self.vs16.filter(&bytes[..take]));
             self.offset += take as u64;
             bytes = &bytes[take..];
         }
@@ -93,6 +95,7 @@ impl Renderer {
         let (rows, cols) = dims(mark.size);
         if mark.new_run {
             self.flush_screen();
+            self.vs16 = Vs16Filter::default();
             let finished = std::mem::take(&mut self.parser.callbacks_mut().finished);
             self.parser = parser(mark.size);
             self.parser.callbacks_mut().finished = finished;
@@ -110,7 +113,8 @@ impl Renderer {
     pub(crate) fn screen_lines(&self) -> Vec<String> {
         let screen = self.parser.screen();
         let (_, cols) = screen.size();
-        let mut rows: Vec<String> = screen.rows(0, cols.get()).map(|r| normalise_row(&r)).collect();
+        let mut rows: Vec<String> =
+            screen.rows(0, cols.get()).map(|r| vs16::restore(normalise_row(&r))).collect();
         while rows.last().is_some_and(|r| r.is_empty()) {
             rows.pop();
         }
