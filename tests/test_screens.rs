@@ -106,6 +106,8 @@ fn screen_rows(text: &str) -> Vec<&str> {
 /// NN) replays to exactly that screen, character for character: the
 /// no-break spaces after Claude's `❯` and `⎿`, wide characters, and `⚠️`
 /// (U+26A0 U+FE0F), which vt100 alone draws one column wider than tmux.
+/// So do the synthetic streams of `tests/fixtures/tmux-screens/` (scroll
+/// regions with IND and NEL, which vt100 alone ignores; leading blanks).
 #[test]
 fn recorded_screens_equal_tmux_character_for_character() {
     let env = TestEnv::new();
@@ -165,8 +167,25 @@ fn recorded_screens_equal_tmux_character_for_character() {
             }
         }
     }
+    // Synthetic streams for what the recordings do not show (40x10).
+    let synthetic = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tmux-screens");
+    for entry in std::fs::read_dir(&synthetic).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "bytes") {
+            continue;
+        }
+        let bytes = path.to_str().unwrap();
+        let args = ["adapters", "replay", "--adapter", "generic", bytes, "--size", "40x10"];
+        let out = env.reins(&[&args[..], &["--screens"]].concat()).ok().json();
+        let want = std::fs::read_to_string(path.with_extension("txt")).unwrap();
+        compared += 1;
+        let (want, got) = (screen_rows(&want), screen_rows(out["screen"].as_str().unwrap()));
+        if want != got {
+            failures.push(format!("{}:\n  tmux:  {want:?}\n  reins: {got:?}", path.display()));
+        }
+    }
     assert!(failures.is_empty(), "screens differ from tmux's:\n{}", failures.join("\n"));
-    assert!(compared >= 74, "only {compared} reference screens found");
+    assert!(compared >= 78, "only {compared} reference screens found");
 }
 
 /// Polls until `pane` and `pane --tmux` of session `id` agree (the tmux

@@ -10,20 +10,20 @@
 //!   or change their output waiting; the responder answers them the way a
 //!   plain xterm-compatible terminal would.
 //! - **Window titles**: agents publish their state there (Gemini's "◇ Ready").
-//! - **VS16**: read as tmux reads it, so the screen equals the tmux pane's
-//!   (see `vs16`).
+//! - **What vt100 reads differently from tmux** (IND/NEL, VS16): rewritten
+//!   on the way in (`fixup`), so the screen equals the tmux pane's.
 
 use std::num::NonZeroU16;
 use std::time::{Duration, Instant};
 
+use crate::screen::fixup::{self, Fixup};
 use crate::screen::text::{ScreenText, exact_row};
-use crate::screen::vs16::{self, Vs16Filter};
 use crate::store::registry::Size;
 
 /// A terminal screen fed with an agent's output.
 pub(crate) struct Screen {
     parser: vt100::Parser<Hooks>,
-    vs16: Vs16Filter,
+    fixup: Fixup,
 }
 
 #[derive(Default)]
@@ -91,14 +91,14 @@ impl Screen {
         let (rows, cols) = dims(size);
         Screen {
             parser: vt100::Parser::new_with_callbacks(rows, cols, scrollback, hooks),
-            vs16: Vs16Filter::default(),
+            fixup: Fixup::default(),
         }
     }
 
     /// Feeds agent output. Returns the bytes to write back to the agent
     /// (answers to its terminal queries), usually none.
     pub(crate) fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
-        self.parser.process(&self.vs16.filter(bytes));
+        self.parser.process(&self.fixup.apply(bytes));
         std::mem::take(&mut self.parser.callbacks_mut().replies)
     }
 
@@ -144,7 +144,7 @@ impl Screen {
     /// the agent's input modes (cursor keys, bracketed paste, mouse): what
     /// a viewer joining the session (`reins attach`) sees first.
     pub(crate) fn formatted(&self) -> Vec<u8> {
-        vs16::restore(self.parser.screen().state_formatted()).into_bytes()
+        fixup::restore(self.parser.screen().state_formatted()).into_bytes()
     }
 
     /// The visible text, for rule matching and `pane`.
@@ -152,13 +152,13 @@ impl Screen {
         let screen = self.parser.screen();
         let (_, cols) = screen.size();
         let rows =
-            screen.rows(0, cols.get()).map(|r| vs16::restore(exact_row(&r).to_string())).collect();
+            screen.rows(0, cols.get()).map(|r| fixup::restore(exact_row(&r).to_string())).collect();
         let (cursor_row, cursor_col) = screen.cursor_position();
         ScreenText {
             rows,
             cursor_row: usize::from(cursor_row),
             cursor_col: usize::from(cursor_col),
-            title: vs16::restore(self.parser.callbacks().title.clone()),
+            title: fixup::restore(self.parser.callbacks().title.clone()),
             alternate: screen.alternate_screen(),
         }
     }

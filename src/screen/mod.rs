@@ -3,9 +3,9 @@
 //! (`reference/screen-emulation-spike.md`).
 
 mod emulator;
+mod fixup;
 mod render;
 mod text;
-mod vs16;
 
 pub(crate) use emulator::Screen;
 pub(crate) use render::{Renderer, SizeMark};
