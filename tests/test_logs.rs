@@ -90,23 +90,29 @@ fn every_answer_once(env: &TestEnv, id: &str, answer: impl Fn(usize) -> String) 
 
 /// An agent that keeps its composer at the bottom and pushes its transcript
 /// up through a scroll region starting at the top row (as Codex does with
-/// --no-alt-screen): what scrolls off that region is history, so after ten
-/// turns on a 12-row screen `logs` has every answer, not only the last
-/// screen's.
+/// --no-alt-screen; the mock also uses IND there, which vt100 alone
+/// ignores): what leaves that region is history, so after ten turns `logs`
+/// has every answer, not only the last screen's, and reads exactly like
+/// the history and screen tmux keeps of the same pane.
 #[test]
 fn logs_keep_lines_pushed_off_a_scroll_region_at_the_top() {
     let env = TestEnv::new();
-    env.start("sr", &["--size", "60x12", "--", "--work", "0.1", "--draw", "scroll-region"]);
+    let extra = ["--tmux", "--", "--work", "0.1", "--draw", "scroll-region"];
+    let started = env.reins(&[&["run", "mock", "--id", "sr"][..], &extra].concat()).ok().json();
+    let pane = started["tmux"]["pane"].as_str().unwrap().to_string();
     env.wait_state("sr", "ready");
     ten_turns(&env, "sr");
     // Many lines in one frame, all through the region.
     env.reins(&["send", "--id", "sr", "--wait-for-idle", "[[flood:1]] many"]).ok();
     let raw = env.command(&["logs", "--id", "sr", "--raw"]).output().unwrap().stdout;
     let raw = String::from_utf8_lossy(&raw);
-    assert!(
-        raw.contains("\x1b[1;8r"),
-        "the transcript went through a scroll region from the top row"
-    );
+    let region_from_the_top = raw.match_indices("\x1b[1;").any(|(at, _)| {
+        let rest = &raw[at + 4..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        digits > 0 && rest[digits..].starts_with('r')
+    });
+    assert!(region_from_the_top, "the transcript went through a scroll region (CSI 1;N r)");
+    assert!(raw.contains("\x1bD"), "IND pushed rows up");
     let screen = env.reins(&["pane", "--id", "sr"]).ok().stdout;
     assert!(!screen.contains("answer 01"), "the first answer has left the screen:\n{screen}");
     let logs = every_answer_once(&env, "sr", |i| format!("● MOCK_OK (you said: answer {i:02})"));
@@ -114,6 +120,14 @@ fn logs_keep_lines_pushed_off_a_scroll_region_at_the_top() {
     for i in 1..=16 {
         assert_eq!(logs.matches(&format!("flood {i:06} ")).count(), 1, "flood line {i}:\n{logs}");
     }
+    let out = env.tmux(&["capture-pane", "-p", "-S", "-", "-t", &pane]);
+    let tmux = String::from_utf8_lossy(&out.stdout);
+    let trimmed = |text: &str| text.lines().map(str::trim_end).collect::<Vec<_>>().join("\n");
+    assert_eq!(
+        trimmed(&logs).trim_end(),
+        trimmed(&tmux).trim_end(),
+        "logs (left) and tmux (right)"
+    );
 }
 
 /// The real Codex TUI (`run codex --pty`) after ten turns: every answer is

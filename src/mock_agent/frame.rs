@@ -11,9 +11,10 @@
 //!   region is pinned to the bottom rows with absolute cursor moves, and
 //!   printed lines fill the rows above it; once those are full, each new
 //!   line goes in at the bottom of a scroll region anchored at the top row
-//!   (`CSI 1;N r`, then LF), so the top row leaves the screen while the live
-//!   region stays put. A terminal keeps what leaves as history, as it keeps
-//!   a whole-screen scroll.
+//!   (`CSI 1;N r`, then CR LF), so the top row leaves the screen while the
+//!   live region stays put; a live region that grows pushes the rows above
+//!   it up the same way with IND (`ESC D`). A terminal keeps what leaves as
+//!   history, as it keeps a whole-screen scroll.
 //!
 //! A frame is one string, written with one `write`, so a reader of the PTY
 //! rarely sees half a frame.
@@ -195,11 +196,12 @@ impl Painter {
         }
     }
 
-    /// Scrolls the printed rows up by `n` within the region `1..=used`.
+    /// Scrolls the printed rows up by `n` within the region `1..=used`,
+    /// with IND (`ESC D`) at its bottom margin.
     fn scroll_up(&mut self, out: &mut String, n: usize) {
         if self.used >= 2 {
             let _ = write!(out, "\x1b[1;{used}r\x1b[{used};1H", used = self.used);
-            out.push_str(&"\n".repeat(n));
+            out.push_str(&"\x1bD".repeat(n));
             out.push_str("\x1b[r");
         } else {
             // One row cannot be a region: scroll the whole screen (the live
@@ -347,17 +349,16 @@ mod tests {
         assert_eq!(p.below(), "\x1b[2B\r\n");
     }
 
-    /// Replays `frames` on a vt100 screen of `rows`×20 and returns its rows
-    /// and how many rows went into its scrollback.
-    fn replay(rows: u16, frames: &[String]) -> (Vec<String>, usize) {
-        let size = |n| std::num::NonZeroU16::new(n).unwrap();
-        let mut parser = vt100::Parser::new(size(rows), size(20), 100);
+    /// Replays `frames` the way `reins logs` reads them, on a screen of
+    /// `rows`×20: the rows that left the screen and the rows on it.
+    fn replay(rows: u16, frames: &[String]) -> (Vec<String>, Vec<String>) {
+        use crate::screen::{Renderer, SizeMark};
+        let size = crate::store::registry::Size { rows, cols: 20 };
+        let mut r = Renderer::new(vec![SizeMark { offset: 0, size, new_run: true }], 0);
         for frame in frames {
-            parser.process(frame.as_bytes());
+            r.feed(frame.as_bytes());
         }
-        let shown = parser.screen().rows(0, 20).collect();
-        parser.screen_mut().set_scrollback(usize::MAX);
-        (shown, parser.screen().scrollback())
+        (r.take_finished(), r.screen_lines())
     }
 
     fn lines(names: &[&str]) -> Vec<String> {
@@ -370,22 +371,23 @@ mod tests {
         let live = region(&["> x", "footer"], 0, 3);
         let first = p.frame(&lines(&["l1", "l2", "l3", "l4", "l5", "l6"]), &live, "t");
         assert!(first.contains("\x1b[1;4r\x1b[4;1H\r\nl5\r\nl6\x1b[r"), "{first:?}");
-        let (shown, gone) = replay(6, std::slice::from_ref(&first));
+        let (gone, shown) = replay(6, std::slice::from_ref(&first));
+        assert_eq!(gone, ["l1", "l2"], "they left through the region's top");
         assert_eq!(shown, ["l3", "l4", "l5", "l6", "> x", "footer"]);
-        assert_eq!(gone, 2, "l1 and l2 left through the region's top");
 
-        // A taller live region pushes printed rows up; a shorter one
+        // A taller live region pushes printed rows up (IND); a shorter one
         // leaves a gap that the next line fills.
         let busy = p.frame(&[], &region(&["busy", "> x", "footer"], 1, 3), "t");
+        assert!(busy.contains("\x1b[1;4r\x1b[4;1H\x1bD\x1b[r"), "{busy:?}");
         let idle = p.frame(&lines(&["l7"]), &live, "t");
-        let (shown, gone) = replay(6, &[first.clone(), busy.clone(), idle.clone()]);
+        let (gone, shown) = replay(6, &[first.clone(), busy.clone(), idle.clone()]);
+        assert_eq!(gone, ["l1", "l2", "l3"]);
         assert_eq!(shown, ["l4", "l5", "l6", "l7", "> x", "footer"]);
-        assert_eq!(gone, 3);
 
         let end = p.finish(&lines(&["bye"]));
-        let (shown, gone) = replay(6, &[first, busy, idle, end]);
-        assert_eq!(shown, ["l4", "l5", "l6", "l7", "bye", ""], "the cursor rests on the last row");
-        assert_eq!(gone, 3);
+        let (gone, shown) = replay(6, &[first, busy, idle, end]);
+        assert_eq!(gone, ["l1", "l2", "l3"]);
+        assert_eq!(shown, ["l4", "l5", "l6", "l7", "bye"], "the cursor rests on the last row");
     }
 
     #[test]
