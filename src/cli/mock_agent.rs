@@ -77,7 +77,7 @@ pub(crate) struct Args {
     /// (the whole screen scrolls), or `scroll-region` like Codex's inline
     /// mode (the composer stays at the bottom and lines are pushed up
     /// through a scroll region anchored at the top row).
-    #[arg(long, value_enum, default_value = "inline")]
+    #[arg(long, value_enum, value_name = "HOW", default_value = "inline")]
     draw: mock_agent::Draw,
     /// A first message, sent as soon as the agent has booted.
     #[arg(value_name = "PROMPT")]

@@ -30,16 +30,18 @@ const HISTORY: usize = 1000;
 const PASTE_ON: &str = "\x1b[?2004h";
 const PASTE_OFF: &str = "\x1b[?2004l";
 
-/// How printed lines reach the screen (`reins mock-agent --draw`).
+/// How printed lines reach the screen (`reins mock-agent --draw`; the
+/// option's help describes the values, so they carry no doc comments of
+/// their own, which clap would list a second time).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Draw {
-    /// Like Claude Code: the live region follows the last printed line and
-    /// the whole screen scrolls.
+    // Like Claude Code: the live region follows the last printed line and
+    // the whole screen scrolls.
     #[default]
     Inline,
-    /// Like Codex with --no-alt-screen: the live region is pinned to the
-    /// bottom and printed lines are pushed up through a scroll region that
-    /// starts at the top row.
+    // Like Codex with --no-alt-screen: the live region is pinned to the
+    // bottom and printed lines are pushed up through a scroll region that
+    // starts at the top row.
     ScrollRegion,
 }
 
