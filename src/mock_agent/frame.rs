@@ -189,12 +189,18 @@ impl Painter {
             }
             out.push_str("\x1b[r");
         } else {
-            // No room for a region (DECSTBM needs two rows): each row
-            // goes in at the top and leaves with a whole-screen scroll.
+            // No room for a region (DECSTBM needs two rows): the whole
+            // screen scrolls (the live region is drawn again after). With
+            // one row above the live region, each row pushes out the one
+            // there and takes its place; with none, it only passes through.
+            let scroll = format!("\x1b[{};1H\x1bD", self.rows);
             for row in rest {
-                let _ = write!(out, "\x1b[1;1H\x1b[2K{row}\x1b[{};1H\n", self.rows);
+                if top == 1 {
+                    let _ = write!(out, "{scroll}\x1b[1;1H\x1b[2K{row}");
+                } else {
+                    let _ = write!(out, "\x1b[1;1H\x1b[2K{row}{scroll}");
+                }
             }
-            self.used = 0;
         }
     }
 
@@ -390,6 +396,19 @@ mod tests {
         let (gone, shown) = replay(6, &[first, busy, idle, end]);
         assert_eq!(gone, ["l1", "l2", "l3"]);
         assert_eq!(shown, ["l4", "l5", "l6", "l7", "bye"], "the cursor rests on the last row");
+    }
+
+    #[test]
+    fn scroll_region_drawing_loses_nothing_without_room_for_a_region() {
+        let mut p = Painter::new(20, 3, Draw::ScrollRegion);
+        let first = p.frame(&lines(&["l1", "l2", "l3"]), &region(&["> x", "footer"], 0, 3), "t");
+        let (gone, shown) = replay(3, std::slice::from_ref(&first));
+        assert_eq!(gone, ["l1", "l2"]);
+        assert_eq!(shown, ["l3", "> x", "footer"]);
+        let tall = p.frame(&lines(&["m1"]), &region(&["a", "b", "c"], 0, 1), "t");
+        let (gone, shown) = replay(3, &[first, tall]);
+        assert_eq!(gone, ["l1", "l2", "l3", "m1"]);
+        assert_eq!(shown, ["a", "b", "c"]);
     }
 
     #[test]
