@@ -3,10 +3,14 @@
 //! The bytes are replayed through an emulator at the sizes the agent really
 //! had (from the `started` and `resized` events), so cursor-addressed
 //! redraws, spinners and erased lines come out as the user saw them. A row
-//! becomes a finished line when it scrolls off the top of the screen; the
-//! rows still on screen are finished only when the run ends (or when a
-//! snapshot asks for them). So nothing is printed twice and no half-drawn
-//! frame is ever printed.
+//! becomes a finished line when it scrolls off the top of the screen: the
+//! whole screen scrolling, or a scroll region that starts at the top row
+//! (Codex keeps its composer at the bottom and pushes its transcript up
+//! that way), which is what a terminal keeps as history. The rows still on
+//! screen are finished only when the run ends (or when a snapshot asks for
+//! them). So nothing is printed twice and no half-drawn frame is ever
+//! printed. Rows of the alternate screen are never history: a full-screen
+//! program redraws it (tmux keeps no history of it either).
 
 use std::num::NonZeroU16;
 
