@@ -398,7 +398,7 @@ impl Session {
         self.progress.screen(&text, &self.profile.progress.ignore);
         let mut found = self.profile.classify(&text);
         if found.observed.kind == Some(crate::state::BlockedKind::RateLimit)
-            && !self.screen_rate_limit(&text.rows)
+            && !self.screen_rate_limit(&text.matching_rows())
         {
             // The notice of a limit that has lifted: the agent is at its prompt.
             found.observed = Observed::plain(State::Ready);
