@@ -125,7 +125,8 @@ impl Session {
         if !self.send_input(Input::Sequence(keys)) {
             return Err("the agent's input is closed".into());
         }
-        self.approvals.answered_screen = Some(screen_fingerprint(&self.screen.text().rows));
+        self.approvals.answered_screen =
+            Some(screen_fingerprint(&self.screen.text().matching_rows()));
         Ok(())
     }
 
@@ -165,7 +166,7 @@ impl Session {
         if !self.approvals.pending.is_empty() {
             return;
         }
-        let rows = self.screen.text().rows;
+        let rows = self.screen.text().matching_rows();
         let fingerprint = screen_fingerprint(&rows);
         if from == approval && self.approvals.answered_screen == Some(fingerprint) {
             return; // the dialog just answered, not redrawn yet
