@@ -218,6 +218,12 @@ impl CodexAppServer {
         self.turn.as_ref().map(|(id, _)| id.as_str())
     }
 
+    /// Approval requests waiting for an answer.
+    #[cfg(test)]
+    pub(crate) fn waiting_approvals(&self) -> usize {
+        self.approvals.len()
+    }
+
     /// The earliest request deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.requests.values().map(|r| r.deadline).min()
