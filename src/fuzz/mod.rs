@@ -17,7 +17,12 @@
 //! `tests/fixtures/fuzz/<target>/` (seeds, and the crashes found so far),
 //! then runs a fixed number of mutants made from a seeded PRNG: stacked
 //! byte flips, inserts, deletes, splices and interesting tokens over the
-//! seeds (real fixtures and those files) and over earlier mutants. A panic
+//! seeds (real fixtures and those files) and over earlier mutants; JSON
+//! Lines and TOML get mutations that keep their shape (a value changed in
+//! place, an id renamed everywhere it occurs, lines dropped or doubled).
+//! A mutant that got past the target's first gate (it parsed, a turn
+//! completed) is kept to mutate further: the feedback a coverage-guided
+//! fuzzer would get from its instrumentation, cheaply. A panic
 //! is caught, the input shrunk and saved, and the test fails naming the
 //! file: fix the crash, then copy the file into
 //! `tests/fixtures/fuzz/<target>/` so every run replays it.
@@ -35,8 +40,10 @@ use serde_json::Value;
 
 mod targets;
 
-/// Largest input a mutant may grow to.
-pub(crate) const MAX_INPUT: usize = 64 << 10;
+/// Largest input a mutator makes; each target cuts its inputs to its own
+/// `max_len` (small inputs are fast; only the protocol targets need
+/// texts past the transcript cap).
+const MAX_INPUT: usize = 256 << 10;
 
 /// Mutants kept to mutate further (besides the seeds).
 const POOL: usize = 256;
@@ -212,6 +219,9 @@ pub(crate) fn mutate_bytes(rng: &mut Rng, data: &mut Vec<u8>, pool: &[Vec<u8>]) 
 /// changed in place, lines dropped, doubled, swapped or taken from
 /// another input, or the bytes mutated.
 pub(crate) fn mutate_json_lines(rng: &mut Rng, data: &mut Vec<u8>, pool: &[Vec<u8>]) {
+    if rng.one_in(4) && rename_everywhere(rng, data) {
+        return;
+    }
     let mut lines: Vec<Vec<u8>> = data.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
     let n = lines.len();
     match rng.below(8) {
@@ -219,10 +229,17 @@ pub(crate) fn mutate_json_lines(rng: &mut Rng, data: &mut Vec<u8>, pool: &[Vec<u
             let i = rng.below(n);
             match serde_json::from_slice::<Value>(&lines[i]) {
                 Ok(mut value) => {
+                    let mut line = lines[i].clone();
+                    // Stacked changes, until the line is as long as allowed
+                    // (growth compounds).
                     for _ in 0..1 + rng.below(3) {
                         mutate_json(rng, &mut value, 0);
+                        line = value.to_string().into_bytes();
+                        if line.len() > MAX_INPUT {
+                            break;
+                        }
                     }
-                    lines[i] = value.to_string().into_bytes();
+                    lines[i] = line;
                 }
                 Err(_) => mutate_bytes(rng, &mut lines[i], pool),
             }
@@ -288,6 +305,65 @@ const TOML_VALUES: &[&str] = &[
     "1979-05-27T07:32:00Z",
 ];
 
+/// A TOML value of the same kind as `old` (a string, a number, an array
+/// of strings, a boolean), made hostile.
+fn toml_like(rng: &mut Rng, old: &str) -> String {
+    let strings = [
+        "",
+        "é",
+        "{{task}}",
+        "{{",
+        "{{ nope }}",
+        "}}{{task",
+        "label:",
+        "label:é",
+        "(?i)[",
+        "(a+)+$",
+        "cmd:",
+        "cmd:true {{task}}",
+        "file:",
+        "file:../../x",
+        "quiet:1e300",
+        "quiet:-1s",
+        "clean",
+        "1e300s",
+        "-5m",
+        "0",
+        "18446744073709551616h",
+        "0.0000001ms",
+        "w",
+        "mock",
+        "plan",
+        "impl",
+        "review",
+        "nope",
+        "a/b",
+        "..",
+        "-x",
+    ];
+    let string = |rng: &mut Rng| -> String {
+        let s = *rng.pick(&strings);
+        match rng.below(4) {
+            0 => format!("{s}{}", "é".repeat(rng.below(8))),
+            1 => s.repeat(1 + rng.below(50)),
+            _ => s.to_string(),
+        }
+    };
+    let quoted = |s: String| serde_json::to_string(&s).expect("a string serializes");
+    match old.chars().next() {
+        Some('"' | '\'') => quoted(string(rng)),
+        Some('[') => {
+            let items: Vec<String> = (0..rng.below(5)).map(|_| quoted(string(rng))).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Some('t' | 'f') => rng.pick(&["true", "false"]).to_string(),
+        Some(c) if c.is_ascii_digit() || c == '-' || c == '+' => rng
+            .pick(&["0", "1", "-1", "2", "25", "26", "4294967295", "4294967296", "1.5"])
+            .to_string(),
+        _ => rng.pick(TOML_VALUES).to_string(),
+    }
+}
+
 /// Mutations of TOML: a value replaced, a key renamed, lines dropped,
 /// doubled, swapped or taken from another input, or the bytes mutated.
 /// Line and value changes keep most mutants valid TOML, so they reach
@@ -297,27 +373,36 @@ pub(crate) fn mutate_toml(rng: &mut Rng, data: &mut Vec<u8>, pool: &[Vec<u8>]) {
     let n = lines.len();
     let i = rng.below(n);
     let eq = lines[i].iter().position(|b| *b == b'=');
-    match rng.below(8) {
-        0 | 1 if eq.is_some() => {
+    match rng.below(10) {
+        0..=3 if eq.is_some() => {
+            // Keep the type, change the value: past the schema, into the
+            // checks after it.
+            let eq = eq.expect("checked");
+            let old = String::from_utf8_lossy(&lines[i][eq + 1..]).trim().to_string();
+            let new = toml_like(rng, &old);
+            lines[i].truncate(eq + 1);
+            lines[i].push(b' ');
+            lines[i].extend_from_slice(new.as_bytes());
+        }
+        4 if eq.is_some() => {
             let eq = eq.expect("checked");
             lines[i].truncate(eq + 1);
             lines[i].push(b' ');
             lines[i].extend_from_slice(rng.pick(TOML_VALUES).as_bytes());
         }
-        2 if eq.is_some() => {
+        5 if eq.is_some() => {
             let key = *rng.pick(&["name", "agent", "brief", "tasks", "needs", "timeout", "é"]);
             let rest = lines[i].split_off(eq.expect("checked"));
             lines[i] = [key.as_bytes(), b" ", &rest].concat();
         }
-        3 if n > 1 => {
+        6 if n > 1 => {
             lines.remove(i);
         }
-        4 => {
+        7 => {
             let line = lines[i].clone();
             lines.insert(rng.below(n + 1), line);
         }
-        5 if n > 1 => lines.swap(i, rng.below(n)),
-        6 if !pool.is_empty() => {
+        8 if !pool.is_empty() => {
             let other = rng.pick(pool);
             let theirs: Vec<&[u8]> = other.split(|b| *b == b'\n').collect();
             lines.insert(rng.below(n + 1), rng.pick(&theirs).to_vec());
@@ -326,6 +411,61 @@ pub(crate) fn mutate_toml(rng: &mut Rng, data: &mut Vec<u8>, pool: &[Vec<u8>]) {
     }
     *data = lines.join(&b'\n');
     data.truncate(MAX_INPUT);
+}
+
+/// Picks a string of some JSON line (an id, a method, a status) and
+/// changes it everywhere in the input, so that what refers to the same
+/// turn or request still does: the protocol goes on, with hostile names.
+/// False if there was no string to take.
+fn rename_everywhere(rng: &mut Rng, data: &mut Vec<u8>) -> bool {
+    let lines: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
+    let line: &&[u8] = rng.pick(&lines);
+    let Ok(value) = serde_json::from_slice::<Value>(line) else { return false };
+    let mut strings = Vec::new();
+    collect_strings(&value, &mut strings);
+    if strings.is_empty() {
+        return false;
+    }
+    let old = rng.pick(&strings).clone();
+    let chars: Vec<char> = old.chars().collect();
+    let piece = *rng.pick(&["é", "世", "😀", "\u{a0}", "\u{0}", "\n", "\u{fffd}"]);
+    let new = match rng.below(4) {
+        // A multi-byte character somewhere: byte offsets stop being
+        // character offsets after it.
+        0 | 1 => {
+            let at = rng.below(chars.len() + 1);
+            let mut new: String = chars[..at].iter().collect();
+            new.push_str(piece);
+            new.extend(&chars[at..]);
+            new
+        }
+        // As many characters, each of them multi-byte.
+        2 => piece.repeat(chars.len().max(1)),
+        _ => format!("{old}{}", piece.repeat(1 + rng.below(64))),
+    };
+    let (from, to) =
+        (serde_json::to_vec(&Value::String(old)), serde_json::to_vec(&Value::String(new)));
+    let (Ok(from), Ok(to)) = (from, to) else { return false };
+    let mut out = Vec::with_capacity(data.len());
+    let mut rest: &[u8] = data;
+    while let Some(at) = rest.windows(from.len()).position(|w| w == from.as_slice()) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(&to);
+        rest = &rest[at + from.len()..];
+    }
+    out.extend_from_slice(rest);
+    *data = out;
+    data.truncate(MAX_INPUT);
+    true
+}
+
+fn collect_strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
+    }
 }
 
 /// Changes one node of `value`: descends at random, then replaces, drops
@@ -353,7 +493,7 @@ fn mutate_json(rng: &mut Rng, value: &mut Value, depth: usize) {
                 0 => {
                     items.remove(i);
                 }
-                1 => {
+                1 if items.len() < 1024 => {
                     let copy = items[i].clone();
                     let times = 1 + rng.below(16);
                     items.splice(i..i, std::iter::repeat_n(copy, times));
@@ -364,6 +504,8 @@ fn mutate_json(rng: &mut Rng, value: &mut Value, depth: usize) {
         Value::String(s) if rng.one_in(2) => {
             // Keep it a string, make it hostile.
             let piece = *rng.pick(&["é", "世", "😀", "\u{0}", "\n", "\u{fffd}", "\u{1b}[31m", "x"]);
+            // Growth is bounded: a string is at most about MAX_INPUT.
+            let room = MAX_INPUT.saturating_sub(s.len());
             match rng.below(4) {
                 0 => {
                     let mut at = rng.below(s.len() + 1);
@@ -373,8 +515,8 @@ fn mutate_json(rng: &mut Rng, value: &mut Value, depth: usize) {
                     s.insert_str(at, piece);
                 }
                 1 => *s = piece.repeat(1 + rng.below(64)),
-                2 => s.push_str(&piece.repeat(rng.below(4096))),
-                _ => *s = format!("{s}\n").repeat(1 + rng.below(300)),
+                2 => s.push_str(&piece.repeat(rng.below(4096).min(room / 4))),
+                _ => *s = format!("{s}\n").repeat(1 + rng.below(300).min(room / (s.len() + 1))),
             }
         }
         _ => *value = interesting_value(rng),
@@ -391,7 +533,8 @@ fn interesting_value(rng: &mut Rng) -> Value {
         4 => Value::from(*rng.pick(&[1.5e308, -0.5, 1e-300, 0.1])),
         5 => Value::String(String::new()),
         6 => Value::String("é".repeat(1 + rng.below(40))),
-        7 => Value::String("x".repeat(rng.below(MAX_INPUT / 2))),
+        7 if rng.one_in(8) => Value::String("x".repeat(rng.below(80 << 10))),
+        7 => Value::String("x".repeat(rng.below(5000))),
         8 => Value::String("\n".repeat(rng.below(5000))),
         9 => Value::Array(Vec::new()),
         10 => Value::Object(Default::default()),
@@ -436,17 +579,22 @@ fn quiet_panics() {
     });
 }
 
-/// Runs `run` on `input`; the panic message if it panicked.
-fn crash(run: &dyn Fn(&[u8]), input: &[u8]) -> Option<String> {
+/// Runs `run` on `input`: whether it went deep, or the panic message.
+fn outcome(run: &dyn Fn(&[u8]) -> bool, input: &[u8]) -> Result<bool, String> {
     quiet_panics();
     CATCHING.with(|c| c.set(true));
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| run(input)));
     CATCHING.with(|c| c.set(false));
-    result.err().map(|_| CAUGHT.with(|c| c.borrow_mut().take()).unwrap_or_default())
+    result.map_err(|_| CAUGHT.with(|c| c.borrow_mut().take()).unwrap_or_default())
+}
+
+/// The panic message if `run` panics on `input`.
+fn crash(run: &dyn Fn(&[u8]) -> bool, input: &[u8]) -> Option<String> {
+    outcome(run, input).err()
 }
 
 /// The smallest input (by removing runs of bytes) that still panics.
-fn shrink(run: &dyn Fn(&[u8]), input: &[u8]) -> Vec<u8> {
+fn shrink(run: &dyn Fn(&[u8]) -> bool, input: &[u8]) -> Vec<u8> {
     let mut best = input.to_vec();
     let mut tries = 2000;
     let mut chunk = best.len().div_ceil(2);
@@ -475,9 +623,14 @@ pub(crate) struct Target<'a> {
     pub(crate) seeds: Vec<Vec<u8>>,
     /// Mutants per run unless `REINS_FUZZ_ITERS` says otherwise.
     pub(crate) iters: u64,
+    /// Longest input tried.
+    pub(crate) max_len: usize,
     pub(crate) mutate: fn(&mut Rng, &mut Vec<u8>, &[Vec<u8>]),
     /// Feeds one input to the code under test; panics on a failed check.
-    pub(crate) run: &'a dyn Fn(&[u8]),
+    /// True when the input got past the first gate (it parsed, a turn
+    /// completed): such inputs are kept to mutate further, the poor
+    /// fuzzer's coverage feedback.
+    pub(crate) run: &'a dyn Fn(&[u8]) -> bool,
 }
 
 /// `tests/fixtures/fuzz/<name>/`.
@@ -503,6 +656,7 @@ fn env_number(name: &str) -> Option<u64> {
 /// saved input if any of them crashes.
 pub(crate) fn fuzz(target: Target<'_>) {
     let fixtures = files(&fixture_dir(target.name));
+    let seeds_replayed = fixtures.len();
     for (path, input) in &fixtures {
         if let Some(message) = crash(target.run, input) {
             panic!("fuzz target {}: {} crashes: {message}", target.name, path.display());
@@ -516,10 +670,13 @@ pub(crate) fn fuzz(target: Target<'_>) {
     let seed = env_number("REINS_FUZZ_SEED").unwrap_or(0x5eed);
     // Each target explores from its own point.
     let mut rng = Rng::new(seed ^ fnv(target.name.as_bytes()));
+    let mut went_deep = 0;
     for iteration in 0..iters {
         let mut input = rng.pick(&pool).clone();
         (target.mutate)(&mut rng, &mut input, &pool);
-        if let Some(message) = crash(target.run, &input) {
+        input.truncate(target.max_len);
+        let result = outcome(target.run, &input);
+        if let Err(message) = result {
             let small = shrink(target.run, &input);
             let dir = std::env::temp_dir().join("reins-fuzz").join(target.name);
             std::fs::create_dir_all(&dir).unwrap();
@@ -536,8 +693,11 @@ pub(crate) fn fuzz(target: Target<'_>) {
                 fixture_dir(target.name).display()
             );
         }
-        // Keep some mutants to mutate further: deeper changes over time.
-        if rng.one_in(8) {
+        // Keep mutants that went deep to mutate further (and a few others):
+        // deeper changes over time.
+        let deep = result.unwrap_or(false);
+        went_deep += u64::from(deep);
+        if rng.one_in(if deep { 2 } else { 32 }) {
             if pool.len() < seeds + POOL {
                 pool.push(input);
             } else {
@@ -546,6 +706,11 @@ pub(crate) fn fuzz(target: Target<'_>) {
             }
         }
     }
+    eprintln!(
+        "fuzz target {}: {} fixtures replayed, {iters} mutants (seed {seed}), {went_deep} got past \
+         the first gate",
+        target.name, seeds_replayed
+    );
 }
 
 /// FNV-1a: a stable name for an input.
@@ -563,6 +728,7 @@ mod tests {
     fn the_harness_catches_shrinks_and_names_a_crash() {
         let run = |input: &[u8]| {
             assert!(!input.windows(2).any(|w| w == b"\xff\xff"), "two 0xff bytes");
+            true
         };
         let big: Vec<u8> = b"aaaa\xff\xffbbbbbbbbbbbb".to_vec();
         assert!(crash(&run, &big).unwrap().contains("two 0xff bytes"));
@@ -574,6 +740,7 @@ mod tests {
                 name: "harness-self-test",
                 seeds: vec![b"\xff".to_vec()],
                 iters: 10_000,
+                max_len: 64,
                 mutate: mutate_bytes,
                 run: &run,
             })
