@@ -206,3 +206,38 @@ pub(crate) fn sent_json(effects: &[Effect]) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_cuts_on_a_character_boundary_and_marks_the_cut() {
+        assert_eq!(clip("short", 10), "short");
+        // "é" is two bytes: a cut at byte 4 would split the second one.
+        let clipped = clip("éééééé", 6);
+        assert_eq!(clipped, "é…", "{clipped}");
+        assert!(clipped.len() <= 6);
+        assert_eq!(clip("😀😀", 3), "…");
+    }
+
+    #[test]
+    fn first_lines_counts_the_rest_without_keeping_it() {
+        assert_eq!(first_lines("a\nb", 5), "a\n  b");
+        let many = "x\n".repeat(1_000_000);
+        assert_eq!(first_lines(&many, 2), "x\n  x\n  … (999998 more lines)");
+    }
+
+    #[test]
+    fn what_the_agent_says_is_clipped_but_ids_are_not() {
+        let long = "é".repeat(MAX_SHOWN);
+        let Effect::Transcript(text) = Effect::Transcript(long.clone()).clipped() else {
+            unreachable!()
+        };
+        assert!(text.len() <= MAX_SHOWN && text.ends_with('…'));
+        let Effect::Warning(text) = Effect::Warning(long.clone()).clipped() else { unreachable!() };
+        assert!(text.len() <= MAX_FIELD);
+        let started = Effect::TurnStarted { turn_id: long.clone() };
+        assert_eq!(started.clone().clipped(), started, "an id must still match");
+    }
+}

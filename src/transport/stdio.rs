@@ -350,6 +350,29 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
+    async fn lines_for_an_agent_that_never_reads_stop_at_the_backlog() {
+        let argv = ["sleep".to_string(), "60".to_string()];
+        let env = [("PATH".to_string(), std::env::var("PATH").unwrap_or_default())];
+        let spec = Spawn { argv: &argv, cwd: std::path::Path::new("/"), env: &env };
+        let (mut child, lines, _outputs) = spawn(&spec).unwrap();
+        let line = "x".repeat(1023);
+        let mut sent = 0;
+        let refused = loop {
+            match lines.send(line.clone()) {
+                Ok(()) => sent += 1,
+                Err(err) => break err,
+            }
+            // Let the writer fill the pipe.
+            tokio::task::yield_now().await;
+            assert!(sent < 10_000, "lines queue without end");
+        };
+        assert_eq!(refused, NotSent::Backlogged);
+        // The pipe (64 KiB: 64 lines), the one being written, the backlog.
+        assert!(sent <= 64 + 1 + STDIN_BACKLOG + 8, "{sent} lines accepted");
+        child.kill().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
     async fn readers_wait_for_a_slow_session_instead_of_queueing_without_end() {
         // Four lines of half the read-ahead each: the reader stops after
         // two until the session takes one.
