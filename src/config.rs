@@ -310,7 +310,7 @@ fn line_of(text: &str, at: usize) -> usize {
 
 /// The agents of the file, and its routing tables (checked once every
 /// agent is known).
-fn parse(
+pub(crate) fn parse(
     text: &str,
     path: &Path,
     profiles: &[String],

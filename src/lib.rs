@@ -14,6 +14,8 @@ mod config;
 mod dispatch;
 mod docs;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod git;
 mod host;
 mod ids;

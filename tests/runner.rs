@@ -22,6 +22,7 @@ mod test_foreground;
 mod test_fourth_agent;
 mod test_guides;
 mod test_help;
+mod test_hostile_bytes;
 mod test_inbox;
 mod test_logs;
 mod test_max_log;

@@ -986,11 +986,12 @@ async fn agent_event(link: &mut Link, buf: &mut [u8], output_open: bool) -> Agen
             },
             Some(token) = written.recv() => AgentEvent::Written(token),
         },
-        Link::Protocol(codex) if codex.stdout_open => match codex.output.recv().await {
+        // Read on after stdout closed: the agent's last words on stderr
+        // must not block it (the channel is bounded).
+        Link::Protocol(codex) => match codex.output.recv().await {
             Some(output) => AgentEvent::Protocol(output),
             None => std::future::pending().await,
         },
-        Link::Protocol(_) => std::future::pending().await,
     }
 }
 

@@ -5,7 +5,7 @@
 pub(crate) mod api;
 pub(crate) mod attach;
 mod client;
-mod server;
+pub(crate) mod server;
 
 pub(crate) use api::{
     ApproveReply, ApproveRequest, AttachReply, ControlRequest, Decision, DropReply, GrownReply,

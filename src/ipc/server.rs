@@ -129,33 +129,45 @@ async fn route(req: Request<Body>) -> Result<ControlRequest, (u16, String)> {
             }
         })?
         .to_bytes();
+    parse_request(&method, &path, &query, &body)
+}
+
+/// The request a control call makes, from its method, path, query string
+/// and body: a pure function of what the client sent, so every way a
+/// client (or an agent) can call it is testable without a socket.
+pub(crate) fn parse_request(
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &[u8],
+) -> Result<ControlRequest, (u16, String)> {
     let json = |body: &[u8]| -> Result<serde_json::Value, (u16, String)> {
         if body.is_empty() {
             return Ok(serde_json::Value::Object(Default::default()));
         }
         serde_json::from_slice(body).map_err(|err| (400, format!("invalid json: {err}")))
     };
-    match (method, path.as_str()) {
+    match (method.clone(), path) {
         (Method::GET, "/v1/status") => Ok(ControlRequest::Status),
         (Method::GET, "/v1/screen") => {
-            let after = query_param(&query, "after")
+            let after = query_param(query, "after")
                 .map(|v| v.parse::<u64>().map_err(|_| (400, format!("bad after={v}"))))
                 .transpose()?;
             Ok(ControlRequest::Screen { after })
         }
-        (Method::POST, "/v1/stop") => Ok(ControlRequest::Stop(typed(json(&body)?)?)),
-        (Method::POST, "/v1/send") => Ok(ControlRequest::Send(typed(json(&body)?)?)),
+        (Method::POST, "/v1/stop") => Ok(ControlRequest::Stop(typed(json(body)?)?)),
+        (Method::POST, "/v1/send") => Ok(ControlRequest::Send(typed(json(body)?)?)),
         (Method::GET, "/v1/inbox") => Ok(ControlRequest::Inbox),
-        (Method::POST, "/v1/approve") => Ok(ControlRequest::Approve(typed(json(&body)?)?)),
+        (Method::POST, "/v1/approve") => Ok(ControlRequest::Approve(typed(json(body)?)?)),
         (Method::POST, "/v1/interrupt") => Ok(ControlRequest::Interrupt),
         (Method::POST, "/v1/rate-limit") => Ok(ControlRequest::ArmResume),
-        (Method::POST, "/v1/note") => Ok(ControlRequest::Note(Box::new(typed(json(&body)?)?))),
+        (Method::POST, "/v1/note") => Ok(ControlRequest::Note(Box::new(typed(json(body)?)?))),
         (Method::GET, "/v1/grown") => {
             let number = |name: &str| -> Result<u64, (u16, String)> {
-                let v = query_param(&query, name).ok_or((400, format!("{name}= is missing")))?;
+                let v = query_param(query, name).ok_or((400, format!("{name}= is missing")))?;
                 v.parse().map_err(|_| (400, format!("bad {name}={v}")))
             };
-            let file = query_param(&query, "file").unwrap_or_default();
+            let file = query_param(query, "file").unwrap_or_default();
             let file = SessionFile::parse(file)
                 .ok_or_else(|| (400, format!("bad file={file}: use events or transcript")))?;
             Ok(ControlRequest::Grown { file, ino: number("ino")?, len: number("len")? })

@@ -10,7 +10,7 @@
 mod agent;
 mod app;
 mod frame;
-mod input;
+pub(crate) mod input;
 mod markers;
 mod render;
 

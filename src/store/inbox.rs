@@ -130,8 +130,10 @@ impl InboxFile {
 
 /// Every message in the file with its latest status, in acceptance order.
 pub(crate) fn replay(path: &Path) -> io::Result<Vec<Entry>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    // Bytes, decoded lossily: one bad byte (a torn multi-byte character,
+    // a damaged disk block) must not make every message unreadable.
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(err) => return Err(err),
     };
