@@ -47,6 +47,8 @@ struct File {
     #[serde(default)]
     agents: toml::Table,
     fleet: Option<Fleet>,
+    /// `[policy]`: what agents may do to sessions.
+    policy: Option<Policy>,
     /// `[[route]]`: routing rules (see `dispatch::routing`).
     #[serde(default)]
     route: Vec<RouteTable>,
@@ -60,8 +62,17 @@ struct Fleet {
     retire_after: Option<String>,
 }
 
-/// `[fleet] retire_after` of the config file, if set.
-pub(crate) fn retire_after() -> Result<Option<Duration>, CliError> {
+/// `[policy]`: what agents may do to sessions (DESIGN §10).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Policy {
+    /// Which sessions an agent may change: `any` (default; never its own
+    /// approvals) or `started` (only those it started, and its own).
+    agents: Option<crate::trust::AgentControl>,
+}
+
+/// The config file, parsed (none: there is no file).
+fn read_file(hint: &str) -> Result<Option<(PathBuf, String, File)>, CliError> {
     let Some(path) = config_path() else { return Ok(None) };
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
@@ -70,15 +81,31 @@ pub(crate) fn retire_after() -> Result<Option<Duration>, CliError> {
             return Err(CliError::failure(format!("cannot read {}: {err}", path.display())));
         }
     };
+    let file: File = toml::from_str(&text).map_err(|err| {
+        let at = match err.span() {
+            Some(span) => format!("{}:{}", path.display(), line_of(&text, span.start)),
+            None => path.display().to_string(),
+        };
+        CliError::usage(format!("{at}: {}", err.message().trim())).hint(hint.to_string())
+    })?;
+    Ok(Some((path, text, file)))
+}
+
+/// `[policy] agents` of the config file (default: `any`).
+pub(crate) fn agent_control() -> Result<crate::trust::AgentControl, CliError> {
+    let hint = "[policy] agents takes \"any\" or \"started\"";
+    Ok(read_file(hint)?.and_then(|(_, _, f)| f.policy?.agents).unwrap_or_default())
+}
+
+/// `[fleet] retire_after` of the config file, if set.
+pub(crate) fn retire_after() -> Result<Option<Duration>, CliError> {
+    let hint = "[fleet] retire_after takes a duration, e.g. retire_after = \"24h\"";
+    let Some((path, text, file)) = read_file(hint)? else { return Ok(None) };
     let bad = |line: Option<usize>, what: String| {
         let at =
             line.map_or_else(|| path.display().to_string(), |l| format!("{}:{l}", path.display()));
-        CliError::usage(format!("{at}: {what}"))
-            .hint("[fleet] retire_after takes a duration, e.g. retire_after = \"24h\"")
+        CliError::usage(format!("{at}: {what}")).hint(hint)
     };
-    let file: File = toml::from_str(&text).map_err(|err| {
-        bad(err.span().map(|s| line_of(&text, s.start)), err.message().trim().to_string())
-    })?;
     match file.fleet.and_then(|f| f.retire_after) {
         None => Ok(None),
         Some(d) => crate::time::parse_duration(&d).map(Some).map_err(|err| {
@@ -283,7 +310,7 @@ fn line_of(text: &str, at: usize) -> usize {
 
 /// The agents of the file, and its routing tables (checked once every
 /// agent is known).
-fn parse(
+pub(crate) fn parse(
     text: &str,
     path: &Path,
     profiles: &[String],

@@ -14,6 +14,8 @@ mod config;
 mod dispatch;
 mod docs;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod git;
 mod host;
 mod ids;
@@ -29,5 +31,6 @@ mod term;
 mod time;
 mod tmux;
 mod transport;
+mod trust;
 mod watch;
 mod worktree;

@@ -9,6 +9,13 @@ use crate::common::{TestEnv, have_tool};
 /// A `codex` profile whose app-server is tests/fixtures/fake-app-server.py
 /// in `mode`, with short request timeouts.
 fn fake_server(mode: &str) -> Option<TestEnv> {
+    fake_server_with(&[mode], 800)
+}
+
+/// A `codex` profile whose app-server is tests/fixtures/fake-app-server.py
+/// with `args` (its mode first), and requests that time out after
+/// `timeout_ms`.
+pub(crate) fn fake_server_with(args: &[&str], timeout_ms: u64) -> Option<TestEnv> {
     if !have_tool("python3") {
         return None;
     }
@@ -17,19 +24,21 @@ fn fake_server(mode: &str) -> Option<TestEnv> {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-app-server.py");
     let dir = env.path().join("config/reins/adapters");
     std::fs::create_dir_all(&dir).unwrap();
+    let mut command = vec!["python3".to_string(), script.display().to_string()];
+    command.extend(args.iter().map(|a| a.to_string()));
     let profile = format!(
         r#"name = "codex"
 summary = "a fake app-server"
 transport = "codex-app-server"
 
 [app_server]
-command = ["python3", "{}", "{mode}"]
-request_timeout_ms = 800
+command = {}
+request_timeout_ms = {timeout_ms}
 
 [launch]
 command = ["codex"]
 "#,
-        script.display()
+        serde_json::to_string(&command).unwrap()
     );
     std::fs::write(dir.join("codex.toml"), profile).unwrap();
     Some(env)

@@ -50,3 +50,34 @@ fn the_inbox_of_an_ended_session_can_be_read_and_cleared() {
     let list = env.reins(&["inbox", "--id", "off", "--json"]).ok().json();
     assert_eq!(list["messages"], serde_json::json!([]));
 }
+
+#[test]
+fn a_torn_last_line_never_swallows_the_next_record() {
+    use std::io::Write;
+    let env = TestEnv::new();
+    env.start("torn", &[]);
+    env.wait_state("torn", "ready");
+    env.reins(&["send", "--id", "torn", "first"]).ok();
+    env.reins(&["stop", "--id", "torn"]).ok();
+    // A crash mid-write left half a line at the end of both logs.
+    let dir = env.session_dir("torn");
+    for (file, torn) in [("inbox.jsonl", "{\"type\":\"mes"), ("events.jsonl", "{\"schema_ver")] {
+        let mut f = std::fs::OpenOptions::new().append(true).open(dir.join(file)).unwrap();
+        f.write_all(torn.as_bytes()).unwrap();
+    }
+    // The next run's events and the next message are whole lines of their own.
+    let started = env.start("torn", &[]);
+    env.wait_state("torn", "ready");
+    let sent = env.reins(&["send", "--id", "torn", "--no-wait", "after the tear"]).ok().json();
+    let id = sent["message_id"].as_str().unwrap().to_string();
+    env.reins(&["wait", "--id", "torn", "--message", &id, "--timeout", "10s"]).ok();
+    let inbox = std::fs::read_to_string(dir.join("inbox.jsonl")).unwrap();
+    let record = inbox.lines().find(|l| l.contains("after the tear")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(record).expect("a whole line");
+    assert_eq!(record["id"], id.as_str());
+    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    let first_of_run = events.lines().find(|l| l.contains(started["run"].as_str().unwrap()));
+    let first: serde_json::Value = serde_json::from_str(first_of_run.unwrap()).expect("whole");
+    assert_eq!(first["type"], "started");
+    assert!(events.contains("{\"schema_ver\n"), "the torn line is ended, not removed");
+}

@@ -135,13 +135,21 @@ fn drive(agent: Agent) {
     let status = live.reins(&["status", "--id", id, "--json"]).ok().json();
     assert_eq!(status[0]["state"], "blocked");
     assert_eq!(status[0]["kind"], "approval");
+    // The request has a name, in status and in its `blocked` event.
+    let request = status[0]["approval"]["request"].as_str().expect("a named request").to_string();
+    let asked = live.events().into_iter().find(|e| e["type"] == "blocked").expect("blocked");
+    assert_eq!(asked["request"], request.as_str());
     assert!(!made.exists(), "nothing ran before the approval");
-    live.reins(&["approve", "--id", id]).ok();
+    let answered = live.reins(&["approve", "--id", id, "--request", &request]).ok().json();
+    assert_eq!(answered["request"], request.as_str());
     let done = live.reins(&["wait", "--id", id, "--until", "task_complete", "--timeout", "90s"]);
     assert_eq!(done.code, 0, "{}\n{}", done.stdout, live.screen());
     assert!(made.exists(), "the approved command ran");
-    // No approval dialog now: approve refuses and types nothing.
+    // No approval dialog now: approve refuses and types nothing, and the
+    // answered request is not pending any more.
     live.reins(&["approve", "--id", id]).code(1);
+    let late = live.reins(&["approve", "--id", id, "--request", &request]).code(1);
+    assert!(late.stderr.contains("no longer pending"), "{}", late.stderr);
 
     // Stop ends the whole process tree.
     let out = live.reins(&["stop", "--id", id, "--timeout", "20s"]).ok().json();
@@ -329,7 +337,9 @@ fn real_codex_app_server_end_to_end() {
         0
     );
     assert!(!made.exists());
-    live.reins(&["approve", "--id", "app"]).ok();
+    let status = live.reins(&["status", "--id", "app", "--json"]).ok().json();
+    let request = status[0]["approval"]["request"].as_str().expect("a named request").to_string();
+    live.reins(&["approve", "--id", "app", "--request", &request]).ok();
     live.reins(&["wait", "--id", "app", "--until", "task_complete", "--timeout", "60s"]).ok();
     assert!(made.exists(), "approved command ran");
     // ...or `reins approve --deny`: the command does not run, the turn ends.

@@ -119,15 +119,16 @@ impl Condition {
 
     /// The rows of `screen` this condition reads.
     pub(crate) fn region_rows(&self, screen: &ScreenText) -> Vec<String> {
-        let non_empty = || screen.rows.iter().filter(|r| !r.trim().is_empty()).cloned();
+        let rows = screen.matching_rows();
+        let non_empty = |rows: Vec<String>| rows.into_iter().filter(|r| !r.trim().is_empty());
         match &self.region {
-            Region::Screen => screen.rows.clone(),
+            Region::Screen => rows,
             Region::LastLines(n) => {
-                let rows: Vec<String> = non_empty().collect();
+                let rows: Vec<String> = non_empty(rows).collect();
                 rows[rows.len().saturating_sub(*n)..].to_vec()
             }
-            Region::FirstLines(n) => non_empty().take(*n).collect(),
-            Region::CursorLine => screen.rows.get(screen.cursor_row).cloned().into_iter().collect(),
+            Region::FirstLines(n) => non_empty(rows).take(*n).collect(),
+            Region::CursorLine => rows.into_iter().nth(screen.cursor_row).into_iter().collect(),
             Region::Title => vec![screen.title.clone()],
         }
     }

@@ -8,15 +8,24 @@ use crate::error::{CliError, CliResult, code};
 use crate::ipc::{ApproveReply, ApproveRequest, Client, ClientError, Decision};
 use crate::store::paths::StateRoot;
 
-/// Answer the approval dialog on a session's screen: allow (the default),
-/// allow and stop asking for the like (--always), or refuse (--deny).
+/// Answer the approval request a session's agent waits on: allow (the
+/// default), allow and stop asking for the like (--always), or refuse
+/// (--deny).
 ///
-/// The keys are the agent's own (its adapter profile knows them) and are
-/// pressed only while the session reads `blocked{approval}`: with no dialog
-/// on screen nothing is typed and the command fails. Prints one JSON line.
+/// Each request has a name (`a1`, `a2`, ...) in its `blocked` event and in
+/// `status --json` (`approval.request`). With --request NAME only that
+/// request is answered: if it is no longer pending (answered, withdrawn,
+/// or the agent moved on to another dialog) nothing is typed and the
+/// command fails, so a late answer never lands on the next dialog. Without
+/// it, the oldest pending request is answered.
+///
+/// For a screen agent the keys are its own (its adapter profile knows them)
+/// and are pressed only while the session reads `blocked{approval}`. An
+/// agent cannot answer its own session's requests, however it asks.
+/// Prints one JSON line naming the request answered.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  reins wait --id w1 --until blocked && reins approve --id w1\n  reins approve --id w1 --deny\n  reins approve --id w1 --always\n\nExit codes: 0 answered, 1 no approval dialog on screen (nothing was typed) or\nno such running session, 2 bad input."
+    after_help = "Examples:\n  reins wait --id w1 --until blocked && reins approve --id w1\n  reins approve --id w1 --request a3 --deny\n  reins approve --id w1 --always\n\nExit codes: 0 answered, 1 no such request pending (nothing was typed), refused\n(the session's own agent asked), or no such running session, 2 bad input."
 )]
 pub(crate) struct Args {
     /// The session.
@@ -28,6 +37,10 @@ pub(crate) struct Args {
     /// Allow, and let the agent stop asking for requests like it.
     #[arg(long)]
     always: bool,
+    /// Answer only this request (its name from the `blocked` event or
+    /// `status --json`); fail if it is no longer pending.
+    #[arg(long, value_name = "NAME")]
+    request: Option<String>,
     /// Look for the session in the repository at DIR.
     #[arg(long, value_name = "DIR")]
     repo: Option<PathBuf>,
@@ -44,16 +57,30 @@ pub(crate) fn run(args: Args) -> CliResult {
     let record = lookup::require_live(&view)?;
     let client = Client::new(&record.socket, Duration::from_secs(5));
     let reply: ApproveReply = crate::cli::runtime()
-        .block_on(client.post("/v1/approve", &ApproveRequest { decision }))
+        .block_on(
+            client.post("/v1/approve", &ApproveRequest { decision, request: args.request.clone() }),
+        )
         .map_err(|err| match err {
             ClientError::Status { status: 409, message } => {
-                CliError::failure(format!("cannot approve in session {}: {message}", args.id))
-                    .hint(format!("`reins pane --id {}` shows what is on screen", args.id))
+                CliError::failure(format!("cannot approve in session {}: {message}", args.id)).hint(
+                    format!(
+                        "`reins status --id {} --json` names the pending request; `reins pane --id \
+                         {}` shows the screen",
+                        args.id, args.id
+                    ),
+                )
+            }
+            ClientError::Status { status: 403, message } => {
+                CliError::failure(format!("refused by session {}: {message}", args.id))
+                    .hint("a person, or an agent of another session, answers it")
             }
             other => CliError::failure(format!("cannot approve in session {}: {other}", args.id)),
         })?;
-    crate::cli::print_json(
-        &serde_json::json!({ "ok": reply.ok, "id": args.id, "decision": reply.decision }),
-    )?;
+    crate::cli::print_json(&serde_json::json!({
+        "ok": reply.ok,
+        "id": args.id,
+        "decision": reply.decision,
+        "request": reply.request,
+    }))?;
     Ok(code::OK)
 }

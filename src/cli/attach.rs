@@ -9,7 +9,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -139,9 +138,7 @@ async fn connect(
 ) -> Result<(AttachReply, Upgraded), CliError> {
     let fail =
         |what: String| CliError::failure(what).hint("is the session still running? `reins status`");
-    let stream = UnixStream::connect(socket)
-        .await
-        .map_err(|err| fail(format!("cannot connect to {}: {err}", socket.display())))?;
+    let stream = crate::ipc::connect(socket).await.map_err(|err| fail(err.to_string()))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|err| fail(format!("control handshake failed: {err}")))?;

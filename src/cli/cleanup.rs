@@ -1,5 +1,6 @@
 //! Cleaning up after a host that died without doing it itself (killed with
-//! SIGKILL, out of memory, machine crash): end what is left of its agent,
+//! SIGKILL, out of memory, machine crash): end what is left of its agent's
+//! run (the agent, if it outlived the host, and whatever it left running),
 //! close its event log with `exited`, write `exit.json`, and remove its
 //! registry entry and socket. Shared by `gc` and `stop`.
 
@@ -21,7 +22,8 @@ use crate::{procs, time};
 pub(crate) struct Cleaned {
     pub(crate) id: String,
     pub(crate) scope: String,
-    /// Agent processes that were still running and were killed.
+    /// Processes of the lost run that were still running and were killed
+    /// (the agent, and what it left running in the background).
     pub(crate) killed: Vec<u32>,
     /// Whether an `exited` event had to be written for the lost run.
     pub(crate) closed_run: bool,
@@ -41,13 +43,14 @@ pub(crate) fn clean_dead(
     let mut killed = Vec::new();
     let mut closed_run = false;
     if let Some(record) = &view.record {
+        // The agent normally died with its host; what it left running in
+        // the background did not, and is found even when the agent is gone.
+        killed = procs::leftovers(&record.run, record.agent_pid, record.agent_start_ticks);
         if procs::is_running(record.agent_pid, record.agent_start_ticks) {
-            killed = procs::session_members(record.agent_pid);
-            if !killed.contains(&record.agent_pid) {
-                killed.push(record.agent_pid);
-            }
             procs::signal_tree(record.agent_pid, Signal::KILL);
         }
+        procs::signal_all(&killed, Signal::KILL);
+        killed.sort_unstable();
         let all = events::read_all(&view.paths.events())?;
         let this_run: Vec<_> = all.iter().filter(|e| e.header.run == record.run).collect();
         let has_exited = this_run.iter().any(|e| matches!(e.kind, EventKind::Exited { .. }));
@@ -56,7 +59,11 @@ pub(crate) fn clean_dead(
             let detail = format!(
                 "the session host (pid {}) died without recording the end{}",
                 record.host_pid,
-                if killed.is_empty() { String::new() } else { "; its agent was killed".into() }
+                if killed.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} process(es) it left running were killed", killed.len())
+                }
             );
             let exit = ExitRecord {
                 schema_version: events::SCHEMA_VERSION,

@@ -469,7 +469,7 @@ fn app_server_handshake(argv: &[String], timeout: Duration) -> Result<String, St
         let send = |effects: Vec<Effect>| {
             for effect in effects {
                 if let Effect::Send(line) = effect {
-                    lines.send(line);
+                    let _ = lines.send(line);
                 }
             }
         };

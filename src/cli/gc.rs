@@ -100,7 +100,10 @@ pub(crate) fn run(args: Args) -> CliResult {
             cleaned.push(Cleaned {
                 id: view.paths.id.clone(),
                 scope: view.paths.scope.clone(),
-                killed: Vec::new(),
+                // What a real run would kill.
+                killed: view.record.as_ref().map_or_else(Vec::new, |r| {
+                    crate::procs::leftovers(&r.run, r.agent_pid, r.agent_start_ticks)
+                }),
                 closed_run: false,
             });
         } else if let Some(done) = cleanup::clean_dead(&view, ExitReason::Failure)? {
@@ -133,10 +136,10 @@ pub(crate) fn run(args: Args) -> CliResult {
     } else {
         let verb = if args.dry_run { "would clean" } else { "cleaned" };
         for c in &cleaned {
-            let killed = if c.killed.is_empty() {
-                String::new()
-            } else {
-                format!(" (killed leftover pids {:?})", c.killed)
+            let killed = match (c.killed.is_empty(), args.dry_run) {
+                (true, _) => String::new(),
+                (false, true) => format!(" (would kill leftover pids {:?})", c.killed),
+                (false, false) => format!(" (killed leftover pids {:?})", c.killed),
             };
             println!("{verb} {} in {}{killed}", c.id, c.scope);
         }

@@ -24,6 +24,11 @@ use crate::store::transcript::TranscriptFiles;
 /// scroll off the agent's screen, and the last screen when the session
 /// ends (use `reins pane` to watch the live screen). `--raw --follow`
 /// streams bytes as they arrive.
+///
+/// What scrolls off is what tmux keeps as history: lines pushed off the
+/// whole screen or off a scroll region at its top. An agent that draws full
+/// screen on the alternate screen (OpenCode) leaves no history, so its
+/// logs hold only its last screen.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  reins logs --id demo\n  reins logs --id demo --lines 20\n  reins logs --id demo --follow\n  reins logs --id demo --raw > demo.bytes\n\nExit codes: 0 printed (with --follow: the session ended), 1 no such session or\nno output yet, 2 bad input."

@@ -73,6 +73,12 @@ pub(crate) struct Args {
     #[arg(long, value_name = "TEXT")]
     reply: Option<String>,
 
+    /// How the transcript reaches the screen: `inline` like Claude Code
+    /// (the whole screen scrolls), or `scroll-region` like Codex's inline
+    /// mode (the composer stays at the bottom and lines are pushed up
+    /// through a scroll region anchored at the top row).
+    #[arg(long, value_enum, value_name = "HOW", default_value = "inline")]
+    draw: mock_agent::Draw,
     /// A first message, sent as soon as the agent has booted.
     #[arg(value_name = "PROMPT")]
     prompt: Vec<String>,
@@ -90,6 +96,7 @@ pub(crate) fn run(args: Args) -> CliResult<u8> {
         swallow_enter: args.swallow_enter,
         model: args.model,
         reply: args.reply,
+        draw: args.draw,
     };
     super::runtime().block_on(mock_agent::run(options))
 }

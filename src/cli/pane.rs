@@ -154,7 +154,10 @@ fn print_screen(args: &Args, screen: ScreenReply, redraw: bool) -> std::io::Resu
 
 fn tmux_capture(target: &crate::store::events::TmuxTarget, args: &Args) -> CliResult {
     let text = Tmux::for_target(target).capture(&target.pane)?;
-    let mut lines: Vec<String> = text.lines().map(|l| l.trim_end().to_string()).collect();
+    // capture-pane already drops trailing spaces; a trailing no-break
+    // space is screen content, as in the host's rows.
+    let mut lines: Vec<String> =
+        text.lines().map(|l| l.trim_end_matches(' ').to_string()).collect();
     while lines.last().is_some_and(|l| l.is_empty()) {
         lines.pop();
     }

@@ -15,6 +15,7 @@ use crate::error::{CliError, CliResult, code};
 use crate::host::{self, ApprovalPolicy, LaunchRecord, LaunchSpec, RateLimitPolicy, Terminal};
 use crate::ids;
 use crate::store::events::{EventKind, EventLine, TmuxTarget};
+use crate::store::exit_record::ExitReason;
 use crate::store::follow::{Follower, SessionFile};
 use crate::store::lock::{self, ClaimLock};
 use crate::store::paths::{SessionPaths, StateRoot};
@@ -201,6 +202,9 @@ pub(crate) struct Started {
     buddy_of: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     worktree: Option<crate::worktree::WorktreeRecord>,
+    /// The session this one was started from inside.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<crate::trust::Parent>,
 }
 
 /// What other commands that start sessions (`buddy`) add to `run`'s flags.
@@ -349,6 +353,7 @@ pub(crate) fn start(mut args: Args, extra: Extra) -> Result<Outcome, CliError> {
     paths.ensure_dirs().map_err(|err| {
         CliError::failure(format!("cannot create {}: {err}", paths.dir.display()))
     })?;
+    let agent_control = crate::config::agent_control()?;
     let claim = claim_id(&paths)?;
     let worktree = match worktree {
         Some(plan) => Some(plan.create(&id, &scope.name, &paths.worktree_record())?),
@@ -394,6 +399,8 @@ pub(crate) fn start(mut args: Args, extra: Extra) -> Result<Outcome, CliError> {
         buddy_of: extra.buddy_of,
         worktree: worktree.map(|w| w.record),
         max_log: args.max_log,
+        parent: crate::trust::Parent::of_caller(),
+        agent_control,
     };
 
     let window = (mode == RunMode::Tmux)
@@ -697,7 +704,31 @@ fn claim_id(paths: &SessionPaths) -> Result<ClaimLock, CliError> {
     if lock::host_alive(&paths.host_lock()) {
         return Err(busy());
     }
+    finish_dead_run(paths)?;
     Ok(claim)
+}
+
+/// A previous run of this id whose host died (its registry is still there)
+/// is finished off before a new one starts: its run is closed in the event
+/// log and whatever it left running is killed, so no agent of it runs on
+/// beside the new one, tracked by nothing.
+fn finish_dead_run(paths: &SessionPaths) -> Result<(), CliError> {
+    let view = crate::cli::lookup::SessionView::read(paths.clone());
+    if view.liveness != crate::cli::lookup::Liveness::Dead {
+        return Ok(());
+    }
+    let cleaned = crate::cli::cleanup::clean_dead(&view, ExitReason::Failure).map_err(|err| {
+        CliError::failure(format!("cannot clean up the previous run of {}: {err}", paths.id)).hint(
+            format!("reins gc, then run again; {} has the details", paths.host_log().display()),
+        )
+    })?;
+    if let Some(cleaned) = cleaned.filter(|c| !c.killed.is_empty()) {
+        eprintln!(
+            "reins: the previous run of {} lost its host; killed what it left running (pids {:?})",
+            paths.id, cleaned.killed
+        );
+    }
+    Ok(())
 }
 
 /// The session host's program: `reins-host` beside this binary (only the
@@ -865,6 +896,7 @@ fn scan_for_start(
                     watch_files: spec.watch_files.clone(),
                     buddy_of: spec.buddy_of.clone(),
                     worktree: spec.worktree.clone(),
+                    parent: spec.parent.clone(),
                 }));
             }
             EventKind::Exited { detail, .. } => {

@@ -94,6 +94,13 @@ struct Row {
     buddy_of: Option<String>,
     /// The running buddies that look after this session.
     buddies: Vec<String>,
+    /// The session it was started from inside (its agent ran `reins run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<crate::trust::Parent>,
+    /// The oldest approval request the agent waits on: what `reins
+    /// approve --request` names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approval: Option<crate::ipc::PendingApproval>,
     /// The session's git worktree (`run --worktree`) and where its branch
     /// stands.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -198,6 +205,8 @@ fn row(view: &SessionView) -> Row {
         watch_files: Vec::new(),
         buddy_of: None,
         buddies: Vec::new(),
+        parent: None,
+        approval: None,
         worktree: None,
     };
     let Some(r) = &view.record else { return base };
@@ -226,6 +235,8 @@ fn row(view: &SessionView) -> Row {
         last_error: r.last_error.clone(),
         watch_files: r.watch_files.clone(),
         buddy_of: r.buddy_of.clone(),
+        parent: r.parent.clone(),
+        approval: r.approval.clone().filter(|_| view.liveness == Liveness::Live),
         ..base
     }
 }

@@ -93,6 +93,12 @@ pub(crate) struct LaunchSpec {
     /// Rotate `transcript.log` at this size (`run --max-log`).
     #[serde(default)]
     pub(crate) max_log: LogLimit,
+    /// The session `run` was called from inside, if any.
+    #[serde(default)]
+    pub(crate) parent: Option<crate::trust::Parent>,
+    /// `[policy] agents` of config.toml when the session started.
+    #[serde(default)]
+    pub(crate) agent_control: crate::trust::AgentControl,
 }
 
 /// How a session was launched, minus its environment: what `reins watch`

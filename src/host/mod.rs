@@ -1,5 +1,6 @@
 //! The host: the one long-lived process per session (DESIGN §1).
 
+pub(crate) mod child;
 mod delivery;
 mod file_hook;
 mod input;

@@ -36,7 +36,10 @@ impl Pty {
     /// Opens a PTY and starts the agent in it. Returns the master and the
     /// child handle.
     pub(crate) fn spawn(spec: &Spawn<'_>) -> io::Result<(Pty, tokio::process::Child)> {
-        let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY)?;
+        // Close-on-exec from the start: the agent and what it runs must never
+        // hold the master (through it, anything could type as the user).
+        let master =
+            rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
         rustix::pty::grantpt(&master)?;
         rustix::pty::unlockpt(&master)?;
         let name = rustix::pty::ptsname(&master, Vec::new())?;
@@ -59,19 +62,7 @@ impl Pty {
             .stdin(Stdio::from(slave.try_clone()?))
             .stdout(Stdio::from(slave.try_clone()?))
             .stderr(Stdio::from(slave));
-        // SAFETY: between fork and exec only async-signal-safe calls are
-        // made: setsid(2), setrlimit(2) and ioctl(2) on an inherited
-        // descriptor.
-        unsafe {
-            cmd.pre_exec(|| {
-                rustix::process::setsid()?;
-                crate::host::limits::restore_for_agent()?;
-                // stdin is the slave: make it our controlling terminal, so
-                // job control and SIGWINCH work in the agent.
-                rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
-                Ok(())
-            });
-        }
+        crate::host::child::prepare(&mut cmd, crate::host::child::Stdio::Terminal);
         let child = cmd.spawn()?;
         // `cmd` (holding the slave copies) is dropped here, so only the
         // agent keeps the slave open and EIO really means "agent side gone".
@@ -79,7 +70,6 @@ impl Pty {
 
         let flags = fcntl_getfl(&master)?;
         fcntl_setfl(&master, flags | OFlags::NONBLOCK)?;
-        rustix::io::fcntl_setfd(&master, rustix::io::FdFlags::CLOEXEC)?;
         // SAFETY: an `OwnedFd` always reports the descriptor it owns, and keeps
         // it open until the `AsyncFd` drops it.
         let master = unsafe { AsyncFd::register(master) }.map_err(|err| err.into_parts().1)?;

@@ -40,6 +40,7 @@ use crate::store::{dispatch, events, fsutil};
 use crate::time;
 use crate::transport::stdio;
 
+mod admission;
 mod approvals;
 mod file_changes;
 mod messages;
@@ -89,8 +90,8 @@ pub(crate) struct Session {
     screen_waiters: Vec<oneshot::Sender<(u16, serde_json::Value)>>,
     /// Followers without inotify, waiting for a session file to change.
     grown_waiters: Vec<GrownWaiter>,
-    /// The screen version at which the last approval dialog was answered.
-    dialog_answered_at: Option<u64>,
+    /// The approval requests the agent waits on.
+    approvals: approvals::Approvals,
     /// The structured transport was lost (the exit reason says so).
     disconnected: bool,
     /// When the agent last got somewhere (for `reins watch`).
@@ -204,6 +205,8 @@ impl Session {
             watch_files: spec.watch_files.clone(),
             buddy_of: spec.buddy_of.clone(),
             worktree: spec.worktree.clone(),
+            parent: spec.parent.clone(),
+            approval: None,
         };
         if let Err(err) = record.write(&paths.registry()) {
             crate::procs::signal_tree(agent_pid, Signal::KILL);
@@ -247,7 +250,7 @@ impl Session {
             screen_version: 0,
             screen_waiters: Vec::new(),
             grown_waiters: Vec::new(),
-            dialog_answered_at: None,
+            approvals: approvals::Approvals::default(),
             disconnected: false,
             progress: Progress::new(),
             git_probe: None,
@@ -271,6 +274,7 @@ impl Session {
             size,
             transcript_offset: session.transcript.end(),
             worktree: session.spec.worktree.clone(),
+            parent: session.spec.parent.clone(),
         })));
         session.git_probe = Some(probe_git(session.spec.cwd.clone()));
         session.max_runtime_at =
@@ -394,7 +398,7 @@ impl Session {
         self.progress.screen(&text, &self.profile.progress.ignore);
         let mut found = self.profile.classify(&text);
         if found.observed.kind == Some(crate::state::BlockedKind::RateLimit)
-            && !self.screen_rate_limit(&text.rows)
+            && !self.screen_rate_limit(&text.matching_rows())
         {
             // The notice of a limit that has lifted: the agent is at its prompt.
             found.observed = Observed::plain(State::Ready);
@@ -407,7 +411,9 @@ impl Session {
         if found.observed.state != State::Unknown {
             self.boot_deadline = None;
         }
+        let before = self.observed;
         self.set_state(found.observed, found.rule);
+        self.follow_screen_approval(before);
         self.follow_turn();
     }
 
@@ -427,10 +433,9 @@ impl Session {
         self.record.state_since = now;
         self.write_registry();
         self.emit(&EventKind::State { from: from.state, to: to.state, kind: to.kind, rule });
-        if to.kind == Some(crate::state::BlockedKind::Approval)
-            && matches!(self.link, Link::Terminal { .. })
-        {
-            self.apply_approval_policy();
+        if matches!(self.link, Link::Protocol(_)) {
+            // A screen's dialogs are followed where the screen is read.
+            self.follow_screen_approval(from);
         }
     }
 
@@ -451,7 +456,11 @@ impl Session {
 
     /// `POST /v1/stop`. A retire (`gc --idle`) is refused while a turn
     /// runs or messages wait: checked here, where nothing can slip in.
-    fn stop_request(&mut self, req: &ipc::StopRequest) -> (u16, serde_json::Value) {
+    fn stop_request(
+        &mut self,
+        req: &ipc::StopRequest,
+        requester: Option<crate::trust::Requester>,
+    ) -> (u16, serde_json::Value) {
         let already = self.stop.is_some();
         if req.retire && !already {
             let queued = self.queue.pending().count() + usize::from(self.delivery.is_some());
@@ -470,11 +479,20 @@ impl Session {
             self.retiring = true;
         }
         let source = if req.retire { "retire" } else { "client" };
-        self.begin_stop(source, req.timeout_ms.map(Duration::from_millis));
+        self.begin_stop_for(source, req.timeout_ms.map(Duration::from_millis), requester);
         (202, to_json(&StopReply { ok: true, already, refused: None }))
     }
 
     fn on_control(&mut self, msg: Incoming) {
+        let Incoming { request, peer, reply } = msg;
+        let requester = match self.admit(&request, peer) {
+            Ok(requester) => requester,
+            Err(refusal) => {
+                let _ = reply.send(refusal);
+                return;
+            }
+        };
+        let msg = Incoming { request, peer, reply };
         let reply = match msg.request {
             ControlRequest::Status => (200, to_json(&self.status())),
             ControlRequest::Screen { after: Some(version) } if version == self.screen_version => {
@@ -482,14 +500,16 @@ impl Session {
                 return;
             }
             ControlRequest::Screen { .. } => (200, to_json(&self.screen_reply())),
-            ControlRequest::Stop(req) => self.stop_request(&req),
-            ControlRequest::Send(req) => self.accept_send(req),
+            ControlRequest::Stop(req) => self.stop_request(&req, requester),
+            ControlRequest::Send(req) => self.accept_send(req, requester),
             ControlRequest::Inbox => (200, to_json(&self.inbox())),
             ControlRequest::Drop { message_id } => self.drop_messages(message_id.as_deref()),
-            ControlRequest::Approve(req) => self.approve_request(req.decision),
-            ControlRequest::Interrupt => self.interrupt_request(),
+            ControlRequest::Approve(req) => {
+                self.approve_request(req.decision, req.request.as_deref(), requester)
+            }
+            ControlRequest::Interrupt => self.interrupt_request(requester),
             ControlRequest::Note(kind) => self.note_request(&kind),
-            ControlRequest::ArmResume => self.arm_resume(),
+            ControlRequest::ArmResume => self.arm_resume(requester),
             ControlRequest::Attach(attach) => self.attach_request(attach),
             ControlRequest::ViewerInput { viewer, bytes } => {
                 self.viewer_input(viewer, bytes);
@@ -549,17 +569,28 @@ impl Session {
             queued: self.queue.pending().count() + usize::from(self.delivery.is_some()),
             progress: Some(self.progress.report()),
             rate_limit: self.rate_limit_report(),
+            approval: self.approvals.front().cloned(),
         }
     }
 
     /// Starts the stop escalation; a second request while one runs only
     /// tightens nothing and returns (stop is idempotent).
     fn begin_stop(&mut self, source: &str, client_timeout: Option<Duration>) {
+        self.begin_stop_for(source, client_timeout, None);
+    }
+
+    /// [`Self::begin_stop`] on behalf of a control request's requester.
+    fn begin_stop_for(
+        &mut self,
+        source: &str,
+        client_timeout: Option<Duration>,
+        requester: Option<crate::trust::Requester>,
+    ) {
         if self.stop.is_some() {
             return;
         }
         tracing::info!("stop requested by {source}");
-        self.emit(&EventKind::StopRequested { source: source.into() });
+        self.emit(&EventKind::StopRequested { source: source.into(), requester });
         self.abandon_delivery("the session is stopping");
         match &mut self.link {
             Link::Terminal { input, .. } => {
@@ -710,7 +741,10 @@ impl Session {
 
     /// `POST /v1/interrupt`: the protocol's interrupt, or the profile's
     /// keys; only while a turn is running.
-    fn interrupt_request(&mut self) -> (u16, serde_json::Value) {
+    fn interrupt_request(
+        &mut self,
+        requester: Option<crate::trust::Requester>,
+    ) -> (u16, serde_json::Value) {
         let busy = matches!(self.observed.state, State::Busy | State::Blocked)
             || self.turns.open().is_some();
         if !busy {
@@ -726,7 +760,7 @@ impl Session {
         if !sent {
             return (409, serde_json::json!({ "ok": false, "error": "nothing to interrupt" }));
         }
-        self.emit(&EventKind::InterruptRequested { source: "client".into() });
+        self.emit(&EventKind::InterruptRequested { source: "client".into(), requester });
         (202, serde_json::json!({ "ok": true }))
     }
 
@@ -882,7 +916,8 @@ fn launch(
 /// the terminal the agent really draws on: the host's own (the caller's
 /// terminal or the tmux pane) when relayed, the emulator's when headless.
 fn agent_env(spec: &LaunchSpec, paths: &SessionPaths, profile: &Profile) -> Vec<(String, String)> {
-    const OURS: [&str; 4] = ["TERM", "REINS_ID", "REINS_SESSION_DIR", "REINS_SPAWNER_PANE"];
+    const OURS: [&str; 5] =
+        ["TERM", "REINS_ID", "REINS_RUN", "REINS_SESSION_DIR", "REINS_SPAWNER_PANE"];
     let mut env: Vec<(String, String)> =
         spec.env.iter().filter(|(k, _)| !OURS.contains(&k.as_str())).cloned().collect();
     let term = match spec.mode {
@@ -893,6 +928,9 @@ fn agent_env(spec: &LaunchSpec, paths: &SessionPaths, profile: &Profile) -> Vec<
     // Later entries win: the profile may override TERM, nobody overrides ours.
     env.extend(profile.launch.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.push(("REINS_ID".into(), spec.id.clone()));
+    // Marks every process of this run, even one that left the agent's
+    // session: what a dead host left behind is found by it.
+    env.push(("REINS_RUN".into(), spec.run.clone()));
     env.push(("REINS_SESSION_DIR".into(), paths.dir.display().to_string()));
     if let Some(pane) = &spec.spawner_pane {
         env.push(("REINS_SPAWNER_PANE".into(), pane.clone()));
@@ -948,11 +986,12 @@ async fn agent_event(link: &mut Link, buf: &mut [u8], output_open: bool) -> Agen
             },
             Some(token) = written.recv() => AgentEvent::Written(token),
         },
-        Link::Protocol(codex) if codex.stdout_open => match codex.output.recv().await {
+        // Read on after stdout closed: the agent's last words on stderr
+        // must not block it (the channel is bounded).
+        Link::Protocol(codex) => match codex.output.recv().await {
             Some(output) => AgentEvent::Protocol(output),
             None => std::future::pending().await,
         },
-        Link::Protocol(_) => std::future::pending().await,
     }
 }
 

@@ -101,6 +101,10 @@ impl Decision {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ApproveRequest {
     pub(crate) decision: Decision,
+    /// Answer this request only (its name from the `blocked` event); none:
+    /// the oldest pending one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) request: Option<String>,
 }
 
 /// Reply to `POST /v1/approve`.
@@ -108,6 +112,21 @@ pub(crate) struct ApproveRequest {
 pub(crate) struct ApproveReply {
     pub(crate) ok: bool,
     pub(crate) decision: Decision,
+    /// The request that was answered.
+    #[serde(default)]
+    pub(crate) request: Option<String>,
+}
+
+/// An approval request the agent waits on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PendingApproval {
+    /// Its name (`a1`, `a2`, ... per run), as in its `blocked` event.
+    pub(crate) request: String,
+    /// What it asks, as far as the agent said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) detail: Option<String>,
+    /// When it was asked (RFC 3339).
+    pub(crate) since: String,
 }
 
 /// The largest message `send` accepts, in bytes.
@@ -228,6 +247,9 @@ pub(crate) struct StatusReply {
     /// The usage limit in force, if one is.
     #[serde(default)]
     pub(crate) rate_limit: Option<RateLimitReport>,
+    /// The oldest approval request the agent waits on, if any.
+    #[serde(default)]
+    pub(crate) approval: Option<PendingApproval>,
 }
 
 /// A usage limit in force.

@@ -16,6 +16,11 @@ use tokio::net::UnixStream;
 pub(crate) enum ClientError {
     #[error("cannot connect to {}: {source}", path.display())]
     Connect { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{} is served by uid {uid}, not by you (uid {me}): refusing to talk to it",
+        path.display()
+    )]
+    Impostor { path: PathBuf, uid: u32, me: u32 },
     #[error("the host did not answer within {0:?}")]
     Timeout(Duration),
     #[error("control request failed: {0}")]
@@ -70,9 +75,7 @@ impl Client {
         path: &str,
         body: Bytes,
     ) -> Result<T, ClientError> {
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| ClientError::Connect { path: self.socket.clone(), source })?;
+        let stream = connect(&self.socket).await?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
@@ -97,4 +100,22 @@ impl Client {
         }
         Ok(serde_json::from_slice(&bytes)?)
     }
+}
+
+/// Connects to a session's control socket, and checks that the process
+/// serving it belongs to this user before a byte is sent: whoever could
+/// put a socket at that path must not receive the messages and answers
+/// meant for a session.
+pub(crate) async fn connect(path: &Path) -> Result<UnixStream, ClientError> {
+    let stream = UnixStream::connect(path)
+        .await
+        .map_err(|source| ClientError::Connect { path: path.to_path_buf(), source })?;
+    let me = rustix::process::getuid().as_raw();
+    let cred = stream
+        .peer_cred()
+        .map_err(|source| ClientError::Connect { path: path.to_path_buf(), source })?;
+    if cred.uid() != me {
+        return Err(ClientError::Impostor { path: path.to_path_buf(), uid: cred.uid(), me });
+    }
+    Ok(stream)
 }

@@ -5,12 +5,12 @@
 pub(crate) mod api;
 pub(crate) mod attach;
 mod client;
-mod server;
+pub(crate) mod server;
 
 pub(crate) use api::{
     ApproveReply, ApproveRequest, AttachReply, ControlRequest, Decision, DropReply, GrownReply,
-    InboxReply, MAX_MESSAGE, PendingMessage, ScreenReply, SendReply, SendRequest, StatusReply,
-    StopReply, StopRequest,
+    InboxReply, MAX_MESSAGE, PendingApproval, PendingMessage, ScreenReply, SendReply, SendRequest,
+    StatusReply, StopReply, StopRequest,
 };
-pub(crate) use client::{Client, ClientError};
-pub(crate) use server::{Incoming, bind, serve};
+pub(crate) use client::{Client, ClientError, connect};
+pub(crate) use server::{Incoming, Peer, bind, serve};

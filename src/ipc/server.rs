@@ -3,7 +3,9 @@
 //! Each connection is served by its own task; every request becomes an
 //! [`Incoming`] message to the host's main loop, which owns all session
 //! state and answers through a oneshot channel. Connections from other
-//! users are refused before a byte is read.
+//! users are refused before a byte is read; every request carries the
+//! pid of the process that connected, so the host can tell who asks
+//! ([`crate::trust`]).
 
 use std::convert::Infallible;
 use std::io;
@@ -32,10 +34,21 @@ const MAX_BODY: usize = 8 << 20;
 /// How long to wait after a failed `accept` before trying again.
 const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// A request for the main loop, with the channel for its answer.
+/// A request for the main loop, with who sent it and the channel for its
+/// answer.
 pub(crate) struct Incoming {
     pub(crate) request: ControlRequest,
+    pub(crate) peer: Peer,
     pub(crate) reply: oneshot::Sender<(u16, serde_json::Value)>,
+}
+
+/// The process on the other end of a control connection, from the
+/// socket's peer credentials (SO_PEERCRED: what the kernel saw at
+/// connect, not what the peer says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Peer {
+    pub(crate) pid: Option<u32>,
+    pub(crate) uid: u32,
 }
 
 /// Binds the socket, replacing a stale file (the caller holds the host
@@ -63,14 +76,18 @@ pub(crate) async fn serve(listener: UnixListener, to_host: mpsc::Sender<Incoming
                 continue;
             }
         };
-        let peer_ok = stream.peer_cred().is_ok_and(|cred| cred.uid() == me);
-        if !peer_ok {
-            tracing::warn!("refused a control connection from another user");
-            continue;
-        }
+        let peer = match stream.peer_cred() {
+            Ok(cred) if cred.uid() == me => {
+                Peer { pid: cred.pid().and_then(|p| u32::try_from(p).ok()), uid: me }
+            }
+            _ => {
+                tracing::warn!("refused a control connection from another user");
+                continue;
+            }
+        };
         let to_host = to_host.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(req, to_host.clone()));
+            let service = hyper::service::service_fn(move |req| handle(req, to_host.clone(), peer));
             if let Err(err) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
@@ -85,12 +102,13 @@ pub(crate) async fn serve(listener: UnixListener, to_host: mpsc::Sender<Incoming
 async fn handle(
     req: Request<Body>,
     to_host: mpsc::Sender<Incoming>,
+    peer: Peer,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.uri().path() == "/v1/attach" {
-        return Ok(attach(req, to_host).await);
+        return Ok(attach(req, to_host, peer).await);
     }
     let (status, body) = match route(req).await {
-        Ok(request) => ask_host(request, &to_host).await,
+        Ok(request) => ask_host(request, peer, &to_host).await,
         Err((status, message)) => (status, serde_json::json!({ "ok": false, "error": message })),
     };
     Ok(json_response(status, &body))
@@ -111,33 +129,45 @@ async fn route(req: Request<Body>) -> Result<ControlRequest, (u16, String)> {
             }
         })?
         .to_bytes();
+    parse_request(&method, &path, &query, &body)
+}
+
+/// The request a control call makes, from its method, path, query string
+/// and body: a pure function of what the client sent, so every way a
+/// client (or an agent) can call it is testable without a socket.
+pub(crate) fn parse_request(
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &[u8],
+) -> Result<ControlRequest, (u16, String)> {
     let json = |body: &[u8]| -> Result<serde_json::Value, (u16, String)> {
         if body.is_empty() {
             return Ok(serde_json::Value::Object(Default::default()));
         }
         serde_json::from_slice(body).map_err(|err| (400, format!("invalid json: {err}")))
     };
-    match (method, path.as_str()) {
+    match (method.clone(), path) {
         (Method::GET, "/v1/status") => Ok(ControlRequest::Status),
         (Method::GET, "/v1/screen") => {
-            let after = query_param(&query, "after")
+            let after = query_param(query, "after")
                 .map(|v| v.parse::<u64>().map_err(|_| (400, format!("bad after={v}"))))
                 .transpose()?;
             Ok(ControlRequest::Screen { after })
         }
-        (Method::POST, "/v1/stop") => Ok(ControlRequest::Stop(typed(json(&body)?)?)),
-        (Method::POST, "/v1/send") => Ok(ControlRequest::Send(typed(json(&body)?)?)),
+        (Method::POST, "/v1/stop") => Ok(ControlRequest::Stop(typed(json(body)?)?)),
+        (Method::POST, "/v1/send") => Ok(ControlRequest::Send(typed(json(body)?)?)),
         (Method::GET, "/v1/inbox") => Ok(ControlRequest::Inbox),
-        (Method::POST, "/v1/approve") => Ok(ControlRequest::Approve(typed(json(&body)?)?)),
+        (Method::POST, "/v1/approve") => Ok(ControlRequest::Approve(typed(json(body)?)?)),
         (Method::POST, "/v1/interrupt") => Ok(ControlRequest::Interrupt),
         (Method::POST, "/v1/rate-limit") => Ok(ControlRequest::ArmResume),
-        (Method::POST, "/v1/note") => Ok(ControlRequest::Note(Box::new(typed(json(&body)?)?))),
+        (Method::POST, "/v1/note") => Ok(ControlRequest::Note(Box::new(typed(json(body)?)?))),
         (Method::GET, "/v1/grown") => {
             let number = |name: &str| -> Result<u64, (u16, String)> {
-                let v = query_param(&query, name).ok_or((400, format!("{name}= is missing")))?;
+                let v = query_param(query, name).ok_or((400, format!("{name}= is missing")))?;
                 v.parse().map_err(|_| (400, format!("bad {name}={v}")))
             };
-            let file = query_param(&query, "file").unwrap_or_default();
+            let file = query_param(query, "file").unwrap_or_default();
             let file = SessionFile::parse(file)
                 .ok_or_else(|| (400, format!("bad file={file}: use events or transcript")))?;
             Ok(ControlRequest::Grown { file, ino: number("ino")?, len: number("len")? })
@@ -160,7 +190,11 @@ async fn route(req: Request<Body>) -> Result<ControlRequest, (u16, String)> {
 /// connection is upgraded, pumps the agent's output to it and its frames
 /// (keystrokes, sizes) to the host. The viewer leaves when either side
 /// ends.
-async fn attach(mut req: Request<Body>, to_host: mpsc::Sender<Incoming>) -> Response<Full<Bytes>> {
+async fn attach(
+    mut req: Request<Body>,
+    to_host: mpsc::Sender<Incoming>,
+    peer: Peer,
+) -> Response<Full<Bytes>> {
     let error = |status: u16, message: String| {
         json_response(status, &serde_json::json!({ "ok": false, "error": message }))
     };
@@ -180,7 +214,7 @@ async fn attach(mut req: Request<Body>, to_host: mpsc::Sender<Incoming>) -> Resp
     let read_only = query_param(&query, "read_only") == Some("1");
     let (output, mut from_host) = mpsc::channel::<Bytes>(VIEWER_BACKLOG);
     let request = ControlRequest::Attach(Attach { read_only, size, output });
-    let (status, body) = ask_host(request, &to_host).await;
+    let (status, body) = ask_host(request, peer, &to_host).await;
     if status != 200 {
         return json_response(status, &body);
     }
@@ -190,7 +224,7 @@ async fn attach(mut req: Request<Body>, to_host: mpsc::Sender<Incoming>) -> Resp
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let left = |to_host: mpsc::Sender<Incoming>| async move {
-            tell_host(&to_host, ControlRequest::ViewerLeft { viewer }).await;
+            tell_host(&to_host, ControlRequest::ViewerLeft { viewer }, peer).await;
         };
         let Ok(upgraded) = on_upgrade.await else {
             left(to_host).await;
@@ -211,7 +245,7 @@ async fn attach(mut req: Request<Body>, to_host: mpsc::Sender<Incoming>) -> Resp
                     attach::Frame::Input(bytes) => ControlRequest::ViewerInput { viewer, bytes },
                     attach::Frame::Resize(size) => ControlRequest::ViewerResize { viewer, size },
                 };
-                tell_host(&to_host, request).await;
+                tell_host(&to_host, request, peer).await;
             }
         };
         // Either side ending ends the viewer: the session ended (output
@@ -235,9 +269,9 @@ async fn attach(mut req: Request<Body>, to_host: mpsc::Sender<Incoming>) -> Resp
 const VIEWER_BACKLOG: usize = 1024;
 
 /// Sends a request whose answer nobody waits for.
-async fn tell_host(to_host: &mpsc::Sender<Incoming>, request: ControlRequest) {
+async fn tell_host(to_host: &mpsc::Sender<Incoming>, request: ControlRequest, peer: Peer) {
     let (reply, _) = oneshot::channel();
-    let _ = to_host.send(Incoming { request, reply }).await;
+    let _ = to_host.send(Incoming { request, peer, reply }).await;
 }
 
 fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, (u16, String)> {
@@ -250,12 +284,13 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 
 async fn ask_host(
     request: ControlRequest,
+    peer: Peer,
     to_host: &mpsc::Sender<Incoming>,
 ) -> (u16, serde_json::Value) {
     let (reply, answer) = oneshot::channel();
     let unavailable =
         || (503, serde_json::json!({ "ok": false, "error": "session is shutting down" }));
-    if to_host.send(Incoming { request, reply }).await.is_err() {
+    if to_host.send(Incoming { request, peer, reply }).await.is_err() {
         return unavailable();
     }
     answer.await.unwrap_or_else(|_| unavailable())

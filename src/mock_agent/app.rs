@@ -14,7 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use super::agent::{Agent, Config, Effect};
-use super::frame::Painter;
+use super::frame::{Draw, Painter};
 use super::input::{Decoder, Key};
 use super::markers::DEFAULT_CRASH_CODE;
 use super::render;
@@ -50,6 +50,8 @@ pub(crate) struct Options {
     pub(crate) model: String,
     /// What every turn answers instead of `MOCK_OK (you said: …)`.
     pub(crate) reply: Option<String>,
+    /// How printed lines reach the screen.
+    pub(crate) draw: Draw,
 }
 
 /// Runs the mock agent until it exits; returns its exit code.
@@ -94,7 +96,7 @@ impl App {
         let (cols, rows) = terminal_size();
         Ok(App {
             agent: Agent::new(config, Instant::now()),
-            painter: Painter::new(cols, rows),
+            painter: Painter::new(cols, rows, options.draw),
             decoder: Decoder::default(),
             stdin_is_tty,
             newline: if raw { "\r\n" } else { "\n" },

@@ -147,6 +147,23 @@ fn tail(text: &str, width: usize) -> String {
     out
 }
 
+/// `text` in rows of at most `width` columns (one empty row for an empty
+/// text), cut between characters.
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut rows = vec![String::new()];
+    let mut used = 0;
+    for c in text.chars() {
+        let w = char_width(c);
+        if used + w > width.max(1) && used > 0 {
+            rows.push(String::new());
+            used = 0;
+        }
+        rows.last_mut().expect("never empty").push(c);
+        used += w;
+    }
+    rows
+}
+
 /// Columns `text` takes on a terminal.
 pub(crate) fn width_of(text: &str) -> usize {
     text.chars().map(char_width).sum()
@@ -295,5 +312,12 @@ mod tests {
         assert_eq!(width_of("╭─╮│❯⠋…●✻■✔✗"), 12);
         assert_eq!(fit("世界世界", 5), "世界…");
         assert_eq!(tail("世界世界", 5), "…世界");
+    }
+
+    #[test]
+    fn wrap_cuts_rows_at_the_width() {
+        assert_eq!(wrap("", 4), [""]);
+        assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("a世界", 4), ["a世", "界"]);
     }
 }

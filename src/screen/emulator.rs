@@ -10,16 +10,20 @@
 //!   or change their output waiting; the responder answers them the way a
 //!   plain xterm-compatible terminal would.
 //! - **Window titles**: agents publish their state there (Gemini's "◇ Ready").
+//! - **What vt100 reads differently from tmux** (IND/NEL, VS16): rewritten
+//!   on the way in (`fixup`), so the screen equals the tmux pane's.
 
 use std::num::NonZeroU16;
 use std::time::{Duration, Instant};
 
-use crate::screen::text::{ScreenText, normalise_row};
+use crate::screen::fixup::{self, Fixup};
+use crate::screen::text::{ScreenText, exact_row};
 use crate::store::registry::Size;
 
 /// A terminal screen fed with an agent's output.
 pub(crate) struct Screen {
     parser: vt100::Parser<Hooks>,
+    fixup: Fixup,
 }
 
 #[derive(Default)]
@@ -85,13 +89,16 @@ impl Screen {
     pub(crate) fn new(size: Size, scrollback: usize, answer_queries: bool) -> Screen {
         let hooks = Hooks { answer_queries, ..Hooks::default() };
         let (rows, cols) = dims(size);
-        Screen { parser: vt100::Parser::new_with_callbacks(rows, cols, scrollback, hooks) }
+        Screen {
+            parser: vt100::Parser::new_with_callbacks(rows, cols, scrollback, hooks),
+            fixup: Fixup::default(),
+        }
     }
 
     /// Feeds agent output. Returns the bytes to write back to the agent
     /// (answers to its terminal queries), usually none.
     pub(crate) fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
-        self.parser.process(bytes);
+        self.parser.process(&self.fixup.apply(bytes));
         std::mem::take(&mut self.parser.callbacks_mut().replies)
     }
 
@@ -137,20 +144,21 @@ impl Screen {
     /// the agent's input modes (cursor keys, bracketed paste, mouse): what
     /// a viewer joining the session (`reins attach`) sees first.
     pub(crate) fn formatted(&self) -> Vec<u8> {
-        self.parser.screen().state_formatted().into_bytes()
+        fixup::restore(self.parser.screen().state_formatted()).into_bytes()
     }
 
     /// The visible text, for rule matching and `pane`.
     pub(crate) fn text(&self) -> ScreenText {
         let screen = self.parser.screen();
         let (_, cols) = screen.size();
-        let rows = screen.rows(0, cols.get()).map(|r| normalise_row(&r)).collect();
+        let rows =
+            screen.rows(0, cols.get()).map(|r| fixup::restore(exact_row(&r).to_string())).collect();
         let (cursor_row, cursor_col) = screen.cursor_position();
         ScreenText {
             rows,
             cursor_row: usize::from(cursor_row),
             cursor_col: usize::from(cursor_col),
-            title: self.parser.callbacks().title.clone(),
+            title: fixup::restore(self.parser.callbacks().title.clone()),
             alternate: screen.alternate_screen(),
         }
     }
@@ -170,12 +178,13 @@ mod tests {
     }
 
     #[test]
-    fn text_is_trimmed_and_nbsp_normalised() {
+    fn text_is_trimmed_as_tmux_does_and_nbsp_normalised_for_rules() {
         let mut s = Screen::new(size(), 0, false);
-        s.feed("❯\u{a0}hi   \r\n\x1b]2;◇ Ready\x07".as_bytes());
+        s.feed("❯\u{a0}hi   \r\n❯\u{a0}\r\n\x1b]2;◇ Ready\x07".as_bytes());
         let t = s.text();
-        assert_eq!(t.rows[0], "❯ hi");
-        assert_eq!(t.cursor_row, 1);
+        assert_eq!(t.rows[..2], ["❯\u{a0}hi", "❯\u{a0}"]);
+        assert_eq!(t.matching_rows()[..2], ["❯ hi", "❯"]);
+        assert_eq!(t.cursor_row, 2);
         assert_eq!(t.title, "◇ Ready");
     }
 

@@ -3,6 +3,7 @@
 //! (`reference/screen-emulation-spike.md`).
 
 mod emulator;
+mod fixup;
 mod render;
 mod text;
 

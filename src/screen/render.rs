@@ -3,13 +3,18 @@
 //! The bytes are replayed through an emulator at the sizes the agent really
 //! had (from the `started` and `resized` events), so cursor-addressed
 //! redraws, spinners and erased lines come out as the user saw them. A row
-//! becomes a finished line when it scrolls off the top of the screen; the
-//! rows still on screen are finished only when the run ends (or when a
-//! snapshot asks for them). So nothing is printed twice and no half-drawn
-//! frame is ever printed.
+//! becomes a finished line when it scrolls off the top of the screen: the
+//! whole screen scrolling, or a scroll region that starts at the top row
+//! (Codex keeps its composer at the bottom and pushes its transcript up
+//! that way), which is what a terminal keeps as history. The rows still on
+//! screen are finished only when the run ends (or when a snapshot asks for
+//! them). So nothing is printed twice and no half-drawn frame is ever
+//! printed. Rows of the alternate screen are never history: a full-screen
+//! program redraws it (tmux keeps no history of it either).
 
 use std::num::NonZeroU16;
 
+use crate::screen::fixup::{self, Fixup};
 use crate::screen::text::normalise_row;
 use crate::store::registry::Size;
 
@@ -38,7 +43,7 @@ impl vt100::Callbacks for Collector {
         let mut state = vt100::capture::BasicFormattedCaptureState::new();
         if row.write_formatted_basic(&mut formatted, &mut state).is_ok() {
             let plain: String = vt100::capture::basic_formatted_to_plain(&formatted).collect();
-            self.finished.push(normalise_row(&plain));
+            self.finished.push(fixup::restore(normalise_row(&plain)));
         }
     }
 }
@@ -49,6 +54,7 @@ pub(crate) struct Renderer {
     marks: Vec<SizeMark>,
     next_mark: usize,
     offset: u64,
+    fixup: Fixup,
 }
 
 impl Renderer {
@@ -61,7 +67,7 @@ impl Renderer {
             .last()
             .map_or(Size { rows: 40, cols: 120 }, |m| m.size);
         let next_mark = marks.iter().take_while(|m| m.offset <= offset).count();
-        Renderer { parser: parser(initial), marks, next_mark, offset }
+        Renderer { parser: parser(initial), marks, next_mark, offset, fixup: Fixup::default() }
     }
 
     /// Feeds transcript bytes, applying size marks where they fall.
@@ -76,7 +82,7 @@ impl Renderer {
                 continue;
             }
             let take = (bytes.len() as u64).min(until_mark) as usize;
-            self.parser.process(&bytes[..take]);
+            self.parser.process(&self.fixup.apply(&bytes[..take]));
             self.offset += take as u64;
             bytes = &bytes[take..];
         }
@@ -93,6 +99,7 @@ impl Renderer {
         let (rows, cols) = dims(mark.size);
         if mark.new_run {
             self.flush_screen();
+            self.fixup = Fixup::default();
             let finished = std::mem::take(&mut self.parser.callbacks_mut().finished);
             self.parser = parser(mark.size);
             self.parser.callbacks_mut().finished = finished;
@@ -110,7 +117,8 @@ impl Renderer {
     pub(crate) fn screen_lines(&self) -> Vec<String> {
         let screen = self.parser.screen();
         let (_, cols) = screen.size();
-        let mut rows: Vec<String> = screen.rows(0, cols.get()).map(|r| normalise_row(&r)).collect();
+        let mut rows: Vec<String> =
+            screen.rows(0, cols.get()).map(|r| fixup::restore(normalise_row(&r))).collect();
         while rows.last().is_some_and(|r| r.is_empty()) {
             rows.pop();
         }
@@ -166,6 +174,80 @@ mod tests {
         r.feed(b"run two");
         r.flush_screen();
         assert_eq!(r.take_finished(), ["run one", "run two"]);
+    }
+
+    fn screen(rows: u16, cols: u16) -> Renderer {
+        Renderer::new(vec![SizeMark { offset: 0, size: Size { rows, cols }, new_run: true }], 0)
+    }
+
+    #[test]
+    fn rows_leaving_a_scroll_region_at_the_top_are_finished() {
+        // A 5-row screen: a footer on the last row, the transcript in the
+        // region 1..4 above it, pushed up the ways an agent can: LF, IND
+        // and NEL at the region's bottom, and SU.
+        let mut r = screen(5, 20);
+        r.feed(b"\x1b[5;1Hfooter\x1b[1;4r\x1b[1;1Hl1\r\nl2\r\nl3\r\nl4");
+        r.feed(b"\r\nl5\x1bD\rl6\x1bEl7");
+        assert_eq!(r.take_finished(), ["l1", "l2", "l3"]);
+        r.feed(b"\x1b[2S\x1b[r");
+        assert_eq!(r.take_finished(), ["l4", "l5"]);
+        assert_eq!(r.screen_lines(), ["l6", "l7", "", "", "footer"]);
+    }
+
+    #[test]
+    fn alternate_screen_scrolls_are_not_history() {
+        // A full-screen app's scrolling is part of a redraw; a terminal
+        // keeps no history of its alternate screen either.
+        let mut r = screen(3, 20);
+        r.feed(b"main\r\n\x1b[?1049ha\r\nb\r\nc\r\nd\x1b[1;2r\x1b[2;1H\n\x1b[S\x1b[r");
+        assert!(r.take_finished().is_empty());
+        r.feed(b"\x1b[?1049l");
+        r.flush_screen();
+        assert_eq!(r.take_finished(), ["main"]);
+    }
+
+    /// What tmux keeps of a 40x10 screen where lines leave a scroll region
+    /// at the top every way they can (LF, IND, NEL, SU, after SD and RI):
+    /// its history and screen (`capture-pane -p -S -`) are the log lines.
+    #[test]
+    fn lines_pushed_off_a_scroll_region_are_the_history_tmux_keeps() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tmux-screens");
+        let bytes = std::fs::read(format!("{dir}/region.bytes")).unwrap();
+        let tmux = std::fs::read_to_string(format!("{dir}/region.history.txt")).unwrap();
+        let mut r = screen(10, 40);
+        r.feed(&bytes);
+        r.flush_screen();
+        let mut want: Vec<&str> = tmux.lines().collect();
+        while want.last().is_some_and(|l| l.is_empty()) {
+            want.pop();
+        }
+        assert_eq!(r.take_finished(), want);
+    }
+
+    /// The real Codex TUI (0.169.0, `--no-alt-screen`, 120x40, in tmux)
+    /// answering `answer 01` … `answer 10`: it keeps its composer at the
+    /// bottom and pushes each turn up through `CSI 1;N r` + LF. Every answer
+    /// is a log line once, the first ones because they scrolled off.
+    #[test]
+    fn a_recorded_codex_inline_session_keeps_every_answer() {
+        let bytes = include_bytes!("../../tests/fixtures/logs/codex-inline-10-turns.bytes");
+        let mut r = screen(40, 120);
+        for chunk in bytes.chunks(4095) {
+            r.feed(chunk);
+        }
+        let scrolled = r.take_finished();
+        let answer = |i: usize| format!("• MOCK_OK (you said: answer {i:02})");
+        assert!(scrolled.contains(&answer(1)), "answer 01 scrolled off:\n{scrolled:#?}");
+        r.flush_screen();
+        let lines = [scrolled, r.take_finished()].concat();
+        let position = |text: &str| {
+            let at: Vec<usize> = (0..lines.len()).filter(|i| lines[*i] == text).collect();
+            assert_eq!(at.len(), 1, "{text:?} once:\n{lines:#?}");
+            at[0]
+        };
+        let answers: Vec<usize> = (1..=10).map(|i| position(&answer(i))).collect();
+        assert!(answers.is_sorted(), "in order: {answers:?}");
+        position("  >_ OpenAI Codex (v0.169.0)");
     }
 
     #[test]

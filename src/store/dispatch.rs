@@ -211,7 +211,7 @@ fn hostname() -> Option<String> {
 fn append(path: &Path, line: &Value) -> io::Result<()> {
     let mut text = line.to_string();
     text.push('\n');
-    let mut file = fsutil::open_append(path)?;
+    let mut file = fsutil::open_jsonl(path)?;
     file.write_all(text.as_bytes())
 }
 

@@ -19,6 +19,7 @@ use crate::store::exit_record::ExitReason;
 use crate::store::fsutil;
 use crate::store::registry::Size;
 use crate::time;
+use crate::trust::{Parent, Requester};
 
 /// Version of the event schema this build writes.
 pub(crate) const SCHEMA_VERSION: u32 = 1;
@@ -62,6 +63,9 @@ pub(crate) struct Started {
     /// The session's git worktree (`run --worktree`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) worktree: Option<crate::worktree::WorktreeRecord>,
+    /// The session it was started from inside (its agent ran `reins run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) parent: Option<Parent>,
 }
 
 /// The payload of an event. Field names of `started` and `exited` stay
@@ -89,7 +93,14 @@ pub(crate) enum EventKind {
         rule: Option<String>,
     },
     /// A message was accepted into the session's inbox.
-    Queued { message_id: String, preview: String, position: usize },
+    Queued {
+        message_id: String,
+        preview: String,
+        position: usize,
+        /// Who sent it (absent: the host itself, e.g. a `--context` brief).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requester: Option<Requester>,
+    },
     /// A message was submitted and the turn it opened was seen starting
     /// (`verified`), or forced into a busy agent (not verified).
     Delivered { message_id: String, preview: String, forced: bool, verified: bool },
@@ -120,9 +131,29 @@ pub(crate) enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// The agent asks for approval: `request` names this request (what
+    /// `reins approve --request` answers), `detail` says what it asks, as
+    /// far as the agent said.
+    Blocked {
+        kind: BlockedKind,
+        request: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
     /// An approval dialog was answered (`by`: `client` for `reins approve`,
     /// `policy` for `run --approve auto|never`).
-    Approval { decision: String, by: String },
+    Approval {
+        decision: String,
+        by: String,
+        /// The request it answered (the `blocked` event's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requester: Option<Requester>,
+    },
+    /// A control request was refused for who sent it (an agent answering
+    /// its own approval request, or `[policy] agents = "started"`).
+    Refused { request: String, reason: String, requester: Requester },
     /// Token counts and the like, as the agent showed them (absent fields
     /// were not shown; nothing is estimated).
     Usage {
@@ -224,9 +255,23 @@ pub(crate) enum EventKind {
         message_id: Option<String>,
     },
     /// Someone asked the running turn to stop (`reins interrupt`).
-    InterruptRequested { source: String },
+    InterruptRequested {
+        source: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requester: Option<Requester>,
+    },
     /// Someone asked the session to stop; `source` says who.
-    StopRequested { source: String },
+    StopRequested {
+        source: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requester: Option<Requester>,
+    },
+    /// A client asked for the resume message to be sent when the usage
+    /// limit in force lifts (`reins watch`).
+    ResumeArmed {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requester: Option<Requester>,
+    },
     /// The stop sequence escalated to a signal.
     Signalled { signal: String, reason: String },
     /// The agent process is gone; always the last event of a run.
@@ -307,7 +352,7 @@ pub(crate) struct EventWriter {
 
 impl EventWriter {
     pub(crate) fn open(path: &Path, run: &str, id: &str) -> io::Result<Self> {
-        let file = fsutil::open_append(path)?;
+        let file = fsutil::open_jsonl(path)?;
         let meta = file.metadata()?;
         Ok(EventWriter {
             file,
@@ -514,7 +559,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("events.jsonl");
         let mut w = EventWriter::open(&path, "r1", "cx-1").unwrap();
-        w.emit(None, &EventKind::StopRequested { source: "client".into() }).unwrap();
+        w.emit(None, &EventKind::StopRequested { source: "client".into(), requester: None })
+            .unwrap();
         let line = w
             .emit(
                 Some(3),

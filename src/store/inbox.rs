@@ -108,21 +108,32 @@ pub(crate) struct InboxFile {
 
 impl InboxFile {
     pub(crate) fn open(path: &Path) -> io::Result<InboxFile> {
-        Ok(InboxFile { file: fsutil::open_append(path)? })
+        let file = fsutil::open_jsonl(path)?;
+        if let Some(dir) = path.parent() {
+            // The file itself must survive a crash, not only its lines.
+            fsutil::sync_dir(dir)?;
+        }
+        Ok(InboxFile { file })
     }
 
-    /// Appends one record with a single write.
+    /// Appends one record with a single write, and syncs it to disk before
+    /// returning: a message is acknowledged to its sender only once it
+    /// would survive a crash of the machine, and a delivery is marked
+    /// under way before a key is typed (never typed twice after a crash).
     pub(crate) fn append(&mut self, record: &InboxRecord) -> io::Result<()> {
         let mut line = serde_json::to_vec(record).expect("inbox record serializes");
         line.push(b'\n');
-        self.file.write_all(&line)
+        self.file.write_all(&line)?;
+        self.file.sync_data()
     }
 }
 
 /// Every message in the file with its latest status, in acceptance order.
 pub(crate) fn replay(path: &Path) -> io::Result<Vec<Entry>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    // Bytes, decoded lossily: one bad byte (a torn multi-byte character,
+    // a damaged disk block) must not make every message unreadable.
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(err) => return Err(err),
     };

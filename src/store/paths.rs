@@ -27,7 +27,8 @@ pub(crate) struct StateRoot {
 }
 
 impl StateRoot {
-    /// Resolves the state root from the environment without touching disk.
+    /// Resolves the state root from the environment, refusing directories
+    /// that are not private to this user (nothing is created here).
     pub(crate) fn from_env() -> Result<Self, CliError> {
         let root = if let Some(dir) = non_empty_env("REINS_STATE_DIR") {
             PathBuf::from(dir)
@@ -44,6 +45,8 @@ impl StateRoot {
             Some(dir) => absolute(PathBuf::from(dir)).join("reins"),
             None => root.join("run"),
         };
+        check_private(&root, "state directory", "REINS_STATE_DIR")?;
+        check_private(&runtime, "runtime directory", "XDG_RUNTIME_DIR")?;
         Ok(StateRoot { root, runtime })
     }
 
@@ -119,6 +122,37 @@ fn read_dir_names(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Refuses a directory (if it exists) that another user owns or that
+/// others may write: whoever can write there can plant a session's files
+/// or its control socket. Missing directories are created private later.
+fn check_private(path: &Path, what: &str, var: &str) -> Result<(), CliError> {
+    use std::os::unix::fs::MetadataExt;
+    // A directory that cannot be read (missing, or under a file) is left
+    // to the code that creates it, which says what is wrong with it.
+    let Ok(meta) = fs::metadata(path) else { return Ok(()) };
+    let me = rustix::process::getuid().as_raw();
+    if meta.uid() != me {
+        return Err(CliError::failure(format!(
+            "{what} {} belongs to uid {}, not to you (uid {me}): refusing to use it",
+            path.display(),
+            meta.uid()
+        ))
+        .hint(format!("set {var} to a directory of your own")));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(CliError::failure(format!(
+            "{what} {} can be written by other users (mode {mode:04o}): refusing to use it",
+            path.display()
+        ))
+        .hint(format!(
+            "chmod go-w {}, or set {var} to a directory only you can write",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 fn non_empty_env(name: &str) -> Option<String> {

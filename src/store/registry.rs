@@ -118,6 +118,12 @@ pub(crate) struct SessionRecord {
     /// The worker this session looks after, when it is a buddy (`reins buddy`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) buddy_of: Option<String>,
+    /// The session it was started from inside (its agent ran `reins run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) parent: Option<crate::trust::Parent>,
+    /// The oldest approval request the agent waits on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) approval: Option<crate::ipc::PendingApproval>,
 }
 
 /// A file the host watches for the agent (`run --watch-file PATH`).

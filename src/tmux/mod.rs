@@ -80,6 +80,11 @@ impl Tmux {
 
     /// Runs one tmux command and returns its stdout, trimmed.
     fn run(&self, args: &[&str]) -> Result<String, TmuxError> {
+        self.run_untrimmed(args).map(|out| out.trim().to_string())
+    }
+
+    /// Runs one tmux command and returns its stdout as printed.
+    fn run_untrimmed(&self, args: &[&str]) -> Result<String, TmuxError> {
         let out = self.command().args(args).output().map_err(|err| TmuxError {
             command: args.first().unwrap_or(&"").to_string(),
             stderr: err.to_string(),
@@ -92,7 +97,7 @@ impl Tmux {
                 missing: false,
             });
         }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Checks that tmux is on PATH, without running it: `run --tmux` must
@@ -227,7 +232,9 @@ impl Tmux {
 
     /// The visible text of a pane.
     pub(crate) fn capture(&self, pane: &str) -> Result<String, TmuxError> {
-        self.run(&["capture-pane", "-p", "-t", pane])
+        // Untrimmed: a screen's first row may start with spaces, and blank
+        // first rows are rows too.
+        self.run_untrimmed(&["capture-pane", "-p", "-t", pane])
     }
 
     /// Makes `pane` the active pane of its window, and its window the

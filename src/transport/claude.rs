@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::adapter::TurnStatus;
 use crate::state::{Observed, State};
-use crate::transport::Effect;
+use crate::transport::{Effect, first_lines};
 
 /// The client side of one stream-json conversation.
 #[derive(Debug, Default)]
@@ -190,15 +190,6 @@ impl ClaudeStream {
         effects.push(Effect::TurnCompleted { turn_id, status, error });
         effects.push(Effect::State(Observed::plain(State::Ready)));
         effects
-    }
-}
-
-fn first_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    if lines.len() <= n {
-        lines.join("\n  ")
-    } else {
-        format!("{}\n  … ({} more lines)", lines[..n].join("\n  "), lines.len() - n)
     }
 }
 

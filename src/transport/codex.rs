@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::adapter::TurnStatus;
 use crate::ipc::Decision;
 use crate::state::{BlockedKind, Observed, State};
-use crate::transport::Effect;
+use crate::transport::{Effect, first_lines};
 
 /// Notifications reins has no use for: the server is asked not to send them.
 const OPT_OUT: [&str; 4] = [
@@ -28,6 +28,10 @@ const OPT_OUT: [&str; 4] = [
     "item/reasoning/summaryPartAdded",
     "item/reasoning/textDelta",
 ];
+
+/// Approval requests kept waiting at once; codex asks one at a time, so
+/// more is a server flooding the host, and is refused.
+const MAX_APPROVALS: usize = 64;
 
 /// How the thread is set up.
 #[derive(Debug, Clone)]
@@ -214,6 +218,12 @@ impl CodexAppServer {
         self.turn.as_ref().map(|(id, _)| id.as_str())
     }
 
+    /// Approval requests waiting for an answer.
+    #[cfg(test)]
+    pub(crate) fn waiting_approvals(&self) -> usize {
+        self.approvals.len()
+    }
+
     /// The earliest request deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.requests.values().map(|r| r.deadline).min()
@@ -304,9 +314,12 @@ impl CodexAppServer {
             (None, Some(method)) => {
                 self.on_notification(&method, value.get("params").unwrap_or(&Value::Null))
             }
-            (None, None) => vec![Effect::Warning(format!(
-                "ignored a message with neither id nor method: {line}"
-            ))],
+            (None, None) => {
+                let shown: String = line.chars().take(200).collect();
+                vec![Effect::Warning(format!(
+                    "ignored a message with neither id nor method: {shown}"
+                ))]
+            }
         }
     }
 
@@ -564,6 +577,22 @@ impl CodexAppServer {
             "item/commandExecution/requestApproval"
             | "item/fileChange/requestApproval"
             | "execCommandApproval"
+            | "applyPatchApproval"
+                if self.approvals.len() >= MAX_APPROVALS =>
+            {
+                let line = json!({
+                    "id": id,
+                    "error": { "code": -32000, "message": "too many approval requests are waiting" }
+                })
+                .to_string();
+                vec![
+                    Effect::Send(line),
+                    Effect::Warning(format!("refused {method}: {MAX_APPROVALS} approvals wait")),
+                ]
+            }
+            "item/commandExecution/requestApproval"
+            | "item/fileChange/requestApproval"
+            | "execCommandApproval"
             | "applyPatchApproval" => {
                 let what = params
                     .get("command")
@@ -660,17 +689,10 @@ fn item_lines(item: &Value) -> Vec<String> {
     }
 }
 
-fn first_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    if lines.len() <= n {
-        lines.join("\n  ")
-    } else {
-        format!("{}\n  … ({} more lines)", lines[..n].join("\n  "), lines.len() - n)
-    }
-}
-
+/// The first 13 characters of a turn id (a UUID's first two groups).
+/// Characters, not bytes: the id is the server's and may be anything.
 fn short(id: &str) -> &str {
-    &id[..id.len().min(13)]
+    id.char_indices().nth(13).map_or(id, |(at, _)| &id[..at])
 }
 
 #[cfg(test)]

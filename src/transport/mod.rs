@@ -50,6 +50,74 @@ pub(crate) enum Effect {
     Warning(String),
 }
 
+/// Longest transcript entry taken from an agent's message (the screen and
+/// `transcript.log` get no more of one answer or one command's output).
+pub(crate) const MAX_SHOWN: usize = 64 << 10;
+
+/// Longest one-line text taken from an agent (an error, a warning, a
+/// command): it goes into events and `session.json`.
+pub(crate) const MAX_FIELD: usize = 4 << 10;
+
+impl Effect {
+    /// The effect with the agent's text in it cut to [`MAX_SHOWN`] (the
+    /// transcript) or [`MAX_FIELD`] (what events and the registry keep).
+    /// Ids and lines for the agent are left whole: they must match.
+    fn clipped(self) -> Effect {
+        let field = |s: String| clip(&s, MAX_FIELD).into_owned();
+        match self {
+            Effect::Transcript(text) => Effect::Transcript(clip(&text, MAX_SHOWN).into_owned()),
+            Effect::Warning(text) => Effect::Warning(field(text)),
+            Effect::Refused { message_id, reason } => {
+                Effect::Refused { message_id, reason: field(reason) }
+            }
+            Effect::TurnCompleted { turn_id, status, error } => {
+                Effect::TurnCompleted { turn_id, status, error: error.map(field) }
+            }
+            Effect::RateLimited { until, message } => {
+                Effect::RateLimited { until, message: message.map(field) }
+            }
+            Effect::ApprovalAsked { detail } => Effect::ApprovalAsked { detail: field(detail) },
+            Effect::Disconnected { source, message } => {
+                Effect::Disconnected { source, message: field(message) }
+            }
+            Effect::Usage { turn_id, fields } => Effect::Usage {
+                turn_id,
+                fields: fields.into_iter().map(|(k, v)| (k, field(v))).collect(),
+            },
+            other @ (Effect::Send(_)
+            | Effect::State(_)
+            | Effect::Delivered { .. }
+            | Effect::Steered { .. }
+            | Effect::TurnStarted { .. }) => other,
+        }
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, ending in
+/// `…` when cut.
+pub(crate) fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut cut = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut]).into()
+}
+
+/// The first `n` lines of `text`, joined for the transcript (indented),
+/// and how many more there were. Counts the rest without collecting it:
+/// an agent's text may be millions of lines.
+pub(crate) fn first_lines(text: &str, n: usize) -> String {
+    let mut lines = text.lines();
+    let shown: Vec<&str> = lines.by_ref().take(n).collect();
+    match lines.count() {
+        0 => shown.join("\n  "),
+        more => format!("{}\n  … ({more} more lines)", shown.join("\n  ")),
+    }
+}
+
 /// The protocol a session speaks.
 #[derive(Debug)]
 pub(crate) enum Protocol {
@@ -58,11 +126,14 @@ pub(crate) enum Protocol {
 }
 
 impl Protocol {
+    /// Handles one line from the agent. What it says is cut to size before
+    /// it reaches the transcript, the events or the registry.
     pub(crate) fn on_line(&mut self, line: &str, now: Instant) -> Vec<Effect> {
-        match self {
+        let effects = match self {
             Protocol::Codex(p) => p.on_line(line, now),
             Protocol::Claude(p) => p.on_line(line),
-        }
+        };
+        effects.into_iter().map(Effect::clipped).collect()
     }
 
     /// Starts a turn with `text`, or (`steer`) adds it to the running one.
@@ -134,4 +205,39 @@ pub(crate) fn sent_json(effects: &[Effect]) -> Vec<serde_json::Value> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_cuts_on_a_character_boundary_and_marks_the_cut() {
+        assert_eq!(clip("short", 10), "short");
+        // "é" is two bytes: a cut at byte 4 would split the second one.
+        let clipped = clip("éééééé", 6);
+        assert_eq!(clipped, "é…", "{clipped}");
+        assert!(clipped.len() <= 6);
+        assert_eq!(clip("😀😀", 3), "…");
+    }
+
+    #[test]
+    fn first_lines_counts_the_rest_without_keeping_it() {
+        assert_eq!(first_lines("a\nb", 5), "a\n  b");
+        let many = "x\n".repeat(1_000_000);
+        assert_eq!(first_lines(&many, 2), "x\n  x\n  … (999998 more lines)");
+    }
+
+    #[test]
+    fn what_the_agent_says_is_clipped_but_ids_are_not() {
+        let long = "é".repeat(MAX_SHOWN);
+        let Effect::Transcript(text) = Effect::Transcript(long.clone()).clipped() else {
+            unreachable!()
+        };
+        assert!(text.len() <= MAX_SHOWN && text.ends_with('…'));
+        let Effect::Warning(text) = Effect::Warning(long.clone()).clipped() else { unreachable!() };
+        assert!(text.len() <= MAX_FIELD);
+        let started = Effect::TurnStarted { turn_id: long.clone() };
+        assert_eq!(started.clone().clipped(), started, "an id must still match");
+    }
 }

@@ -74,7 +74,11 @@ impl Session {
         Some(id)
     }
 
-    pub(super) fn accept_send(&mut self, req: SendRequest) -> (u16, serde_json::Value) {
+    pub(super) fn accept_send(
+        &mut self,
+        req: SendRequest,
+        requester: Option<crate::trust::Requester>,
+    ) -> (u16, serde_json::Value) {
         let refuse = |status: u16, error: String| {
             (status, serde_json::json!({ "ok": false, "error": error }))
         };
@@ -110,7 +114,7 @@ impl Session {
             source: "send".into(),
         };
         let id = message.id.clone();
-        let position = match self.accept(message) {
+        let position = match self.accept_from(message, requester) {
             Ok(position) => position,
             Err(err) => return refuse(500, format!("cannot write the inbox: {err}")),
         };
@@ -123,12 +127,23 @@ impl Session {
         (202, to_json(&SendReply { ok: true, message_id: id, status, position }))
     }
 
+    /// Accepts a message of the host's own (a brief, a resume message).
     pub(super) fn accept(&mut self, message: Message) -> std::io::Result<usize> {
+        self.accept_from(message, None)
+    }
+
+    /// Accepts a message into the inbox (durably) and records who sent it.
+    fn accept_from(
+        &mut self,
+        message: Message,
+        requester: Option<crate::trust::Requester>,
+    ) -> std::io::Result<usize> {
         let position = self.queue.accept(message.clone())?;
         self.emit(&EventKind::Queued {
             message_id: message.id,
             preview: preview(&message.text),
             position,
+            requester,
         });
         Ok(position)
     }

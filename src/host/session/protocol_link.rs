@@ -7,8 +7,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-
 use crate::adapter::Transport;
 use crate::adapter::TurnStatus;
 use crate::host::session::{Link, Session};
@@ -18,8 +16,8 @@ use crate::store::events::{EventKind, preview};
 use crate::store::inbox::{Message, MessageStatus};
 use crate::transport::claude::ClaudeStream;
 use crate::transport::codex::{CodexAppServer, Settings};
-use crate::transport::stdio::{Lines, Output};
-use crate::transport::{Effect, Protocol};
+use crate::transport::stdio::{Lines, NotSent, Output, Outputs};
+use crate::transport::{Effect, MAX_FIELD, Protocol};
 
 /// The protocol side of a session.
 pub(crate) struct ProtocolLink {
@@ -27,7 +25,9 @@ pub(crate) struct ProtocolLink {
     pub(crate) protocol: Option<Protocol>,
     /// The agent's stdin; None once closed (stopping).
     lines: Option<Lines>,
-    pub(crate) output: mpsc::UnboundedReceiver<Output>,
+    /// What the agent writes; its readers wait while the session is
+    /// behind (see [`crate::transport::stdio`]).
+    pub(crate) output: Outputs,
     pub(crate) stdout_open: bool,
     /// The message whose `turn/start` (or `turn/steer`) is under way.
     pub(crate) in_flight: Option<Message>,
@@ -39,7 +39,7 @@ pub(crate) struct ProtocolLink {
 }
 
 impl ProtocolLink {
-    pub(crate) fn new(lines: Lines, output: mpsc::UnboundedReceiver<Output>) -> Self {
+    pub(crate) fn new(lines: Lines, output: Outputs) -> Self {
         ProtocolLink {
             protocol: None,
             lines: Some(lines),
@@ -117,7 +117,7 @@ impl Session {
                 tracing::info!(target: "agent_stderr", "{line}");
                 let lower = line.to_ascii_lowercase();
                 if lower.contains("error") || lower.contains("panic") {
-                    self.note_error(line);
+                    self.note_error(crate::transport::clip(&line, MAX_FIELD).into_owned());
                 }
             }
             Output::Closed { error } => {
@@ -182,6 +182,7 @@ impl Session {
         for note in notes {
             self.write_transcript(&note).await;
         }
+        let mut asked = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Send(line) => self.protocol_send(line),
@@ -228,10 +229,9 @@ impl Session {
                         None => self.emit(&event),
                     }
                 }
-                Effect::ApprovalAsked { detail } => {
-                    tracing::info!("the agent asks for approval: {detail}");
-                    self.apply_approval_policy();
-                }
+                // Named (and answered, by policy) once the state it
+                // brings is set: an answer sets the state after it.
+                Effect::ApprovalAsked { detail } => asked.push(detail),
                 Effect::Disconnected { source, message } => {
                     self.disconnect(&source, &message).await
                 }
@@ -241,14 +241,22 @@ impl Session {
                 }
             }
         }
+        for detail in asked {
+            self.approval_asked(Some(detail));
+        }
     }
 
     fn protocol_send(&mut self, line: String) {
         tracing::debug!(target: "protocol", "-> {line}");
-        let sent =
-            self.proto().and_then(|c| c.lines.as_ref()).is_some_and(|lines| lines.send(line));
-        if !sent {
-            tracing::debug!("the agent's stdin is closed; a line was not sent");
+        let sent = match self.proto().and_then(|c| c.lines.as_ref()) {
+            Some(lines) => lines.send(line),
+            None => Err(NotSent::Closed),
+        };
+        match sent {
+            Ok(()) => {}
+            Err(NotSent::Closed) => tracing::debug!("a line was not sent: {}", NotSent::Closed),
+            // The request it carried times out like any unanswered one.
+            Err(err @ NotSent::Backlogged) => tracing::warn!("a line was not sent: {err}"),
         }
     }
 
@@ -377,11 +385,10 @@ impl Session {
     }
 
     /// Answers the server's approval request.
-    pub(super) fn protocol_answer(&mut self, decision: Decision, by: &str) -> Result<(), String> {
+    pub(super) fn protocol_answer(&mut self, decision: Decision) -> Result<(), String> {
         let protocol =
             self.proto().and_then(|c| c.protocol.as_mut()).ok_or("the protocol is not running")?;
         let effects = protocol.answer(decision)?;
-        self.emit(&EventKind::Approval { decision: decision.as_str().into(), by: by.into() });
         // The answer's own transcript note is left out: the approval event
         // records it, and the server reports what the command did.
         for effect in effects {

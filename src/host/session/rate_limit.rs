@@ -142,10 +142,16 @@ impl Session {
 
     /// `POST /v1/rate-limit` (`{"resume": true}`): a watcher asks for the
     /// resume message when the current limit lifts.
-    pub(super) fn arm_resume(&mut self) -> (u16, serde_json::Value) {
+    pub(super) fn arm_resume(
+        &mut self,
+        requester: Option<crate::trust::Requester>,
+    ) -> (u16, serde_json::Value) {
         match self.rate_limit.as_mut().filter(|e| !e.lifted) {
             Some(episode) => {
-                episode.resume = true;
+                let already = std::mem::replace(&mut episode.resume, true);
+                if !already {
+                    self.emit(&EventKind::ResumeArmed { requester });
+                }
                 (200, serde_json::json!({ "ok": true }))
             }
             None => (409, serde_json::json!({ "ok": false, "error": "no rate limit is in force" })),
