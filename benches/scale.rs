@@ -10,7 +10,7 @@
 //! inotify instances, idle CPU and wake-ups of all 200 hosts, and how late
 //! a 10 ms sleep wakes up while it all runs (is the machine responsive?).
 //!
-//! Run with `cargo bench --bench scale` (about three minutes on two cores;
+//! Run with `cargo bench --bench scale` (about a minute and a half on two cores;
 //! `REINS_BENCH_IDLE_SECS` shortens the idle minute). Results go to
 //! `benches/results/<date>-scale.md`.
 
@@ -48,12 +48,6 @@ fn main() {
     common::raise_nofile();
     let world = World::new();
     let mut rows = Vec::new();
-    let row = |what: String, got: String, target: &str, ok: bool| Row {
-        what,
-        got,
-        target: target.into(),
-        ok,
-    };
 
     // Start: one after another, timing each `run`.
     let inotify_before = inotify_instances();
@@ -70,27 +64,26 @@ fn main() {
         into.push(started.elapsed());
     }
     let start_all = t.elapsed();
-    rows.push(row(
+    let (headless_median, tmux_median) = (median(up_headless.clone()), median(up_tmux.clone()));
+    rows.push(Row::checked(
         format!("`run --detach` ({HEADLESS} sessions, one after another)"),
-        format!("median {}, p99 {}", ms(median(up_headless.clone())), ms(p99(up_headless))),
-        "< 50 ms",
-        true,
+        format!("median {}, p99 {}", ms(headless_median), ms(p99(up_headless))),
+        "< 50 ms median",
+        headless_median < Duration::from_millis(50),
     ));
-    rows.push(row(
+    rows.push(Row::checked(
         format!("`run --tmux` ({IN_TMUX} windows on one tmux server)"),
-        format!("median {}, p99 {}", ms(median(up_tmux.clone())), ms(p99(up_tmux))),
-        "< 50 ms",
-        true,
+        format!("median {}, p99 {}", ms(tmux_median), ms(p99(up_tmux))),
+        "< 50 ms median",
+        tmux_median < Duration::from_millis(50),
     ));
 
     // Ready: 200 waits at once.
     let ready = join_all(spawn_all(&world, |id| argv(&["wait", "--id", id, "--until", "ready"])));
     assert!(ready.iter().all(|r| r.json["ok"] == true));
-    rows.push(row(
+    rows.push(Row::measured(
         format!("all {SESSIONS} up and ready (starts + 200 concurrent `wait --until ready`)"),
         format!("{:.2} s", start_all.as_secs_f64() + wall(&ready).as_secs_f64()),
-        "-",
-        true,
     ));
 
     let procs: Vec<Procs> = (0..SESSIONS)
@@ -109,7 +102,7 @@ fn main() {
     let (cpu_before, clients_before) = (cpu(&procs, tmux_pid), children_cpu_ns());
     let t = Instant::now();
     let (mut sends, mut reactions, mut round_times) = (Vec::new(), Vec::new(), Vec::new());
-    let mut inotify_peak = 0;
+    let (mut inotify_peak, mut first_returned) = (0, 0);
     for round in 1..=ROUNDS {
         let r = Instant::now();
         let waiting = block_waits(&world, round);
@@ -120,7 +113,11 @@ fn main() {
         }
         let text = format!("round {round}");
         let sent = join_all(spawn_all(&world, |id| argv(&["send", "--id", id, &text])));
-        reactions.extend(check_round(round, &sent, &join_all(waiting)));
+        let waited = join_all(waiting);
+        if round == 1 {
+            first_returned = waited.iter().filter(|w| w.json["turn"] == round).count();
+        }
+        reactions.extend(check_round(round, &sent, &waited));
         round_times.push(r.elapsed());
         sends.extend(sent.iter().map(|r| r.took));
     }
@@ -152,13 +149,13 @@ fn main() {
     // Nothing lost, nothing misreported.
     let final_rows = world.json(&["status", "--json"]);
     let final_rows = final_rows.as_array().unwrap();
-    assert_eq!(final_rows.len(), SESSIONS);
+    let mut final_bad = SESSIONS.abs_diff(final_rows.len());
     for r in final_rows {
-        assert_eq!(
-            (&r["host"], &r["state"], &r["turn"]),
-            (&"live".into(), &"ready".into(), &(ROUNDS + 1).into()),
-            "{r}"
-        );
+        let want = (&"live".into(), &"ready".into(), &(ROUNDS + 1).into());
+        if (&r["host"], &r["state"], &r["turn"]) != want {
+            final_bad += 1;
+            eprintln!("after the cycles, status shows {r}");
+        }
     }
     let mut lost = 0;
     for i in 0..SESSIONS {
@@ -176,10 +173,8 @@ fn main() {
             }
         }
     }
-    assert_eq!(lost, 0, "events lost or repeated");
-    assert_eq!(status_bad, 0, "status misreported a session during the cycles");
 
-    rows.push(row(
+    rows.push(Row::checked(
         format!(
             "{ROUNDS} rounds: {SESSIONS} concurrent `wait --turn N`, then {SESSIONS} concurrent \
              `send`"
@@ -191,33 +186,28 @@ fn main() {
             median(round_times).as_secs_f64()
         ),
         "nothing lost",
-        true,
+        lost == 0 && final_bad == 0,
     ));
-    rows.push(row(
-        "inotify instances in use with 200 waits blocked at once (limit: max_user_instances)"
-            .into(),
+    rows.push(Row::checked(
+        "inotify instances in use with 200 waits blocked at once (limit: max_user_instances)",
         format!(
-            "{} of {}; the other waits were woken by their hosts, all 200 returned",
+            "{} of {}; the other waits were woken by their hosts; {first_returned} of \
+             {SESSIONS} returned their turn",
             inotify_peak.saturating_sub(inotify_before),
             max_user_instances()
         ),
         "no wait fails",
-        true,
+        first_returned == SESSIONS,
     ));
-    rows.push(row(
-        "each `send` under that load (until delivery verified)".into(),
+    rows.push(Row::measured(
+        "each `send` under that load (until delivery verified)",
         format!("median {}, p99 {}", ms(median(sends.clone())), ms(p99(sends))),
-        "-",
-        true,
     ));
-    rows.push(row(
-        "task_complete written → its `wait` returns, under that load (400 clients per round)"
-            .into(),
+    rows.push(Row::measured(
+        "task_complete written → its `wait` returns, under that load (400 clients per round)",
         format!("median {}, p99 {}", ms(median(reactions.clone())), ms(p99(reactions))),
-        "-",
-        true,
     ));
-    rows.push(row(
+    rows.push(Row::checked(
         format!(
             "task_complete written → its `wait` returns, {SESSIONS} waits blocked, sends paced \
              20 ms apart"
@@ -226,14 +216,14 @@ fn main() {
         "< 25 ms median",
         median(paced) < Duration::from_millis(25),
     ));
-    rows.push(row(
-        "events: delivered, turn_started, task_complete, stranded per session (all 200)".into(),
+    rows.push(Row::checked(
+        "events: delivered, turn_started, task_complete, stranded per session (all 200)",
         format!("{0}, {0}, {0}, 0: none lost, none repeated", ROUNDS + 1),
         "exact",
         lost == 0,
     ));
     let status_med = median(status_times.clone());
-    rows.push(row(
+    rows.push(Row::checked(
         format!("`status --json` every 250 ms during the cycles ({} probes)", status_times.len()),
         format!(
             "median {}, p99 {}; {status_bad} misreported ({status_unknown} rows read `unknown`: \
@@ -244,21 +234,19 @@ fn main() {
         "< 30 ms, none misreported",
         status_med < Duration::from_millis(30) && status_bad == 0,
     ));
-    rows.push(row(
-        "how late a 10 ms sleep wakes during the cycles (responsiveness)".into(),
+    rows.push(Row::measured(
+        "how late a 10 ms sleep wakes during the cycles (responsiveness)",
         format!(
             "median {}, p99 {}; load average {}",
             ms(median(jitter.clone())),
             ms(p99(jitter)),
             load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
         ),
-        "-",
-        true,
     ));
     let secs = cycles.as_secs_f64();
     let pct = |i: usize| cpu_ns_percent(cpu_after[i].since(&cpu_before[i]).cpu_ns, secs);
-    rows.push(row(
-        "CPU during the cycles, in % of one core (the machine has 2)".into(),
+    rows.push(Row::measured(
+        "CPU during the cycles, in % of one core (the machine has 2)",
         format!(
             "hosts {:.0} %, agents {:.0} %, tmux server {:.0} %, clients {:.0} % ({} runs, {:.2} ms \
              each)",
@@ -269,8 +257,6 @@ fn main() {
             ROUNDS as usize * SESSIONS * 2,
             clients_ns as f64 / 1e6 / (ROUNDS as usize * SESSIONS * 2) as f64
         ),
-        "-",
-        true,
     ));
 
     // Memory and descriptors, after the cycles.
@@ -280,7 +266,7 @@ fn main() {
         agents += memory(p.agent);
     }
     let tmux_mem = tmux_pid.map(memory).unwrap_or_default();
-    rows.push(row(
+    rows.push(Row::checked(
         format!("memory of {SESSIONS} hosts (RSS; PSS, private)"),
         format!(
             "{}; {}, {} (per host: RSS {}, private {})",
@@ -293,18 +279,14 @@ fn main() {
         "RSS < 8 MiB per host",
         hosts.rss / (SESSIONS as u64) < 8 * 1024,
     ));
-    rows.push(row(
+    rows.push(Row::measured(
         format!("memory of {SESSIONS} mock agents; the tmux server with {IN_TMUX} panes (PSS)"),
         format!("{}; {}", mib(agents.pss), mib(tmux_mem.pss)),
-        "-",
-        true,
     ));
     let fds: Vec<usize> = procs.iter().map(|p| fd_count(p.host)).collect();
-    rows.push(row(
-        "open descriptors per host (idle)".into(),
+    rows.push(Row::measured(
+        "open descriptors per host (idle)",
         format!("max {}, total {}", fds.iter().max().unwrap(), fds.iter().sum::<usize>()),
-        "-",
-        true,
     ));
 
     // A quiet minute.
@@ -313,7 +295,7 @@ fn main() {
     let c1 = cpu(&procs, tmux_pid);
     let idle = |i: usize| cpu_ns_percent(c1[i].since(&c0[i]).cpu_ns, idle_secs as f64);
     let hosts_idle = c1[0].since(&c0[0]);
-    rows.push(row(
+    rows.push(Row::checked(
         format!("{SESSIONS} idle hosts over {idle_secs} s: CPU together, wake-ups together"),
         format!(
             "{:.4} % ({:.1} ms), {} wake-ups ({} of them a blocking-pool thread ending)",
@@ -325,25 +307,58 @@ fn main() {
         "< 0.05 % per host",
         idle(0) / (SESSIONS as f64) < 0.05,
     ));
-    rows.push(row(
+    rows.push(Row::measured(
         format!("{SESSIONS} idle mock agents; the tmux server, over the same {idle_secs} s"),
         format!("{:.4} %; {:.4} %", idle(1), idle(2)),
-        "-",
-        true,
     ));
 
     // Stop everything at once.
     let stopped = join_all(spawn_all(&world, |id| argv(&["stop", "--id", id])));
     assert!(stopped.iter().all(|r| r.json["ok"] == true));
     let left = procs.iter().filter(|p| alive(p.host) || alive(p.agent)).count();
-    rows.push(row(
+    rows.push(Row::checked(
         format!("stop all {SESSIONS} at once"),
         format!("{:.2} s; {left} processes left", wall(&stopped).as_secs_f64()),
         "none left",
         left == 0,
     ));
     report("scale", &rows);
+    write_doc(&rows);
+    assert_eq!(lost, 0, "events lost or repeated");
+    assert_eq!(final_bad, 0, "sessions not live, ready and at the last turn after the cycles");
+    assert_eq!(status_bad, 0, "status misreported a session during the cycles");
     assert_eq!(left, 0, "processes left behind");
+}
+
+/// Where the figures of one run go in `docs/scale.md`: between these
+/// lines, replaced whole on every run.
+const DOC: &str = "docs/scale.md";
+const DOC_BEGIN: &str =
+    "<!-- scale-bench: generated by `cargo bench --bench scale`; do not edit -->";
+const DOC_END: &str = "<!-- scale-bench: end -->";
+
+/// Rewrites the figures section of `docs/scale.md` with this run's table,
+/// naming the commit it measured, so the document holds one run's
+/// figures and says which.
+fn write_doc(rows: &[Row]) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DOC);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (Some(begin), Some(end)) = (text.find(DOC_BEGIN), text.find(DOC_END)) else {
+        panic!("{DOC} has no section between {DOC_BEGIN:?} and {DOC_END:?}");
+    };
+    let section = format!(
+        "{DOC_BEGIN}\n\nOne run of `cargo bench --bench scale` at commit `{}`, {}, on {} cores \
+         ({}), release build. The run rewrites this section; commit it only from a quiet \
+         machine.\n\n{}\n",
+        common::commit(),
+        common::today(),
+        common::num_cpus(),
+        common::machine(),
+        common::table(rows)
+    );
+    let updated = format!("{}{section}{}", &text[..begin], &text[end..]);
+    std::fs::write(&path, updated).unwrap();
+    println!("figures written to {DOC}");
 }
 
 fn argv(parts: &[&str]) -> Vec<String> {

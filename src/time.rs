@@ -30,13 +30,23 @@ pub(crate) fn seconds_since(ts: &str) -> Option<f64> {
     Some(secs.max(0.0))
 }
 
-/// Parses a duration flag: `30`, `1.5`, `250ms`, `30s`, `5m`, `2h`.
-/// A bare number means seconds.
+/// The longest duration any flag, config or chain file may give: 30 days.
+/// Every deadline is `now + duration`, which must not overflow, and
+/// nothing reins waits for is meant to take longer.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Parses a duration flag: `30`, `1.5`, `250ms`, `30s`, `5m`, `2h`, at
+/// most [`MAX_DURATION`]. A bare number means seconds. Every duration
+/// reins reads from a person goes through here.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (number, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
+    // A bare number, exponents too (`1e3`); else a number and a unit.
+    let (number, unit) = match s.parse::<f64>() {
+        Ok(_) => (s, "s"),
+        Err(_) => match s.find(|c: char| c.is_ascii_alphabetic()) {
+            Some(i) => (&s[..i], &s[i..]),
+            None => (s, "s"),
+        },
     };
     let value: f64 = number
         .parse()
@@ -51,10 +61,25 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         }
     };
     let secs = value * scale;
-    if !secs.is_finite() || secs < 0.0 {
+    if secs.is_nan() || secs < 0.0 {
         return Err(format!("{s:?} is not a duration of zero or more"));
     }
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is too long"))
+    if secs > MAX_DURATION.as_secs_f64() {
+        return Err(format!(
+            "{s:?} is longer than the longest duration reins takes, 720h (30 days)"
+        ));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a duration"))
+}
+
+/// Seconds read back from a record (a chain's state file) as a duration,
+/// held to 0..=[`MAX_DURATION`]: an edited or damaged file must not make a
+/// deadline overflow.
+pub(crate) fn bounded_secs(secs: f64) -> Duration {
+    if secs.is_nan() || secs <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(secs).map_or(MAX_DURATION, |d| d.min(MAX_DURATION))
 }
 
 /// A compact age for tables: `42s`, `7m`, `3h`, `2d`.
@@ -130,6 +155,26 @@ mod tests {
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("3d").is_err());
+        assert!(parse_duration("nan").is_err());
+    }
+
+    #[test]
+    fn seconds_from_records_are_held_in_bounds() {
+        assert_eq!(bounded_secs(1.5), Duration::from_millis(1500));
+        assert_eq!(bounded_secs(-3.0), Duration::ZERO);
+        assert_eq!(bounded_secs(f64::NAN), Duration::ZERO);
+        assert_eq!(bounded_secs(1e300), MAX_DURATION);
+        assert_eq!(bounded_secs(f64::INFINITY), MAX_DURATION);
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        assert_eq!(parse_duration("720h").unwrap(), MAX_DURATION);
+        assert_eq!(parse_duration("1e3").unwrap(), Duration::from_secs(1000));
+        for long in ["720.001h", "3000000000000000h", "1e300", "inf", "2592001"] {
+            let err = parse_duration(long).unwrap_err();
+            assert!(err.contains("longest duration reins takes, 720h (30 days)"), "{long}: {err}");
+        }
     }
 
     #[test]

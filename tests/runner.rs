@@ -9,6 +9,7 @@ mod test_app_server;
 mod test_attach;
 mod test_bad_input;
 mod test_boundary;
+mod test_bounds;
 mod test_buddy;
 mod test_chain;
 mod test_codex_schema;

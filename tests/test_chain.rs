@@ -450,9 +450,78 @@ fn a_process_that_took_the_runners_pid_is_not_the_runner() {
     assert_eq!(alive(&st), false, "same pid, started at another time");
     st["runner_start_ticks"] = ticks.into();
     assert_eq!(alive(&st), true, "the very process");
-    let refused = env.reins(&["chain", "resume", "one"]).code(2);
+    let refused = env.reins(&["chain", "resume", "one"]).code(1);
     assert!(refused.stderr.contains("running"), "{}", refused.stderr);
     // The shell and its sleep, as a group.
     crate::common::signal(-(imposter.id() as i32), 9);
     imposter.wait().unwrap();
+}
+
+/// `{{task}}` was pasted into `cmd:` checks as shell text: a task holding
+/// `; touch`, `$(..)` or quotes ran commands. Every quoting a check can put
+/// it in must see the literal task, and nothing else may run.
+#[test]
+fn task_text_in_a_cmd_check_is_never_shell_syntax() {
+    let env = env();
+    let task = r#"a'b"c; touch pwned1 $(touch pwned2) `touch pwned3` ' ; touch pwned4 '"#;
+    let chain = format!(
+        "[chain]\nname = \"quoted\"\n\n[[step]]\nname = \"s\"\nagent = \"w\"\n\
+         brief = \"Do {{{{task}}}}\"\ntasks = [{task:?}]\ndone = [\n\
+         \"cmd:printf %s {{{{task}}}} > bare.seen\",\n\
+         \"cmd:printf %s \\\"{{{{task}}}}\\\" > double.seen\",\n\
+         \"cmd:printf %s '{{{{task}}}}' > single.seen\",\n\
+         \"cmd:printf %s \\\"x{{{{task}}}}y\\\"'z{{{{task}}}}' > mixed.seen\",\n]\n",
+    );
+    write(&env, "quoted.toml", &chain);
+    let out = env.reins(&["chain", "run", "quoted.toml", "--json"]).ok().json();
+    assert_eq!(out["result"], "accepted", "{out:#}");
+    let seen = |name: &str| std::fs::read_to_string(work(&env).join(name)).unwrap();
+    assert_eq!(seen("bare.seen"), task);
+    assert_eq!(seen("double.seen"), task);
+    assert_eq!(seen("single.seen"), task);
+    assert_eq!(seen("mixed.seen"), format!("x{task}yz{task}"));
+    for file in ["pwned1", "pwned2", "pwned3", "pwned4"] {
+        assert!(!work(&env).join(file).exists(), "the task text ran a command that made {file}");
+    }
+}
+
+/// Two `chain resume` runs of one chain both went on, each starting the
+/// same tasks again. One runner at a time: the second is refused at once,
+/// naming the first's pid, and exits 1.
+#[test]
+fn a_second_resume_of_a_running_chain_is_refused() {
+    let env = env();
+    env.write_config("[agents.w]\nagent = \"mock\"\nargs = [\"--work\", \"60\"]\n");
+    write(&env, "long.toml", SLOW);
+    let mut first = env.spawn(&["chain", "run", "long.toml", "--id", "twice"]);
+    env.wait_event("twice-work-2", Duration::from_secs(20), |e| e["type"] == "turn_started");
+    // While `run` runs it, neither a resume nor a run with its id may start.
+    let refused = env.reins(&["chain", "resume", "twice"]).code(1);
+    let pid = format!("runner pid {}", first.id());
+    assert!(refused.stderr.contains(&pid), "{}", refused.stderr);
+    crate::common::signal(first.id() as i32, 15);
+    assert_eq!(first.wait().unwrap().code(), Some(130));
+
+    // Two resumes at once: exactly one goes on.
+    let mut a = env.spawn(&["chain", "resume", "twice"]);
+    let mut b = env.spawn(&["chain", "resume", "twice"]);
+    let mut ended = None;
+    eventually(Duration::from_secs(20), "one resume to be refused", || {
+        ended = [&mut a, &mut b].iter_mut().position(|c| c.try_wait().unwrap().is_some());
+        ended.is_some()
+    });
+    let (loser, mut winner) = if ended == Some(0) { (a, b) } else { (b, a) };
+    assert!(winner.try_wait().unwrap().is_none(), "both resumes ended");
+    let out = loser.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let pid = format!("chain twice is already running (runner pid {})", winner.id());
+    assert!(stderr.contains(&pid), "{stderr}");
+    eventually(Duration::from_secs(10), "the winner to be the runner", || {
+        state(&env, "twice").is_some_and(|st| st["runner_pid"] == winner.id())
+    });
+    crate::common::signal(winner.id() as i32, 15);
+    assert_eq!(winner.wait().unwrap().code(), Some(130));
+    let resumed = log(&env, "twice").iter().filter(|e| e["type"] == "resumed").count();
+    assert_eq!(resumed, 1, "only one resume went on");
 }

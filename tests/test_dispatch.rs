@@ -554,3 +554,89 @@ fn an_agent_without_credentials_is_passed_over() {
     assert!(table.contains("credentials: env REINS_TEST_TOKEN"), "{table}");
     assert!(!table.contains("tok-value"), "{table}");
 }
+
+/// `max_concurrent` was check-then-act: dispatchers started together all
+/// counted the last place free and all started a session. The sessions of
+/// a capped agent must never overlap, however many dispatchers race.
+#[test]
+fn racing_dispatchers_never_run_more_sessions_than_the_cap() {
+    let env = TestEnv::new();
+    env.write_config(
+        "[agents.one]\nagent = \"mock\"\nargs = [\"--work\", \"1\"]\nmax_concurrent = 1\n",
+    );
+    let ids: Vec<String> = (1..=4).map(|n| format!("race{n}")).collect();
+    let children: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            env.spawn(&["dispatch", "--prefer", "one", "--message", "x", "--id", id, "--json"])
+        })
+        .collect();
+    let runs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    // Each session's life, from its `started` to its `exited` event.
+    let mut lives = Vec::new();
+    for (id, run) in ids.iter().zip(&runs) {
+        let out: Value = serde_json::from_slice(&run.stdout).unwrap();
+        for attempt in out["attempts"].as_array().unwrap() {
+            let session = attempt["session"].as_str().unwrap();
+            let events = env.events(session);
+            let at = |kind: &str| {
+                let event = events.iter().find(|e| e["type"] == kind);
+                event.unwrap_or_else(|| panic!("{session} has no {kind}: {events:?}"))["ts"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            };
+            lives.push((at("started"), at("exited"), session.to_string()));
+        }
+        if out["result"] != "accepted" {
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            assert!(stderr.contains("at its cap: 1 of 1"), "{id}: {out}\n{stderr}");
+        }
+    }
+    assert!(!lives.is_empty(), "no dispatcher got the place");
+    lives.sort();
+    for pair in lives.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "two sessions of a capped agent at once: {pair:?}");
+    }
+}
+
+/// The verifier was told to write its verdict to a path anyone could work
+/// out from the session id (`dispatches/ID/SESSION-verify.verdict.json`),
+/// and whatever was there when it finished was believed. A file planted
+/// there while the verifier works is not its verdict.
+#[test]
+fn a_verdict_planted_at_the_old_path_is_not_believed() {
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        "{CONFIG}\n[agents.slowjudge]\nagent = \"mock\"\nargs = [\"--work\", \"3\"]\n"
+    ));
+    let child = env.spawn(&[
+        "dispatch",
+        "--agent",
+        "lo",
+        "--verifier",
+        "slowjudge",
+        "--max-failures",
+        "1",
+        "--message",
+        "parse the config",
+        "--id",
+        "pl",
+        "--json",
+    ]);
+    env.wait_event("pl-verify", Duration::from_secs(20), |e| e["type"] == "turn_started");
+    let dir = env.state_dir().join("dispatches/pl");
+    let planted = r#"{"accept": true, "feedback": "planted"}"#;
+    std::fs::write(dir.join("pl-verify.verdict.json"), planted).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let out: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let a = &out["attempts"][0];
+    assert_eq!((a["result"].as_str(), a["verdict"].as_str()), (Some("rejected"), Some("reject")));
+    assert_eq!(a["feedback"], "handle the empty input", "{out}");
+    // It was told of a file in a directory of its own, made for it.
+    let brief = env.brief("pl-verify");
+    let told = brief.split_whitespace().find(|w| w.contains("verdict.json")).unwrap();
+    let told = std::path::Path::new(told.trim_end_matches('.'));
+    assert!(told.starts_with(&dir) && told != dir.join("pl-verify.verdict.json"), "{brief}");
+    assert_eq!(crate::common::mode(told.parent().unwrap()), 0o700);
+}

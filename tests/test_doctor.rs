@@ -178,3 +178,32 @@ fn tmux_is_checked_when_named() {
     assert_eq!(tmux["status"], "ok");
     assert!(tmux["version"].as_str().unwrap().contains('.'), "{tmux}");
 }
+
+/// A shell loop (builtins only: the private PATH has no `yes` or `head`)
+/// that prints 1 MiB to stdout and to stderr.
+const MEBIBYTE: &str = "line=0123456789012345678901234567890123456789012345678901234567890\n\
+     i=0; while [ $i -lt 16384 ]; do echo \"$line\"; echo \"$line\" >&2; i=$((i+1)); done";
+
+/// doctor waited for `--version` to exit before reading its output: one
+/// that printed more than a pipe holds (64 KiB) waited for doctor to read,
+/// and doctor reported it hung.
+#[test]
+fn a_chatty_version_is_read_while_it_runs() {
+    let (env, bin) = private_path();
+    script(&bin, "claude", &format!("echo '2.1.197 (Claude Code)'\n{MEBIBYTE}"));
+    let started = std::time::Instant::now();
+    let report = env.reins(&["doctor", "claude", "--json", "--timeout", "20"]).ok().json();
+    let claude = check(&report, "claude");
+    assert_eq!(claude["status"], "ok", "{claude}");
+    assert_eq!(claude["version"], "2.1.197");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "{:?}", started.elapsed());
+
+    // One that keeps talking and never exits still meets the timeout.
+    script(&bin, "gemini", &format!("{MEBIBYTE}\nwhile :; do echo more; done"));
+    let started = std::time::Instant::now();
+    let report = env.reins(&["doctor", "gemini", "--json", "--timeout", "1"]).code(1).json();
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "bounded by --timeout");
+    let gemini = check(&report, "gemini");
+    assert_eq!(gemini["status"], "broken");
+    assert!(gemini["detail"].as_str().unwrap().contains("did not answer within 1s"), "{gemini}");
+}

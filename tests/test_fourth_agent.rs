@@ -10,9 +10,10 @@
 //! network namespace (`scripts/netns-run`). Without either it says so and
 //! skips, except under `REINS_TEST_REQUIRE_TOOLS=1`, where that fails.
 //!
-//! The approval round trip needs the mock to answer `[[run:CMD]]` with a
-//! `bash` tool call on its Chat Completions route; a mock that answers with
-//! text only gets a loud note and the rest of the test.
+//! The approval round trip is required: the mock answers `[[run:CMD]]`
+//! with a `bash` tool call on its Chat Completions route when the request
+//! offers that tool (it once answered with text only, so the round trip
+//! was optional and a run that never asked for approval still passed).
 
 use std::io;
 use std::path::Path;
@@ -138,29 +139,18 @@ fn real_opencode_runs_a_task_and_an_approved_command() {
                 && !r["kind"].is_null()
         })
         .expect("opencode sent the prompt to the mock model");
-    let tool_call = answered["kind"] == "tool_call";
-    if tool_call {
-        let blocked = live.reins(&["wait", "--id", ID, "--until", "blocked", "--timeout", "60s"]);
-        assert_eq!(blocked.code, 0, "no approval dialog:\n{}", live.screen());
-        let status = live.reins(&["status", "--id", ID, "--json"]).ok().json();
-        assert_eq!(status[0]["state"], "blocked");
-        assert_eq!(status[0]["kind"], "approval");
-        assert!(!made.exists(), "nothing ran before the approval");
-        live.reins(&["approve", "--id", ID]).ok();
-    } else {
-        eprintln!(
-            "NOTE: the approval round trip was NOT exercised: the mock answered \
-             `[[run:...]]` on Chat Completions with {} instead of a `bash` tool call \
-             (docs/fourth-agent.md has the mock change)",
-            answered["kind"]
-        );
-    }
+    assert_eq!(answered["kind"], "tool_call", "the mock asked for the `bash` tool: {answered}");
+    let blocked = live.reins(&["wait", "--id", ID, "--until", "blocked", "--timeout", "60s"]);
+    assert_eq!(blocked.code, 0, "no approval dialog:\n{}", live.screen());
+    let status = live.reins(&["status", "--id", ID, "--json"]).ok().json();
+    assert_eq!(status[0]["state"], "blocked");
+    assert_eq!(status[0]["kind"], "approval");
+    assert!(!made.exists(), "nothing ran before the approval");
+    live.reins(&["approve", "--id", ID]).ok();
     let done = live.reins(&["wait", "--id", ID, "--until", "task_complete", "--timeout", "90s"]);
     assert_eq!(done.code, 0, "{}\n{}", done.stdout, live.screen());
-    if tool_call {
-        assert!(made.exists(), "the approved command ran");
-        assert!(live.screen().contains("Tool finished."), "{}", live.screen());
-    }
+    assert!(made.exists(), "the approved command ran");
+    assert!(live.screen().contains("Tool finished."), "{}", live.screen());
     // No approval dialog now: approve refuses and types nothing.
     live.reins(&["approve", "--id", ID]).code(1);
 
@@ -173,7 +163,7 @@ fn real_opencode_runs_a_task_and_an_approved_command() {
     let events = live.events();
     assert_eq!(events.last().unwrap()["type"], "exited");
     let approvals = events.iter().filter(|e| e["type"] == "approval").count();
-    assert_eq!(approvals, usize::from(tool_call), "{events:#?}");
+    assert_eq!(approvals, 1, "{events:#?}");
     // Read from the screen: the first turn's duration (`▣ ... · 1.2s`) and,
     // on exit, the session id (`opencode -s ses_...`).
     let usage: Vec<&Value> = events.iter().filter(|e| e["type"] == "usage").collect();

@@ -119,7 +119,7 @@ fn the_host_raises_its_open_file_limit_and_the_agent_keeps_the_callers() {
     let env = TestEnv::new();
     let hard = limit_of("self", "hard");
     if hard.is_none_or(|h| h <= 256) {
-        eprintln!("SKIPPED: the hard open-file limit is not above 256");
+        crate::common::skip("the hard open-file limit is not above 256");
         return;
     }
     let out = env.sh(r#"ulimit -Sn 256 && exec "$REINS" run mock --id lim --detach"#).output();

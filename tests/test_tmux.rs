@@ -110,3 +110,39 @@ fn send_and_wait_drive_a_session_in_a_tmux_window() {
         capture(&env, &pane).contains("MOCK_OK (you said: through tmux)")
     });
 }
+
+/// tmux expands formats in a window name and a start directory, and
+/// `#(cmd)` in a format runs `cmd`: a name or cwd holding one ran it.
+#[test]
+fn hash_paren_in_a_window_name_or_cwd_runs_nothing() {
+    if !have_tool("tmux") {
+        return;
+    }
+    let env = TestEnv::new();
+    // `cd` first: tmux runs format jobs in a directory of its choosing.
+    let cwd = env.work.join("x#(cd;touch pwned_cwd)#{pane_id}");
+    std::fs::create_dir(&cwd).unwrap();
+    let name = "w#(cd;touch pwned_name)#W";
+    let cwd_arg = cwd.to_str().unwrap();
+    let args = ["run", "sh", "--id", "hashes", "--tmux", name, "--cwd", cwd_arg];
+    let started = env
+        .reins(&[&args[..], &["--", "-c", "echo \"cwd=$(pwd)\"; sleep 60"]].concat())
+        .ok()
+        .json();
+    let pane = started["tmux"]["pane"].as_str().unwrap().to_string();
+    let dir = env.session_dir("hashes");
+    eventually(Duration::from_secs(10), "the agent's output", || {
+        std::fs::read_to_string(dir.join("transcript.log")).is_ok_and(|t| t.contains("cwd="))
+    });
+    let transcript = std::fs::read_to_string(dir.join("transcript.log")).unwrap();
+    assert!(transcript.contains(&format!("cwd={cwd_arg}")), "{transcript}");
+    let format = "#{window_name}\t#{pane_start_path}";
+    let shown = env.tmux(&["display-message", "-p", "-t", &pane, format]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert_eq!(shown.trim_end(), format!("{name}\t{cwd_arg}"));
+    for file in ["pwned_cwd", "pwned_name"] {
+        for place in [env.path().join("home"), env.work.clone(), cwd.clone()] {
+            assert!(!place.join(file).exists(), "tmux ran the #(...) that made {file}");
+        }
+    }
+}

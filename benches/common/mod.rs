@@ -10,8 +10,65 @@ use std::time::Duration;
 pub struct Row {
     pub what: String,
     pub got: String,
+    /// What the figure should be, or `-` for a figure with no target.
     pub target: String,
-    pub ok: bool,
+    /// The verdict against `target`, computed from the measurement: `None`
+    /// exactly when there is no target ([`report`] refuses anything else,
+    /// so no row can say "ok" without a check behind it).
+    pub ok: Option<bool>,
+}
+
+impl Row {
+    /// A figure with no target.
+    pub fn measured(what: impl Into<String>, got: impl Into<String>) -> Row {
+        Row { what: what.into(), got: got.into(), target: "-".into(), ok: None }
+    }
+
+    /// A figure and whether it met `target`.
+    pub fn checked(
+        what: impl Into<String>,
+        got: impl Into<String>,
+        target: impl Into<String>,
+        ok: bool,
+    ) -> Row {
+        Row { what: what.into(), got: got.into(), target: target.into(), ok: Some(ok) }
+    }
+}
+
+/// The commit the measured binary was built from (`git describe --always
+/// --dirty`), for the results to name.
+pub fn commit() -> String {
+    let out = Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=12"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    match out {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        _ => "unknown".into(),
+    }
+}
+
+/// The results table in Markdown, with how many targets were met.
+pub fn table(rows: &[Row]) -> String {
+    let mut md = String::from("| measurement | result | target | |\n|---|---|---|---|\n");
+    for r in rows {
+        assert_eq!(
+            r.ok.is_none(),
+            r.target == "-",
+            "a row with a target needs a verdict, and one without needs none: {}",
+            r.what
+        );
+        let mark = match r.ok {
+            None => "",
+            Some(true) => "ok",
+            Some(false) => "MISSED",
+        };
+        md.push_str(&format!("| {} | {} | {} | {mark} |\n", r.what, r.got, r.target));
+    }
+    let checked: Vec<bool> = rows.iter().filter_map(|r| r.ok).collect();
+    let met = checked.iter().filter(|ok| **ok).count();
+    md.push_str(&format!("\n{met} of {} targets met.\n", checked.len()));
+    md
 }
 
 /// The median (upper middle) of `v`.
@@ -34,25 +91,10 @@ pub fn ms(d: Duration) -> String {
 /// Prints the table and writes it to `benches/results/<date>[-name].md`.
 pub fn report(name: &str, rows: &[Row]) {
     let mut md = String::new();
-    let date = Command::new("date").arg("+%Y-%m-%d").output().unwrap();
-    let date = String::from_utf8_lossy(&date.stdout).trim().to_string();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.to_string()))
-        .unwrap_or_default();
+    let date = today();
     md.push_str(&format!("# reins benchmarks ({name}), {date}\n\n"));
-    md.push_str(&format!("Machine: {} cores, {}\n\n", num_cpus(), cpu.trim()));
-    md.push_str("| measurement | result | target | |\n|---|---|---|---|\n");
-    for r in rows {
-        let mark = if r.target == "-" {
-            ""
-        } else if r.ok {
-            "ok"
-        } else {
-            "MISSED"
-        };
-        md.push_str(&format!("| {} | {} | {} | {mark} |\n", r.what, r.got, r.target));
-    }
+    md.push_str(&format!("Machine: {} cores, {}\nCommit: {}\n\n", num_cpus(), machine(), commit()));
+    md.push_str(&table(rows));
     println!("\n{md}");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results");
     std::fs::create_dir_all(&dir).unwrap();
@@ -62,7 +104,25 @@ pub fn report(name: &str, rows: &[Row]) {
     println!("written to {}", path.display());
 }
 
-fn num_cpus() -> usize {
+/// Today, `YYYY-MM-DD` (UTC).
+pub fn today() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%d").to_string()
+}
+
+/// The CPU's model name.
+pub fn machine() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, name)| name.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+pub fn num_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 

@@ -14,7 +14,7 @@
 //! name = "plan"
 //! agent = "claude"        # or prefer = ["codex", "claude"] or ladder = ["cheap:mini", "claude:opus"]
 //! brief = "Plan {{task}}. Write PLAN.md."   # or brief_file = "briefs/plan.md"
-//! done = ["file:PLAN.md"] # the checks of `reins dispatch --done`
+//! done = ["file:PLAN.md"] # the checks of `reins dispatch --done` ({{task}} in cmd: is $REINS_TASK)
 //! verifier = "codex"      # reviews every attempt (JSON verdict)
 //! timeout = "20m"         # one attempt
 //! needs = []              # default: the step above
@@ -119,22 +119,88 @@ pub(crate) struct StepDef {
 
 impl Def {
     pub(crate) fn timeout(&self) -> Option<Duration> {
-        self.timeout_s.map(Duration::from_secs_f64)
+        self.timeout_s.map(crate::time::bounded_secs)
     }
 }
 
 impl StepDef {
     pub(crate) fn timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.timeout_s)
+        crate::time::bounded_secs(self.timeout_s)
     }
 
-    /// The done checks with `{{task}}` and `{{step}}` filled in.
+    /// The done checks with `{{task}}` and `{{step}}` filled in. A `cmd:`
+    /// check runs under `sh -c`, where task text (anyone's words: a chain
+    /// file, a command line, another agent) must never become shell
+    /// syntax: there `{{task}}` becomes a quoted reference to
+    /// [`TASK_VAR`], which [`check_env`] sets, so the shell sees the text
+    /// only as the value of a variable. A step name is safe as it is
+    /// (letters, digits, `.`, `_`, `-`).
     pub(crate) fn checks(&self, task: &str) -> Result<Vec<done::Check>, String> {
         self.done
             .iter()
-            .map(|d| d.replace("{{task}}", task).replace("{{step}}", &self.name).parse())
+            .map(|d| {
+                let d = d.replace("{{step}}", &self.name);
+                match d.parse()? {
+                    done::Check::Cmd(cmd) => Ok(done::Check::Cmd(task_by_reference(&cmd))),
+                    _ => d.replace("{{task}}", task).parse(),
+                }
+            })
             .collect()
     }
+}
+
+/// The environment variable a chain's `cmd:` done checks find their task
+/// in (what `{{task}}` is in the step).
+pub(crate) const TASK_VAR: &str = "REINS_TASK";
+
+/// The environment the done checks of a task run with.
+pub(crate) fn check_env(task: &str) -> Vec<(String, String)> {
+    vec![(TASK_VAR.to_string(), task.to_string())]
+}
+
+/// `cmd` with every `{{task}}` replaced by a reference to [`TASK_VAR`]
+/// that expands to exactly the task in the quoting it stands in:
+/// `"${REINS_TASK}"` outside quotes, `${REINS_TASK}` inside double quotes,
+/// `'"${REINS_TASK}"'` inside single quotes. The quoting is read by a small
+/// lexer that does not follow `$(..)` or backticks; where it guesses wrong
+/// the value may be split into words or stay unexpanded, but it is never
+/// parsed as shell syntax: the result of an expansion never is.
+fn task_by_reference(cmd: &str) -> String {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Quote {
+        None,
+        Single,
+        Double,
+    }
+    const PLACEHOLDER: &str = "{{task}}";
+    let mut out = String::with_capacity(cmd.len() + 16);
+    let mut quote = Quote::None;
+    let mut rest = cmd;
+    while let Some(c) = rest.chars().next() {
+        if rest.starts_with(PLACEHOLDER) {
+            out.push_str(&match quote {
+                Quote::None => format!("\"${{{TASK_VAR}}}\""),
+                Quote::Double => format!("${{{TASK_VAR}}}"),
+                Quote::Single => format!("'\"${{{TASK_VAR}}}\"'"),
+            });
+            rest = &rest[PLACEHOLDER.len()..];
+            continue;
+        }
+        let mut len = c.len_utf8();
+        match (quote, c) {
+            (Quote::None | Quote::Double, '\\') => {
+                // The escaped character goes with it, whatever it is.
+                len += rest[len..].chars().next().map_or(0, char::len_utf8);
+            }
+            (Quote::None, '\'') => quote = Quote::Single,
+            (Quote::None, '"') => quote = Quote::Double,
+            (Quote::Single, '\'') | (Quote::Double, '"') => quote = Quote::None,
+            _ => {}
+        }
+        out.push_str(&rest[..len]);
+        rest = &rest[len..];
+    }
+    out
 }
 
 /// Line (from 1) of byte offset `at` in `text`.
@@ -532,6 +598,28 @@ mod tests {
         ]
         .into();
         assert_eq!(render(t, &values), "do X after P; ");
+    }
+
+    #[test]
+    fn task_in_a_cmd_check_is_a_variable_in_every_quoting() {
+        let task = r#"it's "x"; $(touch y) \ `z`"#;
+        for (cmd, expect) in [
+            (r#"printf %s {{task}}"#, task.to_string()),
+            (r#"printf %s "<{{task}}>""#, format!("<{task}>")),
+            (r#"printf %s '<{{task}}>'"#, format!("<{task}>")),
+            (r#"printf %s \'{{task}}\'"#, format!("'{task}'")),
+            (r#"printf %s "\"{{task}}""#, format!("\"{task}")),
+        ] {
+            let script = task_by_reference(cmd);
+            assert!(!script.contains("{{task}}"), "{script}");
+            let out = std::process::Command::new("sh")
+                .args(["-c", &script])
+                .envs(check_env(task))
+                .current_dir(std::env::temp_dir())
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), expect, "{cmd} -> {script}");
+        }
     }
 
     #[test]

@@ -165,7 +165,7 @@ pub(crate) fn execute(
     st.status = ChainStatus::Running;
     let reins = Reins::new(&st.cwd)?;
     let timeout =
-        st.chain.timeout().map(|t| t.saturating_sub(Duration::from_secs_f64(st.duration_s)));
+        st.chain.timeout().map(|t| t.saturating_sub(crate::time::bounded_secs(st.duration_s)));
     let shared = Rc::new(RefCell::new(Shared { st, dir, log, quiet: opts.quiet }));
     crate::cli::runtime().block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
@@ -610,15 +610,15 @@ impl Runner {
             .map(|v| self.agents.get(v).cloned())
             .transpose()
             .map_err(fail)?;
-        let checks = def
-            .checks(item.unwrap_or_else(|| values.get("task").map_or("", String::as_str)))
-            .map_err(std::io::Error::other)?;
+        let task = item.unwrap_or_else(|| values.get("task").map_or("", String::as_str));
+        let checks = def.checks(task).map_err(std::io::Error::other)?;
         let cwd = self.shared.borrow().st.cwd.clone();
         let plan = Plan {
             id: id.to_string(),
             task: brief,
             labels,
             checks,
+            check_env: file::check_env(task),
             verifier,
             max_failures: def.max_failures,
             timeout: None,

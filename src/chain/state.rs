@@ -4,7 +4,16 @@
 //!
 //! The file holds the validated chain ([`Def`]) too, so a resume runs what
 //! was validated, whatever happened to the chain file since.
+//!
+//! One runner at a time: `run` and `resume` hold `runner.lock` in the
+//! chain's directory (an exclusive `flock`) for the runner's whole life.
+//! The kernel drops it when the runner dies, however it dies, so a second
+//! runner is refused for exactly as long as the first one runs; the
+//! kernel also says who holds it (`/proc/locks`), so no pid written in a
+//! file can be stale.
 
+use std::fs::{File, TryLockError};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -153,6 +162,65 @@ pub(crate) struct TaskState {
     pub(crate) note: Option<String>,
     pub(crate) duration_s: f64,
     pub(crate) tokens: Option<u64>,
+}
+
+/// A runner's exclusive hold on its chain; dropping it (or dying) lets go.
+#[derive(Debug)]
+pub(crate) struct RunnerLock {
+    _file: File,
+}
+
+/// Why a runner could not take its chain.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RunnerLockError {
+    /// Another runner holds it; its pid when it wrote one.
+    #[error("another runner holds it{}", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Held { pid: Option<u32> },
+    #[error("cannot lock {}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl RunnerLock {
+    pub(crate) fn path_in(dir: &Path) -> PathBuf {
+        dir.join("runner.lock")
+    }
+
+    /// Takes the chain in `dir` for this process, or says who has it.
+    pub(crate) fn try_acquire(dir: &Path) -> Result<RunnerLock, RunnerLockError> {
+        let path = Self::path_in(dir);
+        let io = |source| RunnerLockError::Io { path: path.clone(), source };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunnerLock { _file: file }),
+            Err(TryLockError::WouldBlock) => {
+                Err(RunnerLockError::Held { pid: flock_holder(&file) })
+            }
+            Err(TryLockError::Error(err)) => Err(io(err)),
+        }
+    }
+}
+
+/// The pid of the process holding a `flock` on `file`, from the kernel's
+/// list of locks (`/proc/locks`: `N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE
+/// 0 EOF`, device numbers in hex; `N: -> …` lines are waiters).
+fn flock_holder(file: &File) -> Option<u32> {
+    let meta = file.metadata().ok()?;
+    let (major, minor) = (rustix::fs::major(meta.dev()), rustix::fs::minor(meta.dev()));
+    let id = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [_, "FLOCK", _, _, pid, dev, ..] if *dev == id => pid.parse().ok(),
+            _ => None,
+        }
+    })
 }
 
 /// Where chain ID keeps its files.

@@ -67,7 +67,7 @@ enum Sub {
     /// sessions it left, run again the tasks that were under way (in fresh
     /// sessions), skip what was accepted.
     #[command(
-        after_help = "Examples:\n  reins chain resume feat-1\n  reins chain resume feat-1 --gate-agent claude --json\n\nExit codes: as `reins chain run`; 2 also when the chain is still running or\nalready ended."
+        after_help = "Examples:\n  reins chain resume feat-1\n  reins chain resume feat-1 --gate-agent claude --json\n\nExit codes: as `reins chain run`; 1 also when the chain is still running, 2\nwhen it already ended."
     )]
     Resume {
         /// The chain.
@@ -99,7 +99,8 @@ const RUN_HELP: &str = concat!(
     "\n",
     "Placeholders: {{task}}, {{step}}, {{feedback}} (the gate's note on a retry;\n",
     "added at the end when the brief has none), {{prev.STEP.output}} (the end of\n",
-    "the accepted screen of STEP, a step it needs).\n",
+    "the accepted screen of STEP, a step it needs). In a cmd: check, {{task}}\n",
+    "reaches the shell as $REINS_TASK, quoted: the task is never shell syntax.\n",
     "\n",
     "Gate (after a batch with failures): retry (the brief gets the failure and a\n",
     "narrower scope), skip, or rebatch (again, fewer at once). Rules: skip at\n",
@@ -182,10 +183,12 @@ fn run_chain(root: &StateRoot, args: RunArgs) -> CliResult {
     root.ensure()?;
     let chains = root.root().join("chains");
     crate::store::fsutil::create_private_dir_all(&chains)?;
+    // Creating the directory claims the id: two runs given one --id at
+    // once cannot both have it.
     let id = match &args.id {
         Some(id) => {
             check_id(id)?;
-            if state::dir_of(root, id).exists() {
+            if !create_chain_dir(root, id)? {
                 return Err(CliError::usage(format!("a chain with id {id:?} exists already"))
                     .hint(format!(
                         "`reins chain resume {id}` goes on with it; or give another --id"
@@ -197,7 +200,7 @@ fn run_chain(root: &StateRoot, args: RunArgs) -> CliResult {
             let mut n = 1;
             loop {
                 let id = if n == 1 { def.name.clone() } else { format!("{}-{n}", def.name) };
-                if !state::dir_of(root, &id).exists() {
+                if create_chain_dir(root, &id)? {
                     break id;
                 }
                 n += 1;
@@ -205,12 +208,40 @@ fn run_chain(root: &StateRoot, args: RunArgs) -> CliResult {
         }
     };
     let dir = state::dir_of(root, &id);
-    crate::store::fsutil::create_private_dir_all(&dir)?;
+    let _runner = lock_runner(&id, &dir)?;
     let st = new_state(&id, def, cwd, args.common.gate_agent.clone());
     st.save(&dir)?;
     let opts = Options { gate_agent, gate_timeout: args.common.gate_timeout, quiet: false };
     let st = runner::execute(root.clone(), dir.clone(), st, agents, opts, false)?;
     report(&st, &dir, args.common.json)
+}
+
+/// Creates chain `id`'s directory (0700); false if it exists already.
+fn create_chain_dir(root: &StateRoot, id: &str) -> Result<bool, CliError> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(state::dir_of(root, id)) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Makes this process the one runner of the chain in `dir` (for as long
+/// as the lock lives), or refuses naming the runner that has it.
+fn lock_runner(id: &str, dir: &Path) -> Result<state::RunnerLock, CliError> {
+    match state::RunnerLock::try_acquire(dir) {
+        Ok(lock) => Ok(lock),
+        Err(state::RunnerLockError::Held { pid }) => {
+            let who = match pid {
+                Some(pid) => format!("runner pid {pid}"),
+                None => "another runner".to_string(),
+            };
+            Err(CliError::failure(format!("chain {id} is already running ({who})")).hint(format!(
+                "`reins chain status {id}` shows it; stop that runner (Ctrl-C or kill) to resume"
+            )))
+        }
+        Err(err) => Err(CliError::failure(err.to_string())),
+    }
 }
 
 fn check_id(id: &str) -> Result<(), CliError> {
@@ -302,10 +333,14 @@ fn read(root: &StateRoot, id: &str) -> Result<(PathBuf, ChainState), CliError> {
 }
 
 fn resume(root: &StateRoot, id: &str, common: Common) -> CliResult {
+    let (dir, _) = read(root, id)?;
+    let _runner = lock_runner(id, &dir)?;
+    // Read again under the lock: a runner that just let go saved last.
     let (dir, mut st) = read(root, id)?;
+    // A runner of a reins that took no lock.
     if st.status == ChainStatus::Running && st.runner_alive() {
-        return Err(CliError::usage(format!(
-            "chain {id} is still running (runner pid {})",
+        return Err(CliError::failure(format!(
+            "chain {id} is already running (runner pid {})",
             st.runner_pid
         ))
         .hint("stop it first (Ctrl-C or kill), then resume"));

@@ -184,6 +184,7 @@ pub(crate) fn run(args: Args) -> CliResult {
         task,
         labels: args.label.clone(),
         checks: args.done.clone(),
+        check_env: Vec::new(),
         verifier,
         max_failures: args.max_failures,
         timeout: args.timeout,

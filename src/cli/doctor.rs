@@ -50,9 +50,9 @@ pub(crate) struct Args {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
-    /// Seconds each program gets to answer.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    timeout: f64,
+    /// How long each program gets to answer (seconds, or 500ms, 30s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "10", value_parser = crate::time::parse_duration)]
+    timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -122,14 +122,12 @@ struct Report {
 
 /// Runs the checks and prints the report; exit 1 if a required one failed.
 pub(crate) fn run(args: Args) -> CliResult<u8> {
-    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        return Err(CliError::usage(format!(
-            "--timeout must be a positive number, not {}",
-            args.timeout
-        ))
-        .hint("for example --timeout 10"));
+    if args.timeout.is_zero() {
+        return Err(
+            CliError::usage("--timeout must be more than zero").hint("for example --timeout 10")
+        );
     }
-    let timeout = Duration::from_secs_f64(args.timeout);
+    let timeout = args.timeout;
     let profiles: Vec<Profile> =
         adapter::list()?.into_iter().filter(|p| !p.launch.command.is_empty()).collect();
     for name in &args.names {
@@ -318,38 +316,69 @@ fn probe_program(profile: &Profile, program: &str, timeout: Duration) -> Check {
     check
 }
 
-/// `PROGRAM FLAG`'s first line of output, within `timeout`.
+/// How much of a `--version` answer is kept (the rest is read and dropped).
+const VERSION_OUTPUT_CAP: usize = 64 * 1024;
+
+/// `PROGRAM FLAG`'s first line of output, within `timeout`. Both pipes are
+/// drained while it runs (a program that writes more than a pipe holds
+/// before it exits would otherwise wait for us forever), keeping the first
+/// [`VERSION_OUTPUT_CAP`] bytes of each. It runs in a process group of its
+/// own, killed as a whole at the deadline.
 fn version_of(path: &std::path::Path, flag: &str, timeout: Duration) -> Result<String, String> {
+    use std::os::unix::process::CommandExt;
+    use std::sync::mpsc;
     let shown = format!("{} {flag}", path.display());
+    let deadline = Instant::now() + timeout;
     let mut child = Command::new(path)
         .arg(flag)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(|err| format!("cannot run {shown}: {err}"))?;
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{shown} did not answer within {}s", timeout.as_secs_f64()));
+    let (tx, rx) = mpsc::channel::<Drained>();
+    let stdout = child.stdout.take().map(|pipe| drain(pipe, Pipe::Stdout, tx.clone()));
+    let stderr = child.stderr.take().map(|pipe| drain(pipe, Pipe::Stderr, tx.clone()));
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(Drained::Exited(child.wait()));
+    });
+    let (mut out, mut err, mut status) = (None, None, None);
+    let pipes = usize::from(stdout.is_some()) + usize::from(stderr.is_some());
+    let mut closed = 0;
+    while status.is_none() || closed < pipes {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Drained::Pipe(Pipe::Stdout, bytes)) => (out, closed) = (Some(bytes), closed + 1),
+            Ok(Drained::Pipe(Pipe::Stderr, bytes)) => (err, closed) = (Some(bytes), closed + 1),
+            Ok(Drained::Exited(Ok(exit))) => status = Some(exit),
+            Ok(Drained::Exited(Err(e))) => return Err(format!("cannot wait for {shown}: {e}")),
+            Err(_) => {
+                // Its whole group: whatever holds the pipes open goes too,
+                // so the threads above end.
+                if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+                }
+                return Err(match status {
+                    None => format!("{shown} did not answer within {}s", timeout.as_secs_f64()),
+                    Some(_) => format!(
+                        "{shown} exited but something it started kept its output open past {}s",
+                        timeout.as_secs_f64()
+                    ),
+                });
             }
-            Err(err) => return Err(format!("cannot wait for {shown}: {err}")),
         }
-    };
-    let output = child.wait_with_output().map_err(|err| format!("{shown}: {err}"))?;
-    let text = |bytes: &[u8]| {
-        String::from_utf8_lossy(bytes)
+    }
+    let status = status.expect("the loop ends with a status");
+    let text = |bytes: Option<Vec<u8>>| {
+        String::from_utf8_lossy(&bytes.unwrap_or_default())
             .lines()
             .map(str::trim)
             .find(|l| !l.is_empty())
             .map(String::from)
     };
-    match (status.success(), text(&output.stdout).or_else(|| text(&output.stderr))) {
+    match (status.success(), text(out).or_else(|| text(err))) {
         (true, Some(line)) => Ok(line),
         (true, None) => Err(format!("{shown} printed nothing")),
         (false, line) => Err(format!(
@@ -357,6 +386,44 @@ fn version_of(path: &std::path::Path, flag: &str, timeout: Duration) -> Result<S
             line.map(|l| format!(": {l}")).unwrap_or_default()
         )),
     }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Pipe {
+    Stdout,
+    Stderr,
+}
+
+/// What the threads of [`version_of`] report.
+enum Drained {
+    /// A pipe reached its end: the first bytes it carried.
+    Pipe(Pipe, Vec<u8>),
+    Exited(std::io::Result<std::process::ExitStatus>),
+}
+
+/// Reads `pipe` to its end on a thread of its own, keeping the first
+/// [`VERSION_OUTPUT_CAP`] bytes.
+fn drain(
+    mut pipe: impl std::io::Read + Send + 'static,
+    which: Pipe,
+    tx: std::sync::mpsc::Sender<Drained>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let room = VERSION_OUTPUT_CAP.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send(Drained::Pipe(which, kept));
+    })
 }
 
 /// `0.169.0` out of `codex-cli 0.169.0`, `2.1.197 (Claude Code)`, `tmux 3.4`.

@@ -164,10 +164,15 @@ fn parse_size(s: &str) -> Result<Size, String> {
     let (cols, rows) = s.split_once('x').ok_or("use COLSxROWS, e.g. 120x40")?;
     let cols: u16 = cols.parse().map_err(|_| "COLS must be a number")?;
     let rows: u16 = rows.parse().map_err(|_| "ROWS must be a number")?;
-    if !(10..=1000).contains(&cols) || !(5..=1000).contains(&rows) {
-        return Err("size must be between 10x5 and 1000x1000".into());
+    let size = Size { rows, cols };
+    if size.clamped() != size {
+        let (min, max) = (Size::MIN, Size::MAX);
+        return Err(format!(
+            "size must be between {}x{} and {}x{}",
+            min.cols, min.rows, max.cols, max.rows
+        ));
     }
-    Ok(Size { rows, cols })
+    Ok(size)
 }
 
 /// What `run --detach` and `run --tmux` print.

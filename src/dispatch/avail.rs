@@ -3,7 +3,15 @@
 //! resting after failures (a cooldown in the store), its
 //! last probe did not fail, and it is under its concurrency cap (its live
 //! sessions, from the registry).
+//!
+//! The cap is kept across processes by [`Slot`]: a dispatcher counts an
+//! agent's live sessions and starts its own while holding the agent's lock
+//! file (`locks/agent-NAME.lock` in the state root), so two dispatchers can
+//! never both see the last place free.
 
+use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -106,6 +114,75 @@ pub(crate) fn load_of(state: &StateRoot, agent: &AgentSpec) -> u32 {
         n += u32::from(mine);
     }
     n
+}
+
+/// One of an agent's `max_concurrent` places, held from the count of its
+/// live sessions until the session that takes it is registered (then a
+/// count sees that session). Dropping it lets the next dispatcher count.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    /// The agent's lock; `None` for an agent without a cap.
+    _lock: Option<File>,
+}
+
+impl Slot {
+    /// No place to hold: the agent has no cap, or the route ignores it.
+    pub(crate) fn uncapped() -> Slot {
+        Slot { _lock: None }
+    }
+}
+
+/// Why an agent has no place for a new session.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SlotError {
+    #[error("at its cap: {load} of {cap} sessions")]
+    Full { load: u32, cap: u32 },
+    #[error("another dispatcher held its lock {} for over {:.0}s", path.display(), waited.as_secs_f64())]
+    Busy { path: PathBuf, waited: Duration },
+    #[error("cannot lock {}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// The lock file that serializes the count-and-start of `agent`'s sessions.
+pub(crate) fn slot_lock_path(state: &StateRoot, agent: &str) -> PathBuf {
+    state.root().join("locks").join(format!("agent-{agent}.lock"))
+}
+
+/// Takes one of `agent`'s places: waits (up to `patience`) for any other
+/// dispatcher counting or starting a session of it, then counts its live
+/// sessions. The wait is a blocking `flock` on a thread of its own (an
+/// event, not a poll); a holder keeps it for at most one session start.
+pub(crate) async fn claim(
+    state: &StateRoot,
+    agent: &AgentSpec,
+    patience: Duration,
+) -> Result<Slot, SlotError> {
+    let Some(cap) = agent.max_concurrent else { return Ok(Slot::uncapped()) };
+    let path = slot_lock_path(state, &agent.name);
+    let io = |source| SlotError::Io { path: path.clone(), source };
+    if let Some(dir) = path.parent() {
+        crate::store::fsutil::create_private_dir_all(dir).map_err(io)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io)?;
+    // Abandoned on timeout, the thread still gets the lock at some point
+    // and drops it at once with the file.
+    let locking = tokio::task::spawn_blocking(move || file.lock().map(|()| file));
+    let file = match tokio::time::timeout(patience, locking).await {
+        Err(_) => return Err(SlotError::Busy { path, waited: patience }),
+        Ok(Err(join)) => std::panic::resume_unwind(join.into_panic()),
+        Ok(Ok(locked)) => locked.map_err(io)?,
+    };
+    let load = load_of(state, agent);
+    if load >= cap {
+        return Err(SlotError::Full { load, cap });
+    }
+    Ok(Slot { _lock: Some(file) })
 }
 
 /// Puts the facts together.

@@ -68,9 +68,11 @@ pub(crate) struct Found {
     pub(crate) output: Option<PathBuf>,
 }
 
-/// Runs every check in `cwd`; command output goes to `out_dir/NAME-check-N.log`.
+/// Runs every check in `cwd`, commands with `env` added to their
+/// environment; command output goes to `out_dir/NAME-check-N.log`.
 pub(crate) async fn run_all(
     checks: &[Check],
+    env: &[(String, String)],
     cwd: &Path,
     timeout: Duration,
     out_prefix: &Path,
@@ -94,7 +96,7 @@ pub(crate) async fn run_all(
             }
             Check::Cmd(cmd) => {
                 let log = PathBuf::from(format!("{}-check-{}.log", out_prefix.display(), i + 1));
-                run_cmd(cmd, cwd, timeout, &log).await
+                run_cmd(cmd, env, cwd, timeout, &log).await
             }
             Check::Clean => match crate::git::output(cwd, &["status", "--porcelain"], timeout) {
                 Ok(out) if out.success() && out.stdout.trim().is_empty() => {
@@ -157,7 +159,13 @@ pub(crate) async fn run_all(
     found
 }
 
-async fn run_cmd(cmd: &str, cwd: &Path, timeout: Duration, log: &Path) -> Found {
+async fn run_cmd(
+    cmd: &str,
+    env: &[(String, String)],
+    cwd: &Path,
+    timeout: Duration,
+    log: &Path,
+) -> Found {
     let fail = |detail: String| Found { check: String::new(), ok: false, detail, output: None };
     let file = match crate::store::fsutil::create_private(log) {
         Ok(file) => file,
@@ -170,6 +178,7 @@ async fn run_cmd(cmd: &str, cwd: &Path, timeout: Duration, log: &Path) -> Found 
     let mut child = match tokio::process::Command::new("sh")
         .arg("-c")
         .arg(cmd)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::from(file))

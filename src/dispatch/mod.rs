@@ -83,6 +83,9 @@ pub(crate) struct Plan {
     pub(crate) task: String,
     pub(crate) labels: Vec<String>,
     pub(crate) checks: Vec<done::Check>,
+    /// Variables the `cmd:` checks run with (a chain passes its task this
+    /// way, never as shell text).
+    pub(crate) check_env: Vec<(String, String)>,
     pub(crate) verifier: Option<AgentSpec>,
     pub(crate) max_failures: u32,
     pub(crate) timeout: Option<Duration>,
@@ -430,12 +433,31 @@ impl Engine {
                 self.emit(&Note::Skipped { agent: &agent.name, rung: None, reason: &reason });
                 continue;
             }
+            let mut full = false;
             for _ in 0..self.plan.max_failures {
-                let attempt = self.attempt(agent, agent.model.clone(), None, note.as_deref()).await;
+                // Pinned, the agent is used whatever its state (see `run`).
+                let slot = match self.claim(agent, failover).await {
+                    Ok(slot) => slot,
+                    Err(reason) => {
+                        self.say(&format!("skipping {}: {reason}", agent.name));
+                        self.emit(&Note::Skipped {
+                            agent: &agent.name,
+                            rung: None,
+                            reason: &reason,
+                        });
+                        full = true;
+                        break;
+                    }
+                };
+                let attempt =
+                    self.attempt(agent, agent.model.clone(), None, note.as_deref(), slot).await;
                 if attempt.result == "accepted" {
                     return Ending::Accepted;
                 }
                 note = Some(failure_note(&attempt));
+            }
+            if full {
+                continue;
             }
             let reason =
                 format!("failed {} attempt(s) at task {}", self.plan.max_failures, self.task_hash);
@@ -475,14 +497,38 @@ impl Engine {
                 });
                 continue;
             }
+            let slot = match self.claim(&rung.agent, true).await {
+                Ok(slot) => slot,
+                Err(reason) => {
+                    self.say(&format!("skipping rung {n} ({}): {reason}", rung.agent.name));
+                    self.emit(&Note::Skipped {
+                        agent: &rung.agent.name,
+                        rung: Some(n),
+                        reason: &reason,
+                    });
+                    continue;
+                }
+            };
             let attempt =
-                self.attempt(&rung.agent, rung.model.clone(), Some(n), note.as_deref()).await;
+                self.attempt(&rung.agent, rung.model.clone(), Some(n), note.as_deref(), slot).await;
             if attempt.result == "accepted" {
                 return Ending::Accepted;
             }
             note = Some(failure_note(&attempt));
         }
         Ending::Failed
+    }
+
+    /// One of `agent`'s places under its `max_concurrent`, held until the
+    /// attempt's session is registered; with `enforce` false (a pinned
+    /// agent) none is needed.
+    async fn claim(&self, agent: &AgentSpec, enforce: bool) -> Result<avail::Slot, String> {
+        if !enforce {
+            return Ok(avail::Slot::uncapped());
+        }
+        // A holder keeps the lock for one session start at most.
+        let patience = self.plan.start_timeout.saturating_mul(2);
+        avail::claim(&self.state, agent, patience).await.map_err(|err| err.to_string())
     }
 
     /// The worker's brief: the task, what will be checked, and why the last
@@ -495,6 +541,15 @@ impl Engine {
                 "\n\nWhen you are done, reins checks: {}. The task is done only if they pass.",
                 list.join("; ")
             ));
+            let names: Vec<&str> = self.plan.check_env.iter().map(|(k, _)| k.as_str()).collect();
+            if !names.is_empty()
+                && self.plan.checks.iter().any(|c| matches!(c, done::Check::Cmd(_)))
+            {
+                brief.push_str(&format!(
+                    " Commands run with {} set (the task as given).",
+                    names.join(", ")
+                ));
+            }
         }
         if let Some(note) = note {
             brief
@@ -509,6 +564,7 @@ impl Engine {
         model: Option<String>,
         rung: Option<u32>,
         note: Option<&str>,
+        slot: avail::Slot,
     ) -> Attempt {
         let n = self.attempts.len() as u32 + self.plan.first_attempt.max(1);
         let session = session_id(&self.plan.id, n);
@@ -565,7 +621,10 @@ impl Engine {
             start_timeout: self.plan.start_timeout,
         };
         self.live.push(session.clone());
-        let turn = match self.reins.start(&launch).await {
+        let started = self.reins.start(&launch).await;
+        // Registered (or failed): a count now sees it.
+        drop(slot);
+        let turn = match started {
             Err(reason) => Err(format!("{} did not start: {reason}", agent.name)),
             Ok(started) => {
                 let mut watch = match &self.plan.watch {
@@ -611,6 +670,7 @@ impl Engine {
                 let prefix = self.dir.join(&session);
                 let found = done::run_all(
                     &self.plan.checks,
+                    &self.plan.check_env,
                     &self.plan.cwd,
                     self.plan.check_timeout,
                     &prefix,
@@ -707,8 +767,16 @@ impl Engine {
     ) -> (verdict::Verdict, String) {
         let session = format!("{worker}-verify");
         let key = crate::ids::random_hex(4);
-        let file = self.dir.join(format!("{session}.verdict.json"));
-        let _ = crate::store::fsutil::remove_if_exists(&file);
+        let reject = |why: String| {
+            (
+                verdict::Verdict { accept: false, feedback: why.clone() },
+                format!("no valid verdict: {why}"),
+            )
+        };
+        let file = match verdict::fresh_file(&self.dir, &session) {
+            Ok(file) => file,
+            Err(err) => return reject(format!("cannot make a place for the verdict: {err}")),
+        };
         let answer: Vec<&str> = answer.lines().collect();
         let tail = answer[answer.len().saturating_sub(60)..].join("\n");
         let brief = format!(
@@ -741,12 +809,6 @@ impl Engine {
             size: "240x60",
             start_timeout: self.plan.start_timeout,
         };
-        let reject = |why: String| {
-            (
-                verdict::Verdict { accept: false, feedback: why.clone() },
-                format!("no valid verdict: {why}"),
-            )
-        };
         self.live.push(session.clone());
         let started = self.reins.start(&launch).await;
         let result = match started {
@@ -770,11 +832,9 @@ impl Engine {
             Ok(screen) => screen,
             Err(why) => return reject(why),
         };
-        let parsed = match std::fs::read_to_string(&file) {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|err| format!("{} is not JSON: {err}", file.display()))
-                .and_then(|v| verdict::validate(&v)),
-            Err(_) => {
+        let parsed = match verdict::from_file(&file) {
+            Some(parsed) => parsed,
+            None => {
                 let after =
                     screen.rfind(&key).map_or(screen.as_str(), |at| &screen[at + key.len()..]);
                 verdict::from_text(after)

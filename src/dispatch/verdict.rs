@@ -3,15 +3,68 @@
 //! or else from what it answered on screen after its brief. Anything else
 //! — no object, the wrong types, a verifier that never finished — is a
 //! rejection with the reason as feedback.
+//!
+//! The file is where nothing but the verifier can know to write: a
+//! directory created for this one verification (0700, a random name, made
+//! with `mkdir`, so nothing was in it before), and only a regular file
+//! this user owns is read, at most [`MAX_FILE`] bytes of it. A stray
+//! worker process that writes where verdicts used to go (a path anyone
+//! could work out from the session id) is not believed.
+
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::Value;
+
+/// The most of a verdict file that is read.
+pub(crate) const MAX_FILE: u64 = 64 * 1024;
 
 /// A validated verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct Verdict {
     pub(crate) accept: bool,
     pub(crate) feedback: String,
+}
+
+/// The path the verifier `session` is told to write its verdict to, in a
+/// new directory of its own under `dir` (see the module docs).
+pub(crate) fn fresh_file(dir: &Path, session: &str) -> std::io::Result<PathBuf> {
+    let place = dir.join(format!("{session}.{}", crate::ids::random_hex(12)));
+    std::fs::DirBuilder::new().mode(0o700).create(&place)?;
+    Ok(place.join("verdict.json"))
+}
+
+/// The verdict in `file`: `None` when nothing was written there (the
+/// screen decides), an error when what is there is not a verdict this user
+/// wrote as a regular file.
+pub(crate) fn from_file(file: &Path) -> Option<Result<Verdict, String>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = file.display();
+    // No symlink followed, no FIFO waited on; what was opened is checked.
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let opened =
+        std::fs::OpenOptions::new().read(true).custom_flags(flags.bits() as i32).open(file);
+    let opened = match opened {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return None,
+        other => other,
+    };
+    let mut text = String::new();
+    let read = opened
+        .and_then(|f| {
+            let meta = f.metadata()?;
+            if !meta.is_file() || meta.uid() != rustix::process::geteuid().as_raw() {
+                return Err(std::io::Error::other("not a regular file of this user"));
+            }
+            f.take(MAX_FILE).read_to_string(&mut text)
+        })
+        .map_err(|err| format!("cannot read {shown}: {err}"));
+    Some(read.and_then(|_| {
+        serde_json::from_str(&text)
+            .map_err(|err| format!("{shown} is not JSON: {err}"))
+            .and_then(|v| validate(&v))
+    }))
 }
 
 /// Validates one JSON value against the verdict schema.
@@ -114,6 +167,24 @@ mod tests {
         assert!(from_text(r#"{"accept": "yes", "feedback": ""}"#).unwrap_err().contains("accept"));
         assert!(from_text(r#"{"accept": true}"#).unwrap_err().contains("feedback"));
         assert!(from_text(r#"{"accept": tru, "feedback": ""}"#).unwrap_err().contains("JSON"));
+    }
+
+    #[test]
+    fn the_verdict_file_is_in_a_new_private_place_and_only_a_plain_file_counts() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let a = fresh_file(tmp.path(), "s-verify").unwrap();
+        let b = fresh_file(tmp.path(), "s-verify").unwrap();
+        assert_ne!(a.parent(), b.parent(), "a name no one can work out");
+        let mode = std::fs::metadata(a.parent().unwrap()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(from_file(&a), None, "nothing written: the screen decides");
+        std::fs::write(&a, r#"{"accept": true, "feedback": "fine"}"#).unwrap();
+        assert_eq!(from_file(&a).unwrap().unwrap().feedback, "fine");
+        let elsewhere = tmp.path().join("planted.json");
+        std::fs::write(&elsewhere, r#"{"accept": true, "feedback": "planted"}"#).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &b).unwrap();
+        assert!(from_file(&b).unwrap().unwrap_err().contains("cannot read"));
     }
 
     #[test]

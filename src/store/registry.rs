@@ -46,6 +46,21 @@ pub(crate) struct Size {
     pub(crate) cols: u16,
 }
 
+impl Size {
+    /// The smallest screen a session gets (`run --size`, a viewer's).
+    pub(crate) const MIN: Size = Size { rows: 5, cols: 10 };
+    /// The largest: the emulator keeps every cell of the screen in memory.
+    pub(crate) const MAX: Size = Size { rows: 1000, cols: 1000 };
+
+    /// This size held within [`Size::MIN`]..=[`Size::MAX`].
+    pub(crate) fn clamped(self) -> Size {
+        Size {
+            rows: self.rows.clamp(Size::MIN.rows, Size::MAX.rows),
+            cols: self.cols.clamp(Size::MIN.cols, Size::MAX.cols),
+        }
+    }
+}
+
 /// The content of `session.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SessionRecord {

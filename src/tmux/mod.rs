@@ -6,6 +6,11 @@
 //! otherwise, inside tmux, the caller's own server (the socket in `$TMUX`);
 //! otherwise tmux's default server. Panes are always addressed by their id
 //! (`%N`), never by a name someone can rename.
+//!
+//! tmux 3.x expands formats in the window name (`-n`), the session name
+//! (`-s`) and the start directory (`-c`) of `new-window`/`new-session`,
+//! and `#(cmd)` in a format runs `cmd`: every piece of user or agent text
+//! handed to tmux in such an argument goes through [`literal`] first.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -123,7 +128,9 @@ impl Tmux {
     /// per session once the `reins` session exists.
     pub(crate) fn new_window(&self, spec: &NewWindow<'_>) -> Result<TmuxTarget, TmuxError> {
         let command = shell_join(spec.command);
-        let cwd = spec.cwd.to_string_lossy();
+        let cwd = literal(&spec.cwd.to_string_lossy());
+        let name = literal(spec.window_name);
+        let spec = &NewWindow { window_name: &name, ..spec.clone() };
         let caller_session = match (&self.server, env_non_empty("TMUX_PANE")) {
             (Server::Socket(_), Some(pane)) => {
                 Some(self.run(&["display-message", "-p", "-t", &pane, "#{session_id}"])?)
@@ -291,6 +298,13 @@ impl From<TmuxError> for CliError {
     }
 }
 
+/// `text` as a tmux format that expands to exactly `text`: `#` is the
+/// only character formats treat specially (`#{..}`, `#(..)`, `#W`), and
+/// `##` stands for one `#`.
+pub(crate) fn literal(text: &str) -> String {
+    text.replace('#', "##")
+}
+
 fn env_non_empty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -328,5 +342,11 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         assert_eq!(shell_join(&argv), r#"/bin/reins __host 'it'\''s' 'a b' '' '$HOME'"#);
+    }
+
+    #[test]
+    fn literal_doubles_every_hash() {
+        assert_eq!(literal("x#(touch pwn)#{pane_id}##"), "x##(touch pwn)##{pane_id}####");
+        assert_eq!(literal("plain"), "plain");
     }
 }

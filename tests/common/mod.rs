@@ -34,10 +34,35 @@ pub fn have_tool(tool: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        assert!(!tools_required(), "{tool} is required (REINS_TEST_REQUIRE_TOOLS=1) but missing");
-        eprintln!("SKIPPED: {tool} is not installed; this test did not run");
+        skip(&format!("{tool} is not installed"));
     }
     found
+}
+
+/// The one way a test says it will not run (the caller returns after it).
+/// Under `REINS_TEST_REQUIRE_TOOLS=1` (CI) it fails the test instead: in
+/// CI nothing may skip. Either way the test's name and `why` are appended
+/// to the file `$REINS_TEST_SKIP_LOG` names, one tab-separated line each,
+/// so `scripts/test` can count what passed without running (nextest shows
+/// a skipped test as a pass, and hides its output).
+#[track_caller]
+pub fn skip(why: &str) {
+    let test = std::thread::current().name().unwrap_or("an unnamed test").to_string();
+    if let Some(log) = std::env::var_os("REINS_TEST_SKIP_LOG").filter(|p| !p.is_empty()) {
+        use std::io::Write;
+        let line = format!("{test}\t{why}\n");
+        // One append of one line: tests in parallel processes never mix.
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(err) = written {
+            panic!("cannot record the skip in {}: {err}", Path::new(&log).display());
+        }
+    }
+    assert!(!tools_required(), "{test} cannot run: {why} (REINS_TEST_REQUIRE_TOOLS=1)");
+    eprintln!("SKIPPED: {why}; this test did not run");
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -483,4 +508,48 @@ pub fn run_merged(mut cmd: Command, timeout: Duration) -> (Option<i32>, String) 
 /// The `key` of each row, `-` where it is not a string.
 pub fn field<'a>(rows: &'a [Value], key: &str) -> Vec<&'a str> {
     rows.iter().map(|r| r[key].as_str().unwrap_or("-")).collect()
+}
+
+/// The skip accounting, tested through this test binary itself.
+mod skip_accounting {
+    use std::process::Command;
+
+    /// Skips when asked to (`REINS_TEST_SKIP_PROBE=1`); otherwise does
+    /// nothing. The test below runs it.
+    #[test]
+    fn probe() {
+        if std::env::var_os("REINS_TEST_SKIP_PROBE").is_some() {
+            super::skip("the probe was asked to skip");
+        }
+    }
+
+    /// 14 real-agent tests passed as no-ops on a local run and nothing
+    /// said so: a skip is written down (for `scripts/test` to count), and
+    /// under `REINS_TEST_REQUIRE_TOOLS=1` it is a failure.
+    #[test]
+    fn a_skip_is_logged_and_fails_where_tools_are_required() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("skips.tsv");
+        let run = |require: bool, threads: &str| {
+            let mut cmd = Command::new(std::env::current_exe().unwrap());
+            cmd.args(["--exact", "common::skip_accounting::probe", "--test-threads", threads])
+                .env("REINS_TEST_SKIP_PROBE", "1")
+                .env("REINS_TEST_SKIP_LOG", &log)
+                .env_remove("REINS_TEST_REQUIRE_TOOLS");
+            if require {
+                cmd.env("REINS_TEST_REQUIRE_TOOLS", "1");
+            }
+            cmd.output().unwrap()
+        };
+        for threads in ["1", "2"] {
+            let out = run(false, threads);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let out = run(true, threads);
+            assert!(!out.status.success(), "a skip must fail where tools are required");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(stdout.contains("cannot run: the probe was asked to skip"), "{stdout}");
+        }
+        let line = "common::skip_accounting::probe\tthe probe was asked to skip\n";
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), line.repeat(4));
+    }
 }

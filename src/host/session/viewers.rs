@@ -9,6 +9,9 @@
 //! own size. Read-only viewers only watch. Sessions relayed to a terminal
 //! of their own (foreground, tmux) keep that terminal's size, and
 //! protocol sessions (whose screen is reins' transcript) are watch-only.
+//!
+//! A viewer's size is held within the bounds of `run --size`
+//! ([`Size::clamped`]): a terminal of 3000x1500 asked for 147 MB of screen.
 
 use bytes::Bytes;
 
@@ -66,7 +69,7 @@ impl Session {
         viewers.next += 1;
         let id = viewers.next;
         if let Some(size) = attach.size.filter(|_| !read_only && self.viewers_may_drive()) {
-            self.on_resize(Some(size));
+            self.on_resize(Some(size.clamped()));
         }
         // The current screen first (drawn at the session's size).
         let _ = attach.output.try_send(Bytes::from(self.screen.formatted()));
@@ -86,7 +89,7 @@ impl Session {
     /// A viewer's terminal changed size.
     pub(super) fn viewer_resize(&mut self, viewer: u64, size: Size) {
         if self.viewers.interactive(viewer) && self.viewers_may_drive() {
-            self.on_resize(Some(size));
+            self.on_resize(Some(size.clamped()));
         }
     }
 
