@@ -85,27 +85,41 @@ pub(crate) fn identify(pid: u32, uid: u32) -> Requester {
     }
 }
 
+/// A session, as the process tree shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SessionRef {
+    pub(crate) id: String,
+    pub(crate) scope: String,
+    pub(crate) run: String,
+}
+
 /// The session whose agent tree `pid` is in, proven by the process tree:
 /// walking up from `pid`, the first process that names a session in its
-/// environment and is that session's agent or a member of its process
-/// session.
-pub(crate) fn session_of(pid: u32) -> Option<SessionRecord> {
+/// environment and is that run's agent (or a member of its process
+/// session) by the registry, or, in the first moments of a run before the
+/// registry is written, a child of the live host of that session (the
+/// process holding its `host.lock`).
+pub(crate) fn session_of(pid: u32) -> Option<SessionRef> {
     for (p, st) in procs::ancestry(pid) {
         let Some(dir) = procs::environ_var(p, "REINS_SESSION_DIR") else { continue };
         let Some(run) = procs::environ_var(p, "REINS_RUN") else { continue };
-        let Ok(Some(record)) = SessionRecord::read(&Path::new(&dir).join("session.json")) else {
-            continue;
-        };
-        let tree =
-            AgentTree { pid: record.agent_pid, start_ticks: record.agent_start_ticks, run: &run };
-        let agent_ticks_match = record
-            .agent_start_ticks
-            .is_none_or(|t| procs::stat(record.agent_pid).is_some_and(|a| a.start_ticks == t));
-        let proven = record.run == run
-            && agent_ticks_match
-            && (p == tree.pid || st.session == tree.pid as i32);
-        if proven {
-            return Some(record);
+        let dir = Path::new(&dir);
+        if let Ok(Some(record)) = SessionRecord::read(&dir.join("session.json")) {
+            let agent_ticks_match = record
+                .agent_start_ticks
+                .is_none_or(|t| procs::stat(record.agent_pid).is_some_and(|a| a.start_ticks == t));
+            let is_agent = p == record.agent_pid || st.session == record.agent_pid as i32;
+            if record.run == run && agent_ticks_match && is_agent {
+                return Some(SessionRef { id: record.id, scope: record.scope, run });
+            }
+        }
+        let host = std::fs::File::open(dir.join("host.lock"))
+            .ok()
+            .and_then(|f| crate::store::lock::flock_holder(&f));
+        if host.is_some_and(|h| h == st.ppid) {
+            let id = dir.file_name()?.to_str()?.to_string();
+            let scope = dir.parent()?.file_name()?.to_str()?.to_string();
+            return Some(SessionRef { id, scope, run });
         }
     }
     None

@@ -13,7 +13,7 @@
 //! file can be stale.
 
 use std::fs::{File, TryLockError};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -199,28 +199,11 @@ impl RunnerLock {
         match file.try_lock() {
             Ok(()) => Ok(RunnerLock { _file: file }),
             Err(TryLockError::WouldBlock) => {
-                Err(RunnerLockError::Held { pid: flock_holder(&file) })
+                Err(RunnerLockError::Held { pid: crate::store::lock::flock_holder(&file) })
             }
             Err(TryLockError::Error(err)) => Err(io(err)),
         }
     }
-}
-
-/// The pid of the process holding a `flock` on `file`, from the kernel's
-/// list of locks (`/proc/locks`: `N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE
-/// 0 EOF`, device numbers in hex; `N: -> …` lines are waiters).
-fn flock_holder(file: &File) -> Option<u32> {
-    let meta = file.metadata().ok()?;
-    let (major, minor) = (rustix::fs::major(meta.dev()), rustix::fs::minor(meta.dev()));
-    let id = format!("{major:02x}:{minor:02x}:{}", meta.ino());
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    locks.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        match fields.as_slice() {
-            [_, "FLOCK", _, _, pid, dev, ..] if *dev == id => pid.parse().ok(),
-            _ => None,
-        }
-    })
 }
 
 /// Where chain ID keeps its files.
