@@ -90,6 +90,24 @@ pub(crate) fn wait_host_gone(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The pid of the process holding a `flock` on `file`, from the kernel's
+/// list of locks (`/proc/locks`: `N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE
+/// 0 EOF`, device numbers in hex; `N: -> …` lines are waiters).
+pub(crate) fn flock_holder(file: &File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().ok()?;
+    let (major, minor) = (rustix::fs::major(meta.dev()), rustix::fs::minor(meta.dev()));
+    let id = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [_, "FLOCK", _, _, pid, dev, ..] if *dev == id => pid.parse().ok(),
+            _ => None,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,22 +136,4 @@ mod tests {
         drop(first);
         assert!(ClaimLock::try_claim(&path).unwrap().is_some());
     }
-}
-
-/// The pid of the process holding a `flock` on `file`, from the kernel's
-/// list of locks (`/proc/locks`: `N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE
-/// 0 EOF`, device numbers in hex; `N: -> …` lines are waiters).
-pub(crate) fn flock_holder(file: &File) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = file.metadata().ok()?;
-    let (major, minor) = (rustix::fs::major(meta.dev()), rustix::fs::minor(meta.dev()));
-    let id = format!("{major:02x}:{minor:02x}:{}", meta.ino());
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    locks.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        match fields.as_slice() {
-            [_, "FLOCK", _, _, pid, dev, ..] if *dev == id => pid.parse().ok(),
-            _ => None,
-        }
-    })
 }
