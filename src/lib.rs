@@ -11,6 +11,7 @@ mod adapter;
 mod chain;
 pub mod cli;
 mod config;
+mod control;
 mod dispatch;
 mod docs;
 mod error;

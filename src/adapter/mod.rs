@@ -2,6 +2,7 @@
 //! data (TOML profiles in `adapters/`), read by one rule engine.
 
 mod auth;
+pub(crate) mod probe;
 mod profile;
 mod rate_limit;
 mod rules;

@@ -167,7 +167,7 @@ pub(crate) fn execute(
     let timeout =
         st.chain.timeout().map(|t| t.saturating_sub(crate::time::bounded_secs(st.duration_s)));
     let shared = Rc::new(RefCell::new(Shared { st, dir, log, quiet: opts.quiet }));
-    crate::cli::runtime().block_on(async {
+    crate::control::runtime().block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut int = signal(SignalKind::interrupt())?;
         let mut term = signal(SignalKind::terminate())?;
@@ -298,7 +298,7 @@ impl Runner {
             }
             self.reins.stop(s).await;
         }
-        match dispatch_store(&self.root) {
+        match Store::open_in(&self.root) {
             Ok(store) => {
                 for d in &dispatches {
                     let _ = store.close_running(d, "the chain runner stopped before it ended");
@@ -598,7 +598,7 @@ impl Runner {
         values: &HashMap<String, String>,
     ) -> std::io::Result<dispatch::Summary> {
         let fail = |e: crate::error::CliError| std::io::Error::other(e.message);
-        let store = dispatch_store(&self.root).map_err(fail)?;
+        let store = Store::open_in(&self.root).map_err(fail)?;
         let _ = store.close_running(id, "the chain runner stopped before it ended");
         let first_attempt = store.last_attempt_n(id).unwrap_or(0) + 1;
         let chain_id = self.shared.borrow().st.id.clone();
@@ -852,10 +852,6 @@ pub(crate) fn output_of(screen: &str) -> String {
         cut += 1;
     }
     text[cut..].to_string()
-}
-
-fn dispatch_store(root: &StateRoot) -> Result<Store, crate::error::CliError> {
-    crate::cli::dispatch::open_store(root)
 }
 
 /// The dispatch route of a step's task (its names were validated): the

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::adapter::{self, Profile, ProfileSource, RuleReport, UsageWhen, read_usage};
-use crate::cli::lookup;
+use crate::control::lookup;
 use crate::error::{CliError, CliResult, code};
 use crate::ipc::{Client, ScreenReply};
 use crate::screen::ScreenText;

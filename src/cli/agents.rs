@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::cli::doctor::Status;
+use crate::adapter::probe::Status;
 use crate::config::{AgentSpec, Agents};
 use crate::dispatch::avail::{self, Availability};
 use crate::dispatch::sessions::{Launch, Reins, TurnEnd};
@@ -97,7 +97,7 @@ pub(crate) fn run(args: Args) -> CliResult {
         args.names.iter().map(|n| agents.get(n)).collect::<Result<_, _>>()?
     };
     let state = StateRoot::from_env()?;
-    let store = crate::cli::dispatch::open_store(&state)?;
+    let store = crate::store::outcomes::Store::open_in(&state)?;
     let checks = avail::program_checks(&chosen, args.timeout);
     let mut probes: Vec<Option<Probe>> = vec![None; chosen.len()];
     if args.probe {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::lookup;
+use crate::control::lookup;
 use crate::error::{CliError, CliResult, code};
 use crate::ipc::{ApproveReply, ApproveRequest, Client, ClientError, Decision};
 use crate::store::paths::StateRoot;

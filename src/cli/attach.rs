@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use crate::cli::lookup;
+use crate::control::lookup;
 use crate::error::{CliError, CliResult, code};
 use crate::ipc::AttachReply;
 use crate::ipc::attach::{Frame, PROTOCOL, REPLY_HEADER};

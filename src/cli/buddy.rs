@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cli::lookup;
 use crate::cli::run::{self, Extra, Outcome};
+use crate::control::lookup;
 use crate::error::{CliError, CliResult, code};
 use crate::ids;
 use crate::store::paths::StateRoot;

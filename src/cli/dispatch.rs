@@ -178,7 +178,7 @@ pub(crate) fn run(args: Args) -> CliResult {
         }
         flags
     });
-    let store = open_store(&state)?;
+    let store = Store::open_in(&state)?;
     let plan = Plan {
         id,
         task,
@@ -225,14 +225,6 @@ pub(crate) fn run(args: Args) -> CliResult {
     Ok(summary.result.exit_code())
 }
 
-pub(crate) fn open_store(state: &StateRoot) -> Result<Store, CliError> {
-    state.ensure()?;
-    Store::open(&Store::path_in(state.root())).map_err(|err| {
-        CliError::failure(err.to_string())
-            .hint("move the file aside if it is damaged; reins creates a new one")
-    })
-}
-
 fn read_task(args: &Args) -> Result<String, CliError> {
     let text = match (&args.task, &args.message) {
         (Some(path), _) => std::fs::read_to_string(path).map_err(|err| {
@@ -273,7 +265,7 @@ fn route(args: &Args, agents: &Agents, task: &str) -> Result<Route, CliError> {
     }
     // Round robin: start after the agent that took the last dispatch.
     let state = StateRoot::from_env()?;
-    let last = open_store(&state)?.last_first_choice().ok().flatten();
+    let last = Store::open_in(&state)?.last_first_choice().ok().flatten();
     let start = last
         .and_then(|last| pool.iter().position(|a| a.name == last))
         .map_or(0, |i| (i + 1) % pool.len());
@@ -292,7 +284,7 @@ fn history(args: &Args, state: &StateRoot) -> CliResult {
     if let Some(id) = &args.id {
         ids::validate(id)?;
     }
-    let store = open_store(state)?;
+    let store = Store::open_in(state)?;
     let attempts = store
         .attempts(args.id.as_deref(), args.limit)
         .map_err(|err| CliError::failure(err.to_string()))?;

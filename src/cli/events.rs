@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use jiff::Timestamp;
 
-use crate::cli::lookup::{self, Liveness};
+use crate::control::lookup::{self, Liveness};
 use crate::error::{CliError, CliResult, code};
 use crate::store::events::{EventKind, EventLine};
 use crate::store::paths::StateRoot;

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cli::cleanup::{self, Cleaned};
-use crate::cli::lookup::{self, Liveness, SessionView};
 use crate::cli::worktree::{self as worktree_cli, WithWorktree};
+use crate::control::cleanup::{self, Cleaned};
+use crate::control::lookup::{self, Liveness, SessionView};
 use crate::error::{CliError, CliResult, code};
 use crate::ipc::{Client, StatusReply, StopReply, StopRequest};
 use crate::store::exit_record::ExitReason;

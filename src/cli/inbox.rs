@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::lookup::{self, Liveness, SessionView};
+use crate::control::lookup::{self, Liveness, SessionView};
 use crate::error::{CliError, CliResult, code};
 use crate::ipc::{Client, DropReply, InboxReply, PendingMessage};
 use crate::store::events::preview;

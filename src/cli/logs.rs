@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::cli::lookup::{self, Liveness};
+use crate::control::lookup::{self, Liveness};
 use crate::error::{CliError, CliResult, code};
 use crate::screen::{Renderer, SizeMark};
 use crate::store::events::{EventKind, EventLine};

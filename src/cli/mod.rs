@@ -18,7 +18,6 @@ mod approve;
 mod attach;
 mod buddy;
 mod chain;
-pub(crate) mod cleanup;
 mod completions;
 pub(crate) mod dispatch;
 pub(crate) mod doctor;
@@ -29,7 +28,6 @@ mod host;
 mod inbox;
 mod interrupt;
 mod logs;
-pub(crate) mod lookup;
 mod man;
 mod mock_agent;
 mod pane;
@@ -224,5 +222,5 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> 
 
 /// A current-thread tokio runtime for a client command.
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("build tokio runtime")
+    crate::control::runtime()
 }

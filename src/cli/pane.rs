@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cli::lookup;
+use crate::control::lookup;
 use crate::error::{CliError, CliResult, code};
 use crate::ipc::{Client, ScreenReply};
 use crate::store::follow;

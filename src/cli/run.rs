@@ -713,15 +713,18 @@ fn claim_id(paths: &SessionPaths) -> Result<ClaimLock, CliError> {
 /// log and whatever it left running is killed, so no agent of it runs on
 /// beside the new one, tracked by nothing.
 fn finish_dead_run(paths: &SessionPaths) -> Result<(), CliError> {
-    let view = crate::cli::lookup::SessionView::read(paths.clone());
-    if view.liveness != crate::cli::lookup::Liveness::Dead {
+    let view = crate::control::lookup::SessionView::read(paths.clone());
+    if view.liveness != crate::control::lookup::Liveness::Dead {
         return Ok(());
     }
-    let cleaned = crate::cli::cleanup::clean_dead(&view, ExitReason::Failure).map_err(|err| {
-        CliError::failure(format!("cannot clean up the previous run of {}: {err}", paths.id)).hint(
-            format!("reins gc, then run again; {} has the details", paths.host_log().display()),
-        )
-    })?;
+    let cleaned =
+        crate::control::cleanup::clean_dead(&view, ExitReason::Failure).map_err(|err| {
+            CliError::failure(format!("cannot clean up the previous run of {}: {err}", paths.id))
+                .hint(format!(
+                    "reins gc, then run again; {} has the details",
+                    paths.host_log().display()
+                ))
+        })?;
     if let Some(cleaned) = cleaned.filter(|c| !c.killed.is_empty()) {
         eprintln!(
             "reins: the previous run of {} lost its host; killed what it left running (pids {:?})",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::cli::lookup;
+use crate::control::lookup;
 use crate::error::{CliError, CliResult, code};
 use crate::ipc::{Client, ClientError, MAX_MESSAGE, SendReply, SendRequest};
 use crate::spinner::Spinner;

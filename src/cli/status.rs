@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::lookup::{self, Liveness, SessionView};
+use crate::control::lookup::{self, Liveness, SessionView};
 use crate::error::{CliResult, code};
 use crate::store::events::TmuxTarget;
 use crate::store::paths::StateRoot;

@@ -6,8 +6,8 @@ use std::time::Duration;
 use rustix::process::Signal;
 use serde::Serialize;
 
-use crate::cli::cleanup;
-use crate::cli::lookup::{self, Liveness, SessionView};
+use crate::control::cleanup;
+use crate::control::lookup::{self, Liveness, SessionView};
 use crate::error::{CliError, CliResult, code};
 use crate::ipc::{Client, StopReply, StopRequest};
 use crate::procs;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::cli::lookup::{self, Liveness, SessionView};
+use crate::control::lookup::{self, Liveness, SessionView};
 use crate::error::{CliError, CliResult, code};
 use crate::spinner::Spinner;
 use crate::state::State;

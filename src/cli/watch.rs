@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::lookup;
+use crate::control::lookup;
 use crate::error::{CliError, CliResult};
 use crate::store::paths::{SessionPaths, StateRoot};
 use crate::watch::advisor::Advisor;

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde::Serialize;
 
-use crate::cli::lookup::{self, Liveness, SessionView};
+use crate::control::lookup::{self, Liveness, SessionView};
 use crate::error::{CliError, CliResult, code};
 use crate::store::paths::StateRoot;
 use crate::worktree::{self, MergeOptions, RemoveOptions, WorktreeRecord};

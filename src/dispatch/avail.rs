@@ -17,9 +17,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::adapter;
-use crate::cli::doctor::{self, Check, Status};
-use crate::cli::lookup::{Liveness, SessionView};
+use crate::adapter::probe::{self, Check, Status};
 use crate::config::AgentSpec;
+use crate::control::lookup::{Liveness, SessionView};
 use crate::store::outcomes::{Cooldown, Probe, Store, StoreError};
 use crate::store::paths::StateRoot;
 
@@ -48,7 +48,7 @@ pub(crate) struct Availability {
 pub(crate) fn program_check(agent: &AgentSpec, timeout: Duration) -> Check {
     if agent.base == "generic" {
         let program = agent.args.first().map_or("", String::as_str);
-        let (status, detail) = match doctor::on_path(program) {
+        let (status, detail) = match probe::on_path(program) {
             Some(path) => (Status::Ok, path.display().to_string()),
             None => (Status::Missing, format!("{program} is not on PATH")),
         };
@@ -66,7 +66,7 @@ pub(crate) fn program_check(agent: &AgentSpec, timeout: Duration) -> Check {
     }
     match adapter::find(&agent.base) {
         Ok(Some(profile)) if !profile.launch.command.is_empty() => {
-            let mut check = doctor::agent(&profile, timeout);
+            let mut check = probe::agent(&profile, timeout);
             check.name = agent.name.clone();
             check
         }

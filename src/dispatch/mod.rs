@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::cli::doctor::Check as ProgramCheck;
+use crate::adapter::probe::Check as ProgramCheck;
 use crate::config::AgentSpec;
 use crate::error::{CliError, code};
 use crate::store::events::EventWriter;
@@ -237,7 +237,7 @@ struct Engine {
 /// Runs a dispatch to its end; returns the summary. Ctrl-C and SIGTERM
 /// stop it (and every session it started).
 pub(crate) fn run(plan: Plan, state: StateRoot, store: Store) -> std::io::Result<Summary> {
-    crate::cli::runtime().block_on(async {
+    crate::control::runtime().block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut int = signal(SignalKind::interrupt())?;
         let mut term = signal(SignalKind::terminate())?;

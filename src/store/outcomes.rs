@@ -136,6 +136,18 @@ impl Store {
         root.join("reins.db")
     }
 
+    /// Opens the store of a state root (`reins.db`), creating the root if
+    /// needed, with an error that says what to do about a damaged file.
+    pub(crate) fn open_in(
+        state: &crate::store::paths::StateRoot,
+    ) -> Result<Store, crate::error::CliError> {
+        state.ensure()?;
+        Store::open(&Store::path_in(state.root())).map_err(|err| {
+            crate::error::CliError::failure(err.to_string())
+                .hint("move the file aside if it is damaged; reins creates a new one")
+        })
+    }
+
     /// Opens (creating and migrating as needed) the store at `path`.
     pub(crate) fn open(path: &Path) -> Result<Store, StoreError> {
         let err = |source| StoreError { path: path.to_path_buf(), source };

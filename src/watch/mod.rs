@@ -23,8 +23,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::adapter::TurnStatus;
-use crate::cli::cleanup;
-use crate::cli::lookup::{Liveness, SessionView};
+use crate::control::cleanup;
+use crate::control::lookup::{Liveness, SessionView};
 use crate::error::{CliError, CliResult, code};
 use crate::host::LaunchRecord;
 use crate::ipc::{Client, SendReply, SendRequest, StatusReply, StopRequest};
@@ -84,7 +84,7 @@ struct Summary {
 /// Watches the session at `paths` until it ends (0), needs a person (2),
 /// or the watch itself fails (1).
 pub(crate) fn watch(paths: SessionPaths, options: Options) -> CliResult {
-    let runtime = crate::cli::runtime();
+    let runtime = crate::control::runtime();
     let mut watcher = Watcher::new(paths, options);
     eprintln!(
         "reins watch: id={} stall-after={} max-resumes={} max-restarts={}{}",

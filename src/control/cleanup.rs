@@ -9,7 +9,7 @@ use std::time::Duration;
 use rustix::process::Signal;
 use serde::Serialize;
 
-use crate::cli::lookup::SessionView;
+use crate::control::lookup::SessionView;
 use crate::store::dispatch::{self, RunInfo};
 use crate::store::events::{self, EventKind, EventWriter};
 use crate::store::exit_record::{ExitReason, ExitRecord};
