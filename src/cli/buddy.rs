@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cli::run::{self, Extra, Outcome};
+use crate::cli::run::{self, Outcome};
 use crate::control::lookup;
+use crate::control::start::{Mode, Start};
 use crate::error::{CliError, CliResult, code};
 use crate::ids;
 use crate::store::paths::StateRoot;
@@ -161,27 +162,19 @@ pub(crate) fn run(args: Args) -> CliResult {
     }
     prepare_done_file(&done_file, args.done_file.is_some())?;
 
-    let mut flags = vec![
-        args.agent.clone(),
-        "--id".into(),
-        buddy.clone(),
-        "--cwd".into(),
-        worker.cwd.display().to_string(),
-        format!("--description=buddy of {}", worker.id),
-        format!("--context={brief}"),
-    ];
-    match (&args.tmux, args.detach) {
-        (_, true) => flags.push("--detach".into()),
-        (Some(name), false) if name.is_empty() => flags.push("--tmux".into()),
-        (Some(name), false) => flags.push(format!("--tmux={name}")),
-        (None, false) => {}
-    }
-    if !args.agent_args.is_empty() {
-        flags.push("--".into());
-        flags.extend(args.agent_args.iter().cloned());
-    }
-    let run_args = run::Args::from_flags(&flags)?;
-    match run::start(run_args, Extra { buddy_of: Some(worker.id.clone()) })? {
+    let mut start = Start::new(args.agent.clone());
+    start.id = Some(buddy.clone());
+    start.cwd = Some(worker.cwd.clone());
+    start.description = Some(format!("buddy of {}", worker.id));
+    start.context = Some(brief);
+    start.agent_args = args.agent_args.clone();
+    start.buddy_of = Some(worker.id.clone());
+    start.mode = match (&args.tmux, args.detach) {
+        (_, true) => Mode::Detached,
+        (Some(name), false) => Mode::Tmux { window: Some(name.clone()).filter(|n| !n.is_empty()) },
+        (None, false) => Mode::Foreground,
+    };
+    match run::launch(start)? {
         Outcome::Ended(code) => Ok(code),
         Outcome::Started(started) => {
             let mut out = serde_json::to_value(&started).map_err(std::io::Error::from)?;

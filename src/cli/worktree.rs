@@ -42,14 +42,6 @@ impl RunArgs {
             *agent = Some(std::mem::take(branch));
         }
     }
-
-    /// Checks the options against the repository at `cwd`; `None` without
-    /// `--worktree`.
-    pub(crate) fn plan(&self, cwd: &Path) -> Result<Option<worktree::Plan>, CliError> {
-        let Some(branch) = &self.worktree else { return Ok(None) };
-        let branch = Some(branch.as_str()).filter(|b| !b.is_empty());
-        worktree::plan(cwd, branch, self.base.as_deref(), self.worktree_root.as_deref()).map(Some)
-    }
 }
 
 /// The git worktrees of sessions started with `reins run --worktree`.

@@ -10,6 +10,7 @@
 
 pub(crate) mod cleanup;
 pub(crate) mod lookup;
+pub(crate) mod start;
 
 /// A current-thread tokio runtime, for a synchronous caller (a client
 /// command) that drives sessions.

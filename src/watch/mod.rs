@@ -487,12 +487,9 @@ impl Watcher {
         );
         eprintln!("reins watch: restarting: {why}");
         let timeout = self.options.start_timeout;
-        // `run`'s own machinery, on a thread of its own (it blocks).
-        let started =
-            tokio::task::spawn_blocking(move || crate::cli::run::relaunch(&record, &note, timeout))
-                .await
-                .map_err(|err| format!("the restart failed: {err}"))?
-                .map_err(|err| format!("the restart failed: {}", err.message))?;
+        let started = crate::control::start::relaunch(&record, &note, timeout)
+            .await
+            .map_err(|err| format!("the restart failed: {}", err.message))?;
         self.budget.restarts = n;
         self.total_restarts += 1;
         self.stepped_in = Some(Instant::now());

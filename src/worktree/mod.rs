@@ -23,6 +23,6 @@ mod ops;
 mod record;
 
 pub(crate) use cmd::{query, work};
-pub(crate) use create::{Plan, check_restart, plan};
+pub(crate) use create::{check_restart, plan};
 pub(crate) use ops::{MergeOptions, RemoveOptions, Removed, merge, remove};
 pub(crate) use record::{Standing, WorktreeRecord, short, standings};
