@@ -11,6 +11,7 @@
 pub(crate) mod cleanup;
 pub(crate) mod lookup;
 pub(crate) mod start;
+pub(crate) mod wait;
 
 /// A current-thread tokio runtime, for a synchronous caller (a client
 /// command) that drives sessions.
