@@ -1,11 +1,11 @@
 //! `reins approve`: answer the approval dialog a session's agent shows.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::control::lookup;
-use crate::error::{CliError, CliResult, code};
-use crate::ipc::{ApproveReply, ApproveRequest, Client, ClientError, Decision};
+use crate::control::session;
+use crate::error::{CliResult, code};
+use crate::ipc::Decision;
 use crate::store::paths::StateRoot;
 
 /// Answer the approval request a session's agent waits on: allow (the
@@ -54,28 +54,8 @@ pub(crate) fn run(args: Args) -> CliResult {
     };
     let state = StateRoot::from_env()?;
     let view = lookup::find(&state, &args.id, args.repo.as_deref())?;
-    let record = lookup::require_live(&view)?;
-    let client = Client::new(&record.socket, Duration::from_secs(5));
-    let reply: ApproveReply = crate::cli::runtime()
-        .block_on(
-            client.post("/v1/approve", &ApproveRequest { decision, request: args.request.clone() }),
-        )
-        .map_err(|err| match err {
-            ClientError::Status { status: 409, message } => {
-                CliError::failure(format!("cannot approve in session {}: {message}", args.id)).hint(
-                    format!(
-                        "`reins status --id {} --json` names the pending request; `reins pane --id \
-                         {}` shows the screen",
-                        args.id, args.id
-                    ),
-                )
-            }
-            ClientError::Status { status: 403, message } => {
-                CliError::failure(format!("refused by session {}: {message}", args.id))
-                    .hint("a person, or an agent of another session, answers it")
-            }
-            other => CliError::failure(format!("cannot approve in session {}: {other}", args.id)),
-        })?;
+    let reply =
+        crate::cli::runtime().block_on(session::approve(&view, decision, args.request.clone()))?;
     crate::cli::print_json(&serde_json::json!({
         "ok": reply.ok,
         "id": args.id,

@@ -1,11 +1,10 @@
 //! `reins interrupt`: stop the running turn, keep the agent.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::control::lookup;
-use crate::error::{CliError, CliResult, code};
-use crate::ipc::{Client, ClientError};
+use crate::control::session;
+use crate::error::{CliResult, code};
 use crate::store::paths::StateRoot;
 
 /// Interrupt the turn a session's agent is working on, and keep the agent
@@ -28,16 +27,7 @@ pub(crate) struct Args {
 pub(crate) fn run(args: Args) -> CliResult {
     let state = StateRoot::from_env()?;
     let view = lookup::find(&state, &args.id, args.repo.as_deref())?;
-    let record = lookup::require_live(&view)?;
-    let client = Client::new(&record.socket, Duration::from_secs(5));
-    crate::cli::runtime()
-        .block_on(client.post::<_, serde_json::Value>("/v1/interrupt", &serde_json::json!({})))
-        .map_err(|err| match err {
-            ClientError::Status { status: 409, message } => {
-                CliError::failure(format!("cannot interrupt session {}: {message}", args.id))
-            }
-            other => CliError::failure(format!("cannot interrupt session {}: {other}", args.id)),
-        })?;
+    crate::cli::runtime().block_on(session::interrupt(&view))?;
     crate::cli::print_json(&serde_json::json!({ "ok": true, "id": args.id }))?;
     Ok(code::OK)
 }

@@ -2,14 +2,13 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::control::lookup;
+use crate::control::session;
 use crate::error::{CliError, CliResult, code};
-use crate::ipc::{Client, ScreenReply};
-use crate::store::follow;
+use crate::ipc::ScreenReply;
 use crate::store::paths::StateRoot;
 use crate::tmux::Tmux;
 
@@ -66,44 +65,12 @@ pub(crate) fn run(args: Args) -> CliResult {
         })?;
         return tmux_capture(target, &args);
     }
-    let client = Client::new(&record.socket, Duration::from_secs(5));
     let stdout_tty = std::io::stdout().is_terminal();
     crate::cli::runtime().block_on(async {
         let mut version = None;
         loop {
-            let path = match version {
-                Some(v) => format!("/v1/screen?after={v}"),
-                None => "/v1/screen".to_string(),
-            };
-            let follow_client;
-            let client = if version.is_some() {
-                // A long poll: the host answers when the screen changes.
-                follow_client = Client::new(&record.socket, Duration::from_secs(24 * 3600));
-                &follow_client
-            } else {
-                &client
-            };
-            let screen: ScreenReply = match client.get(&path).await {
-                Ok(screen) => screen,
-                // The session ended while we followed it: the host drops the
-                // request as it goes; wait for it to be gone for sure.
-                Err(_)
-                    if version.is_some()
-                        && tokio::time::timeout(
-                            Duration::from_secs(10),
-                            follow::host_gone(&view.paths.host_lock()),
-                        )
-                        .await
-                        .is_ok() =>
-                {
-                    return Ok(code::OK);
-                }
-                Err(err) => {
-                    return Err(CliError::failure(format!(
-                        "cannot read the screen of {}: {err}",
-                        args.id
-                    )));
-                }
+            let Some(screen) = session::screen(&view, version).await? else {
+                return Ok(code::OK); // the session ended while we followed it
             };
             version = Some(screen.version);
             print_screen(&args, screen, args.follow && stdout_tty && !args.json)?;

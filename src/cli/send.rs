@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::control::lookup;
+use crate::control::session::{self, Follow};
 use crate::error::{CliError, CliResult, code};
-use crate::ipc::{Client, ClientError, MAX_MESSAGE, SendReply, SendRequest};
+use crate::ipc::{MAX_MESSAGE, SendRequest};
 use crate::spinner::Spinner;
-use crate::store::events::EventKind;
 use crate::store::paths::StateRoot;
-use crate::store::stream::EventStream;
 
 /// Send a message to a session's agent, verified.
 ///
@@ -105,10 +104,11 @@ struct Outcome {
 pub(crate) fn run(args: Args) -> CliResult {
     let started = Instant::now();
     let text = message_text(&args)?;
-    let text = relay_header(&args, text);
+    let sender = std::env::var("REINS_ID").ok().filter(|_| !args.no_relay && !args.submit_only);
+    let text = session::with_relay_header(sender.as_deref(), &args.id, text);
     let state = StateRoot::from_env()?;
     let view = lookup::find(&state, &args.id, args.repo.as_deref())?;
-    let record = lookup::require_live(&view)?;
+    lookup::require_live(&view)?;
     let timeout = args.timeout.or((!args.wait_for_idle).then_some(Duration::from_secs(120)));
     let request = SendRequest {
         text,
@@ -118,143 +118,39 @@ pub(crate) fn run(args: Args) -> CliResult {
         raw: args.raw,
         ttl_ms: args.ttl.map(|t| t.as_millis().min(u128::from(u64::MAX)) as u64),
     };
-    crate::cli::runtime().block_on(async {
-        // Follow from here on, before asking, so no outcome can be missed.
-        let mut stream =
-            if args.no_wait { None } else { Some(EventStream::from_end(&view.paths)) };
-        let client = Client::new(&record.socket, Duration::from_secs(10));
-        let reply: SendReply = client.post("/v1/send", &request).await.map_err(|err| {
-            let message = format!("cannot send to {}: {err}", args.id);
-            match err {
-                ClientError::Status { status: 400 | 413, .. } => CliError::usage(message),
-                _ => CliError::failure(message),
+    let follow = match (args.no_wait, args.wait_for_idle) {
+        (true, _) => Follow::No,
+        (false, true) => Follow::Turn,
+        (false, false) => Follow::Delivery,
+    };
+    let spinner = (follow != Follow::No).then(|| Spinner::start(format!("sending to {}", args.id)));
+    let sent = crate::cli::runtime().block_on(session::send(
+        &view,
+        &request,
+        follow,
+        timeout,
+        |detail| {
+            if let Some(spinner) = &spinner {
+                spinner.detail(detail);
             }
-        })?;
-        let mut outcome = Outcome {
-            ok: true,
-            id: args.id.clone(),
-            message_id: reply.message_id.clone(),
-            status: reply.status.as_str().into(),
-            turn: None,
-            task: None,
-            detail: None,
-            waited_s: 0.0,
-        };
-        let Some(stream) = stream.as_mut() else {
-            return finish(outcome, started, code::OK);
-        };
-        let deadline = timeout.map(|t| tokio::time::Instant::from_std(started + t));
-        let spinner = Spinner::start(format!("sending to {}", args.id));
-        spinner.detail(outcome.status.clone());
-        let followed = follow(stream, &record.run, &mut outcome, args.wait_for_idle, &spinner);
-        let followed = with_deadline(deadline, followed).await;
-        drop(spinner);
-        let code = match followed {
-            Some(result) => result?,
-            None => {
-                outcome.ok = false;
-                outcome.detail = Some(format!(
-                    "gave up waiting after {:.1}s; the message stays in the inbox (`reins inbox --id {}`)",
-                    timeout.unwrap_or_default().as_secs_f64(),
-                    args.id
-                ));
-                if outcome.status == "delivered" {
-                    outcome.status = "timeout".into();
-                }
-                code::TIMEOUT
-            }
-        };
-        finish(outcome, started, code)
-    })
-}
-
-/// Follows the session's events until the message's fate (and, with
-/// `wait_for_idle`, its turn's end) is known. Returns the exit code.
-async fn follow(
-    stream: &mut EventStream,
-    run: &str,
-    outcome: &mut Outcome,
-    wait_for_idle: bool,
-    spinner: &Spinner,
-) -> Result<u8, CliError> {
-    while let Some(event) = stream.next().await? {
-        if event.header.run != run {
-            continue;
-        }
-        let ours = |id: &str| id == outcome.message_id;
-        match event.kind {
-            EventKind::Delivered { message_id, verified, .. } if ours(&message_id) => {
-                outcome.status = "delivered".into();
-                outcome.turn = event.header.turn;
-                if !verified {
-                    outcome.detail = Some("forced into a busy agent: no new turn to verify".into());
-                }
-                if !wait_for_idle || !verified {
-                    return Ok(code::OK);
-                }
-                spinner.detail(format!(
-                    "delivered; turn {} is running",
-                    event.header.turn.map_or("?".into(), |t| t.to_string())
-                ));
-            }
-            EventKind::Typed { message_id, .. } if ours(&message_id) => {
-                outcome.status = "typed".into();
-                return Ok(code::OK);
-            }
-            EventKind::Stranded { message_id, reason, .. } if ours(&message_id) => {
-                outcome.ok = false;
-                outcome.status = "stranded".into();
-                outcome.detail = Some(reason);
-                return Ok(code::FAILURE);
-            }
-            EventKind::Expired { message_id, .. } if ours(&message_id) => {
-                outcome.ok = false;
-                outcome.status = "expired".into();
-                return Ok(code::FAILURE);
-            }
-            EventKind::Dropped { message_id, .. } if ours(&message_id) => {
-                outcome.ok = false;
-                outcome.status = "dropped".into();
-                return Ok(code::FAILURE);
-            }
-            EventKind::TaskComplete { status, .. }
-                if outcome.turn.is_some() && event.header.turn == outcome.turn =>
-            {
-                outcome.task = Some(serde_json::json!({ "status": status }));
-                return Ok(code::OK);
-            }
-            EventKind::Exited { .. } => {
-                outcome.ok = false;
-                if outcome.status != "delivered" {
-                    outcome.detail =
-                        Some("the session ended first; the message stays in its inbox".into());
-                } else {
-                    outcome.detail = Some("the session ended before the turn completed".into());
-                }
-                outcome.status = "exited".into();
-                return Ok(code::FAILURE);
-            }
-            _ => {}
-        }
-    }
-    outcome.ok = false;
-    outcome.status = "exited".into();
-    outcome.detail = Some("the session's host died".into());
-    Ok(code::FAILURE)
-}
-
-async fn with_deadline<T>(
-    deadline: Option<tokio::time::Instant>,
-    fut: impl std::future::Future<Output = T>,
-) -> Option<T> {
-    match deadline {
-        Some(at) => tokio::time::timeout_at(at, fut).await.ok(),
-        None => Some(fut.await),
-    }
-}
-
-fn finish(mut outcome: Outcome, started: Instant, code: u8) -> CliResult {
-    outcome.waited_s = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+        },
+    ))?;
+    drop(spinner);
+    let code = match (sent.ok, sent.timed_out) {
+        (true, _) => code::OK,
+        (false, true) => code::TIMEOUT,
+        (false, false) => code::FAILURE,
+    };
+    let outcome = Outcome {
+        ok: sent.ok,
+        id: args.id,
+        message_id: sent.message_id,
+        status: sent.status,
+        turn: sent.turn,
+        task: sent.task,
+        detail: sent.detail,
+        waited_s: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+    };
     crate::cli::print_json(&outcome)?;
     Ok(code)
 }
@@ -297,16 +193,4 @@ fn message_text(args: &Args) -> Result<String, CliError> {
         .hint("write it to a file and send the agent its path"));
     }
     Ok(text)
-}
-
-/// Prefixes the relay header when the sender is itself a reins session.
-fn relay_header(args: &Args, text: String) -> String {
-    let Ok(sender) = std::env::var("REINS_ID") else { return text };
-    if args.no_relay || args.submit_only || sender.is_empty() || sender == args.id {
-        return text;
-    }
-    if text.starts_with("[reins relay ") {
-        return text;
-    }
-    format!("[reins relay from={sender} at={}]\n{text}", crate::time::now_rfc3339())
 }

@@ -10,6 +10,7 @@
 
 pub(crate) mod cleanup;
 pub(crate) mod lookup;
+pub(crate) mod session;
 pub(crate) mod start;
 pub(crate) mod wait;
 
