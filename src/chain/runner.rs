@@ -765,7 +765,7 @@ impl Runner {
             brief: &brief,
             meta: json!({"chain": chain_id, "reins_agent": agent.name, "role": "gate", "step": def.name}),
             description: format!("chain {chain_id} gate of step {}", def.name),
-            size: "240x60",
+            size: crate::store::registry::Size { cols: 240, rows: 60 },
             start_timeout: Duration::from_secs(30),
         };
         let mut cancel = self.cancel.clone();

@@ -202,7 +202,7 @@ async fn probe(reins: &Reins, agent: &AgentSpec, timeout: Duration) -> Probe {
         brief: "This is a reins probe. Reply with the single word OK and do nothing else.",
         meta: serde_json::json!({"reins_agent": agent.name, "model": agent.model, "role": "probe"}),
         description: format!("probe of {}", agent.name),
-        size: "120x40",
+        size: crate::store::registry::Size { cols: 120, rows: 40 },
         start_timeout: timeout,
     };
     let (ok, detail) = match reins.start(&launch).await {

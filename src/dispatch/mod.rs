@@ -617,7 +617,7 @@ impl Engine {
                 "task_hash": self.task_hash,
             }),
             description: format!("dispatch {} attempt {n}", self.plan.id),
-            size: "160x50",
+            size: crate::store::registry::Size { cols: 160, rows: 50 },
             start_timeout: self.plan.start_timeout,
         };
         self.live.push(session.clone());
@@ -806,7 +806,7 @@ impl Engine {
                 "verifies": worker,
             }),
             description: format!("dispatch {} verifier of {worker}", self.plan.id),
-            size: "240x60",
+            size: crate::store::registry::Size { cols: 240, rows: 60 },
             start_timeout: self.plan.start_timeout,
         };
         self.live.push(session.clone());

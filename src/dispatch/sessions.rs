@@ -1,11 +1,7 @@
-//! The sessions a dispatcher starts, driven through the real `reins`
-//! binary (`run --detach`, `wait`, `pane`, `stop`, `watch`): the same code
-//! paths, checks and files as a person typing the commands, no second copy
-//! of the launch logic.
-//!
-//! Every child is killed when its future is dropped (the dispatcher was
-//! interrupted or ran out of time); `stop` runs in its own process group
-//! so a second Ctrl-C at the terminal cannot cut a clean-up short.
+//! The sessions a dispatcher starts, driven in process through session
+//! control ([`crate::control`]): the same checks, launch and files as
+//! `reins run`, `wait`, `pane` and `stop`, without starting a process for
+//! each step. A watcher still runs as `reins watch` beside the attempt.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,7 +10,13 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::config::AgentSpec;
+use crate::control::lookup::{self, SessionView};
+use crate::control::session;
+use crate::control::start::Start;
+use crate::control::wait::{Turn, Until, Wait};
 use crate::store::events::{self, EventKind};
+use crate::store::paths::StateRoot;
+use crate::store::registry::Size;
 
 /// How the binary is run.
 #[derive(Debug, Clone)]
@@ -44,6 +46,9 @@ pub(crate) enum TurnEnd {
     Error(String),
 }
 
+/// How long a session is given to stop before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What a session is started with.
 pub(crate) struct Launch<'a> {
     pub(crate) id: &'a str,
@@ -52,14 +57,97 @@ pub(crate) struct Launch<'a> {
     pub(crate) brief: &'a str,
     pub(crate) meta: Value,
     pub(crate) description: String,
-    /// `COLSxROWS`; verifiers get a wide screen so a verdict is not wrapped.
-    pub(crate) size: &'a str,
+    /// Verifiers get a wide screen so a verdict is not wrapped.
+    pub(crate) size: Size,
     pub(crate) start_timeout: Duration,
 }
 
 impl Reins {
     pub(crate) fn new(cwd: &Path) -> std::io::Result<Reins> {
         Ok(Reins { exe: std::env::current_exe()?, cwd: cwd.to_path_buf() })
+    }
+
+    /// The session `id` in the scope of the agents' working directory.
+    fn find(&self, id: &str) -> Result<SessionView, String> {
+        let state = StateRoot::from_env().map_err(|err| err.message)?;
+        lookup::find(&state, id, Some(&self.cwd)).map_err(|err| err.message)
+    }
+
+    /// Starts the agent headless with the brief as its first task, as
+    /// `reins run AGENT --detach --context BRIEF` does.
+    pub(crate) async fn start(&self, launch: &Launch<'_>) -> Result<Started, String> {
+        let (program, rest) = launch.agent.run_argv(launch.model);
+        let mut start = Start::new(program);
+        start.agent_args = rest;
+        start.id = Some(launch.id.to_string());
+        start.cwd = Some(self.cwd.clone());
+        start.size = launch.size;
+        start.timeout = launch.start_timeout;
+        start.description = Some(launch.description.clone());
+        start.meta = Some(launch.meta.clone()).filter(|m| m.is_object());
+        start.context = Some(launch.brief.to_string());
+        let started = crate::control::start::prepare(start)
+            .map_err(|err| err.message)?
+            .launch()
+            .await
+            .map_err(|err| err.message)?;
+        Ok(Started { events: started.events, run: started.run })
+    }
+
+    /// Waits for the session's first task to complete, for at most
+    /// `timeout` (as `reins wait --until task_complete`).
+    pub(crate) async fn wait_task(&self, id: &str, timeout: Duration) -> TurnEnd {
+        let view = match self.find(id) {
+            Ok(view) => view,
+            Err(err) => return TurnEnd::Error(err),
+        };
+        let wait = match Wait::new(&view, Until::TaskComplete, Turn::Current) {
+            Ok(wait) => wait,
+            Err(err) => return TurnEnd::Error(err.message),
+        };
+        let waited = match wait.until(Some(timeout.max(Duration::from_millis(1))), |_| {}).await {
+            Ok(waited) => waited,
+            Err(err) => return TurnEnd::Error(err.message),
+        };
+        match waited.status.as_str() {
+            "reached" => TurnEnd::Complete(
+                waited
+                    .event
+                    .as_ref()
+                    .and_then(|e| e["status"].as_str())
+                    .unwrap_or("completed")
+                    .to_string(),
+            ),
+            "timeout" => TurnEnd::Timeout,
+            status => {
+                let how = match &waited.exit {
+                    Some(exit) => match exit.code {
+                        Some(code) => {
+                            format!("{status}: {}, exit code {code}", exit.reason.as_str())
+                        }
+                        None => format!("{status}: {}", exit.reason.as_str()),
+                    },
+                    None => status.to_string(),
+                };
+                TurnEnd::Ended(how)
+            }
+        }
+    }
+
+    /// The session's screen as text; `None` when it cannot be read (the
+    /// session is gone).
+    pub(crate) async fn screen(&self, id: &str) -> Option<String> {
+        let view = self.find(id).ok()?;
+        let screen = session::screen(&view, None).await.ok()??;
+        Some(screen.rows.join("\n").trim_end().to_string())
+    }
+
+    /// Stops the session, killing what does not end in time; errors are
+    /// ignored (the session may have ended by itself).
+    pub(crate) async fn stop(&self, id: &str) {
+        if let Ok(view) = self.find(id) {
+            let _ = session::stop(&view, STOP_TIMEOUT, true).await;
+        }
     }
 
     fn command(&self, args: &[String]) -> tokio::process::Command {
@@ -71,107 +159,6 @@ impl Reins {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         cmd
-    }
-
-    /// Runs `reins ARGS`: exit code, stdout, stderr.
-    async fn output(&self, args: &[String]) -> (i32, String, String) {
-        match self.command(args).output().await {
-            Ok(out) => (
-                out.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            ),
-            Err(err) => (-1, String::new(), format!("cannot run {}: {err}", self.exe.display())),
-        }
-    }
-
-    /// `reins run AGENT --detach` with the brief as the first task.
-    pub(crate) async fn start(&self, launch: &Launch<'_>) -> Result<Started, String> {
-        let (program, rest) = launch.agent.run_argv(launch.model);
-        let mut args: Vec<String> = vec![
-            "run".into(),
-            program,
-            "--id".into(),
-            launch.id.into(),
-            "--detach".into(),
-            "--cwd".into(),
-            self.cwd.display().to_string(),
-            "--size".into(),
-            launch.size.into(),
-            "--timeout".into(),
-            format!("{}ms", launch.start_timeout.as_millis()),
-            format!("--description={}", launch.description),
-            format!("--meta={}", launch.meta),
-            format!("--context={}", launch.brief),
-        ];
-        if !rest.is_empty() {
-            args.push("--".into());
-            args.extend(rest);
-        }
-        let (code, stdout, stderr) = self.output(&args).await;
-        if code != 0 {
-            return Err(one_line(&stderr));
-        }
-        let started: Value = serde_json::from_str(stdout.trim())
-            .map_err(|err| format!("`reins run` printed no session ({err})"))?;
-        Ok(Started {
-            events: PathBuf::from(started["events"].as_str().unwrap_or_default()),
-            run: started["run"].as_str().unwrap_or_default().to_string(),
-        })
-    }
-
-    /// `reins wait --until task_complete`, for at most `timeout`.
-    pub(crate) async fn wait_task(&self, id: &str, timeout: Duration) -> TurnEnd {
-        let args: Vec<String> = vec![
-            "wait".into(),
-            "--id".into(),
-            id.into(),
-            "--until".into(),
-            "task_complete".into(),
-            "--timeout".into(),
-            format!("{}ms", timeout.as_millis().max(1)),
-        ];
-        let (code, stdout, stderr) = self.output(&args).await;
-        let out: Value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
-        match (code, out["status"].as_str()) {
-            (0, _) => TurnEnd::Complete(
-                out["event"]["status"].as_str().unwrap_or("completed").to_string(),
-            ),
-            (124, _) => TurnEnd::Timeout,
-            (_, Some(status)) => {
-                let exit = &out["exit"];
-                let how = match (exit["code"].as_i64(), exit["reason"].as_str()) {
-                    (Some(code), Some(reason)) => format!("{status}: {reason}, exit code {code}"),
-                    (None, Some(reason)) => format!("{status}: {reason}"),
-                    _ => status.to_string(),
-                };
-                TurnEnd::Ended(how)
-            }
-            _ => TurnEnd::Error(one_line(&stderr)),
-        }
-    }
-
-    /// The session's screen as text (`reins pane --json`); `None` when it
-    /// cannot be read (the session is gone).
-    pub(crate) async fn screen(&self, id: &str) -> Option<String> {
-        let args: Vec<String> = vec!["pane".into(), "--id".into(), id.into(), "--json".into()];
-        let (code, stdout, _) = self.output(&args).await;
-        if code != 0 {
-            return None;
-        }
-        let pane: Value = serde_json::from_str(stdout.trim()).ok()?;
-        let lines = pane["lines"].as_array()?;
-        let lines: Vec<&str> = lines.iter().filter_map(Value::as_str).collect();
-        Some(lines.join("\n").trim_end().to_string())
-    }
-
-    /// `reins stop --id ID`, in its own process group; errors are ignored
-    /// (the session may have ended by itself).
-    pub(crate) async fn stop(&self, id: &str) {
-        let args: Vec<String> = vec!["stop".into(), "--id".into(), id.into(), "--force".into()];
-        let mut cmd = self.command(&args);
-        cmd.process_group(0).kill_on_drop(false);
-        let _ = cmd.output().await;
     }
 
     /// `reins watch --id ID --on-exit leave FLAGS`, its output to `log`.
@@ -204,16 +191,4 @@ pub(crate) fn tokens_of(started: &Started) -> Option<u64> {
         }
         _ => None,
     })
-}
-
-/// The last non-empty line of a command's words, for a one-line reason.
-pub(crate) fn one_line(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let line = lines
-        .iter()
-        .find(|l| l.starts_with("reins:"))
-        .or(lines.last())
-        .copied()
-        .unwrap_or("no output");
-    line.trim_start_matches("reins: ").to_string()
 }
