@@ -2,21 +2,15 @@
 //! files alone, so it answers in milliseconds however many sessions run and
 //! whatever state their hosts are in.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-use serde_json::Value;
-
-use crate::control::lookup::{self, Liveness, SessionView};
+use crate::control::status::{self, Listing, SessionInfo, Which};
 use crate::error::{CliResult, code};
-use crate::store::events::TmuxTarget;
 use crate::store::paths::StateRoot;
-use crate::store::registry::WatchedFile;
 use crate::style::{Paint, Stream};
 use crate::time;
-use crate::worktree::{self, Standing, WorktreeRecord};
+use crate::worktree::Standing;
 
 /// List sessions: state, turn, idle time, where they run.
 ///
@@ -52,95 +46,13 @@ pub(crate) struct Args {
     json: bool,
 }
 
-/// One session as `status --json` reports it.
-#[derive(Debug, Serialize)]
-struct Row {
-    id: String,
-    scope: String,
-    /// `live`, `dead` (host died) or `exited`.
-    host: &'static str,
-    state: String,
-    kind: Option<String>,
-    state_since: Option<String>,
-    turn: u64,
-    agent: Option<String>,
-    adapter: Option<String>,
-    transport: Option<String>,
-    mode: Option<String>,
-    run: Option<String>,
-    host_pid: Option<u32>,
-    agent_pid: Option<u32>,
-    started_at: Option<String>,
-    age_s: Option<f64>,
-    idle_s: Option<f64>,
-    cwd: Option<PathBuf>,
-    repo_root: Option<PathBuf>,
-    tmux: Option<TmuxTarget>,
-    description: Option<String>,
-    meta: Option<Value>,
-    session_dir: PathBuf,
-    socket: Option<PathBuf>,
-    /// Why the registry could not be read, when it is corrupt.
-    error: Option<String>,
-    /// The latest token usage a structured transport reported.
-    usage: Option<Value>,
-    /// The last error the agent or its transport reported.
-    last_error: Option<String>,
-    /// How the last run ended, for exited sessions.
-    exit: Option<Value>,
-    /// Files whose changes are announced to the agent (`run --watch-file`).
-    watch_files: Vec<WatchedFile>,
-    /// The worker this session looks after, if it is a buddy.
-    buddy_of: Option<String>,
-    /// The running buddies that look after this session.
-    buddies: Vec<String>,
-    /// The session it was started from inside (its agent ran `reins run`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parent: Option<crate::trust::Parent>,
-    /// The oldest approval request the agent waits on: what `reins
-    /// approve --request` names.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    approval: Option<crate::ipc::PendingApproval>,
-    /// The session's git worktree (`run --worktree`) and where its branch
-    /// stands.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    worktree: Option<Standing>,
-}
-
 pub(crate) fn run(args: Args) -> CliResult {
     let state = StateRoot::from_env()?;
-    let (views, hidden) = match &args.id {
-        Some(id) => (vec![lookup::find(&state, id, args.repo.as_deref())?], 0),
-        None => {
-            let here = lookup::client_scope(args.repo.as_deref())?;
-            let all: Vec<SessionView> = state
-                .list_sessions(None)
-                .into_iter()
-                .map(SessionView::read)
-                .filter(|v| v.liveness != Liveness::Exited)
-                .collect();
-            let (mine, others): (Vec<_>, Vec<_>) =
-                all.into_iter().partition(|v| args.all || v.paths.scope == here.name);
-            (mine, others.len())
-        }
+    let which = match &args.id {
+        Some(id) => Which::Id { id, repo: args.repo.as_deref() },
+        None => Which::Running { all: args.all, repo: args.repo.as_deref() },
     };
-    let mut rows: Vec<Row> = views.iter().map(row).collect();
-    let links = match &args.id {
-        // One session: its buddies are among the sessions of its scope.
-        Some(_) => buddy_links(
-            views
-                .iter()
-                .flat_map(|v| state.list_sessions(Some(&v.paths.scope)))
-                .map(SessionView::read),
-        ),
-        None => buddy_links(views.iter()),
-    };
-    for r in &mut rows {
-        r.buddies = links.get(&(r.scope.clone(), r.id.clone())).cloned().unwrap_or_default();
-    }
-    add_worktrees(&views, &mut rows);
-    rows.sort_by(|a, b| (&a.started_at, &a.id).cmp(&(&b.started_at, &b.id)));
-
+    let Listing { sessions: rows, hidden } = status::list(&state, which)?;
     if args.json {
         crate::cli::print_json(&rows)?;
     } else {
@@ -155,119 +67,11 @@ pub(crate) fn run(args: Args) -> CliResult {
     Ok(code::OK)
 }
 
-fn row(view: &SessionView) -> Row {
-    let idle_s = std::fs::metadata(view.paths.transcript())
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .map(|d| d.as_secs_f64());
-    let host = match view.liveness {
-        Liveness::Live => "live",
-        Liveness::Dead => "dead",
-        Liveness::Exited => "exited",
-    };
-    let exit_record = (view.liveness == Liveness::Exited).then(|| view.exit_record()).flatten();
-    let exit = exit_record.as_ref().and_then(|e| serde_json::to_value(e).ok());
-    let base = Row {
-        id: view.paths.id.clone(),
-        scope: view.paths.scope.clone(),
-        host,
-        state: match view.liveness {
-            Liveness::Live => "starting".into(),
-            Liveness::Dead => "dead".into(),
-            Liveness::Exited => "exited".into(),
-        },
-        kind: None,
-        state_since: exit_record.as_ref().map(|e| e.exited_at.clone()),
-        // An ended run's turns are in its exit record.
-        turn: exit_record.as_ref().map_or(0, |e| e.turns),
-        agent: None,
-        adapter: None,
-        transport: None,
-        mode: None,
-        run: exit_record.as_ref().map(|e| e.run.clone()),
-        host_pid: None,
-        agent_pid: None,
-        started_at: exit_record.as_ref().map(|e| e.started_at.clone()),
-        age_s: None,
-        idle_s,
-        cwd: None,
-        repo_root: None,
-        tmux: None,
-        description: None,
-        meta: None,
-        session_dir: view.paths.dir.clone(),
-        socket: None,
-        error: view.corrupt.clone().map(|e| format!("corrupt session.json: {e}")),
-        usage: None,
-        last_error: None,
-        exit,
-        watch_files: Vec::new(),
-        buddy_of: None,
-        buddies: Vec::new(),
-        parent: None,
-        approval: None,
-        worktree: None,
-    };
-    let Some(r) = &view.record else { return base };
-    Row {
-        // A dead host's last recorded state is not the truth any more.
-        state: if view.liveness == Liveness::Live { r.state.state.to_string() } else { base.state },
-        kind: r.state.kind.filter(|_| view.liveness == Liveness::Live).map(|k| k.as_str().into()),
-        state_since: Some(r.state_since.clone()),
-        turn: r.turn,
-        agent: Some(r.agent.clone()),
-        adapter: Some(r.adapter.clone()),
-        transport: Some(r.transport.clone()),
-        mode: Some(r.mode.as_str().into()),
-        run: Some(r.run.clone()),
-        host_pid: Some(r.host_pid),
-        agent_pid: Some(r.agent_pid),
-        age_s: time::seconds_since(&r.started_at),
-        started_at: Some(r.started_at.clone()),
-        cwd: Some(r.cwd.clone()),
-        repo_root: r.repo_root.clone(),
-        tmux: r.tmux.clone(),
-        description: r.description.clone(),
-        meta: r.meta.clone(),
-        socket: Some(r.socket.clone()),
-        usage: r.usage.clone(),
-        last_error: r.last_error.clone(),
-        watch_files: r.watch_files.clone(),
-        buddy_of: r.buddy_of.clone(),
-        parent: r.parent.clone(),
-        approval: r.approval.clone().filter(|_| view.liveness == Liveness::Live),
-        ..base
-    }
-}
-
-/// Buddies of each worker, by (scope, worker id), from the registries of
-/// running (or dead, not yet collected) sessions.
-fn buddy_links<V: std::borrow::Borrow<SessionView>>(
-    views: impl Iterator<Item = V>,
-) -> HashMap<(String, String), Vec<String>> {
-    let mut links: HashMap<(String, String), Vec<String>> = HashMap::new();
-    for view in views {
-        let view = view.borrow();
-        let Some(worker) = view.record.as_ref().and_then(|r| r.buddy_of.clone()) else {
-            continue;
-        };
-        let buddies = links.entry((view.paths.scope.clone(), worker)).or_default();
-        if !buddies.contains(&view.paths.id) {
-            buddies.push(view.paths.id.clone());
-        }
-    }
-    for buddies in links.values_mut() {
-        buddies.sort();
-    }
-    links
-}
-
 /// The table's rows in order, each with its ID cell: a buddy goes right
 /// under its worker when both are listed.
-fn table_order(rows: &[Row]) -> Vec<(&Row, String)> {
+fn table_order(rows: &[SessionInfo]) -> Vec<(&SessionInfo, String)> {
     let listed = |scope: &str, id: &str| rows.iter().any(|r| r.scope == scope && r.id == id);
-    let nested = |r: &Row| r.buddy_of.as_deref().is_some_and(|w| listed(&r.scope, w));
+    let nested = |r: &SessionInfo| r.buddy_of.as_deref().is_some_and(|w| listed(&r.scope, w));
     let mut out = Vec::with_capacity(rows.len());
     for r in rows.iter().filter(|r| !nested(r)) {
         let unlisted: Vec<&str> =
@@ -287,24 +91,7 @@ fn table_order(rows: &[Row]) -> Vec<(&Row, String)> {
     out
 }
 
-/// Where the branches of sessions in worktrees stand: only those sessions
-/// pay for the git commands, which run a few at a time with a deadline.
-fn add_worktrees(views: &[SessionView], rows: &mut [Row]) {
-    let with: Vec<(usize, &WorktreeRecord)> = views
-        .iter()
-        .enumerate()
-        .filter_map(|(i, v)| Some((i, v.record.as_ref()?.worktree.as_ref()?)))
-        .collect();
-    if with.is_empty() {
-        return;
-    }
-    let records: Vec<&WorktreeRecord> = with.iter().map(|(_, r)| *r).collect();
-    for ((i, _), standing) in with.iter().zip(worktree::standings(&records)) {
-        rows[*i].worktree = Some(standing);
-    }
-}
-
-fn print_table(rows: &[Row]) -> std::io::Result<()> {
+fn print_table(rows: &[SessionInfo]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     if rows.is_empty() {
         writeln!(out, "No sessions. Start one with: reins run mock --detach")?;

@@ -12,6 +12,7 @@ pub(crate) mod cleanup;
 pub(crate) mod lookup;
 pub(crate) mod session;
 pub(crate) mod start;
+pub(crate) mod status;
 pub(crate) mod wait;
 
 /// A current-thread tokio runtime, for a synchronous caller (a client
