@@ -9,11 +9,13 @@
 //! return typed results and errors, and the caller presents them.
 
 pub(crate) mod cleanup;
+pub(crate) mod gc;
 pub(crate) mod lookup;
 pub(crate) mod session;
 pub(crate) mod start;
 pub(crate) mod status;
 pub(crate) mod wait;
+pub(crate) mod worktrees;
 
 /// A current-thread tokio runtime, for a synchronous caller (a client
 /// command) that drives sessions.
