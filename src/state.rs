@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// What the agent is doing, as far as reins can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum State {
+pub enum State {
     /// Launched; no screen rule has matched yet.
     Starting,
     /// Waiting for input.

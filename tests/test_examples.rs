@@ -70,3 +70,27 @@ fn examples_are_shellcheck_clean() {
     let out = std::process::Command::new("shellcheck").args(&scripts).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// `examples/library.rs`, built with the tests: reins used as a Rust
+/// library starts a mock session, sends, waits and reads the answer.
+#[test]
+fn the_library_example_drives_a_mock_session() {
+    let env = TestEnv::new();
+    // target/debug/deps/integration-… → target/debug/examples/library
+    let test_binary = std::env::current_exe().unwrap();
+    let example = test_binary.parent().unwrap().parent().unwrap().join("examples/library");
+    assert!(example.is_file(), "{} was not built with the tests", example.display());
+    let mut cmd = std::process::Command::new(&example);
+    cmd.current_dir(&env.work)
+        .env_clear()
+        .envs(env.env_vars())
+        .env("REINS_BIN", crate::common::reins_bin());
+    let (code, output) = run_merged(cmd, Duration::from_secs(60));
+    assert_eq!(code, Some(0), "examples/library failed:\n{output}");
+    assert!(output.contains("is delivered (turn Some(1))"), "{output}");
+    assert!(output.contains("turn Some(1): completed"), "{output}");
+    assert!(output.contains("answer: ● MOCK_OK (you said: write a haiku about reins)"), "{output}");
+    assert!(output.trim_end().ends_with("stopped"), "{output}");
+    let left = env.reins(&["status", "--all", "--json"]).ok().json();
+    assert_eq!(left, serde_json::json!([]), "the example left a session running");
+}

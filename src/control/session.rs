@@ -25,7 +25,7 @@ use crate::store::stream::EventStream;
 
 /// How long `send` follows its message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Follow {
+pub enum Follow {
     /// Not at all: the message is in the inbox (queued or being typed).
     No,
     /// Until it is delivered (its turn seen starting) or its fate is known.

@@ -557,12 +557,7 @@ fn resolve_agent(
 
 /// Resolves the program to an absolute, executable path.
 fn with_program(prog: &str, rest: &[String]) -> Result<Vec<String>, CliError> {
-    let path = if prog == "{reins}" {
-        std::env::current_exe()
-            .map_err(|err| CliError::failure(format!("cannot find the reins binary: {err}")))?
-    } else {
-        find_program(prog)?
-    };
+    let path = if prog == "{reins}" { reins_binary()? } else { find_program(prog)? };
     let program = path.display().to_string();
     let mut argv: Vec<String> = rest.iter().map(|a| a.replace("{reins}", &program)).collect();
     argv.insert(0, program);
@@ -651,11 +646,31 @@ fn finish_dead_run(paths: &SessionPaths) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The session host's program: `reins-host` beside this binary (only the
-/// host's code, so less of it stays resident per session), else this
+/// The `reins` binary: this process when it is `reins`; for a program
+/// using reins as a library, `$REINS_BIN`, else `reins` on PATH.
+pub(crate) fn reins_binary() -> Result<PathBuf, CliError> {
+    let exe = std::env::current_exe()
+        .map_err(|err| CliError::failure(format!("cannot find the reins binary: {err}")))?;
+    if exe.file_name().is_some_and(|n| n == "reins") {
+        return Ok(exe);
+    }
+    if let Some(bin) = std::env::var_os("REINS_BIN").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(bin));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|dir| dir.join("reins")).find(|p| p.is_file()).ok_or_else(
+        || {
+            CliError::failure("cannot find the reins binary")
+                .hint("install reins (cargo install --path .), or set REINS_BIN to its path")
+        },
+    )
+}
+
+/// The session host's program: `reins-host` beside the reins binary (only
+/// the host's code, so less of it stays resident per session), else that
 /// binary's `__host`.
-fn host_program() -> std::io::Result<(PathBuf, Option<&'static str>)> {
-    let exe = std::env::current_exe()?;
+fn host_program() -> Result<(PathBuf, Option<&'static str>), CliError> {
+    let exe = reins_binary()?;
     let host = exe.with_file_name("reins-host");
     Ok(if host.is_file() { (host, None) } else { (exe, Some("__host")) })
 }

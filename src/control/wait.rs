@@ -23,13 +23,20 @@ use crate::store::stream::EventStream;
 
 /// A condition to wait for.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Until {
+pub enum Until {
+    /// The session ended.
     Exit,
+    /// The session is in this state (now or later).
     State(State),
+    /// The target turn is complete.
     TaskComplete,
+    /// Turn N has started.
     TurnStarted(u64),
+    /// No output from the agent for this long.
     Idle(Duration),
+    /// A usage limit is in force (now or later).
     RateLimited,
+    /// A usage limit of this run has lifted and none is in force.
     RateLimitLifted,
 }
 

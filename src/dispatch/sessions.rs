@@ -64,7 +64,8 @@ pub(crate) struct Launch<'a> {
 
 impl Reins {
     pub(crate) fn new(cwd: &Path) -> std::io::Result<Reins> {
-        Ok(Reins { exe: std::env::current_exe()?, cwd: cwd.to_path_buf() })
+        let exe = crate::control::start::reins_binary().map_err(std::io::Error::other)?;
+        Ok(Reins { exe, cwd: cwd.to_path_buf() })
     }
 
     /// The session `id` in the scope of the agents' working directory.
