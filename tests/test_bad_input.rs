@@ -122,3 +122,25 @@ fn usage_errors_exit_2_with_help() {
     env.reins(&["run", "--help"]).ok();
     nothing_left(&env);
 }
+
+#[test]
+fn errors_of_a_json_command_are_json_on_stdout_too() {
+    let env = TestEnv::new();
+    // No such session: a failure, exit 1.
+    let out = env.reins(&["status", "--id", "nobody", "--json"]).code(1);
+    let err: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("JSON on stdout");
+    assert_eq!(err["ok"], false);
+    assert_eq!(err["kind"], "failure");
+    assert_eq!(err["exit_code"], 1);
+    assert!(err["error"].as_str().unwrap().contains("no session named nobody"), "{err}");
+    assert!(err["hint"].as_str().unwrap().contains("status --all"), "{err}");
+    assert!(out.stderr.contains("no session named nobody"), "the words stay on stderr");
+    // A bad flag: a usage error, exit 2, still JSON.
+    let out = env.reins(&["events", "--id", "x", "--json", "--bogus"]).code(2);
+    let err: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("JSON on stdout");
+    assert_eq!(err["kind"], "usage");
+    assert!(err["error"].as_str().unwrap().contains("--bogus"), "{err}");
+    // Without --json, stdout stays empty.
+    let out = env.reins(&["status", "--id", "nobody"]).code(1);
+    assert_eq!(out.stdout, "");
+}

@@ -141,12 +141,18 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
-            return ExitCode::from(match err.kind() {
+            let code = match err.kind() {
                 clap::error::ErrorKind::DisplayHelp
                 | clap::error::ErrorKind::DisplayVersion
                 | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => code::OK,
                 _ => code::USAGE,
-            });
+            };
+            if code != code::OK && wants_json() {
+                let text = err.to_string();
+                let first = text.lines().next().unwrap_or_default();
+                print_error_json(&CliError::usage(first.trim_start_matches("error: ").trim()));
+            }
+            return ExitCode::from(code);
         }
     };
     let result = match cli.command {
@@ -199,6 +205,9 @@ fn report(err: CliError) -> ExitCode {
     if err.broken_pipe {
         return ExitCode::from(code::OK);
     }
+    if wants_json() {
+        print_error_json(&err);
+    }
     let paint = crate::style::Paint::new(crate::style::Stream::Stderr);
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(stderr, "{} {}", paint.bold_red("reins:"), err.message);
@@ -206,6 +215,29 @@ fn report(err: CliError) -> ExitCode {
         let _ = writeln!(stderr, "{} {hint}", paint.cyan("hint:"));
     }
     ExitCode::from(err.code)
+}
+
+/// Whether the command line asks for JSON (`--json` before any `--`): a
+/// script reading stdout then gets its errors as JSON too.
+fn wants_json() -> bool {
+    std::env::args().skip(1).take_while(|a| a != "--").any(|a| a == "--json")
+}
+
+/// An error as one JSON line on stdout (the words still go to stderr).
+fn print_error_json(err: &CliError) {
+    let kind = match err.code {
+        code::USAGE => "usage",
+        code::TIMEOUT => "timeout",
+        code::INTERNAL => "internal",
+        _ => "failure",
+    };
+    let _ = print_json(&serde_json::json!({
+        "ok": false,
+        "error": err.message,
+        "hint": err.hint,
+        "kind": kind,
+        "exit_code": err.code,
+    }));
 }
 
 /// Writes one line of JSON to stdout.
