@@ -410,3 +410,25 @@ fn a_failing_doc_command_is_named_by_file_and_line() {
     let message = *failed.expect_err("a wrong exit code must fail").downcast::<String>().unwrap();
     assert!(message.starts_with("wrong.md:4 failed with exit status 0 (expected 3)"), "{message}");
 }
+
+/// `scripts/demo` (with the binary under test instead of a release build)
+/// twice in a row in one state directory: the second run must not follow
+/// the first run's events, and both end with the line that puts reins on
+/// PATH.
+#[test]
+fn the_demo_runs_twice_in_a_row() {
+    let env = TestEnv::new();
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo");
+    for round in 1..=2 {
+        let mut cmd = env.bash(&[demo.to_str().unwrap()]);
+        cmd.env("REINS", crate::common::reins_bin());
+        let (code, output) = crate::common::run_merged(cmd, Duration::from_secs(60));
+        assert_eq!(code, Some(0), "round {round}:\n{output}");
+        assert!(output.contains("\"status\":\"reached\""), "round {round}:\n{output}");
+        assert!(output.contains("write a haiku)"), "round {round}:\n{output}");
+        assert!(output.contains("\"status\":\"stopped\""), "round {round}:\n{output}");
+        assert!(output.contains("export PATH=\""), "round {round}:\n{output}");
+    }
+    let left = env.reins(&["status", "--all", "--json"]).ok().json();
+    assert_eq!(left, serde_json::json!([]), "the demo left a session running");
+}
