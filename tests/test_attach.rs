@@ -135,3 +135,21 @@ fn a_tmux_session_can_be_relayed_too() {
     env.tmux(&["send-keys", "-t", "rv", "C-]"]);
     shows(&env, "rv", "attach exited 0");
 }
+
+#[test]
+fn attaching_to_a_tmux_session_from_outside_tmux_says_how_to_leave() {
+    if !have_tool("tmux") || !have_tool("script") {
+        return;
+    }
+    let env = TestEnv::new();
+    env.reins(&["run", "mock", "--id", "outside", "--tmux"]).ok();
+    env.wait_state("outside", "ready");
+    // A terminal that is not inside tmux: `script` gives attach a pty.
+    let line = format!("{} attach --id outside", reins_bin().display());
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qfec", &line, "/dev/null"]).current_dir(&env.work).env_clear();
+    cmd.envs(env.env_vars());
+    let (_, output) = crate::common::run_merged(cmd, Duration::from_secs(3));
+    assert!(output.contains("leave with C-b d"), "{output}");
+    assert!(output.contains("Ctrl-] does not work here"), "{output}");
+}

@@ -32,7 +32,9 @@ const RESTORE: &[u8] = b"\x1b[0m\x1b[?25h\x1b[?1l\x1b>\x1b[?2004l\x1b[?1000l\x1b
 /// and leave it running with Ctrl-].
 ///
 /// A session in a tmux window: inside tmux, switches to its pane; outside,
-/// attaches to its tmux session with the pane selected. A headless session:
+/// attaches to its tmux session with the pane selected — tmux then owns the
+/// terminal, and you leave with tmux's detach key (prefix then d, `C-b d`
+/// by default; `--relay` gives Ctrl-] instead). A headless session:
 /// reins relays the agent's screen and your keystrokes through the host —
 /// the screen you get is the current one, your terminal's size becomes the
 /// agent's while you are there (the latest viewer to join or resize wins;
@@ -91,6 +93,17 @@ fn join_tmux(record: &SessionRecord, pane: &str) -> CliResult {
         return Err(CliError::usage("attaching to a tmux session needs a terminal")
             .hint(format!("to watch from a script: `reins pane --id {} --follow`", record.id)));
     }
+    // tmux owns this terminal once attached: Ctrl-] is an ordinary key
+    // there, and its own detach key is the way out.
+    let detach = match tmux.prefix() {
+        Some(prefix) => format!("{prefix} d"),
+        None => "the tmux detach-client command".into(),
+    };
+    eprintln!(
+        "reins: attaching to {} in tmux; leave with {detach} (tmux's own detach: Ctrl-] does \
+         not work here)",
+        record.id
+    );
     let err = tmux.attach_command(pane).exec();
     Err(CliError::failure(format!("cannot run tmux attach-session: {err}")))
 }

@@ -264,6 +264,12 @@ impl Tmux {
         cmd
     }
 
+    /// The server's prefix key as tmux writes it (`C-b` unless changed).
+    pub(crate) fn prefix(&self) -> Option<String> {
+        let out = self.run(&["show-options", "-gv", "prefix"]).ok()?;
+        Some(out.trim().to_string()).filter(|p| !p.is_empty() && p != "None")
+    }
+
     /// Kills a pane (used to clean up after a host that failed to start).
     pub(crate) fn kill_pane(&self, pane: &str) -> Result<(), TmuxError> {
         self.run(&["kill-pane", "-t", pane]).map(|_| ())
