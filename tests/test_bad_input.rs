@@ -144,3 +144,14 @@ fn errors_of_a_json_command_are_json_on_stdout_too() {
     let out = env.reins(&["status", "--id", "nobody"]).code(1);
     assert_eq!(out.stdout, "");
 }
+
+#[test]
+fn foreground_run_without_a_terminal_says_what_to_do_instead() {
+    let env = TestEnv::new();
+    // Standard input is /dev/null here: no terminal to run the agent in.
+    let out = env.reins(&["run", "mock"]).code(2);
+    assert!(out.stderr.contains("standard input is not a terminal"), "{}", out.stderr);
+    assert!(out.stderr.contains("reins run mock --detach"), "{}", out.stderr);
+    assert!(!out.stdout.contains('\x1b'), "no raw escape sequences: {:?}", out.stdout);
+    nothing_left(&env);
+}

@@ -197,6 +197,15 @@ impl Args {
             (false, None) if self.watch => Mode::Detached,
             (false, None) => Mode::Foreground,
         };
+        if mode == Mode::Foreground && !crate::term::is_tty(rustix::stdio::stdin()) {
+            return Err(CliError::usage(
+                "the agent would run in this terminal, but standard input is not a terminal",
+            )
+            .hint(format!(
+                "run it headless with `reins run {agent} --detach` (or in tmux with --tmux), then \
+                 talk to it with `reins send`"
+            )));
+        }
         let start = Start {
             agent,
             adapter: self.adapter,
