@@ -640,3 +640,29 @@ fn a_verdict_planted_at_the_old_path_is_not_believed() {
     assert!(told.starts_with(&dir) && told != dir.join("pl-verify.verdict.json"), "{brief}");
     assert_eq!(crate::common::mode(told.parent().unwrap()), 0o700);
 }
+
+#[test]
+fn report_counts_dispatched_sessions_by_their_real_result() {
+    let env = env();
+    // One rung whose answer the verifier rejects: the dispatch fails, and
+    // the dispatcher stops both sessions (their exit says `stopped`).
+    let out = env.reins(&[
+        "dispatch",
+        "--ladder",
+        "lo:small",
+        "--verifier",
+        "judge",
+        "--message",
+        "parse it",
+        "--id",
+        "rep",
+        "--json",
+    ]);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    let report = env.reins(&["report", "--json"]).ok().json();
+    let total = &report["total"];
+    assert_eq!(total["sessions"], 2, "{report}");
+    assert_eq!(total["ok"], 1, "the verifier did its job: {report}");
+    assert_eq!(total["failed"], 1, "the worker's attempt was rejected: {report}");
+    assert_eq!(total["success_rate"], 0.5, "{report}");
+}

@@ -1,6 +1,6 @@
 //! `reins report`: what the dispatch record says, summed up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::error::{CliError, CliResult, code};
 use crate::store::dispatch::{self, RecordLine};
+use crate::store::outcomes::Store;
 use crate::store::paths::StateRoot;
 
 /// Sum up the dispatch record: sessions, how many ended well, tokens and
@@ -19,7 +20,10 @@ use crate::store::paths::StateRoot;
 /// ($REINS_STATE_DIR/dispatch.jsonl, or `run --record PATH`). A session
 /// counts as ok when it ended with `success` (the agent exited 0) or
 /// `stopped` (someone, or --auto-stop, stopped it); `failure`,
-/// `boot_failure`, `disconnected` and `timeout` are failed. Tokens are
+/// `boot_failure`, `disconnected` and `timeout` are failed. A session a
+/// dispatch started counts as its attempt really went (the outcome store
+/// says): a worker is ok when its attempt was accepted, a verifier when it
+/// gave a verdict, whatever stopped them. Tokens are
 /// summed over the sessions that reported them; `TOKENS` says for how many.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -83,9 +87,11 @@ struct Report {
 }
 
 pub(crate) fn run(args: Args) -> CliResult {
+    let state = StateRoot::from_env()?;
+    let dispatched = dispatched_results(&state);
     let record = match args.record {
         Some(path) => path,
-        None => StateRoot::from_env()?.root().join("dispatch.jsonl"),
+        None => state.root().join("dispatch.jsonl"),
     };
     let since = args.since.as_deref().map(parse_since).transpose()?;
     let (lines, skipped) = match dispatch::read_record(&record) {
@@ -113,8 +119,9 @@ pub(crate) fn run(args: Args) -> CliResult {
         }
         .unwrap_or_else(|| "unknown".into());
         let group = groups.entry(key.clone()).or_insert_with(|| Group { key, ..Group::default() });
-        add(group, line);
-        add(&mut total, line);
+        let ok = ended_well(line, &dispatched);
+        add(group, line, ok);
+        add(&mut total, line, ok);
     }
     let mut groups: Vec<Group> = groups.into_values().map(finish).collect();
     groups.sort_by(|a, b| b.sessions.cmp(&a.sessions).then(a.key.cmp(&b.key)));
@@ -143,12 +150,46 @@ fn text(map: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
     map.get(key).and_then(Value::as_str).map(String::from)
 }
 
-fn add(group: &mut Group, line: &RecordLine) {
+/// How the sessions of dispatches really ended, by session id, from the
+/// outcome store (when there is one): a dispatcher stops every session it
+/// started, so their exit (`stopped`) says nothing about the task. A
+/// worker ended well when its attempt was accepted; a verifier when it gave
+/// a verdict.
+fn dispatched_results(state: &StateRoot) -> HashMap<String, bool> {
+    let path = Store::path_in(state.root());
+    let Some(store) = path.exists().then(|| Store::open(&path).ok()).flatten() else {
+        return HashMap::new();
+    };
+    let mut results = HashMap::new();
+    for a in store.attempts(None, u32::MAX).unwrap_or_default() {
+        results.insert(a.session.clone(), a.result == "accepted");
+        if let Some(verifier) = &a.verifier {
+            results.insert(verifier.clone(), a.verdict.is_some());
+        }
+    }
+    results
+}
+
+/// Whether a session ended well: for a session of a dispatch, its attempt's
+/// real result; otherwise its exit (`success`, or `stopped` by someone).
+fn ended_well(line: &RecordLine, dispatched: &HashMap<String, bool>) -> bool {
+    let session = text(&line.meta, "id");
+    let of_dispatch = line.meta.contains_key("dispatch");
+    match session.and_then(|id| dispatched.get(&id)).filter(|_| of_dispatch) {
+        Some(ok) => *ok,
+        None => {
+            matches!(line.actual.get("exit").and_then(Value::as_str), Some("success" | "stopped"))
+        }
+    }
+}
+
+fn add(group: &mut Group, line: &RecordLine, ok: bool) {
     let number = |key: &str| line.actual.get(key).and_then(Value::as_u64);
     group.sessions += 1;
-    match line.actual.get("exit").and_then(Value::as_str) {
-        Some("success" | "stopped") => group.ok += 1,
-        _ => group.failed += 1,
+    if ok {
+        group.ok += 1;
+    } else {
+        group.failed += 1;
     }
     if let Some(total) = number("total_tokens").or_else(|| {
         // Some agents show input and output but no total.
