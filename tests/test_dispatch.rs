@@ -666,3 +666,55 @@ fn report_counts_dispatched_sessions_by_their_real_result() {
     assert_eq!(total["failed"], 1, "the worker's attempt was rejected: {report}");
     assert_eq!(total["success_rate"], 0.5, "{report}");
 }
+
+#[test]
+fn an_agent_that_did_not_get_a_task_done_rests_from_that_task_only() {
+    let env = env();
+    let dispatch = |id: &str, task: &str| {
+        env.reins(&[
+            "dispatch",
+            "--prefer",
+            "lo",
+            "--verifier",
+            "judge",
+            "--max-failures",
+            "1",
+            "--message",
+            task,
+            "--id",
+            id,
+        ])
+    };
+    // lo works, but its answer is rejected: the task was not done.
+    let first = dispatch("t1", "task A");
+    assert_eq!(first.code, 1, "{}{}", first.stdout, first.stderr);
+    let agents = env.reins(&["agents", "--json", "lo"]).ok().json();
+    assert_eq!(agents["agents"][0]["availability"]["available"], true, "{agents}");
+    // Another task still gets lo.
+    let other = dispatch("t2", "task B");
+    assert!(other.stdout.contains("no attempt accepted after 1 attempt(s)"), "{}", other.stdout);
+    // The same task again: lo rests from it, and the dispatch says why and
+    // how to override.
+    let again = dispatch("t3", "task A");
+    assert_eq!(again.code, 1);
+    assert!(again.stdout.contains("no agent could take the task"), "{}", again.stdout);
+    assert!(again.stdout.contains("lo: cooling down until"), "{}", again.stdout);
+    assert!(again.stdout.contains("for this task"), "{}", again.stdout);
+    assert!(again.stdout.contains("--agent NAME"), "{}", again.stdout);
+    let json = env
+        .reins(&[
+            "dispatch",
+            "--prefer",
+            "lo",
+            "--verifier",
+            "judge",
+            "--message",
+            "task A",
+            "--id",
+            "t4",
+            "--json",
+        ])
+        .json();
+    assert_eq!(json["skipped"][0]["agent"], "lo", "{json}");
+    assert!(json["skipped"][0]["reason"].as_str().unwrap().contains("for this task"), "{json}");
+}

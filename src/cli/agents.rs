@@ -107,7 +107,7 @@ pub(crate) fn run(args: Args) -> CliResult {
             let runs = checks[i].status == Status::Ok;
             let usable = runs
                 && store
-                    .cooldown(&agent.name)
+                    .cooldown(&agent.name, None)
                     .map_err(|e| CliError::failure(e.to_string()))?
                     .is_none();
             if !usable && args.names.is_empty() {
@@ -128,7 +128,7 @@ pub(crate) fn run(args: Args) -> CliResult {
     }
     let mut rows = Vec::new();
     for ((agent, check), probe) in chosen.iter().zip(checks).zip(probes) {
-        let availability = avail::assess(agent, check, &store, &state)
+        let availability = avail::assess(agent, check, &store, &state, None)
             .map_err(|e| CliError::failure(e.to_string()))?;
         rows.push(Row {
             name: &agent.name,

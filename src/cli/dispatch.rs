@@ -210,16 +210,31 @@ pub(crate) fn run(args: Args) -> CliResult {
                 "accepted: session {session} (agent {agent}) after {} attempt(s)",
                 summary.attempts.len()
             )?,
-            _ => writeln!(
-                out,
-                "{}: no attempt accepted after {} attempt(s); `reins dispatch --history --id {}`",
-                serde_json::to_value(summary.result)
+            _ => {
+                let result = serde_json::to_value(summary.result)
                     .ok()
                     .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
-                summary.attempts.len(),
-                summary.id
-            )?,
+                    .unwrap_or_default();
+                if summary.attempts.is_empty() && !summary.skipped.is_empty() {
+                    writeln!(out, "{result}: no agent could take the task:")?;
+                    for s in &summary.skipped {
+                        writeln!(out, "  {}: {}", s.agent, s.reason)?;
+                    }
+                    writeln!(
+                        out,
+                        "hint: `--agent NAME` runs one of them anyway; a cooldown ends by itself \
+                         (`reins agents` shows each agent's state)"
+                    )?;
+                } else {
+                    writeln!(
+                        out,
+                        "{result}: no attempt accepted after {} attempt(s); `reins dispatch \
+                         --history --id {}`",
+                        summary.attempts.len(),
+                        summary.id
+                    )?;
+                }
+            }
         }
     }
     Ok(summary.result.exit_code())

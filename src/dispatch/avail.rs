@@ -191,8 +191,9 @@ pub(crate) fn assess(
     check: Check,
     store: &Store,
     state: &StateRoot,
+    task: Option<&str>,
 ) -> Result<Availability, StoreError> {
-    let cooldown = store.cooldown(&agent.name)?;
+    let cooldown = store.cooldown(&agent.name, task)?;
     let last_probe = store.last_probe(&agent.name)?;
     let load = load_of(state, agent);
     let auth = adapter::find(&agent.base).ok().flatten().and_then(|p| p.auth).map(|a| a.find());
@@ -201,7 +202,13 @@ pub(crate) fn assess(
     } else if let Some(Err(missing)) = &auth {
         Some(missing.clone())
     } else if let Some(c) = &cooldown {
-        Some(format!("cooling down for {:.0}s more ({})", c.left_s, c.reason))
+        Some(format!(
+            "cooling down until {} ({:.0}s more{}: {})",
+            c.until,
+            c.left_s,
+            if c.task.is_some() { ", for this task" } else { "" },
+            c.reason
+        ))
     } else if let Some(p) = last_probe.as_ref().filter(|p| !p.ok) {
         Some(format!("its last probe failed: {}", p.detail))
     } else {

@@ -154,6 +154,17 @@ pub(crate) struct Summary {
     /// The accepted attempt's screen when its turn ended.
     #[serde(skip)]
     pub(crate) answer: Option<String>,
+    /// The agents passed over, and why.
+    pub(crate) skipped: Vec<Skipped>,
+}
+
+/// An agent a dispatch passed over.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Skipped {
+    pub(crate) agent: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) rung: Option<u32>,
+    pub(crate) reason: String,
 }
 
 /// The dispatcher's own events (same envelope as a session's).
@@ -232,6 +243,8 @@ struct Engine {
     /// The accepted attempt's screen.
     answer: Option<String>,
     tap: Option<Tap>,
+    /// Agents passed over so far.
+    skipped: Vec<Skipped>,
 }
 
 /// Runs a dispatch to its end; returns the summary. Ctrl-C and SIGTERM
@@ -288,6 +301,7 @@ pub(crate) async fn drive(
         current: None,
         answer: None,
         tap,
+        skipped: Vec::new(),
     };
     let started = Instant::now();
     engine.note_start();
@@ -327,12 +341,23 @@ pub(crate) async fn drive(
         log: log_path,
         attempts: engine.attempts,
         answer: engine.answer,
+        skipped: engine.skipped,
     })
 }
 
 impl Engine {
     fn say(&self, text: &str) {
         eprintln!("reins dispatch {}: {text}", self.plan.id);
+    }
+
+    /// Passes over an agent that cannot take the task now, and says why.
+    fn skip(&mut self, agent: &str, rung: Option<u32>, reason: String) {
+        match rung {
+            Some(n) => self.say(&format!("skipping rung {n} ({agent}): {reason}")),
+            None => self.say(&format!("skipping {agent}: {reason}")),
+        }
+        self.emit(&Note::Skipped { agent, rung, reason: &reason });
+        self.skipped.push(Skipped { agent: agent.to_string(), rung, reason });
     }
 
     fn emit(&mut self, note: &Note<'_>) {
@@ -414,7 +439,7 @@ impl Engine {
                 check
             }
         };
-        match avail::assess(agent, check, &self.store, &self.state) {
+        match avail::assess(agent, check, &self.store, &self.state, Some(&self.task_hash)) {
             Ok(a) => a.reason,
             Err(err) => {
                 self.say(&format!("warning: {err}"));
@@ -428,9 +453,9 @@ impl Engine {
     async fn on_agents(&mut self, agents: &[AgentSpec], failover: bool) -> Ending {
         let mut note: Option<String> = None;
         for agent in agents {
+            let mut agent_faults = 0;
             if failover && let Some(reason) = self.unavailable(agent).await {
-                self.say(&format!("skipping {}: {reason}", agent.name));
-                self.emit(&Note::Skipped { agent: &agent.name, rung: None, reason: &reason });
+                self.skip(&agent.name, None, reason);
                 continue;
             }
             let mut full = false;
@@ -439,12 +464,7 @@ impl Engine {
                 let slot = match self.claim(agent, failover).await {
                     Ok(slot) => slot,
                     Err(reason) => {
-                        self.say(&format!("skipping {}: {reason}", agent.name));
-                        self.emit(&Note::Skipped {
-                            agent: &agent.name,
-                            rung: None,
-                            reason: &reason,
-                        });
+                        self.skip(&agent.name, None, reason);
                         full = true;
                         break;
                     }
@@ -454,15 +474,28 @@ impl Engine {
                 if attempt.result == "accepted" {
                     return Ending::Accepted;
                 }
+                agent_faults += u32::from(attempt.agent_fault);
                 note = Some(failure_note(&attempt));
             }
             if full {
                 continue;
             }
-            let reason =
-                format!("failed {} attempt(s) at task {}", self.plan.max_failures, self.task_hash);
+            // An agent that could not do any work rests from every task; one
+            // that worked but did not get this task done rests from it only.
+            let (task, reason) = if agent_faults == self.plan.max_failures {
+                (None, format!("failed to run {} time(s)", self.plan.max_failures))
+            } else {
+                (
+                    Some(self.task_hash.as_str()),
+                    format!(
+                        "failed {} attempt(s) at task {}",
+                        self.plan.max_failures, self.task_hash
+                    ),
+                )
+            };
             if self.plan.cool_down {
-                if let Err(err) = self.store.set_cooldown(&agent.name, agent.cooldown, &reason) {
+                let cooldown = agent.cooldown;
+                if let Err(err) = self.store.set_cooldown(&agent.name, task, cooldown, &reason) {
                     self.say(&format!("warning: {err}"));
                 }
                 self.emit(&Note::Cooldown {
@@ -489,23 +522,13 @@ impl Engine {
         for (i, rung) in rungs.iter().enumerate() {
             let n = i as u32 + 1;
             if let Some(reason) = self.unavailable(&rung.agent).await {
-                self.say(&format!("skipping rung {n} ({}): {reason}", rung.agent.name));
-                self.emit(&Note::Skipped {
-                    agent: &rung.agent.name,
-                    rung: Some(n),
-                    reason: &reason,
-                });
+                self.skip(&rung.agent.name, Some(n), reason);
                 continue;
             }
             let slot = match self.claim(&rung.agent, true).await {
                 Ok(slot) => slot,
                 Err(reason) => {
-                    self.say(&format!("skipping rung {n} ({}): {reason}", rung.agent.name));
-                    self.emit(&Note::Skipped {
-                        agent: &rung.agent.name,
-                        rung: Some(n),
-                        reason: &reason,
-                    });
+                    self.skip(&rung.agent.name, Some(n), reason);
                     continue;
                 }
             };
@@ -624,8 +647,10 @@ impl Engine {
         let started = self.reins.start(&launch).await;
         // Registered (or failed): a count now sees it.
         drop(slot);
-        let turn = match started {
-            Err(reason) => Err(format!("{} did not start: {reason}", agent.name)),
+        // A failed turn, and whether the agent itself failed (it did not
+        // start, crashed, reported a failure) rather than the task.
+        let turn: Result<String, (String, bool)> = match started {
+            Err(reason) => Err((format!("{} did not start: {reason}", agent.name), true)),
             Ok(started) => {
                 let mut watch = match &self.plan.watch {
                     Some(flags) => {
@@ -648,23 +673,30 @@ impl Engine {
                     TurnEnd::Complete(status) if status == "completed" => {
                         Ok(answer.unwrap_or_default())
                     }
-                    TurnEnd::Complete(status) => Err(format!("its turn ended {status}")),
-                    TurnEnd::Ended(how) => {
-                        Err(format!("the session ended before the task was complete ({how})"))
+                    TurnEnd::Complete(status) => {
+                        Err((format!("its turn ended {status}"), status == "failed"))
                     }
-                    TurnEnd::Timeout => Err(format!(
-                        "no task_complete within {}",
-                        crate::time::human(timeout.as_secs_f64())
+                    TurnEnd::Ended(how) => Err((
+                        format!("the session ended before the task was complete ({how})"),
+                        true,
                     )),
-                    TurnEnd::Error(err) => Err(format!("cannot wait for it: {err}")),
+                    TurnEnd::Timeout => Err((
+                        format!(
+                            "no task_complete within {}",
+                            crate::time::human(timeout.as_secs_f64())
+                        ),
+                        false,
+                    )),
+                    TurnEnd::Error(err) => Err((format!("cannot wait for it: {err}"), true)),
                 }
             }
         };
         self.live.retain(|s| s != &session);
         match turn {
-            Err(reason) => {
+            Err((reason, agent_fault)) => {
                 a.result = "failed".into();
                 a.reason = Some(reason);
+                a.agent_fault = agent_fault;
             }
             Ok(answer) => {
                 let prefix = self.dir.join(&session);

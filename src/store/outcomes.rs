@@ -58,6 +58,21 @@ const MIGRATIONS: &[&str] = &[
         reason TEXT NOT NULL,
         set_at TEXT NOT NULL
     );",
+    // 2: a cooldown belongs to an agent and, when the agent did its work
+    // but the task was not done, to that task only (`task`: its hash; ''
+    // for the whole agent).
+    "CREATE TABLE cooldowns_v2 (
+        agent TEXT NOT NULL,
+        task TEXT NOT NULL DEFAULT '',
+        until_unix REAL NOT NULL,
+        reason TEXT NOT NULL,
+        set_at TEXT NOT NULL,
+        PRIMARY KEY (agent, task)
+    );
+    INSERT INTO cooldowns_v2 (agent, task, until_unix, reason, set_at)
+        SELECT agent, '', until_unix, reason, set_at FROM cooldowns;
+    DROP TABLE cooldowns;
+    ALTER TABLE cooldowns_v2 RENAME TO cooldowns;",
 ];
 
 /// An error of the store, with the database's path.
@@ -100,6 +115,10 @@ pub(crate) struct Attempt {
     pub(crate) verifier: Option<String>,
     /// The done checks and what they found.
     pub(crate) checks: serde_json::Value,
+    /// The agent itself failed (did not start, crashed, reported a
+    /// failure), as opposed to the task not getting done. Not stored.
+    #[serde(skip)]
+    pub(crate) agent_fault: bool,
 }
 
 /// One probe as stored.
@@ -120,6 +139,11 @@ pub(crate) struct Cooldown {
     pub(crate) agent: String,
     /// Seconds left.
     pub(crate) left_s: f64,
+    /// When it ends (RFC 3339).
+    pub(crate) until: String,
+    /// The task (its hash) it is for; none: every task.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) task: Option<String>,
     pub(crate) reason: String,
     pub(crate) set_at: String,
 }
@@ -299,6 +323,7 @@ impl Store {
                     feedback: r.get(15)?,
                     checks: serde_json::from_str(&checks).unwrap_or_default(),
                     verifier: r.get(17)?,
+                    agent_fault: false,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -340,38 +365,62 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Puts `agent` in a cooldown of `for_` from now.
+    /// Puts `agent` in a cooldown of `for_` from now: for every task, or
+    /// (`task`: its hash) for that task only.
     pub(crate) fn set_cooldown(
         &self,
         agent: &str,
+        task: Option<&str>,
         for_: Duration,
         reason: &str,
     ) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO cooldowns (agent, until_unix, reason, set_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (agent) DO UPDATE SET until_unix = ?2, reason = ?3, set_at = ?4",
-                params![agent, now_unix() + for_.as_secs_f64(), reason, crate::time::now_rfc3339()],
+                "INSERT INTO cooldowns (agent, task, until_unix, reason, set_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (agent, task) DO UPDATE SET until_unix = ?3, reason = ?4, set_at = ?5",
+                params![
+                    agent,
+                    task.unwrap_or(""),
+                    now_unix() + for_.as_secs_f64(),
+                    reason,
+                    crate::time::now_rfc3339()
+                ],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
     }
 
-    /// The cooldown of `agent`, if one is in force.
-    pub(crate) fn cooldown(&self, agent: &str) -> Result<Option<Cooldown>, StoreError> {
-        let row: Option<(f64, String, String)> = self
+    /// The cooldown of `agent` in force for `task` (its hash; none: any
+    /// task), if one is: the agent's own, or the task's, whichever lasts
+    /// longer.
+    pub(crate) fn cooldown(
+        &self,
+        agent: &str,
+        task: Option<&str>,
+    ) -> Result<Option<Cooldown>, StoreError> {
+        let mut stmt = self
             .conn
-            .query_row(
-                "SELECT until_unix, reason, set_at FROM cooldowns WHERE agent = ?1",
-                params![agent],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            .prepare(
+                "SELECT until_unix, reason, set_at, task FROM cooldowns
+                 WHERE agent = ?1 AND (task = '' OR task = ?2)
+                 ORDER BY until_unix DESC LIMIT 1",
             )
+            .map_err(|e| self.err(e))?;
+        let row: Option<(f64, String, String, String)> = stmt
+            .query_row(params![agent, task.unwrap_or("")], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .optional()
             .map_err(|e| self.err(e))?;
         let now = now_unix();
-        Ok(row.filter(|(until, _, _)| *until > now).map(|(until, reason, set_at)| Cooldown {
+        Ok(row.filter(|(until, ..)| *until > now).map(|(until, reason, set_at, task)| Cooldown {
             agent: agent.to_string(),
             left_s: ((until - now) * 10.0).round() / 10.0,
+            until: jiff::Timestamp::from_millisecond((until * 1000.0) as i64)
+                .map(crate::time::format_rfc3339)
+                .unwrap_or_default(),
+            task: Some(task).filter(|t| !t.is_empty()),
             reason,
             set_at,
         }))
@@ -433,10 +482,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("reins.db");
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.schema_version().unwrap(), 2);
         drop(store);
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 1, "reopening does not migrate again");
+        assert_eq!(store.schema_version().unwrap(), 2, "reopening does not migrate again");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
 
@@ -462,10 +511,39 @@ mod tests {
         assert_eq!(got[0].labels, ["l"]);
         assert_eq!(store.last_first_choice().unwrap().as_deref(), Some("cheap"));
 
-        store.set_cooldown("cheap", Duration::from_secs(60), "failed twice").unwrap();
-        assert!(store.cooldown("cheap").unwrap().is_some());
-        store.set_cooldown("cheap", Duration::ZERO, "over").unwrap();
-        assert!(store.cooldown("cheap").unwrap().is_none());
+        store.set_cooldown("cheap", None, Duration::from_secs(60), "failed twice").unwrap();
+        assert!(store.cooldown("cheap", None).unwrap().is_some());
+        store.set_cooldown("cheap", None, Duration::ZERO, "over").unwrap();
+        assert!(store.cooldown("cheap", None).unwrap().is_none());
+        // A task's cooldown holds for that task only.
+        store.set_cooldown("cheap", Some("t1"), Duration::from_secs(60), "not done").unwrap();
+        let c = store.cooldown("cheap", Some("t1")).unwrap().expect("for t1");
+        assert_eq!(c.task.as_deref(), Some("t1"));
+        assert!(store.cooldown("cheap", Some("t2")).unwrap().is_none());
+        assert!(store.cooldown("cheap", None).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_version_1_store_keeps_its_cooldowns_as_the_agents_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reins.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);
+             INSERT INTO schema_migrations VALUES (1, 'then');",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO cooldowns (agent, until_unix, reason, set_at) VALUES ('cheap', ?1, 'r', 's')",
+            params![now_unix() + 600.0],
+        )
+        .unwrap();
+        drop(conn);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 2);
+        let c = store.cooldown("cheap", Some("any task")).unwrap().expect("kept");
+        assert_eq!((c.task, c.reason.as_str()), (None, "r"));
     }
 
     #[test]
