@@ -525,3 +525,26 @@ fn a_second_resume_of_a_running_chain_is_refused() {
     let resumed = log(&env, "twice").iter().filter(|e| e["type"] == "resumed").count();
     assert_eq!(resumed, 1, "only one resume went on");
 }
+
+#[test]
+fn check_refuses_a_chain_whose_agents_cannot_run_here() {
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        "{CONFIG}\n[agents.ghost]\nagent = \"generic\"\nargs = [\"no-such-agent-program-here\"]\n"
+    ));
+    let file = |agent: &str| {
+        format!(
+            "[[step]]\nname = \"plan\"\nagent = \"w\"\nbrief = \"plan it\"\n\n\
+             [[step]]\nname = \"build\"\nagent = \"{agent}\"\nbrief = \"build it\"\n"
+        )
+    };
+    write(&env, "ok.toml", &file("w"));
+    let ok = env.reins(&["chain", "run", "ok.toml", "--check"]).ok();
+    assert!(ok.stdout.contains("agents w"), "{}", ok.stdout);
+    write(&env, "ghost.toml", &file("ghost"));
+    let bad = env.reins(&["chain", "run", "ghost.toml", "--check"]).code(1);
+    assert!(bad.stderr.contains("step build: agent ghost cannot run here"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("not on PATH"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("hint:"), "{}", bad.stderr);
+    assert!(!env.state_dir().join("sessions").exists(), "--check starts nothing");
+}

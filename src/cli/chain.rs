@@ -171,12 +171,14 @@ fn run_chain(root: &StateRoot, args: RunArgs) -> CliResult {
         None => std::env::current_dir()?,
     };
     if args.check {
+        let usable = check_agents(&def, &agents, gate_agent.as_ref())?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}: ok, {} step(s)", args.file.display(), def.steps.len())?;
         for s in &def.steps {
             let tasks = s.tasks.as_ref().map_or(1, Vec::len);
             let needs = if s.needs.is_empty() { "-".into() } else { s.needs.join(",") };
-            writeln!(out, "  {:<16} needs {needs:<20} tasks {tasks}", s.name)?;
+            let agents = usable.get(&s.name).map_or(String::new(), |a| a.join(","));
+            writeln!(out, "  {:<16} needs {needs:<20} tasks {tasks:<3} agents {agents}", s.name)?;
         }
         return Ok(code::OK);
     }
@@ -214,6 +216,73 @@ fn run_chain(root: &StateRoot, args: RunArgs) -> CliResult {
     let opts = Options { gate_agent, gate_timeout: args.common.gate_timeout, quiet: false };
     let st = runner::execute(root.clone(), dir.clone(), st, agents, opts, false)?;
     report(&st, &dir, args.common.json)
+}
+
+/// Checks that the agents each step can use can run here: every agent the
+/// file names (a step's `agent`, `ladder`, `prefer`, `verifier`, the gate
+/// agent) must; of a step left to the pool, at least one must. Returns each
+/// step's usable agents.
+fn check_agents(
+    def: &file::Def,
+    agents: &Agents,
+    gate: Option<&crate::config::AgentSpec>,
+) -> Result<std::collections::HashMap<String, Vec<String>>, CliError> {
+    use crate::adapter::probe::Status;
+    use crate::dispatch::avail;
+    let timeout = std::time::Duration::from_secs(10);
+    let mut checked: std::collections::HashMap<String, Result<(), String>> = Default::default();
+    let mut check = |agent: &crate::config::AgentSpec| -> Result<(), String> {
+        checked
+            .entry(agent.name.clone())
+            .or_insert_with(|| {
+                let c = avail::program_check(agent, timeout);
+                if c.status == Status::Ok { Ok(()) } else { Err(c.detail) }
+            })
+            .clone()
+    };
+    let mut usable = std::collections::HashMap::new();
+    for step in &def.steps {
+        let named: Vec<&String> = step
+            .agent
+            .iter()
+            .chain(&step.ladder)
+            .chain(&step.prefer)
+            .chain(step.verifier.iter())
+            .collect();
+        let mut ok = Vec::new();
+        for name in named {
+            // A ladder rung is `AGENT[:MODEL]`.
+            let name = name.split_once(':').map_or(name.as_str(), |(a, _)| a);
+            let agent = agents.get(name)?;
+            check(agent).map_err(|why| {
+                CliError::failure(format!(
+                    "step {}: agent {name} cannot run here: {why}",
+                    step.name
+                ))
+                .hint("install it, or name another agent in the file (`reins agents` lists them)")
+            })?;
+            ok.push(name.to_string());
+        }
+        if step.agent.is_none() && step.ladder.is_empty() && step.prefer.is_empty() {
+            let pool: Vec<&crate::config::AgentSpec> = agents.pool();
+            ok.extend(pool.into_iter().filter(|a| check(a).is_ok()).map(|a| a.name.clone()));
+            if ok.is_empty() {
+                return Err(CliError::failure(format!(
+                    "step {}: none of the agents it can be routed to can run here",
+                    step.name
+                ))
+                .hint("`reins agents` shows which agents are usable; name one in the step"));
+            }
+        }
+        ok.dedup();
+        usable.insert(step.name.clone(), ok);
+    }
+    if let Some(gate) = gate {
+        check(gate).map_err(|why| {
+            CliError::failure(format!("gate agent {}: cannot run here: {why}", gate.name))
+        })?;
+    }
+    Ok(usable)
 }
 
 /// Creates chain `id`'s directory (0700); false if it exists already.
