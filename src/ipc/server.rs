@@ -304,3 +304,43 @@ fn json_response(status: u16, body: &impl Serialize) -> Response<Full<Bytes>> {
         .body(Full::new(Bytes::from(bytes)))
         .expect("static response parts are valid")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/architecture.md lists the control API; every endpoint it names
+    /// is one the host serves.
+    #[test]
+    fn the_documented_endpoints_are_served() {
+        let doc = include_str!("../../docs/architecture.md");
+        let section = doc.split("## The control API").nth(1).unwrap();
+        let section = section.split("\n## ").next().unwrap().replace('\n', " ");
+        let mut found = 0;
+        for method in ["GET", "POST", "DELETE"] {
+            for part in section.split(&format!("`{method} ")).skip(1) {
+                let path = part.split(['`', '[', '?']).next().unwrap().trim();
+                let m = Method::from_bytes(method.as_bytes()).unwrap();
+                let full = format!("/v1/{path}");
+                let query = match path {
+                    "grown" => "file=events&ino=1&len=0",
+                    _ => "",
+                };
+                let body: &[u8] = match path {
+                    "send" => br#"{"text":"hi"}"#,
+                    "approve" => br#"{"decision":"allow"}"#,
+                    "note" => br#"{"type":"escalate","reason":"r","by":"rules"}"#,
+                    _ => b"",
+                };
+                found += 1;
+                if path == "attach" {
+                    continue; // an upgrade, served before routing
+                }
+                if let Err((status, why)) = parse_request(&m, &full, query, body) {
+                    panic!("{method} {full} is documented but answers {status}: {why}");
+                }
+            }
+        }
+        assert!(found >= 12, "only {found} endpoints found in the doc");
+    }
+}

@@ -483,6 +483,46 @@ impl EventLine {
 }
 
 impl EventKind {
+    /// The event's `type`. Every variant is listed, so a new one cannot be
+    /// added without a name here (and, by the test below, in
+    /// docs/events.md).
+    #[cfg(test)]
+    fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::Started(_) => "started",
+            EventKind::Resized { .. } => "resized",
+            EventKind::TranscriptRotated { .. } => "transcript_rotated",
+            EventKind::State { .. } => "state",
+            EventKind::Queued { .. } => "queued",
+            EventKind::Delivered { .. } => "delivered",
+            EventKind::Typed { .. } => "typed",
+            EventKind::Stranded { .. } => "stranded",
+            EventKind::Expired { .. } => "expired",
+            EventKind::Dropped { .. } => "dropped",
+            EventKind::TurnStarted { .. } => "turn_started",
+            EventKind::TaskComplete { .. } => "task_complete",
+            EventKind::Blocked { .. } => "blocked",
+            EventKind::Approval { .. } => "approval",
+            EventKind::Refused { .. } => "refused",
+            EventKind::Usage { .. } => "usage",
+            EventKind::Disconnected { .. } => "disconnected",
+            EventKind::Stall { .. } => "stall",
+            EventKind::Resume { .. } => "resume",
+            EventKind::Restart { .. } => "restart",
+            EventKind::Escalate { .. } => "escalate",
+            EventKind::Git { .. } => "git",
+            EventKind::Summary(_) => "summary",
+            EventKind::RateLimited { .. } => "rate_limited",
+            EventKind::RateLimitLifted { .. } => "rate_limit_lifted",
+            EventKind::InterruptRequested { .. } => "interrupt_requested",
+            EventKind::StopRequested { .. } => "stop_requested",
+            EventKind::ResumeArmed { .. } => "resume_armed",
+            EventKind::Signalled { .. } => "signalled",
+            EventKind::Exited { .. } => "exited",
+            EventKind::Other => "other",
+        }
+    }
+
     /// A `usage` event from fields read off the screen (see
     /// [`crate::adapter::read_usage`]); numbers may carry thousands commas,
     /// durations units (`1m 5s`).
@@ -553,6 +593,75 @@ pub(crate) fn read_all_with_offset(path: &Path) -> io::Result<(Vec<EventLine>, u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// docs/events.md is the schema users read: every type it lists is one
+    /// this code writes, every type this code writes is listed, and every
+    /// example line parses as its type and serializes back the same.
+    #[test]
+    fn docs_events_md_lists_exactly_the_types_the_code_writes() {
+        let doc = include_str!("../../docs/events.md");
+        let listed: std::collections::BTreeSet<&str> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `")?.split_once('`').map(|(t, _)| t))
+            .filter(|t| {
+                !matches!(*t, "schema_version" | "run" | "seq" | "ts" | "id" | "turn" | "type")
+            })
+            .collect();
+        let examples: Vec<&str> = doc
+            .split("```json\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap_or_default()
+            .lines()
+            .collect();
+        let mut shown = std::collections::BTreeSet::new();
+        for line in &examples {
+            let event = EventLine::parse(line).unwrap_or_else(|| panic!("not an event: {line}"));
+            let name = event.kind.type_name();
+            assert_ne!(name, "other", "an example of a type the code does not know: {line}");
+            let written: Value = serde_json::to_value(&event.kind).unwrap();
+            let original: Value = serde_json::from_str(line).unwrap();
+            for (key, value) in written.as_object().unwrap() {
+                assert_eq!(&original[key], value, "{name}: field {key} of {line}");
+            }
+            shown.insert(name);
+        }
+        assert_eq!(listed, shown, "the table and the examples of docs/events.md differ");
+        // Every variant has a name, and every name is listed.
+        let all = [
+            "started",
+            "resized",
+            "transcript_rotated",
+            "state",
+            "queued",
+            "delivered",
+            "typed",
+            "stranded",
+            "expired",
+            "dropped",
+            "turn_started",
+            "task_complete",
+            "blocked",
+            "approval",
+            "refused",
+            "usage",
+            "disconnected",
+            "stall",
+            "resume",
+            "restart",
+            "escalate",
+            "git",
+            "summary",
+            "rate_limited",
+            "rate_limit_lifted",
+            "interrupt_requested",
+            "stop_requested",
+            "resume_armed",
+            "signalled",
+            "exited",
+        ];
+        assert_eq!(listed, all.into_iter().collect(), "docs/events.md and EventKind differ");
+    }
 
     #[test]
     fn lines_carry_the_envelope_first_and_parse_back() {

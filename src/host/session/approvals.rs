@@ -207,10 +207,17 @@ impl Session {
 /// What a screen dialog asks, as far as the screen tells: its last
 /// non-empty lines, bounded.
 fn dialog_detail(rows: &[String]) -> String {
+    const LINES: usize = 6;
+    const CHARS: usize = 600;
     let lines: Vec<&str> =
-        rows.iter().map(|r| r.trim()).filter(|r| !r.is_empty()).rev().take(8).collect();
+        rows.iter().map(|r| r.trim()).filter(|r| !r.is_empty()).rev().take(LINES).collect();
     let text: String = lines.into_iter().rev().collect::<Vec<_>>().join("\n");
-    text.chars().take(600).collect()
+    if text.chars().count() <= CHARS {
+        return text;
+    }
+    let mut cut: String = text.chars().take(CHARS - 1).collect();
+    cut.push('…');
+    cut
 }
 
 fn screen_fingerprint(rows: &[String]) -> u64 {
