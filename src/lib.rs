@@ -52,6 +52,7 @@ mod style;
 mod term;
 mod time;
 mod tmux;
+mod top;
 mod transport;
 mod trust;
 mod watch;

@@ -42,6 +42,7 @@ mod test_status;
 mod test_stop;
 mod test_telemetry;
 mod test_tmux;
+mod test_top;
 mod test_trust;
 mod test_wait;
 mod test_watch;

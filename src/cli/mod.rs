@@ -38,6 +38,7 @@ mod send;
 mod shelf;
 mod status;
 mod stop;
+mod top;
 mod wait;
 mod watch;
 pub(crate) mod worktree;
@@ -90,6 +91,7 @@ enum Command {
     Attach(attach::Args),
     Interrupt(interrupt::Args),
     Stop(stop::Args),
+    Top(top::Args),
     Watch(watch::Args),
     Buddy(buddy::Args),
     Worktree(worktree::Args),
@@ -165,6 +167,7 @@ pub fn main() -> ExitCode {
         Command::Attach(args) => attach::run(args),
         Command::Interrupt(args) => interrupt::run(args),
         Command::Stop(args) => stop::run(args),
+        Command::Top(args) => top::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Buddy(args) => buddy::run(args),
         Command::Worktree(args) => worktree::run(args),
