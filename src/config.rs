@@ -49,6 +49,8 @@ struct File {
     fleet: Option<Fleet>,
     /// `[policy]`: what agents may do to sessions.
     policy: Option<Policy>,
+    /// `[notify]`: which events come to you, and how.
+    notify: Option<crate::notify::Notify>,
     /// `[[route]]`: routing rules (see `dispatch::routing`).
     #[serde(default)]
     route: Vec<RouteTable>,
@@ -95,6 +97,12 @@ fn read_file(hint: &str) -> Result<Option<(PathBuf, String, File)>, CliError> {
 pub(crate) fn agent_control() -> Result<crate::trust::AgentControl, CliError> {
     let hint = "[policy] agents takes \"any\" or \"started\"";
     Ok(read_file(hint)?.and_then(|(_, _, f)| f.policy?.agents).unwrap_or_default())
+}
+
+/// `[notify]` of the config file, if set.
+pub(crate) fn notify() -> Result<Option<crate::notify::Notify>, CliError> {
+    let hint = "see `reins notify --help` for the [notify] table";
+    Ok(read_file(hint)?.and_then(|(_, _, f)| f.notify))
 }
 
 /// `[fleet] retire_after` of the config file, if set.

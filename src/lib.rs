@@ -43,6 +43,7 @@ mod host;
 mod ids;
 mod ipc;
 mod mock_agent;
+mod notify;
 mod procs;
 mod screen;
 mod spinner;

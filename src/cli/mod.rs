@@ -30,6 +30,7 @@ mod interrupt;
 mod logs;
 mod man;
 mod mock_agent;
+mod notify;
 mod pane;
 mod recipes;
 mod report;
@@ -100,6 +101,7 @@ enum Command {
     Events(events::Args),
     Gc(gc::Args),
     Report(report::Args),
+    Notify(notify::Args),
     Doctor(doctor::Args),
     Agents(agents::Args),
     Dispatch(dispatch::Args),
@@ -176,6 +178,7 @@ pub fn main() -> ExitCode {
         Command::Events(args) => events::run(args),
         Command::Gc(args) => gc::run(args),
         Command::Report(args) => report::run(args),
+        Command::Notify(args) => notify::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Agents(args) => agents::run(args),
         Command::Dispatch(args) => dispatch::run(args),

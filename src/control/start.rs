@@ -293,6 +293,7 @@ pub(crate) fn prepare(start: Start) -> Result<Prepared, CliError> {
         CliError::failure(format!("cannot create {}: {err}", paths.dir.display()))
     })?;
     let agent_control = crate::config::agent_control()?;
+    let notify = crate::config::notify()?;
     let claim = claim_id(&paths)?;
     let worktree = match worktree {
         Some(plan) => Some(plan.create(&id, &scope.name, &paths.worktree_record())?),
@@ -339,6 +340,7 @@ pub(crate) fn prepare(start: Start) -> Result<Prepared, CliError> {
         max_log: start.max_log,
         parent: crate::trust::Parent::of_caller(),
         agent_control,
+        notify,
     };
 
     let window = match &start.mode {

@@ -99,6 +99,9 @@ pub(crate) struct LaunchSpec {
     /// `[policy] agents` of config.toml when the session started.
     #[serde(default)]
     pub(crate) agent_control: crate::trust::AgentControl,
+    /// `[notify]` of config.toml when the session started.
+    #[serde(default)]
+    pub(crate) notify: Option<crate::notify::Notify>,
 }
 
 /// How a session was launched, minus its environment: what `reins watch`

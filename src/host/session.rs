@@ -692,6 +692,7 @@ impl Session {
         {
             tracing::error!("cannot record the end of the run: {err}");
         }
+        self.notify_exit(&record);
         self.answer_followers();
         let _ = fsutil::remove_if_exists(&self.paths.registry());
         let _ = fsutil::remove_if_exists(&self.paths.socket);
@@ -719,9 +720,42 @@ impl Session {
     }
 
     fn emit(&mut self, kind: &EventKind) {
+        self.write_event(None, kind);
+    }
+
+    /// Writes an event, and sends the notification `[notify]` asks for.
+    fn write_event(&mut self, turn: Option<u64>, kind: &EventKind) {
         self.note_progress(kind);
-        if let Err(err) = self.events.emit(None, kind) {
-            tracing::error!("cannot write event: {err}");
+        match self.events.emit(turn, kind) {
+            Ok(line) => self.notify(kind, &line),
+            Err(err) => tracing::error!("cannot write event: {err}"),
+        }
+    }
+
+    /// The `exited` event's notification: sent as the host ends, so the
+    /// programs are left to run on their own.
+    fn notify_exit(&self, record: &ExitRecord) {
+        let Some(notify) = &self.spec.notify else { return };
+        let kind = EventKind::Exited {
+            code: record.code,
+            signal: record.signal,
+            reason: record.reason,
+            detail: record.detail.clone(),
+        };
+        let Some(on) = notify.wants(&self.spec.id, &kind) else { return };
+        let last = events::read_all(&self.paths.events()).ok().and_then(|all| {
+            all.into_iter().rev().find(|e| matches!(e.kind, EventKind::Exited { .. }))
+        });
+        if let Some(line) = last {
+            notify.send_and_leave(&self.spec.id, on, &line.raw);
+        }
+    }
+
+    fn notify(&self, kind: &EventKind, line: &str) {
+        if let Some(notify) = &self.spec.notify
+            && let Some(on) = notify.wants(&self.spec.id, kind)
+        {
+            notify.send(&self.spec.id, on, line);
         }
     }
 
@@ -789,10 +823,7 @@ impl Session {
 
     /// Emits an event that belongs to turn `turn`.
     fn emit_in_turn(&mut self, turn: u64, kind: &EventKind) {
-        self.note_progress(kind);
-        if let Err(err) = self.events.emit(Some(turn), kind) {
-            tracing::error!("cannot write event: {err}");
-        }
+        self.write_event(Some(turn), kind);
     }
 
     fn on_git_start(&mut self, start: Option<crate::git::Start>) {
