@@ -158,13 +158,13 @@ fn sessions(model: &Model, frame: &mut Frame<'_>, area: Rect) {
         rows.push(Row::new(vec![Cell::from(text)]));
     }
     let widths = [
-        Constraint::Length(18),
+        Constraint::Length(16),
         Constraint::Length(8),
-        Constraint::Length(20),
-        Constraint::Length(5),
+        Constraint::Length(19),
+        Constraint::Length(4),
         Constraint::Length(5),
         Constraint::Length(7),
-        Constraint::Length(18),
+        Constraint::Length(14),
         Constraint::Min(10),
     ];
     let header = Row::new(["ID", "AGENT", "STATE", "TURN", "IDLE", "TOKENS", "WHERE", "DESC"])
@@ -183,7 +183,15 @@ fn session_row(model: &Model, s: &SessionInfo) -> Row<'static> {
         .as_ref()
         .map(|w| w.branch.clone())
         .or_else(|| s.tmux.as_ref().map(|t| format!("tmux {}", t.pane)))
-        .or_else(|| s.cwd.as_ref().map(|c| short_home(&c.display().to_string())))
+        .or_else(|| {
+            // The group says which repository: say where in it.
+            let cwd = s.cwd.as_ref()?;
+            Some(match s.repo_root.as_ref().and_then(|r| cwd.strip_prefix(r).ok()) {
+                Some(rel) if rel.as_os_str().is_empty() => ".".to_string(),
+                Some(rel) => rel.display().to_string(),
+                None => short_home(&cwd.display().to_string()),
+            })
+        })
         .unwrap_or_else(|| "-".into());
     Row::new(vec![
         Cell::from(s.id.clone()),
