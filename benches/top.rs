@@ -46,13 +46,13 @@ fn main() {
     let out = world.tmux(&["display-message", "-p", "-t", "top", "#{pane_pid}"]);
     let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
 
-    // Frames: 100 selection moves.
-    for _ in 0..100 {
+    // Frames: 100 selection moves, each waited for (the dashboard draws
+    // one frame for the keys that arrive together).
+    for n in 1..=100 {
         world.tmux(&["send-keys", "-t", "top", "j"]);
-        std::thread::sleep(Duration::from_millis(20));
+        wait_for(&stats, |frames| frames.iter().filter(|f| f["cause"] == "input").count() >= n);
     }
-    let frames =
-        wait_for(&stats, |frames| frames.iter().filter(|f| f["cause"] == "input").count() >= 100);
+    let frames = wait_for(&stats, |_| true);
     let draws: Vec<Duration> = frames
         .iter()
         .filter(|f| f["cause"] == "input")

@@ -36,8 +36,14 @@ fn all_at_once(env: &TestEnv, args: impl Fn(&str) -> Vec<String>) -> Vec<Value> 
         .enumerate()
         .map(|(i, child)| {
             let out: Output = child.wait_with_output().unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "{}: {stderr}", id(i));
+            assert!(
+                out.status.success(),
+                "{}: {}\nstdout: {}\nstderr: {}",
+                id(i),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
             serde_json::from_slice(&out.stdout).unwrap()
         })
         .collect()

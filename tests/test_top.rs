@@ -162,3 +162,29 @@ fn top_without_a_terminal_says_so() {
     let out = env.reins(&["top"]).code(2);
     assert!(out.stderr.contains("needs a terminal"), "{}", out.stderr);
 }
+
+/// Its own reads of the sessions' files must not wake it: an idle
+/// dashboard draws once a second for its clock, and nothing else.
+#[test]
+fn an_idle_dashboard_draws_only_its_clock() {
+    if !have_tool("tmux") {
+        return;
+    }
+    let env = TestEnv::new();
+    env.start("idle-1", &[]);
+    env.start("idle-2", &[]);
+    env.wait_state("idle-1", "ready");
+    env.wait_state("idle-2", "ready");
+    let stats = env.path().join("stats.jsonl");
+    dashboard(&env, 120, 30, &format!("REINS_TOP_STATS={}", stats.display()));
+    shows(&env, "both sessions", |s| row(s, "idle-1").is_some() && row(s, "idle-2").is_some());
+    let frames = || std::fs::read_to_string(&stats).unwrap_or_default().lines().count();
+    // Let the start settle (the selected screen's first answer), then count.
+    eventually(Duration::from_secs(5), "the first frames", || frames() >= 2);
+    std::thread::sleep(Duration::from_millis(500));
+    let before = frames();
+    std::thread::sleep(Duration::from_secs(3));
+    let drawn = frames() - before;
+    assert!(drawn <= 4, "{drawn} frames in 3 s of nothing happening (a loop?)");
+    keys(&env, &["q"]);
+}

@@ -41,6 +41,13 @@ enum Sub {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  reins notify test
+  reins notify test --on task_complete --json
+
+Exit codes: 0 every channel took it, 1 one did not (or there is no [notify]
+table), 2 bad input.")]
 struct TestArgs {
     /// What the sample is about.
     #[arg(long, value_name = "KIND", default_value = "blocked", value_parser = parse_on)]

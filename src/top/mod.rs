@@ -252,6 +252,17 @@ fn watch_state(
     std::fs::create_dir_all(state.sessions_dir()).ok()?;
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(event) = res {
+            // Opening and reading (the dashboard's own reads among them)
+            // change nothing; only writes, creations and removals do.
+            use notify::event::{AccessKind, AccessMode, EventKind};
+            let changes = match event.kind {
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+                EventKind::Access(_) => false,
+                _ => true,
+            };
+            if !changes {
+                return;
+            }
             let paths: Vec<PathBuf> = event
                 .paths
                 .into_iter()
