@@ -321,6 +321,14 @@ fn delivery(target: Target, sizes: &[Size], part: &str) {
         let first_id = sent["message_id"].as_str().unwrap().to_string();
         let first_done = rig.done(&id, &first_id);
         let first_screen = rig.screen(&id);
+        // What decides that the agent takes input, as `adapters explain`
+        // tells it.
+        let explained = rig.reins(&["adapters", "explain", "--id", &id, "--json"]).ok().json();
+        assert_eq!(explained["input"]["takes_input"], true, "{id}: {explained}");
+        if target == Target::Real(Agent::Gemini) {
+            let why = explained["input"]["why"].as_str().unwrap();
+            assert!(why.contains("bracketed paste (mode 2004) on"), "{id}: {why}");
+        }
 
         // Sent while a turn runs: queued, delivered when it ends.
         let anchor = rig.send(&id, &format!("[[wait:2]] {} hold on", token("anchor")), &[]);
@@ -627,4 +635,127 @@ fn truth_opencode_delivery_long() {
 #[test]
 fn truth_opencode_recovery() {
     recovery(Target::Real(Agent::OpenCode));
+}
+
+/// A composer holding someone's unsent text reads `ready{draft}`; a
+/// message is typed only after the profile's keys emptied it, never
+/// appended to it, and a `draft_cleared` event says what it held.
+#[test]
+fn a_draft_in_the_composer_is_cleared_before_a_message_never_appended_to() {
+    let env = TestEnv::new();
+    env.start("draft", &[]);
+    env.wait_state("draft", "ready");
+    let typed = env.reins(&["send", "--id", "draft", "--no-submit", "half typed"]).ok().json();
+    assert_eq!(typed["status"], "typed", "{typed}");
+    env.wait_event("draft", Duration::from_secs(10), |e| e["kind"] == "draft");
+    let status = env.reins(&["status", "--id", "draft", "--json"]).ok().json();
+    assert_eq!((&status[0]["state"], &status[0]["kind"]), (&json!("ready"), &json!("draft")));
+    let sent =
+        env.reins(&["send", "--id", "draft", "--wait-for-idle", "the real task"]).ok().json();
+    assert_eq!(sent["task"]["status"], "completed", "{sent}");
+    let events = env.events("draft");
+    let cleared = events_of(&events, "draft_cleared", sent["message_id"].as_str().unwrap());
+    assert_eq!(cleared.len(), 1, "{events:#?}");
+    assert!(cleared[0]["draft"].as_str().unwrap().contains("half typed"), "{}", cleared[0]);
+    let logs = env.reins(&["logs", "--id", "draft"]).ok().stdout;
+    assert!(logs.contains("(you said: the real task)"), "{logs}");
+}
+
+/// Without keys to empty the composer, a message to `ready{draft}` is
+/// refused, with what to do, and `adapters explain` says why it would wait.
+#[test]
+fn send_refuses_a_draft_the_profile_cannot_clear() {
+    let env = TestEnv::new();
+    let profile = include_str!("../adapters/mock.toml").replace("clear_draft = [", "# [");
+    let dir = env.path().join("config/reins/adapters");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("mock.toml"), profile).unwrap();
+    env.start("keep", &[]);
+    env.wait_state("keep", "ready");
+    env.reins(&["send", "--id", "keep", "--no-submit", "half typed"]).ok();
+    env.wait_event("keep", Duration::from_secs(10), |e| e["kind"] == "draft");
+    let refused = env.reins(&["send", "--id", "keep", "the real task"]).code(1);
+    assert!(refused.stderr.contains("composer holds a draft"), "{}", refused.stderr);
+    let explained = env.reins(&["adapters", "explain", "--id", "keep", "--json"]).ok().json();
+    assert_eq!(explained["state"], "ready{draft}", "{explained}");
+    assert_eq!(explained["input"]["takes_input"], false, "{explained}");
+    let events = env.events("keep");
+    assert!(!events.iter().any(|e| e["type"] == "queued" && e["preview"] == "the real task"));
+}
+
+/// A message called stranded whose turn then starts (here: the person at
+/// the terminal pressed Enter, after the agent had taken reins' three
+/// presses as newlines) is corrected by a late `delivered` event, and
+/// `wait --message` finds its turn.
+#[test]
+fn a_turn_that_starts_after_a_stranded_verdict_corrects_it() {
+    if !have_tool("tmux") {
+        return;
+    }
+    let env = TestEnv::new();
+    let started = env
+        .reins(&["run", "mock", "--id", "late", "--tmux", "--", "--swallow-enter", "3"])
+        .ok()
+        .json();
+    let pane = started["tmux"]["pane"].as_str().unwrap().to_string();
+    env.reins(&["wait", "--id", "late", "--until", "ready", "--timeout", "30s"]).ok();
+    let sent = env.reins(&["send", "--id", "late", "--timeout", "60s", "late one"]).code(1).json();
+    assert_eq!(sent["status"], "stranded", "{sent}");
+    let id = sent["message_id"].as_str().unwrap().to_string();
+    let early = env.reins(&["wait", "--id", "late", "--message", &id, "--timeout", "5s"]);
+    assert_eq!(early.json()["status"], "stranded", "{}", early.stdout);
+    let out = env.tmux(&["send-keys", "-t", &pane, "Enter"]);
+    assert!(out.status.success());
+    env.wait_event("late", Duration::from_secs(10), |e| {
+        e["type"] == "delivered" && e["late"] == true
+    });
+    let done =
+        env.reins(&["wait", "--id", "late", "--message", &id, "--timeout", "30s"]).ok().json();
+    assert_eq!(done["event"]["status"], "completed", "{done}");
+    let events = env.events("late");
+    let delivered = events_of(&events, "delivered", &id);
+    assert_eq!(delivered.len(), 1, "{events:#?}");
+    assert_eq!(delivered[0]["late"], true, "{}", delivered[0]);
+    assert_eq!(delivered[0]["turn"], done["turn"]);
+    let inbox = env.reins(&["inbox", "--id", "late", "--json"]).ok().json();
+    assert_eq!(inbox["messages"], json!([]), "{inbox}");
+}
+
+/// `adapters explain` names what each profile waits for before it types a
+/// message: the evidence measured on the real CLIs.
+#[test]
+fn explain_names_the_input_evidence_each_profile_waits_for() {
+    let env = TestEnv::new();
+    let screen = env.path().join("screen.txt");
+    std::fs::write(&screen, "x\n").unwrap();
+    let needs = |adapter: &str| -> Vec<String> {
+        let file = screen.to_str().unwrap();
+        let args = ["adapters", "explain", "--adapter", adapter, "--screen", file, "--json"];
+        let out = env.reins(&args).ok().json();
+        let needs = out["input_needs"].as_array().unwrap();
+        needs.iter().map(|v| v.as_str().unwrap().to_string()).collect()
+    };
+    assert!(
+        needs("gemini").contains(&"bracketed paste (mode 2004) on".into()),
+        "{:?}",
+        needs("gemini")
+    );
+    let claude = needs("claude");
+    assert!(
+        claude.contains(&"for the first message, ready for 500 ms after start".into()),
+        "{claude:?}"
+    );
+    assert_eq!(needs("mock"), ["the screen reads ready"]);
+    let text = env
+        .reins(&[
+            "adapters",
+            "explain",
+            "--adapter",
+            "gemini",
+            "--screen",
+            screen.to_str().unwrap(),
+        ])
+        .ok()
+        .stdout;
+    assert!(text.contains("input needs: the screen reads ready; bracketed paste"), "{text}");
 }

@@ -202,7 +202,10 @@ impl Delivery {
             }
             Phase::Pressing if !self.verify => Next::Done(Ended::Delivered { verified: false }),
             Phase::Pressing => {
-                self.phase = Phase::Verifying { until: now + self.verify_window(), recheck: None };
+                // Looked at again after `recheck_ms` even if the agent draws
+                // nothing: a key it took changes the screen.
+                let recheck = Some(now + Duration::from_millis(self.spec.recheck_ms));
+                self.phase = Phase::Verifying { until: now + self.verify_window(), recheck };
                 Next::Wait
             }
             _ => Next::Wait,
@@ -288,11 +291,12 @@ impl Delivery {
                 if busy || cleared {
                     return Next::Done(Ended::Delivered { verified: true });
                 }
-                // Looked at again once it has held (an agent that is slow
-                // to take the key still gets the time to show it took it).
+                // While the text still shows, the recheck stands (an agent
+                // slow to take the key still gets its time to show it took
+                // it); once the screen moved on, only the deadline is left.
                 let recheck = match recheck {
                     Some(at) if seen.observed.is_draft() => Some(at),
-                    _ if seen.observed.is_draft() && self.output_since_key => {
+                    None if seen.observed.is_draft() && self.output_since_key => {
                         Some(now + Duration::from_millis(self.spec.recheck_ms))
                     }
                     _ => None,
@@ -698,11 +702,11 @@ mod tests {
         let t0 = Instant::now();
         let mut d = pressed("hello", draft(1), t0);
         let t1 = t0 + ms(50);
-        assert_eq!(d.deadline(), Some(t1 + ms(1000)));
+        assert_eq!(d.deadline(), Some(t1 + ms(300)), "the recheck comes first");
         d.output(); // a redraw: the composer still shows the text
         assert_eq!(d.classified(draft(1), t1 + ms(20)), Next::Wait);
-        assert_eq!(d.deadline(), Some(t1 + ms(320)), "the recheck comes first");
-        assert_eq!(d.deadline_passed(draft(1), t1 + ms(320)), Next::Write(b"\r".to_vec()));
+        assert_eq!(d.deadline(), Some(t1 + ms(300)), "it stands");
+        assert_eq!(d.deadline_passed(draft(1), t1 + ms(300)), Next::Write(b"\r".to_vec()));
         d.written(t1 + ms(330));
         d.output();
         assert_eq!(
@@ -710,6 +714,20 @@ mod tests {
             Next::Done(Ended::Delivered { verified: true })
         );
         assert_eq!(d.total_presses(), 2);
+    }
+
+    /// An agent that ignores the key draws nothing at all: no settle, no
+    /// classification. The recheck looks anyway.
+    #[test]
+    fn an_ignored_key_that_draws_nothing_is_pressed_again_at_the_recheck() {
+        let t0 = Instant::now();
+        let mut d = pressed("hello", draft(1), t0);
+        let t1 = t0 + ms(50);
+        assert_eq!(d.deadline_passed(draft(1), t1 + ms(300)), Next::Write(b"\r".to_vec()));
+        d.written(t1 + ms(300));
+        // This time the screen reads something else at the recheck: wait.
+        assert_eq!(d.deadline_passed(seen(State::Unknown, 2), t1 + ms(600)), Next::Wait);
+        assert_eq!(d.deadline(), Some(t1 + ms(1300)));
     }
 
     #[test]
@@ -722,7 +740,7 @@ mod tests {
         // Taken after all, late: the screen moved on, not yet busy.
         d.output();
         assert_eq!(d.classified(seen(State::Unknown, 2), t1 + ms(200)), Next::Wait);
-        assert_eq!(d.deadline(), Some(t1 + ms(1000)), "no recheck armed");
+        assert_eq!(d.deadline(), Some(t1 + ms(1000)), "no recheck left");
         assert_eq!(
             d.classified(seen(State::Busy, 3), t1 + ms(500)),
             Next::Done(Ended::Delivered { verified: true })

@@ -197,6 +197,8 @@ impl Session {
         let verify = idle || draft;
         let can = verify || front.force || (front.submit_only && dialog);
         if !can {
+            // The wait for `[input]` evidence starts over when it can next.
+            self.input_waiting_since = None;
             return;
         }
         if verify && !front.submit_only {
@@ -301,7 +303,8 @@ impl Session {
         }
     }
 
-    /// What the draft rule read: the composer's rows, one line.
+    /// What the draft rule read, boxes and rules left out: the composer's
+    /// text (and the hints around it), one line.
     fn draft_text(&self) -> String {
         let screen = self.screen.text();
         let rows = self
@@ -311,7 +314,13 @@ impl Session {
             .find(|r| r.observed.is_draft() && r.matches(&screen))
             .map(|r| r.condition.region_rows(&screen))
             .unwrap_or_default();
-        preview(&rows.join("\n"))
+        // Box drawing (U+2500-257F) and block elements (U+2580-259F).
+        let text: String = rows
+            .iter()
+            .map(|row| row.chars().filter(|c| !('\u{2500}'..='\u{259f}').contains(c)).collect())
+            .collect::<Vec<String>>()
+            .join("\n");
+        preview(&text)
     }
 
     /// How the screen reads now, for the delivery.
