@@ -23,10 +23,9 @@
 //! an agent blocked on an approval is escalated and never typed into; an
 //! agent that dies is restarted with its task.
 //!
-//! Each agent has a delivery test and a recovery test, so nextest runs two
-//! at once. Every test writes its figures to
-//! `$REINS_TEST_REPORT_DIR/reins-truth-<agent>-<kind>.json` (default
-//! `/tmp`); `docs/truth-matrix.md` is written from them. Real agents need
+//! Each cell group is a test of its own (see [`row!`]). Every test writes
+//! its figures to `$REINS_TEST_REPORT_DIR/reins-truth-<agent>-<what>.json`
+//! (default `/tmp`); `docs/truth-matrix.md` is written from them. Real agents need
 //! the CLIs and a loopback-only network namespace, as in
 //! `test_real_agents.rs`; without them the tests say so and skip (fail under
 //! `REINS_TEST_REQUIRE_TOOLS=1`).
@@ -295,118 +294,114 @@ fn report(name: &str, figures: &Value) {
     );
 }
 
-/// The short messages (one word, one line, several lines, unicode) and
-/// the long ones (1, 4 and 32 KiB) go in two tests, so each stays well
-/// inside the suite's time limit and two run at once.
-const SHORT: [Size; 4] = [Size::Word, Size::Line, Size::Lines, Size::Unicode];
-const LONG: [Size; 3] = [Size::Kib1, Size::Kib4, Size::Kib32];
-
-/// The delivery cells of one row, for `sizes`.
-fn delivery(target: Target, sizes: &[Size], part: &str) {
+/// The delivery cells of one size on one row: one session serves its
+/// three timings.
+fn delivery(target: Target, size: Size) {
     let Some(rig) = rig(target) else { return };
     let agent = target.name();
     let mut cells = Vec::new();
-    for &size in sizes {
-        let id = format!("{agent}-{}", size.name());
-        // Half the sessions in a tmux window, half detached (the terminal
-        // answers the agent's queries differently).
-        let tmux = SIZES.iter().position(|s| *s == size).unwrap() % 2 == 1;
-        rig.start(&id, tmux, &[]);
-        let token = |cell: &str| format!("zq{}{cell}", size.name());
+    let id = format!("{agent}-{}", size.name());
+    // Half the sessions in a tmux window, half detached (the terminal
+    // answers the agent's queries differently).
+    let tmux = SIZES.iter().position(|s| *s == size).unwrap() % 2 == 1;
+    rig.start(&id, tmux, &[]);
+    let token = |cell: &str| format!("zq{}{cell}", size.name());
 
-        // First message, right after `wait --until ready` returned.
-        let first = token("first");
-        let sent = rig.send(&id, &size.text(&first), &[]);
-        assert_eq!(sent["status"], "delivered", "{id} first: {sent}");
-        let first_id = sent["message_id"].as_str().unwrap().to_string();
-        let first_done = rig.done(&id, &first_id);
-        let first_screen = rig.screen(&id);
-        // What decides that the agent takes input, as `adapters explain`
-        // tells it.
-        let explained = rig.reins(&["adapters", "explain", "--id", &id, "--json"]).ok().json();
-        assert_eq!(explained["input"]["takes_input"], true, "{id}: {explained}");
-        if target == Target::Real(Agent::Gemini) {
-            let why = explained["input"]["why"].as_str().unwrap();
-            assert!(why.contains("bracketed paste (mode 2004) on"), "{id}: {why}");
-        }
-
-        // Sent while a turn runs: queued, delivered when it ends.
-        let anchor = rig.send(&id, &format!("[[wait:2]] {} hold on", token("anchor")), &[]);
-        let anchor_id = anchor["message_id"].as_str().unwrap().to_string();
-        let queued_token = token("queued");
-        let sent = rig.send(&id, &size.text(&queued_token), &["--no-wait"]);
-        assert_eq!(sent["status"], "queued", "{id}: sent while busy: {sent}");
-        let queued_id = sent["message_id"].as_str().unwrap().to_string();
-        let queued_done = rig.done(&id, &queued_id);
-        let queued_screen = rig.screen(&id);
-
-        // Back to back: the moment that turn is reported complete.
-        let next_token = token("next");
-        let sent = rig.send(&id, &size.text(&next_token), &[]);
-        assert_eq!(sent["status"], "delivered", "{id} back to back: {sent}");
-        let next_id = sent["message_id"].as_str().unwrap().to_string();
-        let next_done = rig.done(&id, &next_id);
-        let next_screen = rig.screen(&id);
-
-        let events = rig.env.events(&id);
-        let stranded: Vec<&Value> = events.iter().filter(|e| e["type"] == "stranded").collect();
-        assert!(stranded.is_empty(), "{id}: stranded:\n{stranded:#?}");
-        let anchor_done = events_of(&events, "task_complete", &anchor_id);
-        let cases = [
-            ("first", &first, &first_id, &first_done, &first_screen),
-            ("queued", &queued_token, &queued_id, &queued_done, &queued_screen),
-            ("back_to_back", &next_token, &next_id, &next_done, &next_screen),
-        ];
-        for (timing, token, message_id, done, screen) in cases {
-            let what = format!("{id} {timing}");
-            assert_eq!(done["status"], "completed", "{what}: {done}");
-            let delivered = events_of(&events, "delivered", message_id);
-            assert_eq!(delivered.len(), 1, "{what}: delivered once:\n{delivered:#?}");
-            let delivered = &delivered[0];
-            assert_eq!(delivered["verified"], true, "{what}: {delivered}");
-            let asked = rig.asked(&id, token);
-            assert_eq!(asked, 1, "{what}: the model was asked {asked} times with it");
-            if target != Target::Mock {
-                assert!(
-                    screen.contains(&format!("you said: {token}")),
-                    "{what}: the answer is not on screen:\n{screen}"
-                );
-            }
-            // From when the agent could take it (sent, or the turn ahead
-            // of it ended) to the proof that its turn started.
-            let from = match timing {
-                "queued" => anchor_done.first().expect("the anchor turn completed"),
-                _ => &events_of(&events, "queued", message_id)[0],
-            };
-            let wait_ms = ms_between(from, delivered);
-            if size == Size::Kib4 && timing == "first" {
-                assert!(wait_ms < 2000.0, "{what}: a 4 KiB first message took {wait_ms} ms");
-            }
-            cells.push(json!({
-                "agent": agent,
-                "size": size.name(),
-                "timing": timing,
-                "mode": if tmux { "tmux" } else { "detached" },
-                "verified_ms": wait_ms,
-                "delivery_ms": delivered["delivery_ms"],
-                "presses": delivered["presses"],
-            }));
-        }
-        rig.stop(&id);
+    // First message, right after `wait --until ready` returned.
+    let first = token("first");
+    let sent = rig.send(&id, &size.text(&first), &[]);
+    assert_eq!(sent["status"], "delivered", "{id} first: {sent}");
+    let first_id = sent["message_id"].as_str().unwrap().to_string();
+    let first_done = rig.done(&id, &first_id);
+    let first_screen = rig.screen(&id);
+    // What decides that the agent takes input, as `adapters explain`
+    // tells it.
+    let explained = rig.reins(&["adapters", "explain", "--id", &id, "--json"]).ok().json();
+    assert_eq!(explained["input"]["takes_input"], true, "{id}: {explained}");
+    if target == Target::Real(Agent::Gemini) {
+        let why = explained["input"]["why"].as_str().unwrap();
+        assert!(why.contains("bracketed paste (mode 2004) on"), "{id}: {why}");
     }
-    eprintln!("{agent}: time to verified delivery (ms), first / queued / back to back:");
-    for &size in sizes {
-        let row: Vec<String> = cells
-            .iter()
-            .filter(|c| c["size"] == size.name())
-            .map(|c| format!("{:.0} ({}x)", c["verified_ms"].as_f64().unwrap(), c["presses"]))
-            .collect();
-        eprintln!("  {:>8}: {}", size.name(), row.join(" / "));
+
+    // Sent while a turn runs: queued, delivered when it ends.
+    let anchor = rig.send(&id, &format!("[[wait:2]] {} hold on", token("anchor")), &[]);
+    let anchor_id = anchor["message_id"].as_str().unwrap().to_string();
+    let queued_token = token("queued");
+    let sent = rig.send(&id, &size.text(&queued_token), &["--no-wait"]);
+    assert_eq!(sent["status"], "queued", "{id}: sent while busy: {sent}");
+    let queued_id = sent["message_id"].as_str().unwrap().to_string();
+    let queued_done = rig.done(&id, &queued_id);
+    let queued_screen = rig.screen(&id);
+
+    // Back to back: the moment that turn is reported complete.
+    let next_token = token("next");
+    let sent = rig.send(&id, &size.text(&next_token), &[]);
+    assert_eq!(sent["status"], "delivered", "{id} back to back: {sent}");
+    let next_id = sent["message_id"].as_str().unwrap().to_string();
+    let next_done = rig.done(&id, &next_id);
+    let next_screen = rig.screen(&id);
+
+    let events = rig.env.events(&id);
+    let stranded: Vec<&Value> = events.iter().filter(|e| e["type"] == "stranded").collect();
+    assert!(stranded.is_empty(), "{id}: stranded:\n{stranded:#?}");
+    let anchor_done = events_of(&events, "task_complete", &anchor_id);
+    let cases = [
+        ("first", &first, &first_id, &first_done, &first_screen),
+        ("queued", &queued_token, &queued_id, &queued_done, &queued_screen),
+        ("back_to_back", &next_token, &next_id, &next_done, &next_screen),
+    ];
+    for (timing, token, message_id, done, screen) in cases {
+        let what = format!("{id} {timing}");
+        assert_eq!(done["status"], "completed", "{what}: {done}");
+        let delivered = events_of(&events, "delivered", message_id);
+        assert_eq!(delivered.len(), 1, "{what}: delivered once:\n{delivered:#?}");
+        let delivered = &delivered[0];
+        assert_eq!(delivered["verified"], true, "{what}: {delivered}");
+        let asked = rig.asked(&id, token);
+        assert_eq!(asked, 1, "{what}: the model was asked {asked} times with it");
+        if target != Target::Mock {
+            assert!(
+                screen.contains(&format!("you said: {token}")),
+                "{what}: the answer is not on screen:\n{screen}"
+            );
+        }
+        // From when the agent could take it (sent, or the turn ahead
+        // of it ended) to the proof that its turn started.
+        let from = match timing {
+            "queued" => anchor_done.first().expect("the anchor turn completed"),
+            _ => &events_of(&events, "queued", message_id)[0],
+        };
+        let wait_ms = ms_between(from, delivered);
+        if size == Size::Kib4 && timing == "first" {
+            assert!(wait_ms < 2000.0, "{what}: a 4 KiB first message took {wait_ms} ms");
+        }
+        cells.push(json!({
+            "agent": agent,
+            "size": size.name(),
+            "timing": timing,
+            "mode": if tmux { "tmux" } else { "detached" },
+            "verified_ms": wait_ms,
+            "delivery_ms": delivered["delivery_ms"],
+            "presses": delivered["presses"],
+        }));
     }
-    report(&format!("{agent}-delivery-{part}"), &json!({ "agent": agent, "cells": cells }));
+    rig.stop(&id);
+    let row: Vec<String> = cells
+        .iter()
+        .map(|c| format!("{:.0} ({}x)", c["verified_ms"].as_f64().unwrap(), c["presses"]))
+        .collect();
+    eprintln!(
+        "{agent} {}: time to verified delivery (ms), first / queued / back to back: {}",
+        size.name(),
+        row.join(" / ")
+    );
+    report(
+        &format!("{agent}-delivery-{}", size.name()),
+        &json!({ "agent": agent, "cells": cells }),
+    );
 }
 
-/// The recovery cells of one row.
+/// The interrupt, stall and approval cells of one row (one session).
 fn recovery(target: Target) {
     let Some(rig) = rig(target) else { return };
     let agent = target.name();
@@ -481,8 +476,22 @@ fn recovery(target: Target) {
     assert!(!made.exists(), "{id}: the command did not run");
     rig.reins(&["approve", "--id", &id, "--deny"]).ok();
     rig.stop(&id);
+    eprintln!("{agent}: interrupt → task_complete {interrupt_ms:.0} ms; drafts cleared: {cleared}");
+    report(
+        &format!("{agent}-recovery"),
+        &json!({
+            "agent": agent,
+            "interrupt_to_task_complete_ms": interrupt_ms,
+            "drafts_cleared": cleared,
+        }),
+    );
+}
 
-    // An agent that dies is started again with its task.
+/// An agent that dies mid-turn is started again, with its task, by the
+/// watcher.
+fn crash(target: Target) {
+    let Some(rig) = rig(target) else { return };
+    let agent = target.name();
     let crash = format!("{agent}-crash");
     let started = rig.start(&crash, false, &["--context", "[[wait:5]] zqtask the task at hand"]);
     let first_run = started["run"].as_str().unwrap().to_string();
@@ -539,19 +548,7 @@ fn recovery(target: Target) {
     let out = child_stdout(&mut watcher);
     assert_eq!(status.code(), Some(0), "{crash}: the watch ends with the session:\n{out}");
 
-    eprintln!(
-        "{agent}: interrupt → task_complete {interrupt_ms:.0} ms; drafts cleared: {cleared}; \
-         restarted task delivered in run {}",
-        restarted["run"]
-    );
-    report(
-        &format!("{agent}-recovery"),
-        &json!({
-            "agent": agent,
-            "interrupt_to_task_complete_ms": interrupt_ms,
-            "drafts_cleared": cleared,
-        }),
-    );
+    eprintln!("{agent}: the restarted run {} delivered the task", restarted["run"]);
 }
 
 fn child_stdout(child: &mut Child) -> String {
@@ -562,80 +559,68 @@ fn child_stdout(child: &mut Child) -> String {
     out
 }
 
-#[test]
-fn truth_mock_delivery_short() {
-    delivery(Target::Mock, &SHORT, "short");
+/// One row of the matrix: a test per message size (its three timings in
+/// one session), one for interrupt, stall and approval, one for a crash.
+/// Small tests stay well inside the suite's time limit on a busy machine
+/// and let nextest run two at once.
+macro_rules! row {
+    ($row:ident, $target:expr) => {
+        mod $row {
+            use super::*;
+
+            #[test]
+            fn delivery_word() {
+                delivery($target, Size::Word);
+            }
+
+            #[test]
+            fn delivery_line() {
+                delivery($target, Size::Line);
+            }
+
+            #[test]
+            fn delivery_1k() {
+                delivery($target, Size::Kib1);
+            }
+
+            #[test]
+            fn delivery_4k() {
+                delivery($target, Size::Kib4);
+            }
+
+            #[test]
+            fn delivery_32k() {
+                delivery($target, Size::Kib32);
+            }
+
+            #[test]
+            fn delivery_lines() {
+                delivery($target, Size::Lines);
+            }
+
+            #[test]
+            fn delivery_unicode() {
+                delivery($target, Size::Unicode);
+            }
+
+            #[test]
+            fn interrupt_stall_approval() {
+                recovery($target);
+            }
+
+            #[test]
+            fn crash_restart() {
+                crash($target);
+            }
+        }
+    };
 }
 
-#[test]
-fn truth_mock_delivery_long() {
-    delivery(Target::Mock, &LONG, "long");
-}
-
-#[test]
-fn truth_mock_recovery() {
-    recovery(Target::Mock);
-}
-
-#[test]
-fn truth_claude_delivery_short() {
-    delivery(Target::Real(Agent::Claude), &SHORT, "short");
-}
-
-#[test]
-fn truth_claude_delivery_long() {
-    delivery(Target::Real(Agent::Claude), &LONG, "long");
-}
-
-#[test]
-fn truth_claude_recovery() {
-    recovery(Target::Real(Agent::Claude));
-}
-
-#[test]
-fn truth_gemini_delivery_short() {
-    delivery(Target::Real(Agent::Gemini), &SHORT, "short");
-}
-
-#[test]
-fn truth_gemini_delivery_long() {
-    delivery(Target::Real(Agent::Gemini), &LONG, "long");
-}
-
-#[test]
-fn truth_gemini_recovery() {
-    recovery(Target::Real(Agent::Gemini));
-}
-
-#[test]
-fn truth_codex_delivery_short() {
-    delivery(Target::Real(Agent::Codex), &SHORT, "short");
-}
-
-#[test]
-fn truth_codex_delivery_long() {
-    delivery(Target::Real(Agent::Codex), &LONG, "long");
-}
-
-#[test]
-fn truth_codex_recovery() {
-    recovery(Target::Real(Agent::Codex));
-}
-
-#[test]
-fn truth_opencode_delivery_short() {
-    delivery(Target::Real(Agent::OpenCode), &SHORT, "short");
-}
-
-#[test]
-fn truth_opencode_delivery_long() {
-    delivery(Target::Real(Agent::OpenCode), &LONG, "long");
-}
-
-#[test]
-fn truth_opencode_recovery() {
-    recovery(Target::Real(Agent::OpenCode));
-}
+row!(truth_mock, Target::Mock);
+row!(truth_claude, Target::Real(Agent::Claude));
+row!(truth_gemini, Target::Real(Agent::Gemini));
+row!(truth_codex, Target::Real(Agent::Codex));
+row!(truth_opencode, Target::Real(Agent::OpenCode));
 
 /// A composer holding someone's unsent text reads `ready{draft}`; a
 /// message is typed only after the profile's keys emptied it, never
