@@ -3,6 +3,13 @@
 //! `starting → ready ⇄ busy`, `blocked{kind}`, `unknown`, `disconnected`,
 //! `exited`. Adapters yield these; the host records every change as a `state`
 //! event and in `session.json`.
+//!
+//! A state may carry a kind: why a `blocked` session is blocked, or, for
+//! `ready`, that the composer holds a draft (`ready{draft}`: the agent is at
+//! its prompt and takes input, but text someone typed, or a prompt the agent
+//! put back after an interrupt, waits there unsent). A message is never
+//! typed after a draft: delivery clears it first (the profile's
+//! `submit.clear_draft` keys) or does not start.
 
 use std::fmt;
 
@@ -48,7 +55,8 @@ impl fmt::Display for State {
     }
 }
 
-/// Why a `blocked` session is blocked.
+/// What kind of a state it is: why a `blocked` session is blocked, or
+/// (`draft`, with `ready` only) that its composer holds unsent text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum BlockedKind {
@@ -57,6 +65,8 @@ pub(crate) enum BlockedKind {
     Dialog,
     Auth,
     RateLimit,
+    /// Ready, with text in the composer (`ready{draft}`).
+    Draft,
 }
 
 impl BlockedKind {
@@ -67,6 +77,7 @@ impl BlockedKind {
             BlockedKind::Dialog => "dialog",
             BlockedKind::Auth => "auth",
             BlockedKind::RateLimit => "rate_limit",
+            BlockedKind::Draft => "draft",
         }
     }
 }
@@ -82,6 +93,16 @@ pub(crate) struct Observed {
 impl Observed {
     pub(crate) const fn plain(state: State) -> Self {
         Observed { state, kind: None }
+    }
+
+    /// Ready with an empty composer: a message can be typed right away.
+    pub(crate) fn is_idle(self) -> bool {
+        self.state == State::Ready && self.kind.is_none()
+    }
+
+    /// Ready, with a draft waiting in the composer.
+    pub(crate) fn is_draft(self) -> bool {
+        self.state == State::Ready && self.kind == Some(BlockedKind::Draft)
     }
 }
 

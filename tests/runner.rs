@@ -45,6 +45,7 @@ mod test_telemetry;
 mod test_tmux;
 mod test_top;
 mod test_trust;
+mod test_truth_matrix;
 mod test_wait;
 mod test_watch;
 mod test_watch_file;

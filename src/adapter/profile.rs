@@ -42,6 +42,8 @@ pub(crate) struct Profile {
     /// The claude stream-json transport, if the agent has one.
     pub(crate) stream_json: Option<StreamJsonSpec>,
     pub(crate) screen: ScreenSettings,
+    /// When the agent really takes input.
+    pub(crate) input: InputSpec,
     pub(crate) stop: StopSpec,
     pub(crate) submit: SubmitSpec,
     pub(crate) turn: TurnSpec,
@@ -78,6 +80,8 @@ struct ProfileFile {
     stream_json: Option<StreamJsonSpec>,
     #[serde(default)]
     screen: ScreenSettings,
+    #[serde(default)]
+    input: InputSpec,
     #[serde(default)]
     stop: StopSpec,
     #[serde(default)]
@@ -217,6 +221,50 @@ impl Default for ScreenSettings {
     }
 }
 
+/// `[input]`: when an agent that shows its prompt really takes input
+/// (DESIGN §3). A composer on screen is not proof: Gemini CLI 0.61 draws
+/// its composer about 40 ms before it attaches its input handler (which
+/// switches bracketed paste on as it does), and drops a paste that arrives
+/// in between whole; Claude Code 2.1.197 ignores an Enter in the first
+/// ~0.2 s after its first frame on a busy machine. Delivery waits for this
+/// evidence, bounded by `wait_max_ms`; `adapters explain --id` says what
+/// decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct InputSpec {
+    /// Terminal modes that must be on before text is typed: the agent
+    /// switches them on when it starts reading input.
+    pub(crate) modes: Vec<TermMode>,
+    /// After the agent starts, how long the screen must have read ready
+    /// (without a break) before the first message is typed.
+    pub(crate) ready_after_start_ms: u64,
+    /// The longest a message waits for this evidence; then it is typed
+    /// anyway (delivery still verifies that a turn started).
+    pub(crate) wait_max_ms: u64,
+}
+
+impl Default for InputSpec {
+    fn default() -> Self {
+        InputSpec { modes: Vec::new(), ready_after_start_ms: 0, wait_max_ms: 5000 }
+    }
+}
+
+/// A terminal mode an agent switches on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum TermMode {
+    /// Bracketed paste (DECSET 2004).
+    BracketedPaste,
+}
+
+impl TermMode {
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            TermMode::BracketedPaste => "bracketed paste (mode 2004)",
+        }
+    }
+}
+
 /// The polite stop sequence and the grace periods of the escalation.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -262,10 +310,22 @@ pub(crate) struct SubmitSpec {
     pub(crate) max_pause_ms: u64,
     /// How long after the key the turn must show it started.
     pub(crate) verify_ms: u64,
+    /// When the screen has settled after the key and still shows the text
+    /// in the composer (`ready{draft}`) this long after it, the key was not
+    /// taken (an agent still starting, an Enter read as part of the paste):
+    /// it is pressed again without waiting out `verify_ms`.
+    pub(crate) recheck_ms: u64,
     /// How often the key is pressed again before the message is stranded.
     pub(crate) retries: u32,
     /// What counts as proof that the turn started.
     pub(crate) evidence: Vec<Evidence>,
+    /// Keys that empty a composer holding a draft (`ready{draft}`), pressed
+    /// (and the screen read again) until it reads plain ready, at most
+    /// `clear_max` times, before a message is typed. Empty: a message is
+    /// not typed after a draft; `send` refuses it while one is there.
+    pub(crate) clear_draft: Vec<Step>,
+    /// How often `clear_draft` is pressed before delivery gives up.
+    pub(crate) clear_max: u32,
 }
 
 impl Default for SubmitSpec {
@@ -277,8 +337,11 @@ impl Default for SubmitSpec {
             pause_per_kib_ms: 20,
             max_pause_ms: 2000,
             verify_ms: 1500,
+            recheck_ms: 800,
             retries: 2,
             evidence: vec![Evidence::Busy, Evidence::ComposerCleared],
+            clear_draft: Vec::new(),
+            clear_max: 20,
         }
     }
 }
@@ -433,6 +496,19 @@ pub(crate) enum Key {
     Tab,
     CtrlC,
     CtrlD,
+    /// Deletes the line before the cursor in most composers.
+    CtrlU,
+}
+
+impl Step {
+    /// The bytes of a key or text step (pauses and signals have none).
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Step::Text(text) => text.as_bytes(),
+            Step::Key(key) => key.bytes(),
+            Step::PauseMs(_) | Step::Signal(_) => b"",
+        }
+    }
 }
 
 impl Key {
@@ -443,6 +519,7 @@ impl Key {
             Key::Tab => b"\t",
             Key::CtrlC => b"\x03",
             Key::CtrlD => b"\x04",
+            Key::CtrlU => b"\x15",
         }
     }
 }
@@ -470,6 +547,14 @@ impl Profile {
                 })?;
             }
         }
+        if file.submit.clear_draft.iter().any(|s| matches!(s, Step::Signal(_) | Step::PauseMs(_))) {
+            return Err("submit.clear_draft: keys and text only (the screen is read between \
+                        presses)"
+                .into());
+        }
+        if file.submit.recheck_ms == 0 {
+            return Err("submit.recheck_ms: must be more than 0".into());
+        }
         if file.submit.evidence.is_empty() {
             return Err("submit.evidence: name at least one proof (busy, composer_cleared)".into());
         }
@@ -478,6 +563,12 @@ impl Profile {
             file.outcomes.into_iter().map(Outcome::compile).collect::<Result<Vec<_>, _>>()?;
         let usage =
             file.usage.into_iter().map(UsageRule::compile).collect::<Result<Vec<_>, _>>()?;
+        let drafts = rules.iter().any(|r| r.observed.is_draft());
+        if !file.submit.clear_draft.is_empty() && !drafts {
+            return Err("submit.clear_draft needs a ready rule of kind \"draft\" (it is how \
+                        reins sees that the composer is clear)"
+                .into());
+        }
         let asks =
             rules.iter().any(|r| r.observed.kind == Some(crate::state::BlockedKind::Approval));
         if asks && (file.approve.allow.is_empty() || file.approve.deny.is_empty()) {
@@ -495,6 +586,7 @@ impl Profile {
             app_server: file.app_server,
             stream_json: file.stream_json,
             screen: file.screen,
+            input: file.input,
             stop: file.stop,
             submit: file.submit,
             turn: file.turn,

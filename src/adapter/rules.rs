@@ -227,9 +227,17 @@ impl Rule {
                                 rate_limit)"
                     .into()));
             }
-            (State::Blocked, Some(_)) | (State::Ready | State::Busy, None) => {}
-            (State::Ready | State::Busy, Some(_)) => {
-                return Err(ctx("only blocked rules have a kind".into()));
+            (State::Blocked, Some(BlockedKind::Draft)) => {
+                return Err(ctx("`draft` is a kind of ready, not of blocked".into()));
+            }
+            (State::Blocked, Some(_))
+            | (State::Ready, None | Some(BlockedKind::Draft))
+            | (State::Busy, None) => {}
+            (State::Ready, Some(_)) => {
+                return Err(ctx("a ready rule's only kind is `draft`".into()));
+            }
+            (State::Busy, Some(_)) => {
+                return Err(ctx("only blocked rules and ready{draft} rules have a kind".into()));
             }
             (other, _) => {
                 return Err(ctx(format!("rules yield ready, busy or blocked, not {other}")));

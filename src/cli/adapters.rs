@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::adapter::{self, Profile, ProfileSource, RuleReport, UsageWhen, read_usage};
 use crate::control::lookup;
 use crate::error::{CliError, CliResult, code};
-use crate::ipc::{Client, ScreenReply};
+use crate::ipc::{Client, InputReport, ScreenReply, StatusReply};
 use crate::screen::ScreenText;
 use crate::store::paths::StateRoot;
 
@@ -127,6 +127,11 @@ struct Explanation {
     adapter: String,
     state: String,
     rule: Option<String>,
+    /// Whether a message would be typed now and why (a live session).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<InputReport>,
+    /// What the profile's `[input]` asks for before a message is typed.
+    input_needs: Vec<String>,
     rules: Vec<RuleReport>,
 }
 
@@ -267,6 +272,24 @@ fn list(json: bool) -> CliResult {
     Ok(code::OK)
 }
 
+/// What a profile's `[input]` asks for before a message is typed, one
+/// item per piece of evidence.
+fn input_needs(profile: &Profile) -> Vec<String> {
+    let input = &profile.input;
+    let mut needs: Vec<String> = vec!["the screen reads ready".into()];
+    needs.extend(input.modes.iter().map(|m| format!("{} on", m.describe())));
+    if input.ready_after_start_ms > 0 {
+        needs.push(format!(
+            "for the first message, ready for {} ms after start",
+            input.ready_after_start_ms
+        ));
+    }
+    if needs.len() > 1 {
+        needs.push(format!("at most {} ms of waiting", input.wait_max_ms));
+    }
+    needs
+}
+
 fn explain(
     id: Option<&str>,
     screen_file: Option<PathBuf>,
@@ -274,6 +297,7 @@ fn explain(
     json: bool,
     repo: Option<PathBuf>,
 ) -> CliResult {
+    let mut input = None;
     let (profile, screen) = match (id, screen_file) {
         (Some(id), _) => {
             let state = StateRoot::from_env()?;
@@ -281,10 +305,14 @@ fn explain(
             let record = lookup::require_live(&view)?;
             let profile = named(adapter.unwrap_or(&record.adapter))?;
             let client = Client::new(&record.socket, Duration::from_secs(3));
-            let reply: ScreenReply =
-                crate::cli::runtime().block_on(client.get("/v1/screen")).map_err(|err| {
-                    CliError::failure(format!("cannot read the screen of {id}: {err}"))
-                })?;
+            let (reply, status) = crate::cli::runtime().block_on(async {
+                let screen = client.get::<ScreenReply>("/v1/screen").await;
+                (screen, client.get::<StatusReply>("/v1/status").await.ok())
+            });
+            let reply = reply.map_err(|err| {
+                CliError::failure(format!("cannot read the screen of {id}: {err}"))
+            })?;
+            input = status.and_then(|s| s.input);
             (profile, reply.into_text())
         }
         (None, Some(file)) => {
@@ -302,6 +330,8 @@ fn explain(
         adapter: profile.name.clone(),
         state: verdict.observed.to_string(),
         rule: verdict.rule,
+        input,
+        input_needs: input_needs(&profile),
         rules: profile.explain(&screen),
     };
     if json {
@@ -316,6 +346,12 @@ fn explain(
         explanation.state,
         explanation.rule.as_deref().map_or("no rule matched".into(), |r| format!("rule {r}"))
     )?;
+    match &explanation.input {
+        Some(input) if input.takes_input => writeln!(out, "input: takes input now: {}", input.why)?,
+        Some(input) => writeln!(out, "input: a message would wait: {}", input.why)?,
+        None => {}
+    }
+    writeln!(out, "input needs: {}", explanation.input_needs.join("; "))?;
     for r in &explanation.rules {
         writeln!(out, "\n{} rule {} → {}", if r.matched { "✓" } else { "✗" }, r.rule, r.state)?;
         for check in &r.checks {

@@ -78,6 +78,17 @@ pub(crate) struct Session {
     queue: Queue,
     /// The message being typed and verified, if one is.
     delivery: Option<Delivery>,
+    /// When the screen last began to read ready with an empty composer.
+    ready_since: Option<Instant>,
+    /// A message has been typed into this run of the agent.
+    input_seen: bool,
+    /// Since when the front message waits for the `[input]` evidence.
+    input_waiting_since: Option<Instant>,
+    /// When to look at the `[input]` evidence again.
+    input_recheck_at: Option<Instant>,
+    /// The last message stranded after it was typed, and when: a turn that
+    /// starts soon after, on its own, is that message's (issue 22).
+    stranded: Option<(crate::store::inbox::Message, Instant)>,
     /// Token of the tracked write the delivery waits for.
     pending_write: Option<u64>,
     next_token: u64,
@@ -243,6 +254,11 @@ impl Session {
             relay,
             queue,
             delivery: None,
+            ready_since: None,
+            input_seen: false,
+            input_waiting_since: None,
+            input_recheck_at: None,
+            stranded: None,
             pending_write: None,
             next_token: 0,
             turns: Turns::default(),
@@ -324,6 +340,10 @@ impl Session {
                 _ = sleep_until(self.stop.as_ref().and_then(|s| s.deadline)) => self.escalate(),
                 _ = sleep_until(self.delivery.as_ref().and_then(Delivery::deadline)) => {
                     self.on_delivery_deadline();
+                }
+                _ = sleep_until(self.input_recheck_at) => {
+                    self.input_recheck_at = None;
+                    self.try_deliver();
                 }
                 _ = sleep_until(self.turns.done_deadline()) => self.on_turn_done(),
                 _ = sleep_until(self.expiry_at) => self.expire_messages(),
@@ -425,6 +445,11 @@ impl Session {
         let from = self.observed;
         self.observed = to;
         self.rule = rule.clone();
+        if !to.is_idle() {
+            self.ready_since = None;
+        } else if !from.is_idle() {
+            self.ready_since = Some(Instant::now());
+        }
         let now = time::now_rfc3339();
         tracing::info!("state {from} -> {to} ({rule:?})");
         // The registry first: whoever sees the event and then asks
@@ -570,6 +595,7 @@ impl Session {
             progress: Some(self.progress.report()),
             rate_limit: self.rate_limit_report(),
             approval: self.approvals.front().cloned(),
+            input: self.input_report(),
         }
     }
 
@@ -793,6 +819,13 @@ impl Session {
         };
         if !sent {
             return (409, serde_json::json!({ "ok": false, "error": "nothing to interrupt" }));
+        }
+        if matches!(self.link, Link::Terminal { .. }) {
+            // The screen may not say so (Gemini's "Request cancelled", a
+            // prompt put back in Claude's composer): reins knows it asked.
+            if let Some(turn) = self.turns.interrupt() {
+                tracing::info!("turn {turn} interrupted");
+            }
         }
         self.emit(&EventKind::InterruptRequested { source: "client".into(), requester });
         (202, serde_json::json!({ "ok": true }))

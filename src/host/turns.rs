@@ -1,6 +1,11 @@
 //! Turns of a screen-driven agent: opened when a delivered message (or the
 //! agent going busy on its own) starts work, closed when the screen has
 //! read `ready` long enough (DESIGN §3).
+//!
+//! A turn reins interrupted ends as soon as the agent stops working,
+//! whatever its screen reads then: `ready`, `ready{draft}` (Claude Code
+//! puts the interrupted prompt back into its composer), or a screen no rule
+//! knows. Only busy and blocked keep it open.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +19,8 @@ pub(crate) struct OpenTurn {
     /// The message that opened it, if one did.
     pub(crate) message_id: Option<String>,
     busy_seen: bool,
+    /// reins interrupted it (`reins interrupt`, a watcher's nudge).
+    pub(crate) interrupted: bool,
     /// When the turn counts as done if the screen stays ready.
     done_at: Option<Instant>,
 }
@@ -30,9 +37,22 @@ impl Turns {
     /// Opens the next turn; `busy` says whether the agent already reads busy.
     pub(crate) fn start(&mut self, message_id: Option<String>, busy: bool) -> u64 {
         self.count += 1;
-        self.open =
-            Some(OpenTurn { number: self.count, message_id, busy_seen: busy, done_at: None });
+        self.open = Some(OpenTurn {
+            number: self.count,
+            message_id,
+            busy_seen: busy,
+            interrupted: false,
+            done_at: None,
+        });
         self.count
+    }
+
+    /// reins interrupted the open turn: it ends once the agent stops
+    /// working; returns its number.
+    pub(crate) fn interrupt(&mut self) -> Option<u64> {
+        let turn = self.open.as_mut()?;
+        turn.interrupted = true;
+        Some(turn.number)
     }
 
     pub(crate) fn open(&self) -> Option<&OpenTurn> {
@@ -40,7 +60,8 @@ impl Turns {
     }
 
     /// Follows the screen: busy (or blocked) keeps the turn going; ready
-    /// arms the done timer, longer if busy was never seen.
+    /// arms the done timer, longer if busy was never seen (after an
+    /// interrupt, any screen that is not busy or blocked arms it).
     pub(crate) fn on_state(&mut self, state: State, spec: &TurnSpec, now: Instant) {
         let Some(turn) = self.open.as_mut() else { return };
         match state {
@@ -48,7 +69,7 @@ impl Turns {
                 turn.busy_seen = true;
                 turn.done_at = None;
             }
-            State::Ready => {
+            _ if state == State::Ready || turn.interrupted => {
                 if turn.done_at.is_none() {
                     let ms = if turn.busy_seen {
                         spec.done_after_busy_ms
@@ -95,6 +116,23 @@ mod tests {
         let done = turns.finish().unwrap();
         assert_eq!((done.number, done.message_id.as_deref()), (1, Some("m1")));
         assert_eq!(turns.start(None, true), 2);
+    }
+
+    /// Claude Code puts an interrupted prompt back into its composer; a
+    /// screen no rule knew then held the turn open for good (issue 22).
+    #[test]
+    fn an_interrupted_turn_ends_on_any_screen_that_is_not_busy() {
+        let t0 = Instant::now();
+        let mut turns = Turns::default();
+        turns.start(Some("m1".into()), true);
+        turns.on_state(State::Unknown, &spec(), t0);
+        assert_eq!(turns.done_deadline(), None);
+        assert_eq!(turns.interrupt(), Some(1));
+        turns.on_state(State::Busy, &spec(), t0);
+        assert_eq!(turns.done_deadline(), None, "still working");
+        turns.on_state(State::Unknown, &spec(), t0);
+        assert_eq!(turns.done_deadline(), Some(t0 + Duration::from_millis(100)));
+        assert!(turns.finish().unwrap().interrupted);
     }
 
     #[test]

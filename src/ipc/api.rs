@@ -250,6 +250,19 @@ pub(crate) struct StatusReply {
     /// The oldest approval request the agent waits on, if any.
     #[serde(default)]
     pub(crate) approval: Option<PendingApproval>,
+    /// Whether a message would be typed now, and what decided it (the
+    /// profile's `[input]` evidence; screen agents only).
+    #[serde(default)]
+    pub(crate) input: Option<InputReport>,
+}
+
+/// Whether the agent takes input now, as delivery sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct InputReport {
+    /// A message would be typed now.
+    pub(crate) takes_input: bool,
+    /// What decided it.
+    pub(crate) why: String,
 }
 
 /// A usage limit in force.

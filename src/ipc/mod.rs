@@ -9,8 +9,8 @@ pub(crate) mod server;
 
 pub(crate) use api::{
     ApproveReply, ApproveRequest, AttachReply, ControlRequest, Decision, DropReply, GrownReply,
-    InboxReply, MAX_MESSAGE, PendingApproval, PendingMessage, ScreenReply, SendReply, SendRequest,
-    StatusReply, StopReply, StopRequest,
+    InboxReply, InputReport, MAX_MESSAGE, PendingApproval, PendingMessage, ScreenReply, SendReply,
+    SendRequest, StatusReply, StopReply, StopRequest,
 };
 pub(crate) use client::{Client, ClientError, connect};
 pub(crate) use server::{Incoming, Peer, bind, serve};

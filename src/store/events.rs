@@ -103,7 +103,27 @@ pub(crate) enum EventKind {
     },
     /// A message was submitted and the turn it opened was seen starting
     /// (`verified`), or forced into a busy agent (not verified).
-    Delivered { message_id: String, preview: String, forced: bool, verified: bool },
+    Delivered {
+        message_id: String,
+        preview: String,
+        forced: bool,
+        verified: bool,
+        /// Milliseconds from its first byte typed to the proof (verified
+        /// screen deliveries).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery_ms: Option<u64>,
+        /// How often the submit key was pressed (screen deliveries).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        presses: Option<u32>,
+        /// The turn started after reins had called the message
+        /// `stranded`: this corrects that verdict.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        late: bool,
+    },
+    /// A composer that held a draft (`ready{draft}`) was emptied with the
+    /// profile's keys before message `message_id` was typed; `draft` is
+    /// what it showed.
+    DraftCleared { message_id: String, draft: String },
     /// A message was typed without submitting it (`--no-submit`).
     Typed { message_id: String, preview: String },
     /// A message was submitted but no turn started: it did not get through.
@@ -496,6 +516,7 @@ impl EventKind {
             EventKind::Queued { .. } => "queued",
             EventKind::Delivered { .. } => "delivered",
             EventKind::Typed { .. } => "typed",
+            EventKind::DraftCleared { .. } => "draft_cleared",
             EventKind::Stranded { .. } => "stranded",
             EventKind::Expired { .. } => "expired",
             EventKind::Dropped { .. } => "dropped",
@@ -636,6 +657,7 @@ mod tests {
             "queued",
             "delivered",
             "typed",
+            "draft_cleared",
             "stranded",
             "expired",
             "dropped",

@@ -20,6 +20,9 @@ pub enum Agent {
     Codex,
     Claude,
     Gemini,
+    /// OpenCode, the fourth agent (`scripts/install-agents --extra`); not in
+    /// [`Agent::ALL`], which names what every live run needs installed.
+    OpenCode,
 }
 
 /// The `ANTHROPIC_API_KEY` every seeded Claude home uses; its last 20
@@ -36,6 +39,7 @@ impl Agent {
             Agent::Codex => "codex",
             Agent::Claude => "claude",
             Agent::Gemini => "gemini",
+            Agent::OpenCode => "opencode",
         }
     }
 
@@ -47,6 +51,7 @@ impl Agent {
             Agent::Codex => vec!["codex", "--no-daemon"],
             Agent::Claude => vec!["claude"],
             Agent::Gemini => vec!["gemini"],
+            Agent::OpenCode => vec!["opencode"],
         }
     }
 }
@@ -102,12 +107,21 @@ impl AgentHome {
                 // with a bigger heap.
                 ("GEMINI_CLI_NO_RELAUNCH", "true"),
             ],
+            Agent::OpenCode => &[
+                // No fetch of the models.dev catalogue (a DNS lookup of
+                // models.opencode.ai, an error in its log, a slower first
+                // turn); the seed also says `"autoupdate": false`.
+                ("OPENCODE_DISABLE_MODELS_FETCH", "1"),
+                ("OPENCODE_DISABLE_AUTOUPDATE", "1"),
+            ],
         };
         env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         match agent {
             Agent::Codex => env.push(("CODEX_HOME".into(), codex_home)),
             Agent::Claude => env.push(("ANTHROPIC_BASE_URL".into(), base_url.into())),
             Agent::Gemini => env.push(("GOOGLE_GEMINI_BASE_URL".into(), base_url.into())),
+            // Its provider's base URL is in the seed (`{{BASE_URL}}/v1`).
+            Agent::OpenCode => {}
         }
         Ok(home)
     }
@@ -261,6 +275,7 @@ fn seeded_homes_parse_and_trust_the_work_dir() {
                 let config: serde_json::Value = serde_json::from_str(&text).unwrap();
                 assert_eq!(config["security"]["auth"]["selectedType"], "gemini-api-key");
             }
+            Agent::OpenCode => unreachable!("not in Agent::ALL"),
         }
         for file in walk(&h.home) {
             let text = fs::read_to_string(&file).unwrap();

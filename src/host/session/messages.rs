@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::adapter::turn_status;
-use crate::host::delivery::{self, Delivery, Ended, Next};
+use crate::adapter::{TurnStatus, turn_status};
+use crate::host::delivery::{self, Delivery, Ended, Gate, InputEvidence, Next, Seen};
 use crate::host::input::Input;
 use crate::host::session::{Link, Session, to_json};
 use crate::ipc::{DropReply, InboxReply, MAX_MESSAGE, PendingMessage, SendReply, SendRequest};
@@ -13,6 +13,10 @@ use crate::state::State;
 use crate::store::events::{EventKind, preview};
 use crate::store::inbox::{Message, MessageStatus};
 use crate::time;
+
+/// How long after a message was called stranded a turn that starts on its
+/// own is taken for that message's late start.
+const STRANDED_LATE: Duration = Duration::from_secs(30);
 
 impl Session {
     /// After start: report deliveries an earlier host left half done, queue
@@ -97,6 +101,9 @@ impl Session {
                 format!("the message is {} bytes; the limit is {MAX_MESSAGE}", req.text.len()),
             );
         }
+        if let Some(error) = self.draft_refusal(&req) {
+            return refuse(409, error);
+        }
         let text = if req.raw { req.text } else { delivery::neutralise(&req.text) };
         let ttl = req.ttl_ms.unwrap_or(self.spec.inbox_ttl_ms);
         let expires_at = jiff::Timestamp::now()
@@ -148,8 +155,28 @@ impl Session {
         Ok(position)
     }
 
+    /// A message to an agent whose composer holds a draft that its profile
+    /// cannot clear is refused: typing it would append it to the draft.
+    fn draft_refusal(&self, req: &SendRequest) -> Option<String> {
+        let terminal = matches!(self.link, Link::Terminal { .. });
+        if !terminal || req.force || req.submit_only || !self.observed.is_draft() {
+            return None;
+        }
+        if !self.profile.submit.clear_draft.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "the agent's composer holds a draft (ready{{draft}}) and the {} profile has no \
+             submit.clear_draft keys to empty it; clear it in the agent's terminal \
+             (`reins attach --id {}`) and send again",
+            self.profile.name, self.spec.id
+        ))
+    }
+
     /// Starts delivering the next message if the agent can take it: ready
-    /// with no turn open (a forced message goes in whatever the state).
+    /// with no turn open (a forced message goes in whatever the state), a
+    /// draft in the composer only when the profile can clear it, and the
+    /// profile's `[input]` evidence there (bounded).
     pub(super) fn try_deliver(&mut self) {
         if self.delivery.is_some() || self.stop.is_some() {
             return;
@@ -158,15 +185,43 @@ impl Session {
             self.protocol_try_deliver();
             return;
         }
-        let Some(front) = self.queue.front() else { return };
-        let state = self.observed.state;
-        let idle = state == State::Ready && self.turns.open().is_none();
-        let dialog = state == State::Blocked && self.turns.open().is_none();
-        let verify = idle;
-        let can = idle || front.force || (front.submit_only && dialog);
+        let Some(front) = self.queue.front() else {
+            self.input_waiting_since = None;
+            return;
+        };
+        let observed = self.observed;
+        let no_turn = self.turns.open().is_none();
+        let idle = observed.is_idle() && no_turn;
+        let draft = observed.is_draft() && no_turn && !self.profile.submit.clear_draft.is_empty();
+        let dialog = observed.state == State::Blocked && no_turn;
+        let verify = idle || draft;
+        let can = verify || front.force || (front.submit_only && dialog);
         if !can {
+            // The wait for `[input]` evidence starts over when it can next.
+            self.input_waiting_since = None;
             return;
         }
+        if verify && !front.submit_only {
+            let now = Instant::now();
+            let since = *self.input_waiting_since.get_or_insert(now);
+            match delivery::input_gate(&self.profile.input, &self.input_evidence(now, since)) {
+                Gate::Wait { recheck, why } => {
+                    tracing::debug!(
+                        "message {} waits: the agent may not take input: {why}",
+                        front.id
+                    );
+                    self.input_recheck_at = recheck.map(|r| now + r);
+                    return;
+                }
+                Gate::Open { why } => {
+                    if self.profile.input != crate::adapter::InputSpec::default() {
+                        tracing::info!("message {}: the agent takes input: {why}", front.id);
+                    }
+                }
+            }
+        }
+        self.input_waiting_since = None;
+        self.input_recheck_at = None;
         let message = match self.queue.take_front() {
             Ok(Some(message)) => message,
             Ok(None) => return,
@@ -175,11 +230,105 @@ impl Session {
                 return;
             }
         };
-        tracing::info!("delivering message {} (verify: {verify})", message.id);
-        let (delivery, next) =
-            Delivery::start(message, &self.profile.submit, self.screen.bracketed_paste(), verify);
+        tracing::info!("delivering message {} (verify: {verify}, draft: {draft})", message.id);
+        // A turn that starts from now on is this message's, not an earlier
+        // stranded one's.
+        self.stranded = None;
+        if !message.submit_only {
+            self.input_seen = true;
+        }
+        if draft {
+            let draft = self.draft_text();
+            self.emit(&EventKind::DraftCleared { message_id: message.id.clone(), draft });
+        }
+        let (delivery, next) = Delivery::start(
+            message,
+            &self.profile.submit,
+            self.screen.bracketed_paste(),
+            verify,
+            draft,
+            Instant::now(),
+        );
         self.delivery = Some(delivery);
         self.drive(next);
+    }
+
+    /// The `[input]` evidence as it stands (`since`: when the message began
+    /// to wait for it).
+    pub(super) fn input_evidence(&self, now: Instant, since: Instant) -> InputEvidence {
+        let modes_off = self
+            .profile
+            .input
+            .modes
+            .iter()
+            .copied()
+            .filter(|mode| match mode {
+                crate::adapter::TermMode::BracketedPaste => !self.screen.bracketed_paste(),
+            })
+            .collect();
+        InputEvidence {
+            modes_off,
+            ready_for: self.ready_since.map(|at| now.saturating_duration_since(at)),
+            first: !self.input_seen,
+            waited: now.saturating_duration_since(since),
+        }
+    }
+
+    /// Whether a message would be typed now and what decides it (`status`,
+    /// `adapters explain --id`); `None` for protocol agents.
+    pub(super) fn input_report(&self) -> Option<crate::ipc::InputReport> {
+        if !matches!(self.link, Link::Terminal { .. }) {
+            return None;
+        }
+        let report = |takes_input, why: String| Some(crate::ipc::InputReport { takes_input, why });
+        let observed = self.observed;
+        if self.turns.open().is_some() {
+            return report(false, format!("a turn is open (the screen reads {observed})"));
+        }
+        if !observed.is_idle() && !observed.is_draft() {
+            return report(false, format!("the screen reads {observed}"));
+        }
+        if observed.is_draft() && self.profile.submit.clear_draft.is_empty() {
+            return report(
+                false,
+                "the composer holds a draft and the profile has no clear_draft keys".into(),
+            );
+        }
+        let now = Instant::now();
+        let since = self.input_waiting_since.unwrap_or(now);
+        let draft = if observed.is_draft() { "; the draft is cleared first" } else { "" };
+        match delivery::input_gate(&self.profile.input, &self.input_evidence(now, since)) {
+            Gate::Open { why } => report(true, format!("{why}{draft}")),
+            Gate::Wait { why, .. } => report(false, why),
+        }
+    }
+
+    /// What the draft rule read, boxes and rules left out: the composer's
+    /// text (and the hints around it), one line.
+    fn draft_text(&self) -> String {
+        let screen = self.screen.text();
+        let rows = self
+            .profile
+            .rules
+            .iter()
+            .find(|r| r.observed.is_draft() && r.matches(&screen))
+            .map(|r| r.condition.region_rows(&screen))
+            .unwrap_or_default();
+        // Box drawing (U+2500-257F) and block elements (U+2580-259F).
+        let text: String = rows
+            .iter()
+            .map(|row| row.chars().filter(|c| !('\u{2500}'..='\u{259f}').contains(c)).collect())
+            .collect::<Vec<String>>()
+            .join("\n");
+        preview(&text)
+    }
+
+    /// How the screen reads now, for the delivery.
+    fn seen(&self, observed: crate::state::Observed) -> Seen {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.screen.text().rows.hash(&mut hasher);
+        Seen { observed, screen: hasher.finish() }
     }
 
     /// Does what the delivery asked for.
@@ -211,8 +360,9 @@ impl Session {
     pub(super) fn on_delivery_deadline(&mut self) {
         // How the screen reads right now, not at the last settle: the text
         // may have been echoed since.
-        let now = self.profile.classify(&self.screen.text()).observed.state;
-        if let Some(next) = self.delivery.as_mut().map(|d| d.deadline_passed(now)) {
+        let seen = self.seen(self.profile.classify(&self.screen.text()).observed);
+        let now = Instant::now();
+        if let Some(next) = self.delivery.as_mut().map(|d| d.deadline_passed(seen, now)) {
             self.drive(next);
         }
     }
@@ -221,6 +371,10 @@ impl Session {
     fn end_delivery(&mut self, ended: Ended) {
         let Some(delivery) = self.delivery.take() else { return };
         self.pending_write = None;
+        let now = Instant::now();
+        let delivery_ms = delivery.elapsed_ms(now);
+        let presses = Some(delivery.total_presses()).filter(|n| *n > 0);
+        let typed = delivery_ms.is_some();
         let m = delivery.message;
         let preview = preview(&m.text);
         let (status, turn, detail) = match ended {
@@ -239,6 +393,9 @@ impl Session {
                         preview,
                         forced: m.force,
                         verified: true,
+                        delivery_ms,
+                        presses,
+                        late: false,
                     },
                 );
                 self.follow_turn();
@@ -251,6 +408,9 @@ impl Session {
                     preview,
                     forced: m.force,
                     verified: false,
+                    delivery_ms: None,
+                    presses,
+                    late: false,
                 };
                 match turn {
                     Some(turn) => self.emit_in_turn(turn, &event),
@@ -269,6 +429,9 @@ impl Session {
                     preview,
                     reason: reason.clone(),
                 });
+                if typed && m.submit {
+                    self.stranded = Some((m.clone(), now));
+                }
                 (MessageStatus::Stranded, None, Some(reason))
             }
         };
@@ -289,21 +452,57 @@ impl Session {
     /// a turn when the agent went busy on its own, deliver what waits.
     pub(super) fn follow_turn(&mut self) {
         let state = self.observed.state;
-        if let Some(delivery) = self.delivery.as_mut() {
-            let next = delivery.classified(state);
-            self.drive(next);
+        if self.delivery.is_some() {
+            let seen = self.seen(self.observed);
+            let now = Instant::now();
+            if let Some(next) = self.delivery.as_mut().map(|d| d.classified(seen, now)) {
+                self.drive(next);
+            }
         }
         if self.delivery.is_none() && self.turns.open().is_none() && state == State::Busy {
-            // Someone typed into the agent's terminal, or it started work
-            // by itself: that is a turn too, just not one of ours.
-            let turn = self.turns.start(None, true);
-            self.record.turn = turn;
-            self.write_registry();
-            self.emit_in_turn(turn, &EventKind::TurnStarted { message_id: None });
+            match self.stranded.take().filter(|(_, at)| at.elapsed() < STRANDED_LATE) {
+                Some((message, _)) => self.late_turn(message),
+                None => {
+                    // Someone typed into the agent's terminal, or it started
+                    // work by itself: that is a turn too, just not one of ours.
+                    let turn = self.turns.start(None, true);
+                    self.record.turn = turn;
+                    self.write_registry();
+                    self.emit_in_turn(turn, &EventKind::TurnStarted { message_id: None });
+                }
+            }
         }
         self.turns.on_state(state, &self.profile.turn, Instant::now());
         self.end_turn_at_limit(None);
         self.try_deliver();
+    }
+
+    /// A turn started on its own soon after a message was called stranded,
+    /// with nothing typed since: the message got through after all. The
+    /// turn is its; a `delivered` event (`late`) corrects the verdict, so
+    /// `wait --message` finds the turn.
+    fn late_turn(&mut self, m: crate::store::inbox::Message) {
+        tracing::warn!("message {}: a turn started after it was called stranded", m.id);
+        let turn = self.turns.start(Some(m.id.clone()), true);
+        self.record.turn = turn;
+        self.write_registry();
+        self.emit_in_turn(turn, &EventKind::TurnStarted { message_id: Some(m.id.clone()) });
+        self.emit_in_turn(
+            turn,
+            &EventKind::Delivered {
+                message_id: m.id.clone(),
+                preview: preview(&m.text),
+                forced: m.force,
+                verified: true,
+                delivery_ms: None,
+                presses: None,
+                late: true,
+            },
+        );
+        let detail = Some("a turn started after it was called stranded".to_string());
+        if let Err(err) = self.queue.record(&m.id, MessageStatus::Delivered, Some(turn), detail) {
+            tracing::error!("cannot write the inbox: {err}");
+        }
     }
 
     /// The screen read ready long enough: the turn is over.
@@ -339,7 +538,11 @@ impl Session {
     /// turn was open.
     fn complete_turn(&mut self) -> bool {
         let Some(turn) = self.turns.finish() else { return false };
-        let (status, outcome) = turn_status(&self.profile.outcomes, &self.screen.text());
+        let (mut status, outcome) = turn_status(&self.profile.outcomes, &self.screen.text());
+        if turn.interrupted {
+            // reins interrupted it; the screen may not say so.
+            status = TurnStatus::Interrupted;
+        }
         tracing::info!("turn {} done: {}", turn.number, status.as_str());
         self.report_usage(crate::adapter::UsageWhen::TurnEnd, Some(turn.number));
         self.emit_in_turn(

@@ -342,6 +342,9 @@ impl Session {
             preview: preview(&m.text),
             forced: m.force,
             verified: true,
+            delivery_ms: None,
+            presses: None,
+            late: false,
         };
         match turn {
             Some(turn) => self.emit_in_turn(turn, &event),
