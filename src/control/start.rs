@@ -257,6 +257,16 @@ pub(crate) fn prepare(start: Start) -> Result<Prepared, CliError> {
             argv.extend(start.agent_args.iter().cloned());
             argv
         }
+        Transport::Acp => {
+            let spec = profile.acp.as_ref().ok_or_else(|| {
+                CliError::usage(format!("the {} profile has no acp transport", profile.name))
+                    .hint("use --pty, or an agent that speaks ACP (gemini, opencode, qwen)")
+            })?;
+            let (prog, rest) = spec.command.split_first().expect("validated: a command");
+            let mut argv = with_program(prog, rest)?;
+            argv.extend(start.agent_args.iter().cloned());
+            argv
+        }
     };
     if start.sandbox.is_some() && transport != Transport::CodexAppServer {
         return Err(CliError::usage("--sandbox applies to the codex-app-server transport only"));
