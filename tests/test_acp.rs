@@ -164,6 +164,17 @@ fn permission_requests_are_named_approvals_answered_by_client_or_policy() {
         let late = env.reins(&["approve", "--id", "p", "--request", &request]).code(1);
         assert!(late.stderr.contains("no longer pending"), "{}", late.stderr);
     }
+    // `wait --until blocked` then `status` raced the naming of the request
+    // (the real Qwen Code lost it): the request is named before the state.
+    let events = env.events("p");
+    let named = events.iter().filter(|e| e["type"] == "blocked").map(|e| e["seq"].as_u64());
+    let blocked = events
+        .iter()
+        .filter(|e| e["type"] == "state" && e["to"] == "blocked")
+        .map(|e| e["seq"].as_u64());
+    for (named, blocked) in named.zip(blocked) {
+        assert!(named < blocked, "the request is named before the state is set: {events:#?}");
+    }
     let pane = env.reins(&["pane", "--id", "p"]).ok().stdout;
     assert!(
         pane.contains("? approval needed: write approved.txt (Allow / Always allow / Reject)"),
@@ -186,6 +197,12 @@ fn permission_requests_are_named_approvals_answered_by_client_or_policy() {
             .collect();
         let want = if policy == "auto" { "allow/policy" } else { "deny/policy" };
         assert_eq!(by, [want]);
+        // Answered at once: the agent never waited on anyone.
+        let states = env.events(&id);
+        assert!(
+            !states.iter().any(|e| e["type"] == "state" && e["to"] == "blocked"),
+            "{states:#?}"
+        );
     }
 }
 
@@ -354,4 +371,30 @@ fn a_watcher_takes_acp_messages_for_progress_and_silence_for_a_stall() {
     env.reins(&["stop", "--id", "w"]).ok();
     let status = watcher.wait().unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+/// `reins doctor` runs the ACP `initialize` of an agent whose transport is
+/// ACP: one that answers is ok and named, one that does not is broken.
+#[test]
+fn doctor_reports_whether_the_acp_handshake_answers() {
+    let Some(env) = fake_agent("good", 5000) else { return };
+    let report = env.reins(&["doctor", "acpfake", "--json", "--timeout", "5"]).ok().json();
+    let check = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "acpfake");
+    let check = check.expect("a check for acpfake").clone();
+    assert_eq!(check["status"], "ok", "{check}");
+    assert_eq!(check["transport"], "acp");
+    assert!(
+        check["detail"].as_str().unwrap().contains("acp handshake ok (Fake ACP 0.0.1)"),
+        "{check}"
+    );
+
+    let Some(env) = fake_agent("silent", 5000) else { return };
+    let started = std::time::Instant::now();
+    let report = env.reins(&["doctor", "acpfake", "--json", "--timeout", "1"]).code(1).json();
+    assert!(started.elapsed() < Duration::from_secs(8), "bounded by --timeout");
+    let check = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "acpfake");
+    let check = check.unwrap();
+    assert_eq!(check["status"], "broken", "{check}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(detail.contains("acp handshake failed: no answer to initialize within 1s"), "{detail}");
 }

@@ -11,7 +11,7 @@ use crate::adapter::Transport;
 use crate::adapter::TurnStatus;
 use crate::host::session::{Link, Session};
 use crate::ipc::Decision;
-use crate::state::{Observed, State};
+use crate::state::{BlockedKind, Observed, State};
 use crate::store::events::{EventKind, preview};
 use crate::store::inbox::{Message, MessageStatus};
 use crate::transport::acp::{self, Acp};
@@ -204,10 +204,14 @@ impl Session {
         for note in notes {
             self.write_transcript(&note).await;
         }
-        let mut asked = Vec::new();
+        let approval = Observed { state: State::Blocked, kind: Some(BlockedKind::Approval) };
         for effect in effects {
             match effect {
                 Effect::Send(line) => self.protocol_send(line),
+                // The request it came with was answered by the session's
+                // policy already: the agent is not waiting.
+                Effect::State(observed)
+                    if observed == approval && self.approvals.front().is_none() => {}
                 Effect::State(observed) => {
                     self.set_state(observed, None);
                     self.try_deliver();
@@ -251,9 +255,11 @@ impl Session {
                         None => self.emit(&event),
                     }
                 }
-                // Named (and answered, by policy) once the state it
-                // brings is set: an answer sets the state after it.
-                Effect::ApprovalAsked { detail } => asked.push(detail),
+                // Named before the `blocked` state it brings is set, so
+                // whoever sees that state finds the request's name in
+                // `status`; answered at once if the policy says so (then
+                // that state is not set at all, see above).
+                Effect::ApprovalAsked { detail } => self.approval_asked(Some(detail)),
                 Effect::Disconnected { source, message } => {
                     self.disconnect(&source, &message).await
                 }
@@ -262,9 +268,6 @@ impl Session {
                     self.write_transcript(&format!("⚠ {message}")).await;
                 }
             }
-        }
-        for detail in asked {
-            self.approval_asked(Some(detail));
         }
     }
 
