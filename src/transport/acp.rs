@@ -893,7 +893,7 @@ impl Acp {
             put("output_tokens", c.output);
             put("reasoning_tokens", c.reasoning);
             put("cached_tokens", c.cached);
-            let total = c.total.or_else(|| Some(c.input? + c.output?));
+            let total = c.total.or_else(|| Some(c.input?.saturating_add(c.output?)));
             put("total_tokens", total);
         }
         if let Some((used, size, cost)) = &self.context {
