@@ -398,3 +398,20 @@ fn doctor_reports_whether_the_acp_handshake_answers() {
     let detail = check["detail"].as_str().unwrap();
     assert!(detail.contains("acp handshake failed: no answer to initialize within 1s"), "{detail}");
 }
+
+/// `--context` over ACP is the first prompt, whatever the profile says
+/// about the agent's command line (this one's says `argv`).
+#[test]
+fn the_context_of_an_acp_session_is_its_first_turn() {
+    let Some(env) = fake_agent("good", 5000) else { return };
+    env.reins(&["run", "acpfake", "--id", "ctx", "--detach", "--context", "first task"]).ok();
+    let done = env.reins(&["wait", "--id", "ctx", "--until", "task_complete", "--timeout", "20s"]);
+    let done = done.ok().json();
+    assert_eq!(done["turn"], 1, "{done}");
+    let pane = env.reins(&["pane", "--id", "ctx"]).ok().stdout;
+    assert!(pane.contains("› [reins session id=ctx] first task"), "{pane}");
+    let record = std::fs::read_to_string(env.session_dir("ctx").join("session.json")).unwrap();
+    let record: Value = serde_json::from_str(&record).unwrap();
+    let command = record["command"].to_string();
+    assert!(!command.contains("first task"), "not on the command line: {command}");
+}

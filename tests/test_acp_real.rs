@@ -150,10 +150,8 @@ fn acp_end_to_end(agent: AcpAgent) {
     let Some(live) = live(agent) else { return };
     let id = agent.name();
     let work = live.home.work.to_str().unwrap();
-    let started = live
-        .reins(&["run", id, "--transport", "acp", "--id", id, "--detach", "--cwd", work])
-        .ok()
-        .json();
+    // ACP is each one's default transport.
+    let started = live.reins(&["run", id, "--id", id, "--detach", "--cwd", work]).ok().json();
     live.wait("ready");
     assert_eq!(live.events()[0]["transport"], "acp");
 
@@ -263,4 +261,72 @@ fn real_doctor_reports_each_acp_handshake() {
         let detail = check["detail"].as_str().unwrap();
         assert!(detail.contains(&format!("acp handshake ok ({agent})")), "{check}");
     }
+}
+
+/// 50 send → task_complete cycles over ACP: none stranded, none lost, none
+/// mis-fenced; prints how long reins took to see each turn end after the
+/// mock model's last byte (the figures behind each profile's default
+/// transport, docs/acp.md).
+fn acp_soak(agent: AcpAgent) {
+    let Some(live) = live(agent) else { return };
+    let id = agent.name();
+    let work = live.home.work.to_str().unwrap();
+    live.reins(&["run", id, "--transport", "acp", "--id", id, "--detach", "--cwd", work]).ok();
+    live.wait("ready");
+    let started = std::time::Instant::now();
+    for i in 1..=50u64 {
+        let sent = live.reins(&["send", "--id", id, "--timeout", "60s", &format!("cycle {i}")]);
+        assert_eq!(sent.code, 0, "{id} cycle {i}: {}", sent.stdout);
+        assert_eq!(sent.json()["turn"], i, "{id} cycle {i}");
+        let done = live.wait("task_complete");
+        assert_eq!(done["turn"], i, "{id} cycle {i}: {done}");
+        assert_eq!(done["event"]["status"], "completed", "{id} cycle {i}: {done}");
+    }
+    let events = live.events();
+    let count = |kind: &str| events.iter().filter(|e| e["type"] == kind).count();
+    assert_eq!(count("stranded"), 0);
+    assert_eq!(count("delivered"), 50);
+    assert_eq!(count("task_complete"), 50);
+    // The model's last byte of each turn's answer → its task_complete.
+    let ms = |ts: &str| ts.parse::<jiff::Timestamp>().unwrap().as_millisecond() as f64;
+    let finished: Vec<f64> = live
+        .model
+        .requests()
+        .iter()
+        .filter(|r| r["kind"] == "text" && !r["finished_at"].is_null())
+        .map(|r| ms(r["finished_at"].as_str().unwrap()))
+        .collect();
+    let mut lags: Vec<f64> = events
+        .iter()
+        .filter(|e| e["type"] == "task_complete")
+        .filter_map(|e| {
+            let done = ms(e["ts"].as_str().unwrap());
+            let last = finished.iter().copied().filter(|f| *f <= done).fold(f64::NAN, f64::max);
+            (!last.is_nan()).then_some(done - last)
+        })
+        .collect();
+    lags.sort_by(f64::total_cmp);
+    eprintln!(
+        "{id} over ACP: 50 cycles in {:.1}s; model's last byte → task_complete: median {:.0} ms, \
+         max {:.0} ms",
+        started.elapsed().as_secs_f64(),
+        lags[lags.len() / 2],
+        lags[lags.len() - 1]
+    );
+    live.reins(&["stop", "--id", id]).ok();
+}
+
+#[test]
+fn real_gemini_acp_soak() {
+    acp_soak(AcpAgent::Gemini);
+}
+
+#[test]
+fn real_opencode_acp_soak() {
+    acp_soak(AcpAgent::OpenCode);
+}
+
+#[test]
+fn real_qwen_acp_soak() {
+    acp_soak(AcpAgent::Qwen);
 }

@@ -374,8 +374,10 @@ pub(crate) fn prepare(start: Start) -> Result<Prepared, CliError> {
 fn with_context(mut spec: LaunchSpec, profile: &Profile, context: Option<&str>) -> LaunchSpec {
     if let Some(context) = context {
         let task = format!("[reins session id={}] {context}", spec.id);
+        // ACP has no task on the command line: its first prompt is one.
         match profile.launch.context {
             ContextMode::Message => spec.context_message = Some(task),
+            _ if spec.transport == Transport::Acp => spec.context_message = Some(task),
             _ => spec.command.push(task),
         }
     }
