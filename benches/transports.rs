@@ -1,6 +1,7 @@
 //! Turns through the structured transports, measured against the real
-//! agents: `codex app-server` and `claude -p --input-format stream-json`,
-//! both answering from the project's mock model on 127.0.0.1.
+//! agents: `codex app-server`, `claude -p --input-format stream-json`, and
+//! the Agent Client Protocol of Gemini CLI, OpenCode and Qwen Code, all
+//! answering from the project's mock model on 127.0.0.1.
 //!
 //! For each transport, per turn:
 //! - the mock model's last byte → reins writes `task_complete`;
@@ -9,14 +10,19 @@
 //!   returns) against the same turn driven directly over the agent's pipes
 //!   by a minimal client in this file: the difference is reins' overhead.
 //!
-//! Needs the agent CLIs (`scripts/install-agents`) and a loopback-only
-//! network namespace, like the real-agent tests:
+//! For the agents that have both, a turn over ACP against the same turn
+//! through their terminal UI (`--pty`, read off the screen): what each
+//! turn costs on one transport more than on the other.
+//!
+//! Needs the agent CLIs (`scripts/install-agents --extra`) and a
+//! loopback-only network namespace, like the real-agent tests:
 //!
 //! ```text
-//! scripts/netns-run cargo bench --bench transports
+//! scripts/netns-run cargo bench --bench transports [-- FILTER...]
 //! ```
 //!
-//! Results go to `benches/results/<date>-transports.md`.
+//! With FILTERs, only the transports whose label contains one of them run
+//! (`-- acp`, `-- codex`). Results go to `benches/results/<date>-transports.md`.
 
 #[path = "../tests/support/agents.rs"]
 mod agents;
@@ -34,7 +40,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use agents::{Agent, AgentHome, agents_bin_dir, in_isolated_netns};
+use agents::{Agent, AgentHome, agents_bin_dir, fixtures_dir, in_isolated_netns};
 use common::{Row, median, ms, p99, report};
 use mock_model::MockModel;
 
@@ -49,15 +55,102 @@ fn main() {
         );
         return;
     }
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wanted = |label: &str| filters.is_empty() || filters.iter().any(|f| label.contains(f));
     let mut rows = Vec::new();
-    rows.extend(measure(Agent::Codex, "codex app-server", &["run", "codex"], direct_codex));
-    rows.extend(measure(
-        Agent::Claude,
-        "claude stream-json",
-        &["run", "claude", "--transport", "stream-json"],
-        direct_claude,
-    ));
+    if wanted("codex app-server") {
+        rows.extend(measure(
+            Seed::Agent(Agent::Codex),
+            "codex app-server",
+            &["run", "codex"],
+            direct_codex,
+        ));
+    }
+    if wanted("claude stream-json") {
+        rows.extend(measure(
+            Seed::Agent(Agent::Claude),
+            "claude stream-json",
+            &["run", "claude", "--transport", "stream-json"],
+            direct_claude,
+        ));
+    }
+    let acp_agents = [
+        (Seed::Agent(Agent::Gemini), "gemini", ["gemini", "--acp"].as_slice(), true),
+        (Seed::OpenCode, "opencode", &["opencode", "acp"], true),
+        (Seed::Qwen, "qwen", &["qwen", "--acp"], false),
+    ];
+    for (seed, name, acp_argv, has_pty) in acp_agents {
+        let label = format!("{name} acp");
+        if !wanted(&label) || !agents_bin_dir().unwrap().join(name).exists() {
+            continue;
+        }
+        let run = ["run", name, "--transport", "acp"];
+        let (acp_rows, acp_turn) =
+            measure_with(seed, &label, &run, |world| direct_acp(world, acp_argv));
+        rows.extend(acp_rows);
+        if has_pty {
+            let label = format!("{name} pty");
+            let (pty_rows, pty_turn, detect) = measure_reins(seed, &label, &["run", name, "--pty"]);
+            // A screen is read once it has been quiet for the profile's
+            // window: no target here.
+            rows.push(Row::measured(
+                format!("{label}: model's last byte → `task_complete` written"),
+                format!("median {}, max {}", ms(median(detect.clone())), ms(max(&detect))),
+            ));
+            rows.extend(pty_rows);
+            rows.push(Row::measured(
+                format!("{name}: one turn through its terminal UI minus one over ACP"),
+                format!(
+                    "{} ({} against {})",
+                    signed_ms(pty_turn, acp_turn),
+                    ms(pty_turn),
+                    ms(acp_turn)
+                ),
+            ));
+        }
+    }
     report("transports", &rows);
+}
+
+/// `a - b` in milliseconds, with its sign.
+fn signed_ms(a: Duration, b: Duration) -> String {
+    let diff = a.as_secs_f64() - b.as_secs_f64();
+    format!("{:+.2} ms", diff * 1000.0)
+}
+
+/// How an agent's home is seeded (tests/support/agents.rs knows the first
+/// three; OpenCode and Qwen Code are seeded as tests/test_acp_real.rs does).
+#[derive(Debug, Clone, Copy)]
+enum Seed {
+    Agent(Agent),
+    OpenCode,
+    Qwen,
+}
+
+impl Seed {
+    fn home(self, root: &std::path::Path, base_url: &str) -> AgentHome {
+        let (dir, vars): (&str, Vec<(&str, String)>) = match self {
+            Seed::Agent(agent) => return AgentHome::seed(agent, root, base_url).unwrap(),
+            Seed::OpenCode => (
+                "opencode",
+                vec![
+                    ("OPENCODE_DISABLE_MODELS_FETCH", "1".into()),
+                    ("OPENCODE_DISABLE_AUTOUPDATE", "1".into()),
+                ],
+            ),
+            Seed::Qwen => (
+                "qwen",
+                vec![
+                    ("OPENAI_API_KEY", "mock-key".into()),
+                    ("OPENAI_BASE_URL", format!("{base_url}/v1")),
+                    ("OPENAI_MODEL", "mock-model".into()),
+                ],
+            ),
+        };
+        let mut home = AgentHome::seed_from(&fixtures_dir().join(dir), root, base_url).unwrap();
+        home.env.extend(vars.into_iter().map(|(k, v)| (k.to_string(), v)));
+        home
+    }
 }
 
 /// One agent's world: the mock model and a seeded home, plus reins' state.
@@ -69,10 +162,10 @@ struct World {
 }
 
 impl World {
-    fn new(agent: Agent) -> World {
+    fn new(seed: Seed) -> World {
         let root = tempfile::Builder::new().prefix("rt").tempdir_in("/tmp").unwrap();
         let model = MockModel::start(None).expect("start the mock model");
-        let home = AgentHome::seed(agent, &root.path().join("agent"), &model.base_url()).unwrap();
+        let home = seed.home(&root.path().join("agent"), &model.base_url());
         let mut env = home.env.clone();
         for dir in ["state", "run"] {
             std::fs::create_dir_all(root.path().join(dir)).unwrap();
@@ -135,15 +228,74 @@ fn since(earlier: Timestamp, later: Timestamp) -> Duration {
     Duration::try_from(later.duration_since(earlier)).unwrap_or_default()
 }
 
+/// A turn driven directly: how long it took, and when its end was read.
+type Answered = (Duration, Timestamp);
+
 /// Measures `TURNS` turns through reins and `TURNS` driven directly.
-fn measure(
-    agent: Agent,
+fn measure(seed: Seed, label: &str, run: &[&str], direct: fn(&World) -> Vec<Answered>) -> Vec<Row> {
+    measure_with(seed, label, run, direct).0
+}
+
+/// [`measure`], and the median turn through reins.
+fn measure_with(
+    seed: Seed,
     label: &str,
     run: &[&str],
-    direct: fn(&World) -> Vec<Duration>,
-) -> Vec<Row> {
+    direct: impl Fn(&World) -> Vec<Answered>,
+) -> (Vec<Row>, Duration) {
+    let (rows, through_reins, detect) = measure_reins(seed, label, run);
+    eprintln!("{label}: {TURNS} turns driven directly…");
+    let direct_world = World::new(seed);
+    let answered = direct(&direct_world);
+    let through_pipes: Vec<Duration> = answered.iter().map(|(took, _)| *took).collect();
+    // The agent's own time from its model's last byte to its turn's end,
+    // seen by a client that does nothing else: what reins cannot beat.
+    let bytes = direct_world.last_bytes();
+    let own: Vec<Duration> = answered
+        .iter()
+        .filter_map(|(_, at)| last_before(&bytes, *at).map(|last| since(last, *at)))
+        .collect();
+    let overhead = through_reins.saturating_sub(median(through_pipes.clone()));
+    let slack = median(own.clone()) + Duration::from_millis(50);
+    let mut all = vec![
+        Row {
+            what: format!("{label}: model's last byte → `task_complete` written"),
+            got: format!("median {}, max {}", ms(median(detect.clone())), ms(max(&detect))),
+            target: format!("< 50 ms more than directly ({})", ms(slack)),
+            ok: Some(median(detect) < slack),
+        },
+        Row::measured(
+            format!("{label}: model's last byte → the turn's end read directly"),
+            format!("median {}, max {}", ms(median(own.clone())), ms(max(&own))),
+        ),
+    ];
+    all.extend(rows);
+    all.extend([
+        Row {
+            what: format!("{label}: one turn driven directly (minimal client)"),
+            got: format!(
+                "median {}, p99 {}",
+                ms(median(through_pipes.clone())),
+                ms(p99(through_pipes))
+            ),
+            target: "-".into(),
+            ok: None,
+        },
+        Row {
+            what: format!("{label}: reins' overhead per turn"),
+            got: ms(overhead),
+            target: "< 50 ms".into(),
+            ok: Some(overhead < Duration::from_millis(50)),
+        },
+    ]);
+    (all, through_reins)
+}
+
+/// `TURNS` turns through reins: the rows (but the first), the median
+/// whole turn, and each turn's model's last byte → `task_complete`.
+fn measure_reins(seed: Seed, label: &str, run: &[&str]) -> (Vec<Row>, Duration, Vec<Duration>) {
     eprintln!("{label}: {TURNS} turns through reins…");
-    let world = World::new(agent);
+    let world = World::new(seed);
     let mut args = run.to_vec();
     args.extend(["--id", "b", "--detach"]);
     world.reins(&args);
@@ -168,18 +320,8 @@ fn measure(
     }
     world.reins(&["stop", "--id", "b"]);
 
-    eprintln!("{label}: {TURNS} turns driven directly…");
-    let direct_world = World::new(agent);
-    let through_pipes = direct(&direct_world);
-
-    let overhead = median(through_reins.clone()).saturating_sub(median(through_pipes.clone()));
-    vec![
-        Row {
-            what: format!("{label}: model's last byte → `task_complete` written"),
-            got: format!("median {}, max {}", ms(median(detect.clone())), ms(max(&detect))),
-            target: "< 50 ms".into(),
-            ok: Some(median(detect) < Duration::from_millis(50)),
-        },
+    let turn = median(through_reins.clone());
+    let rows = vec![
         Row {
             what: format!("{label}: `task_complete` written → `wait` returns"),
             got: format!("median {}, p99 {}", ms(median(wake.clone())), ms(p99(wake.clone()))),
@@ -196,23 +338,8 @@ fn measure(
             target: "-".into(),
             ok: None,
         },
-        Row {
-            what: format!("{label}: one turn driven directly (minimal client)"),
-            got: format!(
-                "median {}, p99 {}",
-                ms(median(through_pipes.clone())),
-                ms(p99(through_pipes))
-            ),
-            target: "-".into(),
-            ok: None,
-        },
-        Row {
-            what: format!("{label}: reins' overhead per turn"),
-            got: ms(overhead),
-            target: "< 50 ms".into(),
-            ok: Some(overhead < Duration::from_millis(50)),
-        },
-    ]
+    ];
+    (rows, turn, detect)
 }
 
 fn max(v: &[Duration]) -> Duration {
@@ -262,7 +389,7 @@ impl Drop for Pipes {
 
 /// `codex app-server` by hand: handshake, a thread, then `turn/start` →
 /// `turn/completed` per turn.
-fn direct_codex(world: &World) -> Vec<Duration> {
+fn direct_codex(world: &World) -> Vec<Answered> {
     let mut codex = Pipes::new(world.spawn(&["codex", "app-server"]));
     let cwd = world.home.work.display().to_string();
     codex.send(json!({ "id": 1, "method": "initialize", "params": {
@@ -281,13 +408,13 @@ fn direct_codex(world: &World) -> Vec<Duration> {
             codex.send(json!({ "id": 10 + i, "method": "turn/start", "params": {
                 "threadId": thread, "input": [{ "type": "text", "text": format!("direct turn {i}") }] } }));
             codex.until(|v| v["method"] == "turn/completed");
-            started.elapsed()
+            (started.elapsed(), Timestamp::now())
         })
         .collect()
 }
 
 /// `claude -p` in stream-json by hand: one user message → its `result`.
-fn direct_claude(world: &World) -> Vec<Duration> {
+fn direct_claude(world: &World) -> Vec<Answered> {
     let argv = [
         "claude",
         "-p",
@@ -304,7 +431,37 @@ fn direct_claude(world: &World) -> Vec<Duration> {
             claude.send(json!({ "type": "user", "message": {
                 "role": "user", "content": [{ "type": "text", "text": format!("direct turn {i}") }] } }));
             claude.until(|v| v["type"] == "result");
-            started.elapsed()
+            (started.elapsed(), Timestamp::now())
+        })
+        .collect()
+}
+
+/// An ACP agent by hand: `initialize`, `session/new`, then one
+/// `session/prompt` per turn, timed to its response.
+fn direct_acp(world: &World, argv: &[&str]) -> Vec<Answered> {
+    let mut acp = Pipes::new(world.spawn(argv));
+    let cwd = world.home.work.display().to_string();
+    acp.send(json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": 1,
+        "clientCapabilities": { "fs": { "readTextFile": false, "writeTextFile": false },
+                                "terminal": false } } }));
+    acp.until(|v| v["id"] == 1 && v.get("method").is_none());
+    acp.send(json!({ "jsonrpc": "2.0", "id": 2, "method": "session/new",
+                     "params": { "cwd": cwd, "mcpServers": [] } }));
+    let session = acp.until(|v| v["id"] == 2 && v.get("method").is_none())["result"]["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (0..TURNS)
+        .map(|i| {
+            let id = 10 + i;
+            let started = Instant::now();
+            acp.send(json!({ "jsonrpc": "2.0", "id": id, "method": "session/prompt", "params": {
+                "sessionId": session,
+                "prompt": [{ "type": "text", "text": format!("direct turn {i}") }] } }));
+            // The prompt's response; the agent's own requests carry a method.
+            acp.until(|v| v["id"] == id && v.get("method").is_none());
+            (started.elapsed(), Timestamp::now())
         })
         .collect()
 }

@@ -4,6 +4,8 @@
 mod common;
 mod support;
 
+mod test_acp;
+mod test_acp_real;
 mod test_adapters;
 mod test_app_server;
 mod test_attach;

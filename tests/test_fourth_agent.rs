@@ -84,7 +84,9 @@ impl Live {
 fn real_opencode_runs_a_task_and_an_approved_command() {
     let Some(live) = live() else { return };
     let work = live.home.work.to_str().unwrap();
-    let started = live.reins(&["run", ID, "--id", ID, "--tmux", "--cwd", work]).ok().json();
+    // Its terminal UI (ACP, the default, is test_acp_real's).
+    let started =
+        live.reins(&["run", ID, "--pty", "--id", ID, "--tmux", "--cwd", work]).ok().json();
     assert_eq!(started["adapter"], ID, "{started}");
     let agent_pid = started["pid"].as_u64().unwrap() as u32;
     // A cold start takes 5-9 s on the 2-core test machine.

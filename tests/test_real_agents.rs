@@ -53,8 +53,9 @@ impl Live {
     fn start(&self, extra: &[&str]) -> Value {
         let work = self.home.work.to_str().unwrap();
         let mut args = vec!["run", self.id(), "--id", self.id(), "--tmux", "--cwd", work];
-        if self.agent == Agent::Codex {
-            // This test is about the terminal UI; the app-server has its own.
+        if matches!(self.agent, Agent::Codex | Agent::Gemini) {
+            // This test is about the terminal UI; the app-server and ACP
+            // have their own (test_acp_real for Gemini).
             args.push("--pty");
         }
         args.extend_from_slice(extra);
@@ -272,7 +273,10 @@ fn real_gemini_soak() {
 #[test]
 fn real_doctor_finds_every_installed_agent() {
     let Some(live) = live(Agent::Codex) else { return };
-    let report = live.reins(&["doctor", "codex", "claude", "gemini", "tmux", "--json"]).ok().json();
+    // Every agent starts at once (ACP ones too): a loaded machine needs
+    // more than the default 10 s.
+    let args = ["doctor", "codex", "claude", "gemini", "tmux", "--json", "--timeout", "60"];
+    let report = live.reins(&args).ok().json();
     assert_eq!(report["ok"], true, "{report}");
     for agent in Agent::ALL {
         let check = report["checks"]

@@ -173,7 +173,9 @@ impl Rig {
         let work = self.work.to_str().unwrap();
         let mode = if tmux { "--tmux" } else { "--detach" };
         let mut args = vec!["run", self.target.name(), "--id", id, mode, "--cwd", work];
-        if self.target == Target::Real(Agent::Codex) {
+        if matches!(self.target, Target::Real(_)) {
+            // The matrix is about the terminal UIs (codex, gemini and
+            // opencode default to a protocol).
             args.push("--pty");
         }
         args.extend_from_slice(extra);

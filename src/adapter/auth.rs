@@ -48,7 +48,7 @@ impl AuthSpec {
     }
 
     /// [`AuthSpec::find`] with the environment given.
-    fn find_in(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    pub(crate) fn find_in(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
         let set = |name: &str| env(name).is_some_and(|v| !v.is_empty());
         let expand = |path: &str| expand(path, env);
         if let Some(name) = self.env.iter().find(|n| set(n)) {

@@ -1,7 +1,8 @@
 //! Is an agent CLI (or tmux) installed here, and does it work: found on
 //! PATH, answers `--version` (its output drained while it runs, the whole
 //! process group killed at the deadline), and for agents with an
-//! app-server, completes the same `initialize` handshake a session does.
+//! app-server or an ACP command, completes the same `initialize` a session
+//! starts with.
 //! `reins doctor`, `reins agents` and `dispatch` all ask these questions.
 
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use crate::adapter::{Profile, Transport};
 use crate::transport::Effect;
+use crate::transport::acp::{self, Acp};
 use crate::transport::codex::{CodexAppServer, Settings};
 use crate::transport::stdio::{self, Output};
 
@@ -93,9 +95,19 @@ pub(crate) fn tmux(timeout: Duration) -> Check {
     check
 }
 
-/// One agent profile's program: found, its version, and (for app-server
-/// agents) the handshake.
+/// One agent profile's program: found, its version, and the handshake of
+/// the protocol `reins run NAME` speaks to it (app-server, ACP).
 pub(crate) fn agent(profile: &Profile, timeout: Duration) -> Check {
+    agent_checked(profile, timeout, false)
+}
+
+/// [`agent`], and the ACP handshake of an agent that speaks ACP only when
+/// asked to (`--transport acp`): what `reins doctor` reports.
+pub(crate) fn agent_and_its_protocols(profile: &Profile, timeout: Duration) -> Check {
+    agent_checked(profile, timeout, true)
+}
+
+fn agent_checked(profile: &Profile, timeout: Duration, every_protocol: bool) -> Check {
     let name = profile.name.as_str();
     let program = &profile.launch.command[0];
     let mut check = if program == "{reins}" {
@@ -103,13 +115,18 @@ pub(crate) fn agent(profile: &Profile, timeout: Duration) -> Check {
         c.version = Some(env!("CARGO_PKG_VERSION").to_string());
         c
     } else {
-        probe_program(profile, program, timeout)
+        probe_program(profile, program, timeout, every_protocol)
     };
     check.transport = Some(profile.transport);
     check
 }
 
-fn probe_program(profile: &Profile, program: &str, timeout: Duration) -> Check {
+fn probe_program(
+    profile: &Profile,
+    program: &str,
+    timeout: Duration,
+    every_protocol: bool,
+) -> Check {
     let name = profile.name.as_str();
     let Some(path) = on_path(program) else {
         return Check::new(name, Status::Missing, format!("{program} is not on PATH"))
@@ -149,6 +166,31 @@ fn probe_program(profile: &Profile, program: &str, timeout: Duration) -> Check {
                 check.detail = format!("{}: app-server handshake failed: {err}", argv.join(" "));
                 check.hint = Some(format!("`reins run {name} --pty` uses its terminal UI instead"));
             }
+        }
+    }
+    if check.status == Status::Ok
+        && let Some(spec) = &profile.acp
+        && (every_protocol || profile.transport == Transport::Acp)
+    {
+        let mut argv = spec.command.clone();
+        argv[0] = on_path(&argv[0]).map_or(argv[0].clone(), |p| p.display().to_string());
+        let shown = argv.join(" ");
+        match acp_handshake(&argv, timeout) {
+            Ok(agent) => check.detail.push_str(&format!("; acp handshake ok ({agent})")),
+            // ACP is how `reins run NAME` talks to it: the agent is broken.
+            Err(err) if profile.transport == Transport::Acp => {
+                check.status = Status::Broken;
+                check.detail = format!("{shown}: acp handshake failed: {err}");
+                check.hint = Some(if profile.rules.is_empty() {
+                    format!("run `{shown}` by hand to see why it does not answer")
+                } else {
+                    format!("`reins run {name} --pty` uses its terminal UI instead")
+                });
+            }
+            // Only `--transport acp` needs it: said, not failed.
+            Err(err) => check.detail.push_str(&format!(
+                "; acp handshake failed ({shown}: {err}): `--transport acp` will not work"
+            )),
         }
     }
     check
@@ -288,30 +330,87 @@ pub(crate) fn on_path(program: &str) -> Option<PathBuf> {
 /// Starts the app-server and runs the `initialize` step of the handshake
 /// exactly as a session does; returns the server's user agent.
 fn app_server_handshake(argv: &[String], timeout: Duration) -> Result<String, String> {
+    handshake(
+        argv,
+        timeout,
+        |cwd, started| {
+            let settings = Settings {
+                client_version: env!("CARGO_PKG_VERSION").to_string(),
+                cwd: cwd.display().to_string(),
+                approval_policy: None,
+                sandbox: None,
+                model: None,
+                request_timeout: timeout,
+            };
+            CodexAppServer::start(settings, started)
+        },
+        |client, line| {
+            let effects = client.on_line(line, Instant::now());
+            match &client.user_agent {
+                Some(agent) if agent.is_empty() => Some(Ok("no user agent".into())),
+                Some(agent) => Some(Ok(agent.clone())),
+                None => disconnected(&effects).map(Err),
+            }
+        },
+    )
+}
+
+/// Starts the agent's ACP command and runs `initialize` exactly as a
+/// session does (and no further: `session/new` would leave a session
+/// behind in the agent's store); returns the agent's name and version.
+fn acp_handshake(argv: &[String], timeout: Duration) -> Result<String, String> {
+    handshake(
+        argv,
+        timeout,
+        |cwd, started| {
+            let settings = acp::Settings {
+                client_version: env!("CARGO_PKG_VERSION").to_string(),
+                cwd: cwd.display().to_string(),
+                request_timeout: timeout,
+                credentials: Vec::new(),
+            };
+            Acp::start(settings, started)
+        },
+        |client, line| {
+            let effects = client.on_line(line, Instant::now());
+            match &client.agent {
+                Some(agent) => Some(Ok(agent.clone())),
+                None => disconnected(&effects).map(Err),
+            }
+        },
+    )
+}
+
+/// What a `Disconnected` effect says, if there is one.
+fn disconnected(effects: &[Effect]) -> Option<String> {
+    effects.iter().find_map(|e| match e {
+        Effect::Disconnected { message, .. } => Some(message.clone()),
+        _ => None,
+    })
+}
+
+/// Starts `argv` on pipes, sends what `start` makes the client send, and
+/// feeds the agent's lines to `answered` until it says how the first
+/// request went, within `timeout`; the agent's whole tree is killed then.
+fn handshake<C>(
+    argv: &[String],
+    timeout: Duration,
+    start: impl FnOnce(&std::path::Path, Instant) -> (C, Vec<Effect>),
+    answered: impl Fn(&mut C, &str) -> Option<Result<String, String>>,
+) -> Result<String, String> {
     let cwd = std::env::current_dir().map_err(|err| format!("no working directory: {err}"))?;
     let env: Vec<(String, String)> = std::env::vars().collect();
     crate::control::runtime().block_on(async {
         let spec = stdio::Spawn { argv, cwd: &cwd, env: &env };
         let (mut child, lines, mut output) =
             stdio::spawn(&spec).map_err(|err| format!("cannot start it: {err}"))?;
-        let settings = Settings {
-            client_version: env!("CARGO_PKG_VERSION").to_string(),
-            cwd: cwd.display().to_string(),
-            approval_policy: None,
-            sandbox: None,
-            model: None,
-            request_timeout: timeout,
-        };
         let started = Instant::now();
-        let (mut client, effects) = CodexAppServer::start(settings, started);
-        let send = |effects: Vec<Effect>| {
-            for effect in effects {
-                if let Effect::Send(line) = effect {
-                    let _ = lines.send(line);
-                }
+        let (mut client, effects) = start(&cwd, started);
+        for effect in effects {
+            if let Effect::Send(line) = effect {
+                let _ = lines.send(line);
             }
-        };
-        send(effects);
+        }
         let deadline = tokio::time::Instant::from_std(started + timeout);
         let mut stderr: Vec<String> = Vec::new();
         let said = |stderr: &[String]| match stderr.last() {
@@ -340,19 +439,8 @@ fn app_server_handshake(argv: &[String], timeout: Duration) -> Result<String, St
                 Ok(Some(Output::Stderr(line))) => stderr.push(line),
                 Ok(Some(Output::Garbled { error })) => break Err(format!("it wrote {error}")),
                 Ok(Some(Output::Line(line))) => {
-                    let effects = client.on_line(&line, Instant::now());
-                    if let Some(agent) = &client.user_agent {
-                        break Ok(if agent.is_empty() {
-                            "no user agent".into()
-                        } else {
-                            agent.clone()
-                        });
-                    }
-                    if let Some(message) = effects.iter().find_map(|e| match e {
-                        Effect::Disconnected { message, .. } => Some(message.clone()),
-                        _ => None,
-                    }) {
-                        break Err(message);
+                    if let Some(result) = answered(&mut client, &line) {
+                        break result;
                     }
                 }
             }

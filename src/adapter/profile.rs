@@ -41,6 +41,8 @@ pub(crate) struct Profile {
     pub(crate) app_server: Option<AppServerSpec>,
     /// The claude stream-json transport, if the agent has one.
     pub(crate) stream_json: Option<StreamJsonSpec>,
+    /// The Agent Client Protocol transport, if the agent speaks it.
+    pub(crate) acp: Option<AcpSpec>,
     pub(crate) screen: ScreenSettings,
     /// When the agent really takes input.
     pub(crate) input: InputSpec,
@@ -78,6 +80,8 @@ struct ProfileFile {
     app_server: Option<AppServerSpec>,
     #[serde(default)]
     stream_json: Option<StreamJsonSpec>,
+    #[serde(default)]
+    acp: Option<AcpSpec>,
     #[serde(default)]
     screen: ScreenSettings,
     #[serde(default)]
@@ -118,6 +122,9 @@ pub(crate) enum Transport {
     /// `claude -p --input-format stream-json --output-format stream-json`.
     #[value(alias = "stream-json")]
     ClaudeStreamJson,
+    /// The Agent Client Protocol: JSON-RPC on stdio (`gemini --acp`,
+    /// `opencode acp`, `qwen --acp`).
+    Acp,
 }
 
 impl Transport {
@@ -126,6 +133,7 @@ impl Transport {
             Transport::Pty => "pty",
             Transport::CodexAppServer => "codex-app-server",
             Transport::ClaudeStreamJson => "claude-stream-json",
+            Transport::Acp => "acp",
         }
     }
 }
@@ -160,6 +168,62 @@ impl AppServerSpec {
     fn default_timeout() -> u64 {
         30_000
     }
+}
+
+/// Settings of the Agent Client Protocol transport (`[acp]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AcpSpec {
+    /// Program and arguments (`gemini --acp`).
+    pub(crate) command: Vec<String>,
+    /// How long `initialize`, `authenticate` and `session/new` may wait
+    /// for their answers (a turn takes as long as it takes).
+    #[serde(default = "AcpSpec::default_timeout")]
+    pub(crate) request_timeout_ms: u64,
+    /// The agent's sign-in methods reins may use when `session/new` says
+    /// authentication is required, in order of preference, each with where
+    /// its credential is.
+    #[serde(default)]
+    pub(crate) auth: Vec<AcpAuthMethod>,
+}
+
+impl AcpSpec {
+    /// A cold start of OpenCode or Qwen Code took 4 s to answer
+    /// `initialize` on the 2-core test machine; a loaded one, several times
+    /// that.
+    fn default_timeout() -> u64 {
+        60_000
+    }
+
+    /// The `auth` methods whose credential is present in `env` (a name's
+    /// value, if set), in the profile's order.
+    pub(crate) fn credentials(&self, env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+        self.auth
+            .iter()
+            .filter(|m| {
+                let spec = AuthSpec {
+                    env: m.env.clone(),
+                    files: m.files.clone(),
+                    env_named_in: Vec::new(),
+                    login: None,
+                };
+                spec.find_in(env).is_ok()
+            })
+            .map(|m| m.method.clone())
+            .collect()
+    }
+}
+
+/// One sign-in method of an ACP agent (its `authMethods` id) and where
+/// its credential can be: any of `env` set (non-empty), or any of `files`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AcpAuthMethod {
+    pub(crate) method: String,
+    #[serde(default)]
+    pub(crate) env: Vec<String>,
+    #[serde(default)]
+    pub(crate) files: Vec<String>,
 }
 
 /// How the agent is started.
@@ -540,6 +604,12 @@ impl Profile {
         if file.transport == Transport::CodexAppServer && file.app_server.is_none() {
             return Err("transport \"codex-app-server\" needs an [app_server] section".into());
         }
+        if file.acp.as_ref().is_some_and(|a| a.command.is_empty()) {
+            return Err("acp.command is empty".into());
+        }
+        if file.transport == Transport::Acp && file.acp.is_none() {
+            return Err("transport \"acp\" needs an [acp] section".into());
+        }
         for step in &file.stop.sequence {
             if let Step::Signal(name) = step {
                 crate::procs::signal_by_name(name).ok_or_else(|| {
@@ -585,6 +655,7 @@ impl Profile {
             launch: file.launch,
             app_server: file.app_server,
             stream_json: file.stream_json,
+            acp: file.acp,
             screen: file.screen,
             input: file.input,
             stop: file.stop,

@@ -2,8 +2,8 @@
 //!
 //! Checks reins' own needs (a writable state directory, pseudo-terminals),
 //! tmux, and every agent profile's program: found on PATH, answers
-//! `--version`, and for agents with an app-server, completes the same
-//! `initialize` handshake a session does. Checks run in parallel, each
+//! `--version`, and for agents with an app-server or an ACP command,
+//! completes the same `initialize` a session starts with. Checks run in parallel, each
 //! bounded by `--timeout`, so a hung agent cannot hang doctor.
 
 use std::io::Write;
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::adapter::probe::{Check, Status, agent, tmux};
+use crate::adapter::probe::{Check, Status, agent_and_its_protocols, tmux};
 use crate::adapter::{self, Profile};
 use crate::error::{CliError, CliResult, code};
 use crate::store::paths::StateRoot;
@@ -31,8 +31,10 @@ Examples:
   reins doctor codex claude     exit 1 unless both are usable
   reins doctor --json tmux      one JSON document
 
-Agents with an app-server (codex) are started and must answer the
-`initialize` handshake; the others must answer `--version`. A version
+Agents with an app-server (codex) or an ACP command (gemini, opencode,
+qwen) are started and must answer `initialize`; the others must answer
+`--version`. An ACP handshake that fails breaks an agent whose transport
+is ACP, and is only reported for one that uses it on request. A version
 outside the profile's tested_versions is reported, not refused.
 
 Exit codes: 0 reins works and every NAME is usable, 1 something required is
@@ -78,8 +80,10 @@ pub(crate) fn run(args: Args) -> CliResult<u8> {
     let mut checks = vec![state_dir(), pseudo_terminals()];
     let probes = std::thread::scope(|scope| {
         let tmux = scope.spawn(|| tmux(timeout));
-        let agents: Vec<_> =
-            profiles.iter().map(|p| scope.spawn(move || agent(p, timeout))).collect();
+        let agents: Vec<_> = profiles
+            .iter()
+            .map(|p| scope.spawn(move || agent_and_its_protocols(p, timeout)))
+            .collect();
         let mut out = vec![tmux.join().expect("tmux check")];
         out.extend(agents.into_iter().map(|h| h.join().expect("agent check")));
         out

@@ -257,6 +257,16 @@ pub(crate) fn prepare(start: Start) -> Result<Prepared, CliError> {
             argv.extend(start.agent_args.iter().cloned());
             argv
         }
+        Transport::Acp => {
+            let spec = profile.acp.as_ref().ok_or_else(|| {
+                CliError::usage(format!("the {} profile has no acp transport", profile.name))
+                    .hint("use --pty, or an agent that speaks ACP (gemini, opencode, qwen)")
+            })?;
+            let (prog, rest) = spec.command.split_first().expect("validated: a command");
+            let mut argv = with_program(prog, rest)?;
+            argv.extend(start.agent_args.iter().cloned());
+            argv
+        }
     };
     if start.sandbox.is_some() && transport != Transport::CodexAppServer {
         return Err(CliError::usage("--sandbox applies to the codex-app-server transport only"));
@@ -366,8 +376,10 @@ pub(crate) fn prepare(start: Start) -> Result<Prepared, CliError> {
 fn with_context(mut spec: LaunchSpec, profile: &Profile, context: Option<&str>) -> LaunchSpec {
     if let Some(context) = context {
         let task = format!("[reins session id={}] {context}", spec.id);
+        // ACP has no task on the command line: its first prompt is one.
         match profile.launch.context {
             ContextMode::Message => spec.context_message = Some(task),
+            _ if spec.transport == Transport::Acp => spec.context_message = Some(task),
             _ => spec.command.push(task),
         }
     }

@@ -1,5 +1,5 @@
 //! An in-process mutation fuzzer for the parsers of untrusted input: what
-//! agents write (the codex app-server and claude stream-json decoders),
+//! agents write (the codex app-server, claude stream-json and ACP decoders),
 //! the session files (`inbox.jsonl`, `events.jsonl`), the control API,
 //! the TOML files people and agents write (config, adapter profiles,
 //! chains) and terminal input. DESIGN.md §10: they are bounded and never

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::{Target, files, fuzz, mutate_bytes, mutate_json_lines, mutate_toml};
 use crate::ipc::Decision;
+use crate::transport::acp::{self, Acp};
 use crate::transport::codex::{CodexAppServer, Settings};
 use crate::transport::{Effect, MAX_FIELD, MAX_SHOWN, Protocol, claude::ClaudeStream};
 
@@ -60,6 +61,9 @@ fn drive(mut protocol: Protocol, t0: Instant, input: &[u8]) -> bool {
         let _ = (protocol.can_start_turn(), protocol.has_active_turn(), protocol.next_deadline());
         if let Protocol::Codex(codex) = &protocol {
             assert!(codex.waiting_approvals() <= 64, "approvals pile up");
+        }
+        if let Protocol::Acp(acp) = &protocol {
+            assert!(acp.waiting_approvals() <= 64, "permission requests pile up");
         }
     }
     turns
@@ -153,6 +157,70 @@ fn fuzz_codex_app_server() {
     fuzz(Target {
         name: "codex-app-server",
         seeds: codex_seeds(),
+        iters: 2500,
+        max_len: 96 << 10,
+        mutate: mutate_json_lines,
+        run: &run,
+    });
+}
+
+/// The recorded ACP sessions of Gemini CLI, OpenCode and Qwen Code as
+/// fuzz inputs: what the agent said, and what reins did in between as `!`
+/// lines (the recordings' ids are the ones [`Acp`] uses).
+fn acp_seeds() -> Vec<Vec<u8>> {
+    let dir = repo("tests/fixtures/acp-transcripts");
+    let mut seeds = Vec::new();
+    for (path, bytes) in files(&dir) {
+        if path.extension().is_none_or(|e| e != "jsonl") {
+            continue;
+        }
+        let mut out = String::new();
+        for line in String::from_utf8(bytes).unwrap().lines() {
+            let record: Value = serde_json::from_str(line).unwrap();
+            let msg = &record["msg"];
+            let op = match (record["dir"].as_str(), msg["method"].as_str()) {
+                (Some("s2c"), _) => msg.to_string(),
+                (_, Some("session/prompt")) => {
+                    let text = msg.pointer("/params/prompt/0/text").and_then(Value::as_str);
+                    format!("!deliver {}", text.unwrap_or("").replace('\n', " "))
+                }
+                (_, Some("session/cancel")) => "!interrupt".into(),
+                (_, None) => {
+                    match msg.pointer("/result/outcome/optionId").and_then(Value::as_str) {
+                        Some(id) if id.contains("always") => "!answer always".into(),
+                        Some("cancel" | "reject") => "!answer deny".into(),
+                        Some(_) => "!answer allow".into(),
+                        None => continue,
+                    }
+                }
+                _ => continue,
+            };
+            out.push_str(&op);
+            out.push('\n');
+        }
+        out.push_str("!deadline\n");
+        seeds.push(out.into_bytes());
+    }
+    assert!(seeds.len() >= 12, "the recorded ACP sessions");
+    seeds
+}
+
+#[test]
+fn fuzz_acp() {
+    let run = |input: &[u8]| {
+        let t0 = Instant::now();
+        let settings = acp::Settings {
+            client_version: "0.1.0".into(),
+            cwd: "/w".into(),
+            request_timeout: Duration::from_secs(30),
+            credentials: vec!["gemini-api-key".into()],
+        };
+        let (acp, _) = Acp::start(settings, t0);
+        drive(Protocol::Acp(Box::new(acp)), t0, input)
+    };
+    fuzz(Target {
+        name: "acp",
+        seeds: acp_seeds(),
         iters: 2500,
         max_len: 96 << 10,
         mutate: mutate_json_lines,

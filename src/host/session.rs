@@ -139,7 +139,7 @@ pub(crate) enum Link {
         /// Tokens of tracked writes that reached the agent.
         written: mpsc::UnboundedReceiver<u64>,
     },
-    /// A protocol on stdio (codex app-server, claude stream-json).
+    /// A protocol on stdio (codex app-server, claude stream-json, ACP).
     Protocol(Box<ProtocolLink>),
 }
 
@@ -959,7 +959,7 @@ fn launch(
                 },
             )
         }
-        Transport::CodexAppServer | Transport::ClaudeStreamJson => {
+        Transport::CodexAppServer | Transport::ClaudeStreamJson | Transport::Acp => {
             let spawn = stdio::Spawn { argv: &spec.command, cwd: &spec.cwd, env: &env };
             stdio::spawn(&spawn).map(|(child, lines, output)| {
                 (Link::Protocol(Box::new(ProtocolLink::new(lines, output))), child)

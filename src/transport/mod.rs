@@ -1,5 +1,6 @@
 //! Structured transports: agents that speak a protocol on stdin/stdout
-//! instead of drawing a terminal UI. Each protocol is a state machine
+//! instead of drawing a terminal UI (codex app-server, claude stream-json,
+//! the Agent Client Protocol). Each protocol is a state machine
 //! without I/O that turns the agent's lines into [`Effect`]s; the session
 //! does the I/O and keeps the events, turns and transcript.
 
@@ -10,10 +11,13 @@ use crate::adapter::TurnStatus;
 use crate::ipc::Decision;
 use crate::state::Observed;
 
+pub(crate) mod acp;
 pub(crate) mod claude;
 pub(crate) mod codex;
 pub(crate) mod stdio;
 
+#[cfg(test)]
+mod acp_schema;
 #[cfg(test)]
 mod schema;
 
@@ -123,6 +127,7 @@ pub(crate) fn first_lines(text: &str, n: usize) -> String {
 pub(crate) enum Protocol {
     Codex(Box<codex::CodexAppServer>),
     Claude(claude::ClaudeStream),
+    Acp(Box<acp::Acp>),
 }
 
 impl Protocol {
@@ -132,6 +137,7 @@ impl Protocol {
         let effects = match self {
             Protocol::Codex(p) => p.on_line(line, now),
             Protocol::Claude(p) => p.on_line(line),
+            Protocol::Acp(p) => p.on_line(line, now),
         };
         effects.into_iter().map(Effect::clipped).collect()
     }
@@ -147,6 +153,7 @@ impl Protocol {
         match self {
             Protocol::Codex(p) => p.deliver(message_id, text, steer, now),
             Protocol::Claude(p) => p.deliver(message_id, text),
+            Protocol::Acp(p) => p.deliver(message_id, text, steer, now),
         }
     }
 
@@ -155,6 +162,7 @@ impl Protocol {
         match self {
             Protocol::Codex(p) => p.interrupt(now),
             Protocol::Claude(_) => Vec::new(),
+            Protocol::Acp(p) => p.interrupt(now),
         }
     }
 
@@ -162,6 +170,7 @@ impl Protocol {
         match self {
             Protocol::Codex(p) => p.answer(decision),
             Protocol::Claude(_) => Err("stream-json has no approval requests: claude allows or refuses tools by its permission mode (run --approve auto)".into()),
+            Protocol::Acp(p) => p.answer(decision),
         }
     }
 
@@ -169,6 +178,7 @@ impl Protocol {
         match self {
             Protocol::Codex(p) => p.next_deadline(),
             Protocol::Claude(_) => None,
+            Protocol::Acp(p) => p.next_deadline(),
         }
     }
 
@@ -176,6 +186,7 @@ impl Protocol {
         match self {
             Protocol::Codex(p) => p.on_deadline(now),
             Protocol::Claude(_) => Vec::new(),
+            Protocol::Acp(p) => p.on_deadline(now),
         }
     }
 
@@ -183,6 +194,7 @@ impl Protocol {
         match self {
             Protocol::Codex(p) => p.can_start_turn(),
             Protocol::Claude(p) => p.can_start_turn(),
+            Protocol::Acp(p) => p.can_start_turn(),
         }
     }
 
@@ -190,6 +202,7 @@ impl Protocol {
         match self {
             Protocol::Codex(p) => p.active_turn().is_some(),
             Protocol::Claude(p) => p.active_turn().is_some(),
+            Protocol::Acp(p) => p.active_turn().is_some(),
         }
     }
 }

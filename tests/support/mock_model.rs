@@ -18,8 +18,10 @@
 //! before answering), `[[slow:N]]` (spread the stream over N s),
 //! `[[run:CMD]]` / `[[runx:CMD]]` (a shell tool call when the request
 //! offers a shell tool; `runx` asks Codex for sandbox escalation), and
-//! `[[error:NNN]]` (that HTTP status with the provider's error body), and
-//! `[[say:TEXT]]` (answer exactly TEXT; not in the Python mock).
+//! `[[error:NNN]]` (that HTTP status with the provider's error body),
+//! `[[say:TEXT]]` (answer exactly TEXT; not in the Python mock), and
+//! `[[fail:NNN]]` (refuse the request as invalid, the first time only; not
+//! in the Python mock).
 //! Otherwise the answer is `MOCK_OK (you said: <prompt>)`, or `Tool
 //! finished. Output: ...` once a tool result comes back.
 //!
@@ -134,7 +136,7 @@ impl MockModel {
         let port = listener.local_addr()?.port();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let shared = Arc::new(Shared {
-            settings: Settings { reply: config.reply, delay: config.delay },
+            settings: Settings::new(config.reply, config.delay),
             verbose: config.verbose,
             log: config.log,
             entries: Mutex::new(Vec::new()),

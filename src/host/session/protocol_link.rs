@@ -1,5 +1,5 @@
 //! Sessions on a structured transport (codex app-server, claude
-//! stream-json): the protocol state machine fed with the agent's lines, and
+//! stream-json, the Agent Client Protocol): the protocol state machine fed with the agent's lines, and
 //! its effects turned into the session's state, turns, events and a
 //! synthesized transcript — the same events and the same `pane`/`logs` as
 //! a terminal agent.
@@ -11,9 +11,10 @@ use crate::adapter::Transport;
 use crate::adapter::TurnStatus;
 use crate::host::session::{Link, Session};
 use crate::ipc::Decision;
-use crate::state::{Observed, State};
+use crate::state::{BlockedKind, Observed, State};
 use crate::store::events::{EventKind, preview};
 use crate::store::inbox::{Message, MessageStatus};
+use crate::transport::acp::{self, Acp};
 use crate::transport::claude::ClaudeStream;
 use crate::transport::codex::{CodexAppServer, Settings};
 use crate::transport::stdio::{Lines, NotSent, Output, Outputs};
@@ -60,10 +61,30 @@ impl Session {
         }
     }
 
-    /// Starts the protocol (codex: the handshake) on a protocol link.
+    /// Starts the protocol (codex, ACP: the handshake) on a protocol link.
     pub(super) fn connect(&mut self) {
-        let transport = self.spec.transport;
-        let settings = Settings {
+        let protocol = match self.spec.transport {
+            Transport::ClaudeStreamJson => {
+                let (p, effects) = ClaudeStream::start();
+                (Protocol::Claude(p), effects)
+            }
+            Transport::Acp => {
+                let (p, effects) = Acp::start(self.acp_settings(), Instant::now());
+                (Protocol::Acp(Box::new(p)), effects)
+            }
+            _ => {
+                let (p, effects) = CodexAppServer::start(self.codex_settings(), Instant::now());
+                (Protocol::Codex(Box::new(p)), effects)
+            }
+        };
+        let Some(link) = self.proto() else { return };
+        let (protocol, effects) = protocol;
+        link.protocol = Some(protocol);
+        self.apply_sync(effects);
+    }
+
+    fn codex_settings(&self) -> Settings {
+        Settings {
             client_version: env!("CARGO_PKG_VERSION").into(),
             cwd: self.spec.cwd.display().to_string(),
             approval_policy: self
@@ -82,20 +103,21 @@ impl Session {
             request_timeout: Duration::from_millis(
                 self.profile.app_server.as_ref().map_or(30_000, |a| a.request_timeout_ms),
             ),
-        };
-        let Some(link) = self.proto() else { return };
-        let (protocol, effects) = match transport {
-            Transport::ClaudeStreamJson => {
-                let (p, effects) = ClaudeStream::start();
-                (Protocol::Claude(p), effects)
-            }
-            _ => {
-                let (p, effects) = CodexAppServer::start(settings, Instant::now());
-                (Protocol::Codex(Box::new(p)), effects)
-            }
-        };
-        link.protocol = Some(protocol);
-        self.apply_sync(effects);
+        }
+    }
+
+    /// The ACP connection's settings: the sign-in methods whose
+    /// credentials are in the agent's environment (or its files).
+    fn acp_settings(&self) -> acp::Settings {
+        let env = super::agent_env(&self.spec, &self.paths, &self.profile);
+        let lookup = |name: &str| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let spec = self.profile.acp.as_ref();
+        acp::Settings {
+            client_version: env!("CARGO_PKG_VERSION").into(),
+            cwd: self.spec.cwd.display().to_string(),
+            request_timeout: Duration::from_millis(spec.map_or(60_000, |a| a.request_timeout_ms)),
+            credentials: spec.map(|a| a.credentials(&lookup)).unwrap_or_default(),
+        }
     }
 
     pub(super) async fn on_protocol_output(&mut self, output: Output) {
@@ -182,10 +204,14 @@ impl Session {
         for note in notes {
             self.write_transcript(&note).await;
         }
-        let mut asked = Vec::new();
+        let approval = Observed { state: State::Blocked, kind: Some(BlockedKind::Approval) };
         for effect in effects {
             match effect {
                 Effect::Send(line) => self.protocol_send(line),
+                // The request it came with was answered by the session's
+                // policy already: the agent is not waiting.
+                Effect::State(observed)
+                    if observed == approval && self.approvals.front().is_none() => {}
                 Effect::State(observed) => {
                     self.set_state(observed, None);
                     self.try_deliver();
@@ -229,9 +255,11 @@ impl Session {
                         None => self.emit(&event),
                     }
                 }
-                // Named (and answered, by policy) once the state it
-                // brings is set: an answer sets the state after it.
-                Effect::ApprovalAsked { detail } => asked.push(detail),
+                // Named before the `blocked` state it brings is set, so
+                // whoever sees that state finds the request's name in
+                // `status`; answered at once if the policy says so (then
+                // that state is not set at all, see above).
+                Effect::ApprovalAsked { detail } => self.approval_asked(Some(detail)),
                 Effect::Disconnected { source, message } => {
                     self.disconnect(&source, &message).await
                 }
@@ -240,9 +268,6 @@ impl Session {
                     self.write_transcript(&format!("⚠ {message}")).await;
                 }
             }
-        }
-        for detail in asked {
-            self.approval_asked(Some(detail));
         }
     }
 
@@ -298,12 +323,20 @@ impl Session {
         let protocol = codex.protocol.as_mut().expect("checked above");
         let effects = protocol.deliver(&message.id, &message.text, steer, Instant::now());
         codex.in_flight = Some(message);
-        self.apply_sync(
-            effects.iter().filter(|e| !matches!(e, Effect::Refused { .. })).cloned().collect(),
-        );
-        for effect in effects {
-            if let Effect::Refused { message_id, reason } = effect {
-                self.protocol_refused(&message_id, reason);
+        let (outcomes, rest): (Vec<Effect>, Vec<Effect>) = effects
+            .into_iter()
+            .partition(|e| matches!(e, Effect::Refused { .. } | Effect::Delivered { .. }));
+        self.apply_sync(rest);
+        // ACP's turn starts with the request itself: delivered at once.
+        for effect in outcomes {
+            match effect {
+                Effect::Refused { message_id, reason } => {
+                    self.protocol_refused(&message_id, reason)
+                }
+                Effect::Delivered { message_id, turn_id } => {
+                    self.protocol_delivered(&message_id, turn_id, false)
+                }
+                _ => {}
             }
         }
     }

@@ -6,8 +6,9 @@
 //! connection, this port skips the odd value instead; the real CLIs never
 //! send such bodies.
 
+use std::collections::HashSet;
 use std::io;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use regex::Regex;
@@ -23,6 +24,21 @@ pub(crate) struct Settings {
     /// Seconds to spread each streamed answer over when there is no
     /// `[[slow:N]]` marker.
     pub(crate) delay: f64,
+    /// The `[[fail:NNN]]` markers already answered with their failure:
+    /// each fails once per server.
+    failed: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Settings {
+    pub(crate) fn new(reply: String, delay: f64) -> Settings {
+        Settings { reply, delay, failed: Arc::default() }
+    }
+
+    /// True the first time `marker` is seen by this server.
+    fn first_failure(&self, marker: &str) -> bool {
+        let mut failed = self.failed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        failed.insert(marker.to_owned())
+    }
 }
 
 /// What a response was, for the request log.
@@ -53,6 +69,7 @@ static ERROR: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[error:([0-9]{3})\]
 static RUN: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[run(x?):(.+?)\]\]"));
 static SAY: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[say:(.+?)\]\]"));
 static RATELIMIT: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[ratelimit:([0-9]+)\]\]"));
+static FAIL: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[fail:([0-9]{3})\]\]"));
 static ANY_MARKER: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[.*?\]\]"));
 
 fn marker(pattern: &str) -> Regex {
@@ -70,6 +87,12 @@ struct Plan {
     error: Option<u16>,
     /// `[[ratelimit:N]]`: a 429 whose limit resets in N seconds.
     ratelimit: Option<u64>,
+    /// `[[fail:NNN]]` (not in the Python mock), the first time it is seen:
+    /// the request is refused as invalid with HTTP NNN, an error the
+    /// clients do not retry (`[[error:NNN]]` answers a server error, which
+    /// OpenCode retries). Once only, because Qwen Code sends a prompt that
+    /// failed again together with the next one.
+    fail: Option<u16>,
     run: Option<String>,
     escalate: bool,
 }
@@ -87,6 +110,10 @@ impl Plan {
             .and_then(|c| c[1].parse::<u16>().ok())
             .filter(|code| *code != 0);
         let ratelimit = RATELIMIT.captures(&prompt).and_then(|c| c[1].parse::<u64>().ok());
+        let fail = FAIL
+            .captures(&prompt)
+            .filter(|c| tool_result.is_none() && settings.first_failure(&c[0]))
+            .and_then(|c| c[1].parse::<u16>().ok());
         let run_marker = RUN.captures(&prompt);
         let escalate = run_marker.as_ref().is_some_and(|c| !c[1].is_empty());
         let run = match (&run_marker, &tool_result) {
@@ -101,6 +128,7 @@ impl Plan {
             wait,
             error,
             ratelimit,
+            fail,
             run,
             escalate,
         };
@@ -293,6 +321,24 @@ fn content_text(content: Option<&Json>) -> String {
     }
 }
 
+/// A chat user message's text: [`content_text`] without the parts that
+/// are `<system-reminder>`s (Qwen Code puts its skills and tool lists in
+/// the user message that way), as the Anthropic route leaves them out.
+fn user_text(content: Option<&Json>) -> String {
+    match content {
+        Some(Json::Arr(parts)) => {
+            let reminder = |part: &&Json| {
+                part.get("text").and_then(Json::as_str).is_some_and(|text| {
+                    text.trim_start_matches(is_py_space).starts_with("<system-reminder>")
+                })
+            };
+            let kept: Vec<Json> = parts.iter().filter(|p| !reminder(p)).cloned().collect();
+            content_text(Some(&Json::Arr(kept)))
+        }
+        other => content_text(other),
+    }
+}
+
 /// The names of the offered tools (`t.get("name")` of each object).
 fn tool_names(body: &Json) -> Vec<&str> {
     list(body.get("tools")).iter().filter_map(|t| t.get("name").and_then(Json::as_str)).collect()
@@ -318,6 +364,25 @@ enum ErrorStyle {
 async fn maybe_error(plan: &Plan, style: ErrorStyle, out: &mut Responder<'_>) -> io::Result<bool> {
     if let Some(secs) = plan.ratelimit {
         rate_limited(secs, style, out).await?;
+        return Ok(true);
+    }
+    if let Some(code) = plan.fail {
+        let message = format!("mock request rejected ({code})");
+        let body = match style {
+            ErrorStyle::Anthropic => obj! {
+                "type" => "error",
+                "error" => obj! {"type" => "invalid_request_error", "message" => message},
+            },
+            ErrorStyle::Gemini => obj! {
+                "error" => obj! {"code" => code, "message" => message, "status" => "INVALID_ARGUMENT"},
+            },
+            ErrorStyle::OpenAi => obj! {
+                "error" => obj! {
+                    "message" => message, "type" => "invalid_request_error", "code" => Json::Null,
+                },
+            },
+        };
+        out.json(code, &body).await?;
         return Ok(true);
     }
     let Some(code) = plan.error else {
@@ -611,7 +676,7 @@ async fn openai_chat(
     for message in list(body.get("messages")).iter().filter(|m| m.is_object()) {
         match message.get("role").and_then(Json::as_str) {
             Some("user") => {
-                prompt = Some(content_text(message.get("content")));
+                prompt = Some(user_text(message.get("content")));
                 tool_result = None;
             }
             Some("tool") => {
@@ -665,14 +730,14 @@ async fn openai_chat(
         }
     };
     out.sse_json(None, &chunk(obj! {"role" => "assistant", "content" => ""}, None)).await?;
-    let kind = if let Some(mut call) = call {
+    let (kind, completion_tokens) = if let Some(mut call) = call {
         // A streamed tool call carries its index in the list.
         if let Json::Obj(pairs) = &mut call {
             pairs.insert(0, ("index".into(), Json::from(0)));
         }
         out.sse_json(None, &chunk(obj! {"tool_calls" => vec![call]}, None)).await?;
         out.sse_json(None, &chunk(Json::Obj(Vec::new()), Some("tool_calls"))).await?;
-        "tool_call"
+        ("tool_call", 1)
     } else {
         let chunks = plan.chunks();
         for text in &chunks {
@@ -680,8 +745,23 @@ async fn openai_chat(
             out.sse_json(None, &chunk(obj! {"content" => text}, None)).await?;
         }
         out.sse_json(None, &chunk(Json::Obj(Vec::new()), Some("stop"))).await?;
-        "text"
+        ("text", chunks.len())
     };
+    // `stream_options.include_usage` (not in the Python mock): a last chunk
+    // with no choices and the usage, as OpenAI sends it.
+    let include_usage =
+        body.get("stream_options").and_then(|o| o.get("include_usage")).is_some_and(Json::truthy);
+    if include_usage {
+        let usage = obj! {
+            "id" => &cid, "object" => "chat.completion.chunk", "created" => now_secs(),
+            "model" => &model, "choices" => Vec::<Json>::new(),
+            "usage" => obj! {
+                "prompt_tokens" => 100, "completion_tokens" => completion_tokens,
+                "total_tokens" => 100 + completion_tokens,
+            },
+        };
+        out.sse_json(None, &usage).await?;
+    }
     out.sse(None, "[DONE]").await?;
     Ok(Outcome::streamed("openai", kind))
 }
@@ -917,7 +997,7 @@ mod tests {
     use super::*;
 
     fn settings() -> Settings {
-        Settings { reply: "MOCK_OK".into(), delay: 0.0 }
+        Settings::new("MOCK_OK".into(), 0.0)
     }
 
     fn plan(prompt: &str, tool_result: Option<&str>) -> Plan {

@@ -926,3 +926,50 @@ fn reply_and_delay_options() {
         mock.wait_for_request(Duration::from_secs(1), |r| !r["finished_at"].is_null()).unwrap();
     assert_eq!(entry["kind"], "text");
 }
+
+/// What the ACP agents (OpenCode, Qwen Code) need from the chat route:
+/// usage in a last chunk when asked for it, Qwen's system reminders left
+/// out of the prompt, and `[[fail:NNN]]` refused once as invalid.
+#[test]
+fn chat_completions_usage_reminders_and_a_failure_once() {
+    let mock = mock();
+    let body = json!({"model": "m1", "stream": true, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "<system-reminder>\nskills: [[error:500]]"},
+            {"type": "text", "text": "hello acp"}]}]});
+    let reply = post(&mock, "/v1/chat/completions", &body);
+    let events = reply.events();
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let chunks: Vec<Value> =
+        events[..events.len() - 1].iter().map(|(_, d)| serde_json::from_str(d).unwrap()).collect();
+    let text: String =
+        chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, "MOCK_OK (you said: hello acp)", "the reminder is not the prompt");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(
+        last["usage"],
+        json!({"prompt_tokens": 100, "completion_tokens": 5, "total_tokens": 105})
+    );
+    // Without the option, no usage chunk (as before).
+    let plain = json!({"stream": true, "messages": [{"role": "user", "content": "x"}]});
+    let reply = post(&mock, "/v1/chat/completions", &plain);
+    assert!(!reply.text().contains("\"usage\""), "{}", reply.text());
+
+    let failing = |text: &str| json!({"messages": [{"role": "user", "content": text}]});
+    let reply = post(&mock, "/v1/chat/completions", &failing("[[fail:400]] boom"));
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["error"]["type"], "invalid_request_error");
+    assert!(!reply.text().contains("server_error"), "not a server error: OpenCode retries those");
+    // The same marker again (Qwen Code resends the failed prompt): answered.
+    let reply = post(&mock, "/v1/chat/completions", &failing("[[fail:400]] boom after"));
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["choices"][0]["message"]["content"], "MOCK_OK (you said: boom after)");
+    let reply = post(
+        &mock,
+        "/v1beta/models/m:streamGenerateContent?alt=sse",
+        &json!({"contents": [{"role": "user", "parts": [{"text": "[[fail:401]] go"}]}]}),
+    );
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.json()["error"]["status"], "INVALID_ARGUMENT");
+}
