@@ -1,0 +1,210 @@
+//! The MCP server itself: the `Fleet` handler that owns the tool router,
+//! the tasks of long calls, and the resource subscriptions, and the loops
+//! that serve it on stdio or loopback HTTP.
+//!
+//! It is started by the client (an agent launching its tool servers), so
+//! it runs in the client's process tree: sessions it starts record the
+//! calling session as their parent, and each session's host sees the
+//! client's session behind every request it makes (DESIGN §10).
+
+use std::sync::Arc;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, CreateTaskResult, GetTaskParams,
+    GetTaskResult, Implementation, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::task_manager::{TaskExit, TaskManager, TaskOptions};
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
+
+use crate::mcp::progress::Long;
+use crate::mcp::work::Work;
+use crate::store::paths::StateRoot;
+
+/// What an agent reads first about this server.
+const INSTRUCTIONS: &str = "\
+reins drives AI coding-agent sessions (Claude Code, Codex, Gemini CLI, OpenCode, any terminal \
+program). Start a worker with start_session (give it a first task with `context`), hand it \
+work with send_message (verified delivery: you get the message id and the turn it started), \
+block until its turn is done with wait (until task_complete), then read its answer with \
+read_screen or read_logs. session_status and list_sessions say where sessions stand; \
+read_events pages through what happened. approve/deny answer a worker's pending approval \
+request; interrupt stops a turn; stop_session ends a worker and everything it started. \
+dispatch hands one task to whichever configured agent is available, checks the result \
+(done checks, a verifier) and fails over; chain_run runs a chain file of such steps. \
+wait and dispatch report progress and can be cancelled. Errors come back as results with \
+isError and a hint saying what to do.";
+
+/// The reins MCP server: every tool, resource and task of one client.
+#[derive(Clone)]
+pub(crate) struct Fleet {
+    pub(crate) state: StateRoot,
+    tools: ToolRouter<Fleet>,
+    tasks: TaskManager,
+    /// Work this server runs that must end with it (dispatches).
+    pub(crate) work: Arc<Work>,
+}
+
+impl Fleet {
+    pub(crate) fn new(state: StateRoot) -> Fleet {
+        Fleet {
+            state,
+            tools: Fleet::session_tools() + Fleet::orchestration_tools(),
+            tasks: TaskManager::new(),
+            work: Arc::new(Work::default()),
+        }
+    }
+
+    /// The tools, as `tools/list` lists them.
+    #[cfg(test)]
+    pub(crate) fn tool_list(&self) -> Vec<rmcp::model::Tool> {
+        self.tools.list_all()
+    }
+
+    /// Ends what this server still runs (cancels dispatches and waits
+    /// for them to stop their sessions); for when the client went away.
+    pub(crate) async fn shut_down(&self) {
+        self.tasks.shutdown();
+        self.work.stop_all().await;
+    }
+
+    /// `tools/call` of a long tool, run as a task the client polls
+    /// (`tasks/get`) and may cancel (`tasks/cancel`).
+    fn as_task(&self, request: CallToolRequestParams) -> Result<CallToolResponse, ErrorData> {
+        let fleet = self.clone();
+        let name = request.name.to_string();
+        let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
+        let options = TaskOptions::new().with_ttl_ms(None).with_status_message("started");
+        // Arguments are checked before the task exists, as a plain call does.
+        let call = LongCall::parse(&name, arguments)?;
+        let task = self.tasks.spawn(options, move |context| {
+            Box::pin(async move {
+                let long = Long::of_task(context);
+                let result = call.run(&fleet, &long).await;
+                if long.cancel_requested() {
+                    return Err(TaskExit::Cancelled);
+                }
+                result.map_err(TaskExit::Error)
+            })
+        });
+        Ok(CallToolResponse::Task(CreateTaskResult::new(task)))
+    }
+}
+
+/// The tools that may run as tasks, with their arguments.
+enum LongCall {
+    Wait(crate::mcp::sessions::WaitArgs),
+    Send(crate::mcp::sessions::SendArgs),
+    Dispatch(crate::mcp::orchestration::DispatchArgs),
+}
+
+impl LongCall {
+    fn parse(name: &str, arguments: serde_json::Value) -> Result<LongCall, ErrorData> {
+        fn args<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ErrorData> {
+            serde_json::from_value(v).map_err(|err| {
+                ErrorData::invalid_params(format!("failed to deserialize parameters: {err}"), None)
+            })
+        }
+        Ok(match name {
+            "wait" => LongCall::Wait(args(arguments)?),
+            "send_message" => LongCall::Send(args(arguments)?),
+            "dispatch" => LongCall::Dispatch(args(arguments)?),
+            _ => unreachable!("only long tools run as tasks"),
+        })
+    }
+
+    /// Whether a tool of this name may run as a task.
+    fn is_long(name: &str) -> bool {
+        matches!(name, "wait" | "send_message" | "dispatch")
+    }
+
+    async fn run(
+        self,
+        fleet: &Fleet,
+        long: &Long,
+    ) -> Result<rmcp::model::CallToolResult, ErrorData> {
+        use rmcp::handler::server::tool::IntoCallToolResult;
+        let response = match self {
+            LongCall::Wait(a) => fleet.wait_for(a, long).await.into_call_tool_result(),
+            LongCall::Send(a) => fleet.send(a, long).await.into_call_tool_result(),
+            LongCall::Dispatch(a) => fleet.dispatch_with(a, long).await.into_call_tool_result(),
+        }?;
+        match response {
+            CallToolResponse::Complete(result) => Ok(result),
+            _ => Err(ErrorData::internal_error("a task's tool answered no result", None)),
+        }
+    }
+}
+
+#[tool_handler(router = self.tools)]
+impl ServerHandler for Fleet {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_tasks().build())
+            .with_server_info(Implementation::new("reins", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS.to_string())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let tasks = context.client_capabilities().is_some_and(|caps| caps.supports_tasks());
+        if tasks && LongCall::is_long(&request.name) {
+            return self.as_task(request);
+        }
+        self.tools.call(ToolCallContext::new(self, request, context)).await
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        Ok(GetTaskResult::new(self.tasks.get_task(&request.task_id)?))
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks.cancel_task(&request.task_id)
+    }
+}
+
+/// Serves `fleet` on standard input and output until the client closes
+/// them (or goes away), then ends what it still runs.
+pub(crate) async fn serve_stdio(fleet: Fleet) -> Result<(), crate::error::CliError> {
+    use rmcp::ServiceExt;
+    let service = fleet.clone().serve(rmcp::transport::stdio()).await.map_err(|err| {
+        crate::error::CliError::failure(format!("the MCP client did not initialize: {err}"))
+            .hint("`reins mcp` is started by an MCP client (an agent), which speaks first")
+    })?;
+    let _ = service.waiting().await;
+    fleet.shut_down().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `reins mcp --help` names every tool the server has: a tool added
+    /// without a line there fails here.
+    #[test]
+    fn every_tool_is_named_in_the_help() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fleet = Fleet::new(StateRoot::from_parts(tmp.path().join("s"), tmp.path().join("r")));
+        let mut cli = crate::cli::command();
+        let help = cli.find_subcommand_mut("mcp").unwrap().render_long_help().to_string();
+        let tools = fleet.tool_list();
+        assert!(tools.len() >= 17, "{tools:?}");
+        for tool in tools {
+            let named = regex::Regex::new(&format!(r"\b{}\b", tool.name)).unwrap();
+            assert!(named.is_match(&help), "{} is not in `reins mcp --help`:\n{help}", tool.name);
+        }
+    }
+}
