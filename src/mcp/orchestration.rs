@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::service::RequestContext;
-use rmcp::{RoleServer, schemars, tool, tool_router};
+use rmcp::{Json, RoleServer, schemars, tool, tool_router};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -132,7 +132,7 @@ impl Fleet {
         &self,
         Parameters(a): Parameters<DispatchArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> Reply<Object> {
+    ) -> Result<Json<Object>, ToolError> {
         let long = Long::of_request(&ctx);
         self.dispatch_with(a, &long).await
     }
@@ -141,7 +141,10 @@ impl Fleet {
     /// dispatch` or by a chain): running, ended or stopped, its result,
     /// the attempt under way and every attempt finished.
     #[tool(annotations(read_only_hint = true))]
-    async fn dispatch_status(&self, Parameters(a): Parameters<IdArgs>) -> Reply<Object> {
+    async fn dispatch_status(
+        &self,
+        Parameters(a): Parameters<IdArgs>,
+    ) -> Result<Json<Object>, ToolError> {
         let mut status = crate::dispatch::status::status(&self.state, &a.id)?;
         if status.state != "ended" && self.work.is_running(&a.id) {
             status.state = "running";
@@ -154,14 +157,20 @@ impl Fleet {
     /// answers once it runs: its id and first status. `chain_status`
     /// follows it.
     #[tool]
-    async fn chain_run(&self, Parameters(a): Parameters<ChainRunArgs>) -> Reply<Object> {
+    async fn chain_run(
+        &self,
+        Parameters(a): Parameters<ChainRunArgs>,
+    ) -> Result<Json<Object>, ToolError> {
         self.run_chain(a).await
     }
 
     /// Where a chain stands (its steps and tasks, attempts, tokens,
     /// whether its runner is alive), or every chain without `id`.
     #[tool(annotations(read_only_hint = true))]
-    async fn chain_status(&self, Parameters(a): Parameters<ChainStatusArgs>) -> Reply<Object> {
+    async fn chain_status(
+        &self,
+        Parameters(a): Parameters<ChainStatusArgs>,
+    ) -> Result<Json<Object>, ToolError> {
         match &a.id {
             Some(id) => ok(object(&crate::chain::report::status(&self.state, id)?)),
             None => {
@@ -177,7 +186,10 @@ impl Fleet {
     /// not cooling down, its last probe did not fail, it is under its
     /// `max_concurrent`.
     #[tool(annotations(read_only_hint = true))]
-    async fn list_agents(&self, Parameters(a): Parameters<AgentsArgs>) -> Reply<Object> {
+    async fn list_agents(
+        &self,
+        Parameters(a): Parameters<AgentsArgs>,
+    ) -> Result<Json<Object>, ToolError> {
         let state = self.state.clone();
         // Program checks run the agents' `--version`: off the runtime.
         let report = tokio::task::spawn_blocking(move || {

@@ -7,14 +7,19 @@
 //! it opaquely. Everything reins itself refuses or fails at (no such
 //! session, a condition it does not know, a session that ended, a host that
 //! does not answer) reaches the model as a result it can read and act on:
-//! `isError: true`, the text `reins: MESSAGE` and `hint: HINT`, and
-//! `structuredContent.error` = `{kind, message, hint}`.
+//! `isError: true` and the text `reins: MESSAGE` / `hint: HINT`; a program
+//! finds `{kind, message, hint}` in the result's `_meta["reins/error"]`.
+//! (Not in `structuredContent`: clients check that against the tool's
+//! output schema even on errors — the TypeScript SDK does.)
 
 use rmcp::handler::server::tool::IntoCallToolResult;
 use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
 use serde::Serialize;
 
 use crate::error::{CliError, code};
+
+/// The `_meta` key of a tool error's details.
+pub(crate) const ERROR_META: &str = "reins/error";
 
 /// A reins error, as a tool answers it.
 #[derive(Debug, Serialize)]
@@ -67,8 +72,11 @@ impl From<std::io::Error> for ToolError {
 
 impl IntoCallToolResult for ToolError {
     fn into_call_tool_result(self) -> Result<CallToolResponse, rmcp::ErrorData> {
-        let mut result = CallToolResult::error(vec![ContentBlock::text(self.text())]);
-        result.structured_content = Some(serde_json::json!({ "error": self }));
+        let text = self.text();
+        let mut meta = rmcp::model::JsonObject::new();
+        meta.insert(ERROR_META.into(), serde_json::to_value(&self).unwrap_or_default());
+        let result = CallToolResult::error(vec![ContentBlock::text(text)])
+            .with_meta(Some(rmcp::model::MetaObject(meta)));
         Ok(result.into())
     }
 }

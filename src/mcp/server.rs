@@ -20,6 +20,7 @@ use rmcp::task_manager::{TaskExit, TaskManager, TaskOptions};
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 
 use crate::mcp::progress::Long;
+use crate::mcp::reply::ToolError;
 use crate::mcp::work::Work;
 use crate::store::paths::StateRoot;
 
@@ -78,7 +79,10 @@ impl Fleet {
         let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
         let options = TaskOptions::new().with_ttl_ms(None).with_status_message("started");
         // Arguments are checked before the task exists, as a plain call does.
-        let call = LongCall::parse(&name, arguments)?;
+        let call = match LongCall::parse(&name, arguments) {
+            Ok(call) => call,
+            Err(detail) => return Ok(bad_arguments(&name, &detail)),
+        };
         let task = self.tasks.spawn(options, move |context| {
             Box::pin(async move {
                 let long = Long::of_task(context);
@@ -101,11 +105,9 @@ enum LongCall {
 }
 
 impl LongCall {
-    fn parse(name: &str, arguments: serde_json::Value) -> Result<LongCall, ErrorData> {
-        fn args<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ErrorData> {
-            serde_json::from_value(v).map_err(|err| {
-                ErrorData::invalid_params(format!("failed to deserialize parameters: {err}"), None)
-            })
+    fn parse(name: &str, arguments: serde_json::Value) -> Result<LongCall, String> {
+        fn args<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, String> {
+            serde_json::from_value(v).map_err(|err| err.to_string())
         }
         Ok(match name {
             "wait" => LongCall::Wait(args(arguments)?),
@@ -115,9 +117,17 @@ impl LongCall {
         })
     }
 
-    /// Whether a tool of this name may run as a task.
-    fn is_long(name: &str) -> bool {
-        matches!(name, "wait" | "send_message" | "dispatch")
+    /// Whether this call runs long enough to be a task: a wait, a
+    /// dispatch, a message followed until its turn ends.
+    fn is_long(request: &CallToolRequestParams) -> bool {
+        match request.name.as_ref() {
+            "wait" | "dispatch" => true,
+            "send_message" => request
+                .arguments
+                .as_ref()
+                .is_some_and(|a| a.get("follow").and_then(|f| f.as_str()) == Some("turn")),
+            _ => false,
+        }
     }
 
     async fn run(
@@ -138,6 +148,31 @@ impl LongCall {
     }
 }
 
+/// rmcp answers arguments that do not fit a tool's schema with a tool
+/// error of its own wording; they get reins' shape, like every other
+/// refusal.
+fn with_reins_argument_errors(tool: &str, response: CallToolResponse) -> CallToolResponse {
+    const PREFIX: &str = "failed to deserialize parameters: ";
+    let CallToolResponse::Complete(result) = &response else { return response };
+    let detail = (result.is_error == Some(true) && result.meta.is_none())
+        .then(|| result.content.first().and_then(|c| c.as_text()))
+        .flatten()
+        .and_then(|text| text.text.strip_prefix(PREFIX).map(str::to_string));
+    match detail {
+        Some(detail) => bad_arguments(tool, &detail),
+        None => response,
+    }
+}
+
+/// The answer to arguments that do not fit `tool`'s schema.
+fn bad_arguments(tool: &str, detail: &str) -> CallToolResponse {
+    use rmcp::handler::server::tool::IntoCallToolResult;
+    ToolError::invalid(format!("bad arguments for {tool}: {detail}"))
+        .hint(format!("tools/list has the input schema of {tool}"))
+        .into_call_tool_result()
+        .expect("a tool error is a result")
+}
+
 #[tool_handler(router = self.tools)]
 impl ServerHandler for Fleet {
     fn get_info(&self) -> ServerConfig {
@@ -152,10 +187,12 @@ impl ServerHandler for Fleet {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let tasks = context.client_capabilities().is_some_and(|caps| caps.supports_tasks());
-        if tasks && LongCall::is_long(&request.name) {
+        if tasks && LongCall::is_long(&request) {
             return self.as_task(request);
         }
-        self.tools.call(ToolCallContext::new(self, request, context)).await
+        let name = request.name.to_string();
+        let response = self.tools.call(ToolCallContext::new(self, request, context)).await?;
+        Ok(with_reins_argument_errors(&name, response))
     }
 
     async fn get_task(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::service::RequestContext;
-use rmcp::{RoleServer, schemars, tool, tool_router};
+use rmcp::{Json, RoleServer, schemars, tool, tool_router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -387,7 +387,10 @@ impl Fleet {
     /// description, parent session, pending approval), oldest first: those
     /// of the server's repository, or of every one with `all`.
     #[tool(annotations(read_only_hint = true))]
-    async fn list_sessions(&self, Parameters(a): Parameters<ListArgs>) -> Reply<Listing> {
+    async fn list_sessions(
+        &self,
+        Parameters(a): Parameters<ListArgs>,
+    ) -> Result<Json<Listing>, ToolError> {
         let which = Which::Running { all: a.all, repo: a.repo.as_deref() };
         let listing = status::list(&self.state, which)?;
         ok(Listing {
@@ -400,7 +403,10 @@ impl Fleet {
     /// busy, blocked with a kind, exited...), turn, idle time, its pending
     /// approval request, parent, worktree, how it ended.
     #[tool(annotations(read_only_hint = true))]
-    async fn session_status(&self, Parameters(a): Parameters<SessionArgs>) -> Reply<Object> {
+    async fn session_status(
+        &self,
+        Parameters(a): Parameters<SessionArgs>,
+    ) -> Result<Json<Object>, ToolError> {
         let view = self.find(&a.id, a.repo.as_ref())?;
         ok(object(&status::info(&view)))
     }
@@ -410,7 +416,10 @@ impl Fleet {
     /// another reins session records that session as its parent. Give it
     /// work with `context` or `send_message`.
     #[tool]
-    async fn start_session(&self, Parameters(a): Parameters<StartArgs>) -> Reply<Object> {
+    async fn start_session(
+        &self,
+        Parameters(a): Parameters<StartArgs>,
+    ) -> Result<Json<Object>, ToolError> {
         let mut spec = Start::new(&a.agent);
         spec.id = a.id;
         spec.cwd = a.cwd;
@@ -452,7 +461,7 @@ impl Fleet {
         &self,
         Parameters(a): Parameters<SendArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> Reply<SendResult> {
+    ) -> Result<Json<SendResult>, ToolError> {
         let long = Long::of_request(&ctx);
         self.send(a, &long).await
     }
@@ -467,7 +476,7 @@ impl Fleet {
         &self,
         Parameters(a): Parameters<WaitArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> Reply<WaitResult> {
+    ) -> Result<Json<WaitResult>, ToolError> {
         let long = Long::of_request(&ctx);
         self.wait_for(a, &long).await
     }
@@ -475,7 +484,10 @@ impl Fleet {
     /// A session's screen now, row by row (for structured transports, the
     /// transcript reins draws of the conversation).
     #[tool(annotations(read_only_hint = true))]
-    async fn read_screen(&self, Parameters(a): Parameters<SessionArgs>) -> Reply<ScreenResult> {
+    async fn read_screen(
+        &self,
+        Parameters(a): Parameters<SessionArgs>,
+    ) -> Result<Json<ScreenResult>, ToolError> {
         let view = self.find(&a.id, a.repo.as_ref())?;
         let screen = ops::screen(&view, None).await?.ok_or_else(|| {
             ToolError::from(crate::error::CliError::failure(format!(
@@ -503,7 +515,10 @@ impl Fleet {
     /// exits) from a sequence number on: pass back `next_seq` to read only
     /// what is new, and `wait_s` to wait for it. Works after it ended.
     #[tool(annotations(read_only_hint = true))]
-    async fn read_events(&self, Parameters(a): Parameters<EventsArgs>) -> Reply<EventsResult> {
+    async fn read_events(
+        &self,
+        Parameters(a): Parameters<EventsArgs>,
+    ) -> Result<Json<EventsResult>, ToolError> {
         let view = self.find(&a.id, a.repo.as_ref())?;
         let limit = a.limit.unwrap_or(200);
         if limit == 0 || limit > 5000 {
@@ -527,7 +542,10 @@ impl Fleet {
     /// them (what scrolled off the screen, then the last screen). Works
     /// after it ended.
     #[tool(annotations(read_only_hint = true))]
-    async fn read_logs(&self, Parameters(a): Parameters<LogsArgs>) -> Reply<LogsResult> {
+    async fn read_logs(
+        &self,
+        Parameters(a): Parameters<LogsArgs>,
+    ) -> Result<Json<LogsResult>, ToolError> {
         let view = self.find(&a.id, a.repo.as_ref())?;
         let n = a.lines.unwrap_or(100);
         if n == 0 || n > 10_000 {
@@ -540,7 +558,10 @@ impl Fleet {
     /// Stops a session's running turn (the agent stays, ready for the next
     /// message).
     #[tool]
-    async fn interrupt(&self, Parameters(a): Parameters<SessionArgs>) -> Reply<Done> {
+    async fn interrupt(
+        &self,
+        Parameters(a): Parameters<SessionArgs>,
+    ) -> Result<Json<Done>, ToolError> {
         let view = self.find(&a.id, a.repo.as_ref())?;
         ops::interrupt(&view).await?;
         ok(Done { ok: true, id: a.id })
@@ -549,14 +570,20 @@ impl Fleet {
     /// Allows the approval request a session's agent waits on (a tool call,
     /// a command). An agent cannot answer its own session's requests.
     #[tool]
-    async fn approve(&self, Parameters(a): Parameters<ApproveArgs>) -> Reply<Answered> {
+    async fn approve(
+        &self,
+        Parameters(a): Parameters<ApproveArgs>,
+    ) -> Result<Json<Answered>, ToolError> {
         self.answer(a, Decision::Allow).await
     }
 
     /// Refuses the approval request a session's agent waits on. An agent
     /// cannot answer its own session's requests.
     #[tool]
-    async fn deny(&self, Parameters(a): Parameters<ApproveArgs>) -> Reply<Answered> {
+    async fn deny(
+        &self,
+        Parameters(a): Parameters<ApproveArgs>,
+    ) -> Result<Json<Answered>, ToolError> {
         self.answer(a, Decision::Deny).await
     }
 
@@ -564,7 +591,10 @@ impl Fleet {
     /// exit, then signals, within `timeout_s`; with `force`, whatever does
     /// not end in time is killed.
     #[tool(annotations(destructive_hint = true))]
-    async fn stop_session(&self, Parameters(a): Parameters<StopArgs>) -> Reply<Stopped> {
+    async fn stop_session(
+        &self,
+        Parameters(a): Parameters<StopArgs>,
+    ) -> Result<Json<Stopped>, ToolError> {
         let view = self.find(&a.id, a.repo.as_ref())?;
         let timeout = seconds(a.timeout_s, 10.0, "timeout_s")?;
         let outcome = ops::stop(&view, timeout, a.force).await?;
@@ -649,11 +679,18 @@ impl Fleet {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let paths = view.paths.clone();
         let id = a.id.clone();
+        // Said once per change (the wait hears every event).
+        let last = std::sync::Mutex::new(String::new());
         let waiting = wait.until(Some(timeout), move |state| {
             let record = SessionRecord::read(&paths.registry()).ok().flatten();
             let turn = record.map_or(0, |r| r.turn);
             let state = state.map_or("unknown".to_string(), |s| s.to_string());
-            let _ = tx.send(format!("{id}: {state}, turn {turn}"));
+            let line = format!("{id}: {state}, turn {turn}");
+            let mut last = last.lock().expect("progress lock");
+            if *last != line {
+                let _ = tx.send(line.clone());
+                *last = line;
+            }
         });
         let Some(waited) = long.run(waiting, rx).await else {
             return Err(cancelled());
