@@ -357,3 +357,107 @@ fn a_client_of_the_tasks_extension_gets_long_calls_as_tasks() {
     let status = env.reins(&["status", "--id", "w5", "--json"]).ok().json();
     assert_eq!(status[0]["host"], "live");
 }
+
+/// A profile `gate` whose agent is the shell script `script` (`$R` is the
+/// reins binary, `$I` the inspector): reins reads `Allow gate to run it?
+/// [y/n]` as an approval dialog and answers with `y`/`n` and Enter.
+fn gate_profile(env: &TestEnv, inspector: &std::path::Path, script: &str) {
+    let path = env.path().join("gate.sh");
+    let script =
+        format!("R={}\nI={}\n{script}", crate::common::reins_bin().display(), inspector.display());
+    std::fs::write(&path, script).unwrap();
+    let dir = env.path().join("config/reins/adapters");
+    std::fs::create_dir_all(&dir).unwrap();
+    let profile = format!(
+        r#"name = "gate"
+summary = "a shell script that asks for approval"
+
+[launch]
+command = ["sh", "{}"]
+
+[screen]
+boot_timeout_ms = 2000
+
+[approve]
+allow = [{{ text = "y" }}, {{ key = "enter" }}]
+deny = [{{ text = "n" }}, {{ key = "enter" }}]
+
+[[rule]]
+name = "approval"
+state = "blocked"
+kind = "approval"
+region = {{ last_lines = 2 }}
+all = [{{ contains = "Allow gate to run it? [y/n]" }}]
+
+[[rule.example]]
+matches = true
+screen = "Allow gate to run it? [y/n]"
+
+[[rule.example]]
+matches = false
+screen = "answered: y"
+"#,
+        path.display()
+    );
+    std::fs::write(dir.join("gate.toml"), profile).unwrap();
+}
+
+/// Waits until the shell line that wrote `path` appended its `rc=N`.
+fn finished(path: &std::path::Path) -> String {
+    let mut text = String::new();
+    crate::common::eventually(Duration::from_secs(60), &format!("{}", path.display()), || {
+        text = std::fs::read_to_string(path).unwrap_or_default();
+        text.contains("rc=")
+    });
+    text
+}
+
+/// The agent of a session drives reins through `reins mcp` (started by
+/// its MCP client, so inside its process tree): the session it starts
+/// records it as parent, and its own approval request stays its own to
+/// wait on — the host refuses the answer, as it does on every other way.
+#[test]
+fn an_agent_on_mcp_is_the_parent_of_what_it_starts_and_cannot_approve_itself() {
+    let env = TestEnv::new();
+    let Some(inspector) = Inspector::new(&env) else { return };
+    let script = r#"
+printf 'Allow gate to run it? [y/n] '
+until "$R" status --id "$REINS_ID" --json | grep -q '"request"'; do sleep 0.05; done
+"$I" --cli "$R" mcp --method tools/call --tool-name approve --tool-arg "id=$REINS_ID" > approve.out 2>&1
+echo "rc=$?" >> approve.out
+"$I" --cli "$R" mcp --method tools/call --tool-name start_session --tool-arg agent=mock id=minion > child.out 2>&1
+echo "rc=$?" >> child.out
+touch tried
+read answer
+echo "answered: $answer"
+[ "$answer" = y ] && touch approved
+exec sleep 1000
+"#;
+    gate_profile(&env, &inspector.bin_path(), script);
+    let boss = env.reins(&["run", "gate", "--id", "boss", "--detach"]).ok().json();
+
+    let out = finished(&env.work.join("approve.out"));
+    assert!(out.contains("\"isError\": true"), "{out}");
+    assert!(out.contains("own approval requests"), "{out}");
+    assert!(!env.work.join("approved").exists(), "the agent approved itself");
+    let refused: Vec<Value> =
+        env.events("boss").into_iter().filter(|e| e["type"] == "refused").collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["request"], "approve");
+    assert_eq!(refused[0]["requester"]["session"], "boss");
+
+    let out = finished(&env.work.join("child.out"));
+    assert!(out.contains("\"isError\": false"), "{out}");
+    let rows = env.reins(&["status", "--id", "minion", "--json"]).ok().json();
+    assert_eq!(rows[0]["parent"]["id"], "boss", "{rows:#}");
+    assert_eq!(rows[0]["parent"]["run"], boss["run"]);
+    let started = env.events("minion").into_iter().find(|e| e["type"] == "started").unwrap();
+    assert_eq!(started["parent"]["id"], "boss");
+
+    // A person answers it.
+    env.reins(&["approve", "--id", "boss"]).ok();
+    crate::common::eventually(Duration::from_secs(10), "the approved command", || {
+        env.work.join("approved").exists()
+    });
+    env.reins(&["stop", "--id", "minion"]).ok();
+}

@@ -404,8 +404,10 @@ fn watch_states(
             for line in lines {
                 let Some(event) = crate::store::events::EventLine::parse(&line) else { continue };
                 if let crate::store::events::EventKind::State { to: state, .. } = event.kind {
-                    let turn =
-                        SessionRecord::read(&paths.registry()).ok().flatten().map_or(0, |r| r.turn);
+                    // The event's own turn; the registry may not say it yet.
+                    let turn = event.header.turn.unwrap_or_else(|| {
+                        SessionRecord::read(&paths.registry()).ok().flatten().map_or(0, |r| r.turn)
+                    });
                     let _ = to.send(format!("{}: {state}, turn {turn}", paths.id));
                 }
             }

@@ -49,6 +49,11 @@ impl<'a> Inspector<'a> {
         Some(Inspector { env, bin: dir.join("mcp-inspector-cli") })
     }
 
+    /// The inspector's CLI program.
+    pub fn bin_path(&self) -> PathBuf {
+        self.bin.clone()
+    }
+
     /// `mcp-inspector-cli --cli reins mcp ARGS` in the test's work
     /// directory and environment.
     pub fn command(&self, args: &[&str]) -> Command {
