@@ -461,3 +461,109 @@ exec sleep 1000
     });
     env.reins(&["stop", "--id", "minion"]).ok();
 }
+
+/// One raw HTTP request to `addr`: the status code and the whole answer.
+fn http_post(addr: &str, path: &str, authorization: Option<&str>, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\n{auth}Content-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, answer)
+}
+
+#[test]
+fn http_listens_on_loopback_only_behind_a_bearer_token() {
+    use std::io::BufRead;
+    let env = TestEnv::new();
+    let refused = env.reins(&["mcp", "--listen", "0.0.0.0:8765"]).code(2);
+    assert!(refused.stderr.contains("0.0.0.0 is not a loopback address"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("ssh -L"), "{}", refused.stderr);
+
+    let mut server = env
+        .command(&["mcp", "--listen", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect(&line).to_string();
+    let addr = url.trim_start_matches("http://").trim_end_matches("/mcp").to_string();
+    let token_file = line.split("bearer token in ").nth(1).unwrap().trim().trim_end_matches(')');
+    let token_file = std::path::PathBuf::from(token_file);
+    assert_eq!(crate::common::mode(&token_file), 0o600);
+    assert_eq!(crate::common::mode(token_file.parent().unwrap()), 0o700);
+    let token = std::fs::read_to_string(&token_file).unwrap().trim().to_string();
+    assert_eq!(token.len(), 64, "256 random bits");
+    assert!(!line.contains(&token), "the token is never printed");
+
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let (status, answer) = http_post(&addr, "/mcp", None, init);
+    assert_eq!(status, 401, "{answer}");
+    assert!(
+        answer.contains("WWW-Authenticate: Bearer") || answer.contains("www-authenticate: Bearer")
+    );
+    let (status, _) = http_post(&addr, "/mcp", Some(&format!("Bearer {}x", &token[1..])), init);
+    assert_eq!(status, 401, "a wrong token");
+    let (status, _) = http_post(&addr, "/mcp", Some(&format!("Bearer {token}")), init);
+    assert_eq!(status, 200);
+    let (status, _) = http_post(&addr, "/other", Some(&format!("Bearer {token}")), init);
+    assert_eq!(status, 404);
+
+    // A real client with the token drives sessions over HTTP.
+    if let Some(inspector) = Inspector::new(&env) {
+        let bin = inspector.bin_path();
+        let call = |args: &[&str]| {
+            let out = std::process::Command::new(&bin)
+                .args(["--cli", &url, "--transport", "http"])
+                .args(["--header", &format!("Authorization: Bearer {token}")])
+                .args(args)
+                .current_dir(&env.work)
+                .env_clear()
+                .envs(env.env_vars())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        };
+        let started = call(&[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "start_session",
+            "--tool-arg",
+            "agent=mock",
+            "id=h1",
+        ]);
+        assert_eq!(started["structuredContent"]["id"], "h1", "{started:#}");
+        let listed = call(&["--method", "tools/call", "--tool-name", "list_sessions"]);
+        assert_eq!(listed["structuredContent"]["sessions"][0]["id"], "h1", "{listed:#}");
+        // The token is nowhere a session or its status shows.
+        let status = env.reins(&["status", "--id", "h1", "--json"]).ok().stdout;
+        assert!(!status.contains(&token));
+        let dir = env.session_dir("h1");
+        for file in ["events.jsonl", "session.json", "host.log"] {
+            let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+            assert!(!text.contains(&token), "{file} holds the token");
+        }
+        env.reins(&["stop", "--id", "h1"]).ok();
+    }
+
+    crate::common::signal(server.id() as i32, 15);
+    let status = server.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(!rest.contains(&token), "{rest}");
+    assert!(!token_file.exists(), "the token file is removed when the server ends");
+}

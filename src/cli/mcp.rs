@@ -49,13 +49,26 @@ Logs go to stderr (REINS_LOG=debug for more); stdout is the protocol's.
 Exit codes: 0 the client closed the connection (or, listening, a signal
 ended it), 1 the client never initialized, 2 bad input (a --listen address
 that is not loopback).")]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    /// Serve streamable HTTP at http://ADDR/mcp instead of stdio: a
+    /// loopback address and port (127.0.0.1:PORT, [::1]:PORT,
+    /// localhost:PORT; port 0 picks a free one). Clients send
+    /// `Authorization: Bearer TOKEN`, TOKEN being the content of the file
+    /// named on stderr ($XDG_RUNTIME_DIR/reins/mcp/ADDR-PORT.token).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+}
 
-pub(crate) fn run(_args: Args) -> CliResult {
+pub(crate) fn run(args: Args) -> CliResult {
     init_logging();
+    let listen = args.listen.as_deref().map(crate::mcp::http::parse_listen).transpose()?;
     let state = StateRoot::from_env()?;
+    state.ensure()?;
     let fleet = crate::mcp::Fleet::new(state);
-    crate::cli::runtime().block_on(crate::mcp::serve_stdio(fleet))?;
+    match listen {
+        Some(addr) => crate::cli::runtime().block_on(crate::mcp::http::serve(fleet, addr))?,
+        None => crate::cli::runtime().block_on(crate::mcp::serve_stdio(fleet))?,
+    }
     Ok(code::OK)
 }
 

@@ -8,7 +8,8 @@
 //! model can read, progress and cancellation of long calls, tasks — and
 //! no session logic of its own.
 //!
-//! - [`server`]: the handler (`Fleet`), its capabilities, tasks, serving;
+//! - [`server`]: the handler (`Fleet`), its capabilities, tasks, stdio;
+//! - [`http`]: `--listen`: loopback streamable HTTP behind a bearer token;
 //! - [`sessions`]: list, status, start, send, wait, screen, events, logs,
 //!   interrupt, approve/deny, stop;
 //! - [`orchestration`]: dispatch, dispatch_status, chain_run,
@@ -17,6 +18,7 @@
 //! - [`work`]: the dispatches a server runs, stopped when it goes;
 //! - [`reply`]: reins errors as tool results.
 
+pub(crate) mod http;
 pub(crate) mod orchestration;
 pub(crate) mod progress;
 pub(crate) mod reply;
