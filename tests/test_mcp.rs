@@ -567,3 +567,79 @@ fn http_listens_on_loopback_only_behind_a_bearer_token() {
     assert!(!rest.contains(&token), "{rest}");
     assert!(!token_file.exists(), "the token file is removed when the server ends");
 }
+
+#[test]
+fn screens_and_events_are_resources_that_tell_their_subscribers_when_they_change() {
+    let env = TestEnv::new();
+    env.start("r1", &["--description", "the resource one"]);
+    env.wait_state("r1", "ready");
+    let mut client = RawClient::start(&env, json!({}));
+    let list = client.request("resources/list", json!({}));
+    let listed = client.response(list, Duration::from_secs(10));
+    let resources = listed["result"]["resources"].as_array().unwrap().clone();
+    let uris: Vec<&str> = resources.iter().map(|r| r["uri"].as_str().unwrap()).collect();
+    assert_eq!(uris, ["reins://sessions/r1/screen", "reins://sessions/r1/events"], "{listed:#}");
+    assert!(resources[0]["description"].as_str().unwrap().contains("the resource one"));
+    let templates = client.request("resources/templates/list", json!({}));
+    let templates = client.response(templates, Duration::from_secs(10));
+    assert_eq!(templates["result"]["resourceTemplates"].as_array().unwrap().len(), 2);
+
+    for uri in ["reins://sessions/r1/screen", "reins://sessions/r1/events"] {
+        let sub = client.request("resources/subscribe", json!({"uri": uri}));
+        let answer = client.response(sub, Duration::from_secs(10));
+        assert!(answer.get("error").is_none(), "{answer:#}");
+    }
+    env.reins(&["send", "--id", "r1", "--wait-for-idle", "--timeout", "20s", "hello resources"])
+        .ok();
+    // Both told their subscriber; then the screen reads as it is now.
+    let mut updated = std::collections::BTreeSet::new();
+    for message in client.seen.drain(..) {
+        if message["method"] == "notifications/resources/updated" {
+            updated.insert(message["params"]["uri"].as_str().unwrap().to_string());
+        }
+    }
+    while updated.len() < 2 {
+        let message = client.next(Duration::from_secs(10)).expect("a resource update");
+        if message["method"] == "notifications/resources/updated" {
+            updated.insert(message["params"]["uri"].as_str().unwrap().to_string());
+        }
+    }
+    let read = client.request("resources/read", json!({"uri": "reins://sessions/r1/screen"}));
+    let read = client.response(read, Duration::from_secs(10));
+    let text = read["result"]["contents"][0]["text"].as_str().unwrap();
+    assert!(text.contains("MOCK_OK (you said: hello resources)"), "{text}");
+    let read = client.request("resources/read", json!({"uri": "reins://sessions/r1/events"}));
+    let read = client.response(read, Duration::from_secs(10));
+    let contents = &read["result"]["contents"][0];
+    assert_eq!(contents["mimeType"], "application/x-ndjson");
+    let lines: Vec<Value> = contents["text"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.iter().any(|e| e["type"] == "task_complete"), "{lines:#?}");
+
+    // Unsubscribed: quiet.
+    for uri in ["reins://sessions/r1/screen", "reins://sessions/r1/events"] {
+        let unsub = client.request("resources/unsubscribe", json!({"uri": uri}));
+        client.response(unsub, Duration::from_secs(10));
+    }
+    // What was sent before the unsubscribe answers came before them.
+    client.seen.clear();
+    env.reins(&["send", "--id", "r1", "--wait-for-idle", "--timeout", "20s", "again"]).ok();
+    let ping = client.request("ping", json!({}));
+    client.response(ping, Duration::from_secs(10));
+    let late: Vec<&Value> =
+        client.seen.iter().filter(|m| m["method"] == "notifications/resources/updated").collect();
+    assert!(late.is_empty(), "{late:#?}");
+
+    // Resources that are not there.
+    for uri in
+        ["reins://sessions/nobody/screen", "reins://sessions/r1/secrets", "file:///etc/passwd"]
+    {
+        let read = client.request("resources/read", json!({"uri": uri}));
+        let answer = client.response(read, Duration::from_secs(10));
+        assert!(answer["error"]["message"].as_str().unwrap().contains(uri), "{answer:#}");
+    }
+}

@@ -87,7 +87,7 @@ pub(crate) async fn serve(fleet: Fleet, addr: SocketAddr) -> Result<(), CliError
     let config = StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
     let for_sessions = fleet.clone();
     let service = StreamableHttpService::new(
-        move || Ok(for_sessions.clone()),
+        move || Ok(for_sessions.for_client()),
         LocalSessionManager::default().into(),
         config,
     );

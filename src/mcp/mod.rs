@@ -16,12 +16,14 @@
 //!   chain_status, list_agents;
 //! - [`progress`]: progress notifications and cancellation of long calls;
 //! - [`work`]: the dispatches a server runs, stopped when it goes;
+//! - [`resources`]: sessions' screens and events as resources, watched;
 //! - [`reply`]: reins errors as tool results.
 
 pub(crate) mod http;
 pub(crate) mod orchestration;
 pub(crate) mod progress;
 pub(crate) mod reply;
+pub(crate) mod resources;
 pub(crate) mod server;
 pub(crate) mod sessions;
 pub(crate) mod work;

@@ -13,14 +13,18 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelTaskParams, CreateTaskResult, GetTaskParams,
-    GetTaskResult, Implementation, ServerCapabilities, ServerConfig,
+    GetTaskResult, Implementation, ListResourceTemplatesResult, ListResourcesResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+    SubscriptionFilter, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::task_manager::{TaskExit, TaskManager, TaskOptions};
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 
 use crate::mcp::progress::Long;
 use crate::mcp::reply::ToolError;
+use crate::mcp::resources::{self, AbortOnDrop};
 use crate::mcp::work::Work;
 use crate::store::paths::StateRoot;
 
@@ -46,6 +50,8 @@ pub(crate) struct Fleet {
     tasks: TaskManager,
     /// Work this server runs that must end with it (dispatches).
     pub(crate) work: Arc<Work>,
+    /// The resources this client subscribed to.
+    subscriptions: resources::Shared,
 }
 
 impl Fleet {
@@ -55,7 +61,14 @@ impl Fleet {
             tools: Fleet::session_tools() + Fleet::orchestration_tools(),
             tasks: TaskManager::new(),
             work: Arc::new(Work::default()),
+            subscriptions: resources::Shared::default(),
         }
+    }
+
+    /// The same server for another client (an HTTP session): the same
+    /// tools, tasks and dispatches, its own subscriptions.
+    pub(crate) fn for_client(&self) -> Fleet {
+        Fleet { subscriptions: resources::Shared::default(), ..self.clone() }
     }
 
     /// The tools, as `tools/list` lists them.
@@ -176,7 +189,13 @@ fn bad_arguments(tool: &str, detail: &str) -> CallToolResponse {
 #[tool_handler(router = self.tools)]
 impl ServerHandler for Fleet {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_tasks().build())
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_tasks()
+            .build();
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("reins", env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS.to_string())
     }
@@ -193,6 +212,93 @@ impl ServerHandler for Fleet {
         let name = request.name.to_string();
         let response = self.tools.call(ToolCallContext::new(self, request, context)).await?;
         Ok(with_reins_argument_errors(&name, response))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        self.resources()
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(self.resource_templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        Ok(self.read(&request.uri).await?.into())
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let (tx, mut changed) = tokio::sync::mpsc::unbounded_channel();
+        let watch = AbortOnDrop(self.watch(&request.uri, tx)?);
+        let peer = context.peer.clone();
+        let task = tokio::spawn(async move {
+            let _watch = watch;
+            while let Some(uri) = changed.recv().await {
+                let updated = ResourceUpdatedNotificationParam::new(uri);
+                if peer.notify_resource_updated(updated).await.is_err() {
+                    return;
+                }
+            }
+        });
+        self.subscriptions.add(request.uri, task);
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions.remove(&request.uri);
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let mut accepted = SubscriptionFilter::new();
+        accepted.resource_subscriptions = requested.resource_subscriptions.clone();
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let (tx, mut changed) = tokio::sync::mpsc::unbounded_channel();
+        let uris = context.accepted().resource_subscriptions.clone().unwrap_or_default();
+        let mut watches = Vec::new();
+        for uri in &uris {
+            watches.push(AbortOnDrop(self.watch(uri, tx.clone())?));
+        }
+        drop(tx);
+        loop {
+            tokio::select! {
+                _ = context.cancelled() => return Ok(()),
+                uri = changed.recv() => match uri {
+                    Some(uri) => {
+                        if context.sink().notify_resource_updated(uri).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    // Every watched session ended: nothing more will change.
+                    None => return Ok(()),
+                },
+            }
+        }
     }
 
     async fn get_task(
