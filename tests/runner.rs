@@ -28,6 +28,7 @@ mod test_inbox;
 mod test_logs;
 mod test_max_log;
 mod test_mcp;
+mod test_mcp_agents;
 mod test_mcp_orchestration;
 mod test_pane;
 mod test_progress;
