@@ -39,6 +39,9 @@ Tools (`reins agents-guide mcp` says when to use which):
   chain_run, chain_status             a chain file of such steps
   list_agents                         which agents can take a task now
 
+Resources: reins://sessions/ID/screen (text) and reins://sessions/ID/events
+(JSON lines), with change notifications for subscribers.
+
 Examples:
   reins mcp
   reins mcp --listen 127.0.0.1:8765
