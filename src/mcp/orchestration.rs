@@ -226,7 +226,10 @@ impl Fleet {
         request.check_timeout = seconds(a.check_timeout_s, 600.0, "check_timeout_s")?;
         let plan = request.plan(&self.state)?;
         let sessions_scope = scope::scope_of(&plan.cwd).name;
-        let mut running = self.work.dispatch(plan, self.state.clone())?;
+        let mut running = self
+            .work
+            .dispatch(plan, self.state.clone())
+            .map_err(|err| ToolError::from(CliError::failure(err.to_string())))?;
         long.report(format!("dispatch {}: started", running.id)).await;
         let (states_tx, mut states) = tokio::sync::mpsc::unbounded_channel();
         let mut watcher: Option<tokio::task::JoinHandle<()>> = None;

@@ -100,3 +100,31 @@ pub(crate) fn object(value: &impl Serialize) -> Object {
         _ => Object::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reins_error_reads_as_the_command_line_says_it_with_its_details_in_meta() {
+        let err = ToolError::from(CliError::failure("no session named x").hint("look elsewhere"));
+        let CallToolResponse::Complete(result) = err.into_call_tool_result().unwrap() else {
+            panic!("a complete result");
+        };
+        assert_eq!(result.is_error, Some(true));
+        assert!(result.structured_content.is_none(), "output schemas would reject it");
+        let text = result.content[0].as_text().unwrap().text.clone();
+        assert_eq!(text, "reins: no session named x\nhint: look elsewhere");
+        let meta = result.meta.unwrap().0;
+        assert_eq!(meta[ERROR_META]["kind"], "failed");
+        assert_eq!(meta[ERROR_META]["hint"], "look elsewhere");
+        for (code, kind) in [
+            (code::USAGE, "invalid_input"),
+            (code::TIMEOUT, "timeout"),
+            (code::INTERNAL, "internal"),
+        ] {
+            let err = CliError { code, ..CliError::failure("x") };
+            assert_eq!(ToolError::from(err).kind, kind);
+        }
+    }
+}

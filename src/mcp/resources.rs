@@ -219,3 +219,25 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_name_a_session_and_a_part() {
+        for part in [Part::Screen, Part::Events] {
+            assert_eq!(parse(&uri("w-1", part)), Some(("w-1".to_string(), part)));
+        }
+        for bad in [
+            "reins://sessions/w1/secrets",
+            "reins://sessions/w1",
+            "reins://sessions/../screen",
+            "reins://sessions/a/b/screen",
+            "file:///etc/passwd",
+            "reins://sessions//screen",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! The MCP server itself: the `Fleet` handler that owns the tool router,
-//! the tasks of long calls, and the resource subscriptions, and the loops
-//! that serve it on stdio or loopback HTTP.
+//! the tasks of long calls and the resource subscriptions, and serving it
+//! on stdio (loopback HTTP is [`super::http`]).
 //!
 //! It is started by the client (an agent launching its tool servers), so
 //! it runs in the client's process tree: sessions it starts record the
