@@ -18,7 +18,7 @@
 //!
 //! ```text
 //! cli/          parse, call, print; exit codes (one file per subcommand)
-//! dispatch/ chain/ watch/          policies over many sessions
+//! mcp/ dispatch/ chain/ watch/     front ends and policies over many sessions
 //! control/      session control: find, start, send, wait, screen,
 //!               interrupt, approve, stop, list, gc (typed results, no
 //!               printing); the library's API is control::api
@@ -42,6 +42,7 @@ mod git;
 mod host;
 mod ids;
 mod ipc;
+mod mcp;
 mod mock_agent;
 mod notify;
 mod procs;

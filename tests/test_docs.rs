@@ -283,6 +283,16 @@ fn agents_guide_naming_runs() {
 }
 
 #[test]
+fn agents_guide_mcp_runs() {
+    run_doc("guides/agents/07-mcp.md", None, &[]);
+}
+
+#[test]
+fn recipe_mcp_runs() {
+    run_doc("recipes/08-mcp.md", None, &[]);
+}
+
+#[test]
 fn recipe_fire_and_watch_runs() {
     run_doc("recipes/01-fire-and-watch.md", None, &[]);
 }

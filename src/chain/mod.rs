@@ -9,5 +9,6 @@
 
 pub(crate) mod file;
 pub(crate) mod gate;
+pub(crate) mod report;
 pub(crate) mod runner;
 pub(crate) mod state;

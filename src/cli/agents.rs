@@ -4,11 +4,10 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::adapter::probe::Status;
 use crate::config::{AgentSpec, Agents};
-use crate::dispatch::avail::{self, Availability};
+use crate::dispatch::avail;
+use crate::dispatch::roster::{self, Report};
 use crate::dispatch::sessions::{Launch, Reins, TurnEnd};
 use crate::error::{CliError, CliResult, code};
 use crate::store::outcomes::Probe;
@@ -69,26 +68,6 @@ pub(crate) struct Args {
     timeout: Duration,
 }
 
-#[derive(Debug, Serialize)]
-struct Row<'a> {
-    name: &'a str,
-    agent: &'a str,
-    source: crate::config::Source,
-    model: Option<&'a str>,
-    args: &'a [String],
-    cooldown_s: f64,
-    availability: Availability,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    probe: Option<Probe>,
-}
-
-#[derive(Debug, Serialize)]
-struct Report<'a> {
-    ok: bool,
-    config: Option<String>,
-    agents: Vec<Row<'a>>,
-}
-
 pub(crate) fn run(args: Args) -> CliResult {
     let agents = Agents::load()?;
     let chosen: Vec<&AgentSpec> = if args.names.is_empty() {
@@ -126,27 +105,8 @@ pub(crate) fn run(args: Args) -> CliResult {
             probes[i] = Some(probe);
         }
     }
-    let mut rows = Vec::new();
-    for ((agent, check), probe) in chosen.iter().zip(checks).zip(probes) {
-        let availability = avail::assess(agent, check, &store, &state, None)
-            .map_err(|e| CliError::failure(e.to_string()))?;
-        rows.push(Row {
-            name: &agent.name,
-            agent: &agent.base,
-            source: agent.source,
-            model: agent.model.as_deref(),
-            args: &agent.args,
-            cooldown_s: agent.cooldown.as_secs_f64(),
-            availability,
-            probe,
-        });
-    }
-    let probe_failed = rows.iter().any(|r| r.probe.as_ref().is_some_and(|p| !p.ok));
-    let report = Report {
-        ok: !probe_failed,
-        config: agents.path.as_ref().map(|p| p.display().to_string()),
-        agents: rows,
-    };
+    let report = roster::report(&agents, &chosen, checks, probes, &store, &state)?;
+    let probe_failed = !report.ok;
     if args.json {
         crate::cli::print_json(&report)?;
     } else {
@@ -155,7 +115,7 @@ pub(crate) fn run(args: Args) -> CliResult {
     Ok(if probe_failed { code::FAILURE } else { code::OK })
 }
 
-fn print_table(report: &Report<'_>) -> std::io::Result<()> {
+fn print_table(report: &Report) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     let width = report.agents.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
     writeln!(
@@ -174,7 +134,7 @@ fn print_table(report: &Report<'_>) -> std::io::Result<()> {
             "{:width$}  {:<9} {:<14} {:<9} {:<5}  {}",
             r.name,
             r.agent,
-            r.model.unwrap_or("-"),
+            r.model.as_deref().unwrap_or("-"),
             if a.available { "yes" } else { "no" },
             load,
             match (&a.reason, &a.auth) {

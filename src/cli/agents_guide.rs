@@ -5,7 +5,8 @@ use crate::docs::Shelf;
 use crate::error::CliResult;
 
 /// Guides for an agent that uses reins to drive other agents: the core
-/// loop, dispatching work, chains, buddies, monitoring, naming.
+/// loop, dispatching work, chains, buddies, monitoring, naming, and the
+/// same as MCP tools (`reins mcp`).
 ///
 /// Short and exact: every command in them is run by the test suite. With
 /// no TOPIC, lists the topics. A TOPIC is a number, a name, the start of a

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::chain::file;
+use crate::chain::report as chains;
 use crate::chain::runner::{self, Options};
 use crate::chain::state::{self, ChainState, ChainStatus, StepState, StepStatus, TaskState};
 use crate::config::Agents;
@@ -385,27 +386,11 @@ fn task(chain: &str, key: &str, item: Option<String>) -> TaskState {
     }
 }
 
-fn read(root: &StateRoot, id: &str) -> Result<(PathBuf, ChainState), CliError> {
-    ids::validate(id)?;
-    let dir = state::dir_of(root, id);
-    match ChainState::read(&dir) {
-        Ok(st) => Ok((dir, st)),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            Err(CliError::failure(format!("no chain {id:?}"))
-                .hint("`reins chain status` lists the chains"))
-        }
-        Err(err) => Err(CliError::failure(format!(
-            "cannot read {}: {err}",
-            ChainState::path_in(&dir).display()
-        ))),
-    }
-}
-
 fn resume(root: &StateRoot, id: &str, common: Common) -> CliResult {
-    let (dir, _) = read(root, id)?;
+    let (dir, _) = chains::read(root, id)?;
     let _runner = lock_runner(id, &dir)?;
     // Read again under the lock: a runner that just let go saved last.
-    let (dir, mut st) = read(root, id)?;
+    let (dir, mut st) = chains::read(root, id)?;
     // A runner of a reins that took no lock.
     if st.status == ChainStatus::Running && st.runner_alive() {
         return Err(CliError::failure(format!(
@@ -488,50 +473,28 @@ fn table(st: &ChainState) -> Result<(), CliError> {
 
 fn status(root: &StateRoot, id: Option<&str>, json: bool) -> CliResult {
     if let Some(id) = id {
-        let (dir, st) = read(root, id)?;
-        let alive = st.status == ChainStatus::Running && st.runner_alive();
         if json {
-            let mut summary = runner::summary(&st);
-            summary["ok"] = Value::from(true);
-            summary["runner_alive"] = Value::from(alive);
-            summary["runner_pid"] = Value::from(st.runner_pid);
-            summary["state"] = Value::from(ChainState::path_in(&dir).display().to_string());
-            summary["log"] = Value::from(dir.join("events.jsonl").display().to_string());
-            crate::cli::print_json(&summary)?;
-        } else {
-            table(&st)?;
-            if st.status == ChainStatus::Running && !alive {
-                writeln!(
-                    std::io::stdout(),
-                    "its runner (pid {}) is gone: `reins chain resume {}` goes on",
-                    st.runner_pid,
-                    st.id
-                )?;
-            }
+            crate::cli::print_json(&chains::status(root, id)?)?;
+            return Ok(code::OK);
+        }
+        let (_, st) = chains::read(root, id)?;
+        table(&st)?;
+        if st.status == ChainStatus::Running && !chains::running(&st) {
+            writeln!(
+                std::io::stdout(),
+                "its runner (pid {}) is gone: `reins chain resume {}` goes on",
+                st.runner_pid,
+                st.id
+            )?;
         }
         return Ok(code::OK);
     }
-    let mut all: Vec<ChainState> = std::fs::read_dir(root.root().join("chains"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| ChainState::read(&e.path()).ok())
-        .collect();
-    all.sort_by(|a, b| a.started_at.cmp(&b.started_at));
     if json {
-        let list: Vec<Value> = all
-            .iter()
-            .map(|st| {
-                let mut v = runner::summary(st);
-                v["runner_alive"] =
-                    Value::from(st.status == ChainStatus::Running && st.runner_alive());
-                v["started_at"] = Value::from(st.started_at.clone());
-                v
-            })
-            .collect();
+        let list = chains::list(root);
         crate::cli::print_json(&serde_json::json!({ "ok": true, "chains": list }))?;
         return Ok(code::OK);
     }
+    let all = chains::all(root);
     let mut out = std::io::stdout().lock();
     if all.is_empty() {
         writeln!(out, "no chains yet")?;

@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{AgentSpec, Agents};
-use crate::dispatch::{self, Plan, Route, Rung, done};
+use crate::dispatch::request::Request;
+use crate::dispatch::{self, done};
 use crate::error::{CliError, CliResult, code};
 use crate::ids;
 use crate::store::outcomes::Store;
@@ -52,6 +52,7 @@ Examples:
   reins dispatch --prefer codex,claude --task task.md --id fix-42 --label bug
   reins dispatch --ladder cheap:gpt-5-mini,claude:opus --verifier claude --task t.md
   reins dispatch --history --json
+  reins dispatch --status --id fix-42 --json
 
 Exit codes: 0 accepted, 1 every attempt failed, 2 usage error, 124 --timeout
 passed, 130 interrupted.")]
@@ -126,6 +127,10 @@ pub(crate) struct Args {
     /// Print the attempts in the outcome store (with --id: that dispatch's).
     #[arg(long, conflicts_with_all = ["agent", "prefer", "ladder", "task", "message", "done", "verifier"])]
     history: bool,
+    /// Show where dispatch --id stands, from its log: running, ended or
+    /// stopped, the attempt under way and those finished.
+    #[arg(long, requires = "id", conflicts_with_all = ["history", "agent", "prefer", "ladder", "task", "message", "done", "verifier"])]
+    status: bool,
     /// With --history: at most this many attempts, the latest.
     #[arg(long, value_name = "N", default_value_t = 50, requires = "history")]
     limit: u32,
@@ -140,25 +145,9 @@ pub(crate) fn run(args: Args) -> CliResult {
     if args.history {
         return history(&args, &state);
     }
-    let agents = Agents::load()?;
-    let task = read_task(&args)?;
-    let route = route(&args, &agents, &task)?;
-    let verifier = args.verifier.as_deref().map(|v| agents.get(v).cloned()).transpose()?;
-    let cwd = match &args.cwd {
-        Some(dir) if !dir.is_dir() => {
-            return Err(CliError::usage(format!("--cwd {}: not a directory", dir.display())));
-        }
-        Some(dir) => std::fs::canonicalize(dir)?,
-        None => std::env::current_dir()?,
-    };
-    state.ensure()?;
-    let id = match &args.id {
-        Some(id) => {
-            ids::validate(id)?;
-            id.clone()
-        }
-        None => ids::random(|id| dispatch::dir_of(&state, id).exists()),
-    };
+    if args.status {
+        return status(&args, &state);
+    }
     let watch = args.watch.then(|| {
         let mut flags = Vec::new();
         if let Some(preset) = args.preset.and_then(|p| clap::ValueEnum::to_possible_value(&p)) {
@@ -178,27 +167,25 @@ pub(crate) fn run(args: Args) -> CliResult {
         }
         flags
     });
-    let store = Store::open_in(&state)?;
-    let plan = Plan {
-        id,
-        task,
+    let request = Request {
+        agent: args.agent.clone(),
+        prefer: args.prefer.clone(),
+        ladder: args.ladder.clone(),
+        id: args.id.clone(),
         labels: args.label.clone(),
         checks: args.done.clone(),
-        check_env: Vec::new(),
-        verifier,
+        verifier: args.verifier.clone(),
         max_failures: args.max_failures,
         timeout: args.timeout,
         attempt_timeout: args.attempt_timeout,
         verify_timeout: args.verify_timeout,
         check_timeout: args.check_timeout,
-        start_timeout: Duration::from_secs(30),
-        program_timeout: Duration::from_secs(10),
-        cwd,
+        cwd: args.cwd.clone(),
         watch,
-        route,
-        first_attempt: 1,
-        cool_down: true,
+        ..Request::new(read_task(&args)?)
     };
+    let plan = request.plan(&state)?;
+    let store = Store::open_in(&state)?;
     let summary = dispatch::run(plan, state, store)?;
     if args.json {
         crate::cli::print_json(&summary)?;
@@ -260,39 +247,30 @@ fn read_task(args: &Args) -> Result<String, CliError> {
     Ok(text)
 }
 
-fn route(args: &Args, agents: &Agents, task: &str) -> Result<Route, CliError> {
-    if let Some(name) = &args.agent {
-        return Ok(Route::Pinned(agents.get(name)?.clone()));
+fn status(args: &Args, state: &StateRoot) -> CliResult {
+    let id = args.id.as_deref().expect("clap requires --id with --status");
+    let status = dispatch::status::status(state, id)?;
+    if args.json {
+        crate::cli::print_json(&status)?;
+        return Ok(code::OK);
     }
-    if !args.ladder.is_empty() {
-        let rungs = args.ladder.iter().map(|r| Rung::parse(r, agents)).collect::<Result<_, _>>()?;
-        return Ok(Route::Ladder(rungs));
+    let mut out = std::io::stdout().lock();
+    let how = match (&status.result, &status.session) {
+        (Some(result), Some(session)) => format!("{result} (session {session})"),
+        (Some(result), None) => result.clone(),
+        (None, _) => status.state.to_string(),
+    };
+    writeln!(out, "dispatch {}: {how}, {} attempt(s) finished", status.id, status.attempts.len())?;
+    if let Some(current) = &status.current {
+        writeln!(
+            out,
+            "attempt {} under way: session {} (agent {})",
+            current["attempt"],
+            current["session"].as_str().unwrap_or("?"),
+            current["agent"].as_str().unwrap_or("?")
+        )?;
     }
-    if !args.prefer.is_empty() {
-        let list: Vec<AgentSpec> =
-            args.prefer.iter().map(|n| agents.get(n.trim()).cloned()).collect::<Result<_, _>>()?;
-        return Ok(Route::Candidates { agents: list, how: "prefer" });
-    }
-    let pool: Vec<AgentSpec> = agents.pool().into_iter().cloned().collect();
-    if pool.is_empty() {
-        return Err(CliError::usage("no agents to dispatch to")
-            .hint("configure some in config.toml ([agents.NAME]) or name one with --agent"));
-    }
-    // Round robin: start after the agent that took the last dispatch.
-    let state = StateRoot::from_env()?;
-    let last = Store::open_in(&state)?.last_first_choice().ok().flatten();
-    let start = last
-        .and_then(|last| pool.iter().position(|a| a.name == last))
-        .map_or(0, |i| (i + 1) % pool.len());
-    let mut rotated = pool[start..].to_vec();
-    rotated.extend_from_slice(&pool[..start]);
-    // Routing rules put the agents that suit the task first.
-    if let Some((ordered, why)) = agents.routed(&rotated, task, &args.label) {
-        let file = agents.path.as_deref().map_or("config.toml".into(), |p| p.display().to_string());
-        eprintln!("reins dispatch: routed by {file}: {why}");
-        return Ok(Route::Candidates { agents: ordered, how: "route" });
-    }
-    Ok(Route::Candidates { agents: rotated, how: "round_robin" })
+    Ok(code::OK)
 }
 
 fn history(args: &Args, state: &StateRoot) -> CliResult {

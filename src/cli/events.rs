@@ -4,13 +4,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use jiff::Timestamp;
-
+use crate::control::events::{self, Filter};
 use crate::control::lookup::{self, Liveness};
 use crate::error::{CliError, CliResult, code};
-use crate::store::events::{EventKind, EventLine};
 use crate::store::paths::StateRoot;
-use crate::store::stream::EventStream;
 use crate::time;
 
 /// Print a session's events (JSON lines, schema 1).
@@ -57,73 +54,27 @@ pub(crate) fn run(args: Args) -> CliResult {
     };
     let state = StateRoot::from_env()?;
     let view = lookup::find(&state, &args.id, args.repo.as_deref())?;
-    let live_run = match (view.liveness, &view.record) {
-        (Liveness::Live, Some(record)) => Some(record.run.clone()),
-        _ => None,
-    };
-    let events_path = view.paths.events();
-    // The run `--run last` means, and the run whose end ends --follow.
-    let last_run = live_run.clone().or_else(|| last_started_run(&events_path));
-    let wanted_run = match args.run.as_str() {
-        "all" => None,
-        "last" => last_run.clone(),
-        other => Some(other.to_string()),
-    };
-    let filter = Filter { from, run: wanted_run };
+    let filter = Filter { from, run: events::select_run(&view, &args.run), ..Filter::default() };
     let follow = !args.snapshot && (args.follow || view.liveness == Liveness::Live);
 
     let mut out = std::io::stdout().lock();
     if !follow {
-        for event in crate::store::events::read_all(&events_path)? {
-            if filter.keeps(&event) {
-                writeln!(out, "{}", event.raw)?;
-            }
+        for event in events::read(&view, &filter)? {
+            writeln!(out, "{}", event.raw)?;
         }
         return Ok(code::OK);
     }
-    crate::cli::runtime().block_on(async {
-        let mut stream = EventStream::open(&view.paths, 0);
-        while let Some(event) = stream.next().await? {
-            if filter.keeps(&event) {
-                writeln!(out, "{}", event.raw)?;
-                out.flush()?;
-            }
-            let ends = matches!(event.kind, EventKind::Exited { .. })
-                && last_run.as_deref().is_none_or(|r| r == event.header.run);
-            if ends {
-                return Ok(code::OK);
-            }
-        }
-        Err(CliError::failure(format!(
-            "session {}: its host died without recording the end",
-            args.id
-        ))
-        .hint("`reins gc` records it and cleans up"))
-    })
-}
-
-struct Filter {
-    from: Option<Timestamp>,
-    run: Option<String>,
-}
-
-impl Filter {
-    fn keeps(&self, event: &EventLine) -> bool {
-        if self.run.as_ref().is_some_and(|r| *r != event.header.run) {
-            return false;
-        }
-        match (&self.from, time::parse_rfc3339(&event.header.ts)) {
-            (Some(from), Some(ts)) => ts >= *from,
-            (Some(_), None) => false,
-            (None, _) => true,
-        }
-    }
-}
-
-fn last_started_run(path: &std::path::Path) -> Option<String> {
-    let all = crate::store::events::read_all(path).ok()?;
-    all.iter()
-        .rev()
-        .find(|e| matches!(e.kind, EventKind::Started { .. }) || e.header.kind == "exited")
-        .map(|e| e.header.run.clone())
+    // The run whose end ends --follow.
+    let last_run = events::last_run(&view);
+    crate::cli::runtime().block_on(events::follow(
+        &view,
+        &filter,
+        last_run.as_deref(),
+        |event| {
+            writeln!(out, "{}", event.raw)?;
+            out.flush()?;
+            Ok(())
+        },
+    ))?;
+    Ok(code::OK)
 }

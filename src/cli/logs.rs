@@ -1,17 +1,16 @@
 //! `reins logs`: what a session's agent printed, rendered as text (or raw).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::control::logs::{self, Transcript};
 use crate::control::lookup::{self, Liveness};
-use crate::error::{CliError, CliResult, code};
-use crate::screen::{Renderer, SizeMark};
-use crate::store::events::{EventKind, EventLine};
-use crate::store::follow::{self, Follower, SessionFile};
+use crate::error::CliResult;
+use crate::error::code;
+use crate::store::follow::{self, Follower};
 use crate::store::paths::StateRoot;
-use crate::store::transcript::TranscriptFiles;
 
 /// Print what a session's agent printed.
 ///
@@ -63,59 +62,37 @@ struct Snapshot<'a> {
 pub(crate) fn run(args: Args) -> CliResult {
     let state = StateRoot::from_env()?;
     let view = lookup::find(&state, &args.id, args.repo.as_deref())?;
-    // Both files and the events that place them, opened together so a
-    // rotation cannot fall in between.
-    let files = TranscriptFiles::open(&view.paths).map_err(|err| {
-        CliError::failure(format!("cannot read the transcript of {}: {err}", args.id))
-    })?;
-    if files.current.is_none() && files.older.is_none() {
-        return Err(CliError::failure(format!("session {} has no output yet", args.id)));
-    }
     let follow = args.follow && view.liveness == Liveness::Live;
-    let marks = size_marks(&files.events);
-    let start = files.start();
-    let older = files.older.map(|(file, _)| file);
+    if !follow && !args.raw {
+        let lines = logs::lines(&view, args.lines)?;
+        if args.json {
+            crate::cli::print_json(&Snapshot { id: &args.id, lines })?;
+        } else {
+            Printer { json: false }.print(lines)?;
+        }
+        return Ok(code::OK);
+    }
+    let mut transcript = Transcript::open(&view, follow)?;
     crate::cli::runtime().block_on(async {
-        let mut follower = match files.current {
-            Some((file, _)) => Follower::from_open_transcript(&view.paths, file, follow)?,
-            None => Follower::reading(&view.paths, SessionFile::Transcript, 0, follow),
-        };
         // Only a follower waits for the host to go.
         let mut gone = match follow {
             true => follow::host_gone(&view.paths.host_lock()),
             false => tokio::sync::oneshot::channel().1,
         };
         if args.raw {
-            if let Some(older) = older {
-                let mut out = std::io::stdout().lock();
-                each_chunk(older, |bytes| out.write_all(bytes))?;
-            }
-            return raw(&mut follower, follow, &mut gone).await;
+            let mut out = std::io::stdout().lock();
+            transcript.older_bytes(|bytes| out.write_all(bytes))?;
+            drop(out);
+            return raw(&mut transcript.follower, follow, &mut gone).await;
         }
-        let mut renderer = Renderer::new(marks, start);
-        if let Some(older) = older {
-            each_chunk(older, |bytes| {
-                renderer.feed(bytes);
-                Ok(())
-            })?;
-        }
-        renderer.feed(&follower.read_new()?);
+        let mut renderer = transcript.render()?;
         let mut lines = renderer.take_finished();
-        if !follow {
-            lines.extend(renderer.screen_lines());
-        }
         if let Some(n) = args.lines {
             lines.drain(..lines.len().saturating_sub(n));
         }
-        if args.json && !follow {
-            crate::cli::print_json(&Snapshot { id: &args.id, lines })?;
-            return Ok(code::OK);
-        }
         let mut printer = Printer { json: args.json };
         printer.print(lines)?;
-        if !follow {
-            return Ok(code::OK);
-        }
+        let follower = &mut transcript.follower;
         loop {
             tokio::select! {
                 _ = follower.changed() => {
@@ -131,21 +108,6 @@ pub(crate) fn run(args: Args) -> CliResult {
             }
         }
     })
-}
-
-/// Hands `file`'s content to `each` in bounded chunks (a rotated
-/// transcript can be as large as `--max-log`).
-fn each_chunk(
-    mut file: std::fs::File,
-    mut each: impl FnMut(&[u8]) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        match file.read(&mut buf)? {
-            0 => return Ok(()),
-            n => each(&buf[..n])?,
-        }
-    }
 }
 
 struct Printer {
@@ -190,25 +152,4 @@ async fn raw(
         out.write_all(&follower.read_new()?)?;
         out.flush()?;
     }
-}
-
-/// The screen sizes of every run of the session, at their (logical)
-/// transcript offsets, from its events.
-fn size_marks(events: &[EventLine]) -> Vec<SizeMark> {
-    let mut marks: Vec<SizeMark> = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Started(started) => Some(SizeMark {
-                offset: started.transcript_offset,
-                size: started.size,
-                new_run: true,
-            }),
-            EventKind::Resized { size, transcript_offset } => {
-                Some(SizeMark { offset: *transcript_offset, size: *size, new_run: false })
-            }
-            _ => None,
-        })
-        .collect();
-    marks.sort_by_key(|m| m.offset);
-    marks
 }

@@ -29,6 +29,7 @@ mod inbox;
 mod interrupt;
 mod logs;
 mod man;
+mod mcp;
 mod mock_agent;
 mod notify;
 mod pane;
@@ -112,6 +113,7 @@ enum Command {
     Recipes(recipes::Args),
     Completions(completions::Args),
     Man(man::Args),
+    Mcp(mcp::Args),
     MockAgent(mock_agent::Args),
     /// Internal: the per-session host process.
     #[command(name = "__host", hide = true)]
@@ -189,6 +191,7 @@ pub fn main() -> ExitCode {
         Command::Recipes(args) => recipes::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
+        Command::Mcp(args) => mcp::run(args),
         Command::MockAgent(args) => mock_agent::run(args),
         Command::Host(args) => host::run(args),
     };

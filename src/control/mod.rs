@@ -10,7 +10,9 @@
 
 pub(crate) mod api;
 pub(crate) mod cleanup;
+pub(crate) mod events;
 pub(crate) mod gc;
+pub(crate) mod logs;
 pub(crate) mod lookup;
 pub(crate) mod session;
 pub(crate) mod start;

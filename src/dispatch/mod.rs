@@ -16,8 +16,11 @@
 
 pub(crate) mod avail;
 pub(crate) mod done;
+pub(crate) mod request;
+pub(crate) mod roster;
 pub(crate) mod routing;
 pub(crate) mod sessions;
+pub(crate) mod status;
 pub(crate) mod verdict;
 
 use std::collections::HashMap;

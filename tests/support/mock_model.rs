@@ -19,9 +19,13 @@
 //! `[[run:CMD]]` / `[[runx:CMD]]` (a shell tool call when the request
 //! offers a shell tool; `runx` asks Codex for sandbox escalation), and
 //! `[[error:NNN]]` (that HTTP status with the provider's error body),
-//! `[[say:TEXT]]` (answer exactly TEXT; not in the Python mock), and
+//! `[[say:TEXT]]` (answer exactly TEXT; not in the Python mock),
 //! `[[fail:NNN]]` (refuse the request as invalid, the first time only; not
-//! in the Python mock).
+//! in the Python mock), and
+//! `[[tool:NAME {JSON}]]` (not in the Python mock either: a call of the
+//! offered tool NAME, or `*__NAME` as agents name an MCP server's tools,
+//! with those arguments; several run in order, one per response, each
+//! after the previous one's result came back; Claude and Codex).
 //! Otherwise the answer is `MOCK_OK (you said: <prompt>)`, or `Tool
 //! finished. Output: ...` once a tool result comes back.
 //!

@@ -1,6 +1,8 @@
-//! Test support for live runs of the real agent CLIs: a mock model server
-//! on 127.0.0.1 and seeded, isolated homes for each CLI.
+//! Test support for live runs of the real agent CLIs (a mock model server
+//! on 127.0.0.1 and seeded, isolated homes for each CLI) and for the MCP
+//! server (real MCP clients).
 
 pub mod agents;
 pub mod live;
+pub mod mcp;
 pub mod mock_model;

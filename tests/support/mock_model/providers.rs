@@ -68,6 +68,8 @@ static WAIT: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[wait:([0-9]+(?:\.[0
 static ERROR: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[error:([0-9]{3})\]\]"));
 static RUN: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[run(x?):(.+?)\]\]"));
 static SAY: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[say:(.+?)\]\]"));
+static TOOL: LazyLock<Regex> =
+    LazyLock::new(|| marker(r"\[\[tool:([A-Za-z0-9_.-]+)\s+(\{.*?\})\]\]"));
 static RATELIMIT: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[ratelimit:([0-9]+)\]\]"));
 static FAIL: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[fail:([0-9]{3})\]\]"));
 static ANY_MARKER: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[.*?\]\]"));
@@ -95,6 +97,13 @@ struct Plan {
     fail: Option<u16>,
     run: Option<String>,
     escalate: bool,
+    /// `[[tool:NAME {ARGS}]]`, in order: the calls to make, one per
+    /// response, of the offered tool called NAME (or `*__NAME`, as agents
+    /// name the tools of an MCP server).
+    tools: Vec<(String, String)>,
+    /// How many tool results came back since the prompt: the next call is
+    /// `tools[round]`.
+    round: usize,
 }
 
 impl Plan {
@@ -120,6 +129,8 @@ impl Plan {
             (Some(c), None) => Some(c[2].to_owned()),
             _ => None,
         };
+        let tools =
+            TOOL.captures_iter(&prompt).map(|c| (c[1].to_owned(), c[2].to_owned())).collect();
         let plan = Plan {
             reply: settings.reply.clone(),
             prompt,
@@ -131,11 +142,34 @@ impl Plan {
             fail,
             run,
             escalate,
+            tools,
+            round: 0,
         };
         if plan.wait > 0.0 && plan.tool_result.is_none() {
             sleep(plan.wait).await;
         }
         plan
+    }
+
+    /// The scripted tool call due now, if its tool is offered: the
+    /// offered name and the arguments.
+    fn next_tool(&self, offered: &[&str]) -> Option<(String, Json)> {
+        let offered: Vec<(Option<&str>, &str)> = offered.iter().map(|t| (None, *t)).collect();
+        self.next_tool_in(&offered).map(|(_, name, args)| (name, args))
+    }
+
+    /// The same among tools that may sit in a namespace (Codex offers an
+    /// MCP server's tools as one `namespace` tool): the namespace too.
+    fn next_tool_in(
+        &self,
+        offered: &[(Option<&str>, &str)],
+    ) -> Option<(Option<String>, String, Json)> {
+        let (name, args) = self.tools.get(self.round)?;
+        let suffix = format!("__{name}");
+        let (namespace, offered) =
+            offered.iter().find(|(_, t)| *t == name.as_str() || t.ends_with(&suffix))?;
+        let args = Json::parse(args.as_bytes()).unwrap_or_else(|| Json::Obj(Vec::new()));
+        Some((namespace.map(str::to_owned), (*offered).to_owned(), args))
     }
 
     fn text(&self) -> String {
@@ -339,6 +373,27 @@ fn user_text(content: Option<&Json>) -> String {
     }
 }
 
+/// The offered tools with the namespace each sits in, if any: a
+/// `namespace` tool's own `tools` are offered under its name.
+fn namespaced_tools(body: &Json) -> Vec<(Option<&str>, &str)> {
+    let mut out = Vec::new();
+    for tool in list(body.get("tools")).iter() {
+        let Some(name) = tool.get("name").and_then(Json::as_str) else { continue };
+        let inner = list(tool.get("tools"));
+        if tool.get("type").and_then(Json::as_str) == Some("namespace") || !inner.is_empty() {
+            out.extend(
+                inner
+                    .iter()
+                    .filter_map(|t| t.get("name").and_then(Json::as_str))
+                    .map(|t| (Some(name), t)),
+            );
+        } else {
+            out.push((None, name));
+        }
+    }
+    out
+}
+
 /// The names of the offered tools (`t.get("name")` of each object).
 fn tool_names(body: &Json) -> Vec<&str> {
     list(body.get("tools")).iter().filter_map(|t| t.get("name").and_then(Json::as_str)).collect()
@@ -537,7 +592,7 @@ async fn openai_responses(
         other => list(other),
     };
     // The last user message, then any tool output after it.
-    let (mut prompt, mut tool_result) = (None, None);
+    let (mut prompt, mut tool_result, mut round) = (None, None, 0);
     for item in items.iter().filter(|it| it.is_object()) {
         let kind = item.get("type");
         let is_message = kind.is_none_or(|k| k.as_str() == Some("message"));
@@ -549,6 +604,7 @@ async fn openai_responses(
             }
             prompt = Some(text);
             tool_result = None;
+            round = 0;
         } else if matches!(
             kind.and_then(Json::as_str),
             Some("function_call_output" | "custom_tool_call_output")
@@ -557,9 +613,11 @@ async fn openai_responses(
                 Some(Json::Str(s)) => s.clone(),
                 other => other.unwrap_or(&Json::Null).dumps(),
             });
+            round += 1;
         }
     }
     let mut plan = Plan::new(prompt, tool_result, settings).await;
+    plan.round = round;
     if maybe_error(&plan, ErrorStyle::OpenAi, out).await? {
         return Ok(Outcome::new(Some("openai"), "error"));
     }
@@ -568,36 +626,50 @@ async fn openai_responses(
     let created = obj! {"type" => "response.created", "response" => obj! {"id" => &resp_id}};
     out.sse_json(Some("response.created"), &created).await?;
     let tools = tool_names(body);
+    let scripted = plan.next_tool_in(&namespaced_tools(body));
     if plan.run.is_some()
         && !tools.iter().any(|t| matches!(*t, "exec_command" | "shell_command" | "shell"))
     {
         plan.run = None; // a side request without shell tools (e.g. title generation)
     }
-    let (kind, text_len) = if let Some(run) = &plan.run {
+    let shell = plan.run.as_ref().filter(|_| scripted.is_none());
+    let (kind, text_len) = if scripted.is_some() || shell.is_some() {
         let call_id = rid("call_");
-        let (name, args) = if tools.contains(&"exec_command") {
-            let mut args = obj! {"cmd" => run};
-            if plan.escalate {
-                // Asks to run outside the sandbox: an approval prompt.
-                if let Json::Obj(pairs) = &mut args {
-                    pairs.push(("sandbox_permissions".into(), Json::from("require_escalated")));
-                    let why = format!("Mock model wants to run: {run}");
-                    pairs.push(("justification".into(), Json::from(why)));
+        let (name, args) = match (&scripted, shell) {
+            (Some((_, name, args)), _) => (name.as_str(), args.clone()),
+            (None, Some(run)) if tools.contains(&"exec_command") => {
+                let mut args = obj! {"cmd" => run};
+                if plan.escalate {
+                    // Asks to run outside the sandbox: an approval prompt.
+                    if let Json::Obj(pairs) = &mut args {
+                        pairs.push(("sandbox_permissions".into(), Json::from("require_escalated")));
+                        let why = format!("Mock model wants to run: {run}");
+                        pairs.push(("justification".into(), Json::from(why)));
+                    }
                 }
+                ("exec_command", args)
             }
-            ("exec_command", args)
-        } else if tools.contains(&"shell_command") {
-            ("shell_command", obj! {"command" => run})
-        } else {
-            let argv = vec![Json::from("bash"), Json::from("-lc"), Json::from(run)];
-            ("shell", obj! {"command" => argv})
+            (None, Some(run)) if tools.contains(&"shell_command") => {
+                ("shell_command", obj! {"command" => run})
+            }
+            (None, run) => {
+                let run = run.expect("a shell call");
+                let argv = vec![Json::from("bash"), Json::from("-lc"), Json::from(run)];
+                ("shell", obj! {"command" => argv})
+            }
         };
         let fc_id = rid("fc_");
+        let namespace = scripted.as_ref().and_then(|(namespace, _, _)| namespace.clone());
         let item = |arguments: String, status: &str| {
-            obj! {
+            let mut item = obj! {
                 "type" => "function_call", "id" => &fc_id, "call_id" => &call_id,
                 "name" => name, "arguments" => arguments, "status" => status,
+            };
+            // A tool of a namespace is called by its name and namespace.
+            if let (Some(namespace), Json::Obj(pairs)) = (&namespace, &mut item) {
+                pairs.push(("namespace".into(), Json::from(namespace)));
             }
+            item
         };
         let added = obj! {
             "type" => "response.output_item.added", "output_index" => 0,
@@ -772,7 +844,7 @@ async fn anthropic_messages(
     settings: &Settings,
     out: &mut Responder<'_>,
 ) -> io::Result<Outcome> {
-    let (mut prompt, mut tool_result) = (None, None);
+    let (mut prompt, mut tool_result, mut round) = (None, None, 0);
     for message in list(body.get("messages")).iter().filter(|m| m.is_object()) {
         if message.get("role").and_then(Json::as_str) != Some("user") {
             continue;
@@ -781,6 +853,7 @@ async fn anthropic_messages(
         if let Some(Json::Str(text)) = content {
             prompt = Some(text.clone());
             tool_result = None;
+            round = 0;
             continue;
         }
         let blocks: Vec<&Json> = list(content).iter().filter(|b| b.is_object()).collect();
@@ -797,17 +870,25 @@ async fn anthropic_messages(
         let results: Vec<&&Json> = blocks.iter().filter(|b| kind_is(b, "tool_result")).collect();
         if let Some(last) = results.last() {
             tool_result = Some(content_text(last.get("content")));
+            round += 1;
         } else if let Some(text) = texts.last() {
             prompt = Some((*text).to_owned());
             tool_result = None;
+            round = 0;
         }
     }
-    let plan = Plan::new(prompt, tool_result, settings).await;
+    let mut plan = Plan::new(prompt, tool_result, settings).await;
+    plan.round = round;
     let model = get_or(body, "model", "claude-mock");
     if maybe_error(&plan, ErrorStyle::Anthropic, out).await? {
         return Ok(Outcome::new(Some("anthropic"), "error"));
     }
+    let tool_input = |command: &str| obj! {"command" => command, "description" => "mock command"};
     let run = plan.run.as_ref().filter(|_| tool_names(body).contains(&"Bash"));
+    // A scripted call of an offered tool, else a shell command.
+    let call: Option<(String, Json)> = plan
+        .next_tool(&tool_names(body))
+        .or_else(|| run.map(|run| ("Bash".to_owned(), tool_input(run))));
     let msg_id = rid("msg_");
     let usage = |output_tokens: i32| {
         obj! {
@@ -815,14 +896,13 @@ async fn anthropic_messages(
             "cache_creation_input_tokens" => 0, "cache_read_input_tokens" => 0,
         }
     };
-    let tool_input = |command: &str| obj! {"command" => command, "description" => "mock command"};
     if !body.get("stream").is_some_and(Json::truthy) {
         // Non-streaming side calls (titles, quota checks, summaries...).
-        let (content, stop, kind) = match run {
-            Some(run) => (
+        let (content, stop, kind) = match &call {
+            Some((name, input)) => (
                 obj! {
-                    "type" => "tool_use", "id" => rid("toolu_"), "name" => "Bash",
-                    "input" => tool_input(run),
+                    "type" => "tool_use", "id" => rid("toolu_"), "name" => name,
+                    "input" => input,
                 },
                 "tool_use",
                 "tool_call",
@@ -847,18 +927,18 @@ async fn anthropic_messages(
         },
     };
     out.sse_json(Some("message_start"), &start).await?;
-    let (stop, out_tokens, kind) = if let Some(run) = run {
+    let (stop, out_tokens, kind) = if let Some((name, input)) = &call {
         let block = obj! {
             "type" => "content_block_start", "index" => 0,
             "content_block" => obj! {
-                "type" => "tool_use", "id" => rid("toolu_"), "name" => "Bash",
+                "type" => "tool_use", "id" => rid("toolu_"), "name" => name,
                 "input" => Json::Obj(Vec::new()),
             },
         };
         out.sse_json(Some("content_block_start"), &block).await?;
         let delta = obj! {
             "type" => "content_block_delta", "index" => 0,
-            "delta" => obj! {"type" => "input_json_delta", "partial_json" => tool_input(run).dumps()},
+            "delta" => obj! {"type" => "input_json_delta", "partial_json" => input.dumps()},
         };
         out.sse_json(Some("content_block_delta"), &delta).await?;
         let stop = obj! {"type" => "content_block_stop", "index" => 0};
@@ -1019,6 +1099,28 @@ mod tests {
         assert_eq!(p.text(), "Tool finished. Output: out");
         let p = plan(r#"{"description": "[[say:nudge: it hangs]]"}"#, None);
         assert_eq!(p.text(), "nudge: it hangs", "[[say:TEXT]] is answered verbatim");
+    }
+
+    #[test]
+    fn tool_markers_script_one_call_per_round_of_offered_tools() {
+        let prompt = r#"[[tool:start_session {"agent": "mock", "id": "w"}]] then
+            [[tool:wait {"id": "w"}]] go"#;
+        let mut p = plan(prompt, None);
+        let offered = ["Bash", "mcp__reins__start_session", "mcp__reins__wait"];
+        let (name, args) = p.next_tool(&offered).unwrap();
+        assert_eq!(name, "mcp__reins__start_session");
+        assert_eq!(args.dumps(), r#"{"agent": "mock", "id": "w"}"#);
+        assert_eq!(p.next_tool(&["Bash"]), None, "only a tool that is offered");
+        p.round = 1;
+        assert_eq!(p.next_tool(&offered).unwrap().0, "mcp__reins__wait");
+        assert_eq!(p.next_tool(&["wait"]).unwrap().0, "wait", "the bare name too");
+        p.round = 2;
+        assert_eq!(p.next_tool(&offered), None, "every call made: then text");
+        assert_eq!(p.text(), "MOCK_OK (you said: then go)");
+        p.round = 1;
+        let namespaced = [(None, "exec_command"), (Some("mcp__reins"), "wait")];
+        let (namespace, name, _) = p.next_tool_in(&namespaced).unwrap();
+        assert_eq!((namespace.as_deref(), name.as_str()), (Some("mcp__reins"), "wait"));
     }
 
     #[test]
