@@ -601,6 +601,7 @@ fn every_fuzz_fixture_directory_has_a_target() {
         "chain",
         "mock-agent-input",
         "attach-frames",
+        "acp",
     ];
     let source = include_str!("targets.rs");
     for name in targets {
