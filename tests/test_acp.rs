@@ -345,6 +345,7 @@ fn a_watcher_takes_acp_messages_for_progress_and_silence_for_a_stall() {
         "--json",
         "--on-exit",
         "leave",
+        "--until-exit",
     ]);
     assert_eq!(send_and_wait(&env, "w", "think 5")["task"]["status"], "completed");
     env.reins(&["send", "--id", "w", "--no-wait", "hang on"]).ok();

@@ -90,8 +90,16 @@ fn without_being_asked_nothing_is_sent_after_the_reset() {
 fn a_watched_session_is_resumed_after_the_reset() {
     let env = TestEnv::new();
     env.start("w", &[]);
-    let mut watcher =
-        env.spawn(&["watch", "--id", "w", "--stall-after", "30s", "--on-exit", "leave"]);
+    let mut watcher = env.spawn(&[
+        "watch",
+        "--id",
+        "w",
+        "--stall-after",
+        "30s",
+        "--on-exit",
+        "leave",
+        "--until-exit",
+    ]);
     env.reins(&["send", "--id", "w", "[[ratelimit:2]] go"]).ok();
     let lifted = env
         .reins(&["wait", "--id", "w", "--until", "rate_limit_lifted", "--timeout", "20s"])

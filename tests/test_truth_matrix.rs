@@ -494,6 +494,8 @@ fn recovery(target: Target) {
         "--json",
         "--on-exit",
         "leave",
+        // Turns are done already: stay on for the ones to come.
+        "--until-exit",
     ]);
     let sent = rig.send(&id, "[[wait:300]] zqstall think very hard", &[]);
     let stall_id = sent["message_id"].as_str().unwrap().to_string();

@@ -133,7 +133,50 @@ fn slow_but_working_sessions_are_left_alone() {
         assert!(events_of(&env, "slow", kind).is_empty(), "no {kind}: {:#?}", env.events("slow"));
     }
     assert_eq!(events_of(&env, "slow", "delivered").len(), 1, "only the task itself");
-    assert!(done.stderr.contains("done: ready with no turn open"), "{}", done.stderr);
+    assert!(done.stderr.contains("done: turn 1 ended and nothing is queued"), "{}", done.stderr);
+}
+
+#[test]
+fn a_watch_returns_when_the_work_is_done_so_scripts_go_on() {
+    let env = TestEnv::new();
+    // `reins watch --id X && next`: it returns once the task's turn ended
+    // and nothing is queued, with 0, and says so truly.
+    env.start("job", &["--context", "[[wait:1]] build it"]);
+    let done = finish(watch(&env, "job", &["--stall-after", "10s"]), Duration::from_secs(20));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(done.summary["outcome"], "finished");
+    assert_eq!(done.summary["reason"], "done: turn 1 ended and nothing is queued");
+    assert!(!done.stderr.contains("never nudged"), "{}", done.stderr);
+    let status = env.reins(&["status", "--id", "job", "--json"]).ok().json();
+    assert_eq!(status[0]["state"], "ready", "the session is left running");
+
+    // A session that has had no message yet is waited on, not done.
+    env.start("fresh", &[]);
+    let mut waiting = watch(&env, "fresh", &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(waiting.try_wait().unwrap().is_none(), "a watch of a fresh session returned");
+    let sent = env.reins(&["send", "--id", "fresh", "[[wait:0.5]] go"]).ok().json();
+    let done = finish(waiting, Duration::from_secs(20));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(
+        done.summary["reason"],
+        format!("done: turn {} ended and nothing is queued", sent["turn"])
+    );
+
+    // --until-exit stays on across turns until the session ends.
+    let mut stays = watch(&env, "job", &["--until-exit"]);
+    env.reins(&["send", "--id", "job", "[[wait:0.5]] more"]).ok();
+    env.reins(&["wait", "--id", "job", "--until", "turn_complete:2", "--timeout", "20s"]).ok();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(stays.try_wait().unwrap().is_none(), "--until-exit returned after a turn");
+    env.reins(&["stop", "--id", "job"]).ok();
+    let done = finish(stays, Duration::from_secs(20));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert!(
+        done.summary["reason"].as_str().unwrap().contains("the session ended"),
+        "{}",
+        done.summary
+    );
 }
 
 #[test]
@@ -159,7 +202,9 @@ fn a_crashed_agent_is_restarted_with_its_task_and_a_note() {
     env.start("cr", &["--context", "write the report", "--description", "reporter"]);
     env.wait_event("cr", Duration::from_secs(10), |e| e["type"] == "task_complete");
     let first_run = env.events("cr")[0]["run"].as_str().unwrap().to_string();
-    let watcher = watch(&env, "cr", &["--stall-after", "5s", "--max-restarts", "1"]);
+    // Its first task is done: a watch for what comes next stays on.
+    let watcher =
+        watch(&env, "cr", &["--stall-after", "5s", "--max-restarts", "1", "--until-exit"]);
     env.reins(&["send", "--id", "cr", "--no-wait", "[[crash:7]]"]).ok();
     // The new run gets the first task again, with what happened.
     let restart = wait_for(&env, "cr", Duration::from_secs(20), |e| e["type"] == "restart");
@@ -205,6 +250,10 @@ fn restarts_stop_at_the_cap_and_escalate() {
     );
     assert_eq!(done.summary["restarts"], 1);
     assert_eq!(events_of(&env, "loop", "started").len(), 2, "the first run and one restart");
+    // The hint works now: the session is not running, so not `pane`.
+    assert!(!done.stderr.contains("reins pane"), "{}", done.stderr);
+    assert!(done.stderr.contains("`reins logs --id loop` shows what it did"), "{}", done.stderr);
+    env.reins(&["logs", "--id", "loop"]).ok();
 }
 
 #[test]
@@ -212,7 +261,7 @@ fn a_dead_host_is_cleaned_up_and_the_session_restarted() {
     let env = TestEnv::new();
     let started = env.start("dh", &["--context", "task"]);
     env.wait_event("dh", Duration::from_secs(10), |e| e["type"] == "task_complete");
-    let watcher = watch(&env, "dh", &["--stall-after", "5s"]);
+    let watcher = watch(&env, "dh", &["--stall-after", "5s", "--until-exit"]);
     std::thread::sleep(Duration::from_millis(300));
     let host = started["host_pid"].as_i64().unwrap() as i32;
     signal(host, 9);

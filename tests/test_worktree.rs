@@ -295,6 +295,7 @@ fn a_new_run_and_a_watchers_restart_reuse_the_worktree() {
         "5s",
         "--max-restarts",
         "1",
+        "--until-exit",
     ]);
     env.reins(&["send", "--id", "re", "--no-wait", "[[crash:7]]"]).ok();
     let mut restarted = None;

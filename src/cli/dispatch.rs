@@ -148,25 +148,28 @@ pub(crate) fn run(args: Args) -> CliResult {
     if args.status {
         return status(&args, &state);
     }
-    let watch = args.watch.then(|| {
-        let mut flags = Vec::new();
-        if let Some(preset) = args.preset.and_then(|p| clap::ValueEnum::to_possible_value(&p)) {
-            flags.extend(["--preset".to_string(), preset.get_name().to_string()]);
-        }
-        if let Some(d) = args.stall_after {
-            flags.extend(["--stall-after".to_string(), format!("{}ms", d.as_millis())]);
-        }
-        if let Some(n) = args.max_resumes {
-            flags.extend(["--max-resumes".to_string(), n.to_string()]);
-        }
-        if let Some(n) = args.max_restarts {
-            flags.extend(["--max-restarts".to_string(), n.to_string()]);
-        }
-        if let Some(text) = &args.nudge {
-            flags.extend(["--nudge".to_string(), text.clone()]);
-        }
-        flags
-    });
+    let watch = args
+        .watch
+        .then(|| {
+            let mut flags = Vec::new();
+            if let Some(preset) = args.preset.and_then(|p| clap::ValueEnum::to_possible_value(&p)) {
+                flags.extend(["--preset".to_string(), preset.get_name().to_string()]);
+            }
+            if let Some(d) = args.stall_after {
+                flags.extend(["--stall-after".to_string(), format!("{}ms", d.as_millis())]);
+            }
+            if let Some(n) = args.max_resumes {
+                flags.extend(["--max-resumes".to_string(), n.to_string()]);
+            }
+            if let Some(n) = args.max_restarts {
+                flags.extend(["--max-restarts".to_string(), n.to_string()]);
+            }
+            if let Some(text) = &args.nudge {
+                flags.extend(["--nudge".to_string(), text.clone()]);
+            }
+            crate::cli::watch::options_from_flags(&flags, Duration::from_secs(30))
+        })
+        .transpose()?;
     let request = Request {
         agent: args.agent.clone(),
         prefer: args.prefer.clone(),

@@ -7,14 +7,17 @@ use crate::control::lookup;
 use crate::error::{CliError, CliResult};
 use crate::store::paths::{SessionPaths, StateRoot};
 use crate::watch::advisor::Advisor;
-use crate::watch::{self, OnExit, Options};
+use crate::watch::{self, Log, OnExit, Options};
 
 /// Watch a session and keep it going: nudge it when it stalls, restart its
 /// agent when it dies, and call for a person when that does not help.
 ///
 /// Progress is what the agent really does: protocol messages, turns, and
-/// screen changes other than spinners and timers. A session that finished
-/// its turn and sits ready is done and is never nudged; one blocked on an
+/// screen changes other than spinners and timers. The watch returns when
+/// the session's work is done: a turn ended and it sits ready with nothing
+/// queued (never nudged then), or the session ended. With --until-exit it
+/// stays on, for a session that will get more work, until the session ends.
+/// A session that has had no message yet is waited on. One blocked on an
 /// approval is reported (escalated), never typed into. A nudge interrupts
 /// the stalled turn and sends --nudge as a new message. A restart starts the
 /// agent again with the same id, options and first task, plus a note of
@@ -24,6 +27,8 @@ use crate::watch::{self, OnExit, Options};
 #[command(after_help = "\
 Examples:
   reins watch --id w1                        defaults: stall after 8m, 1 nudge, 1 restart
+  reins send --id w1 'fix the build' && reins watch --id w1 && next-step
+  reins watch --id w1 --until-exit           stays on across turns until w1 ends
   reins watch --id w1 --preset plan          3m, 2 nudges
   reins watch --id w1 --stall-after 90s --nudge 'Continue; run the tests when done.'
   reins watch --id w1 --advisor http://127.0.0.1:11434 --advisor-model llama3.2
@@ -32,9 +37,9 @@ Examples:
 Presets: impl (8m, 1 nudge), plan (3m, 2 nudges), gate (15m, no nudges);
 explicit flags win.
 
-Exit codes: 0 the session ended (or Ctrl-C stopped it), 1 no such session or
-the watch failed, 2 escalated (the session is left as it is) or bad input,
-130 interrupted by Ctrl-C with the session left running.")]
+Exit codes: 0 the session's work is done or it ended (or Ctrl-C stopped it),
+1 no such session or the watch failed, 2 escalated (the session is left as
+it is) or bad input, 130 interrupted by Ctrl-C with the session left running.")]
 pub(crate) struct Args {
     /// The session to watch.
     #[arg(long)]
@@ -104,6 +109,10 @@ pub(crate) struct WatchArgs {
     /// terminal), stop it, or leave it running (default otherwise).
     #[arg(long, value_name = "WHAT", value_enum)]
     on_exit: Option<OnExit>,
+    /// Stay on after the work is done, until the session ends (a session
+    /// that will get more work).
+    #[arg(long)]
+    until_exit: bool,
     /// Print the watch's summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -119,6 +128,7 @@ impl WatchArgs {
             || self.nudge.is_some()
             || self.advisor.is_some()
             || self.on_exit.is_some()
+            || self.until_exit
     }
 
     /// The options, presets and defaults applied.
@@ -153,7 +163,7 @@ impl WatchArgs {
             nudge,
             advisor,
             on_exit: self.on_exit,
-            json: self.json,
+            until_exit: self.until_exit,
             start_timeout,
         })
     }
@@ -163,7 +173,7 @@ pub(crate) fn run(args: Args) -> CliResult {
     let options = args.watch.options(Duration::from_secs(30))?;
     let state = StateRoot::from_env()?;
     let view = lookup::find(&state, &args.id, args.repo.as_deref())?;
-    watch::watch(view.paths, options)
+    watch_here(view.paths, options, args.watch.json)
 }
 
 /// `run --watch`: watches the session just started.
@@ -172,5 +182,33 @@ pub(crate) fn after_run(
     args: &WatchArgs,
     start_timeout: Duration,
 ) -> CliResult {
-    watch::watch(paths, args.options(start_timeout)?)
+    watch_here(paths, args.options(start_timeout)?, args.json)
+}
+
+/// Watches in this process, its words on stderr, its summary as JSON on
+/// stdout when asked.
+fn watch_here(paths: SessionPaths, options: Options, json: bool) -> CliResult {
+    let summary =
+        crate::control::runtime().block_on(watch::supervise(paths, options, Log::Stderr, true));
+    if json {
+        crate::cli::print_json(&summary)?;
+    }
+    Ok(summary.exit)
+}
+
+/// The watch options given as `reins watch` flags (a dispatch records its
+/// workers' watch that way), presets and defaults applied.
+pub(crate) fn options_from_flags(
+    flags: &[String],
+    start_timeout: Duration,
+) -> Result<Options, CliError> {
+    #[derive(clap::Parser)]
+    #[command(name = "watch", no_binary_name = true)]
+    struct Flags {
+        #[command(flatten)]
+        watch: WatchArgs,
+    }
+    let parsed = <Flags as clap::Parser>::try_parse_from(flags)
+        .map_err(|err| CliError::usage(format!("watch flags {flags:?}: {}", err.kind())))?;
+    parsed.watch.options(start_timeout)
 }

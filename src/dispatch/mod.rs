@@ -98,8 +98,8 @@ pub(crate) struct Plan {
     pub(crate) start_timeout: Duration,
     pub(crate) program_timeout: Duration,
     pub(crate) cwd: PathBuf,
-    /// `reins watch` flags for every worker session, when watching.
-    pub(crate) watch: Option<Vec<String>>,
+    /// How to watch every worker session, when watching.
+    pub(crate) watch: Option<crate::watch::Options>,
     pub(crate) route: Route,
     /// The number of the first attempt (1 for a new dispatch; more when a
     /// chain runs a task again under the same dispatch id, so its sessions
@@ -655,19 +655,19 @@ impl Engine {
         let turn: Result<String, (String, bool)> = match started {
             Err(reason) => Err((format!("{} did not start: {reason}", agent.name), true)),
             Ok(started) => {
-                let mut watch = match &self.plan.watch {
-                    Some(flags) => {
+                let watch = match &self.plan.watch {
+                    Some(options) => {
                         let log = self.dir.join(format!("{session}.watch.log"));
-                        self.reins.watch(&session, flags, &log)
+                        self.reins.watch(&session, options.clone(), &log)
                     }
                     None => None,
                 };
                 let timeout = self.plan.attempt_timeout;
-                let end = self.wait_turn(&session, timeout, watch.as_mut()).await;
+                let end = self.wait_turn(&session, timeout, watch.as_ref()).await;
                 let answer = self.reins.screen(&session).await;
-                if let Some(mut watch) = watch {
-                    let _ = watch.start_kill();
-                    let _ = watch.wait().await;
+                if let Some(watch) = watch {
+                    watch.abort();
+                    let _ = watch.await;
                 }
                 self.reins.stop(&session).await;
                 self.live.retain(|s| s != &session);
@@ -745,7 +745,7 @@ impl Engine {
         &self,
         session: &str,
         timeout: Duration,
-        mut watch: Option<&mut tokio::process::Child>,
+        watch: Option<&tokio::task::JoinHandle<crate::watch::Summary>>,
     ) -> TurnEnd {
         let deadline = Instant::now() + timeout;
         loop {
@@ -753,10 +753,7 @@ impl Engine {
             let end = self.reins.wait_task(session, left).await;
             let settled = matches!(&end, TurnEnd::Complete(s) if s == "completed")
                 || matches!(end, TurnEnd::Timeout);
-            let watching = match watch.as_deref_mut() {
-                Some(child) => matches!(child.try_wait(), Ok(None)),
-                None => false,
-            };
+            let watching = watch.is_some_and(|w| !w.is_finished());
             if settled || !watching || Instant::now() >= deadline {
                 return end;
             }

@@ -35,8 +35,8 @@ pub(crate) struct Request {
     pub(crate) check_timeout: Duration,
     /// The agents' and checks' working directory (default: here).
     pub(crate) cwd: Option<PathBuf>,
-    /// `reins watch` flags for every worker session, when watching.
-    pub(crate) watch: Option<Vec<String>>,
+    /// How to watch every worker session, when watching.
+    pub(crate) watch: Option<crate::watch::Options>,
 }
 
 impl Request {

@@ -1,10 +1,9 @@
 //! The sessions a dispatcher starts, driven in process through session
 //! control ([`crate::control`]): the same checks, launch and files as
 //! `reins run`, `wait`, `pane` and `stop`, without starting a process for
-//! each step. A watcher still runs as `reins watch` beside the attempt.
+//! each step; a worker's watcher runs on a task beside the attempt.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -18,10 +17,9 @@ use crate::store::events::{self, EventKind};
 use crate::store::paths::StateRoot;
 use crate::store::registry::Size;
 
-/// How the binary is run.
+/// Drives the sessions of a dispatch.
 #[derive(Debug, Clone)]
 pub(crate) struct Reins {
-    exe: PathBuf,
     /// Where the agents work (and where `reins` looks sessions up).
     pub(crate) cwd: PathBuf,
 }
@@ -64,8 +62,9 @@ pub(crate) struct Launch<'a> {
 
 impl Reins {
     pub(crate) fn new(cwd: &Path) -> std::io::Result<Reins> {
-        let exe = crate::control::start::reins_binary().map_err(std::io::Error::other)?;
-        Ok(Reins { exe, cwd: cwd.to_path_buf() })
+        // Sessions are started by the host binary: find it before the first.
+        crate::control::start::reins_binary().map_err(std::io::Error::other)?;
+        Ok(Reins { cwd: cwd.to_path_buf() })
     }
 
     /// The session `id` in the scope of the agents' working directory.
@@ -151,31 +150,18 @@ impl Reins {
         }
     }
 
-    fn command(&self, args: &[String]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(&self.exe);
-        cmd.args(args)
-            .current_dir(&self.cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        cmd
-    }
-
-    /// `reins watch --id ID --on-exit leave FLAGS`, its output to `log`.
+    /// Watches session `id` on a task of this process (as `reins watch`
+    /// would), its words to `log`; aborting the task ends the watch.
     pub(crate) fn watch(
         &self,
         id: &str,
-        flags: &[String],
+        options: crate::watch::Options,
         log: &Path,
-    ) -> Option<tokio::process::Child> {
-        let mut args: Vec<String> =
-            vec!["watch".into(), "--id".into(), id.into(), "--on-exit".into(), "leave".into()];
-        args.extend(flags.iter().cloned());
+    ) -> Option<tokio::task::JoinHandle<crate::watch::Summary>> {
         let file = crate::store::fsutil::open_append(log).ok()?;
-        let mut cmd = self.command(&args);
-        cmd.stdout(Stdio::from(file.try_clone().ok()?)).stderr(Stdio::from(file));
-        cmd.spawn().ok()
+        let paths = self.find(id).ok()?.paths;
+        let log = crate::watch::Log::File(file);
+        Some(tokio::spawn(crate::watch::supervise(paths, options, log, false)))
     }
 }
 

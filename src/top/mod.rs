@@ -549,7 +549,7 @@ fn start_watcher(state: &StateRoot, scope: &str, id: &str) -> String {
         let file = crate::store::fsutil::open_append(&log)?;
         use std::os::unix::process::CommandExt;
         let child = std::process::Command::new(exe)
-            .args(["watch", "--id", id, "--on-exit", "leave"])
+            .args(["watch", "--id", id, "--on-exit", "leave", "--until-exit"])
             .stdin(std::process::Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file)

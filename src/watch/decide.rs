@@ -3,7 +3,9 @@
 //! Pure functions over [`Evidence`], so every rule is unit-tested without a
 //! session. The rules in one breath: a session that ended on purpose is
 //! finished; one whose agent died is restarted while the budget lasts; one
-//! that sits ready with no turn open is done and left alone; one blocked on
+//! that sits ready with no turn open and nothing queued after a turn has its
+//! work done (never nudged), and one that has had no message yet waits for
+//! work; one blocked on
 //! a dialog is reported, never typed into; one working without progress
 //! for `stall_after` is nudged while the budget lasts; anything else past
 //! its budget is escalated to a person.
@@ -86,6 +88,9 @@ pub(crate) enum Decision {
     Escalate { why: String },
     /// The session ended on purpose: the watch is over.
     Finished { why: String },
+    /// The session's work is done (a turn completed, nothing is queued):
+    /// the watch is over unless it was asked to stay until the session ends.
+    Done { why: String },
 }
 
 impl Decision {
@@ -97,6 +102,7 @@ impl Decision {
             Decision::BreakLock { .. } => "break_lock",
             Decision::Escalate { .. } => "escalate",
             Decision::Finished { .. } => "finished",
+            Decision::Done { .. } => "done",
         }
     }
 
@@ -108,7 +114,8 @@ impl Decision {
             | Decision::Restart { why }
             | Decision::BreakLock { why }
             | Decision::Escalate { why }
-            | Decision::Finished { why } => why,
+            | Decision::Finished { why }
+            | Decision::Done { why } => why,
         }
     }
 }
@@ -216,10 +223,12 @@ fn while_live(live: &Live, budget: &Budget, stall_after: Duration) -> Decision {
                 why: format!("blocked on {what}"),
             }
         }
-        State::Ready if !live.turn_open && live.queued == 0 => Decision::Continue {
-            recheck: None,
-            why: "done: ready with no turn open (never nudged)".into(),
-        },
+        State::Ready if !live.turn_open && live.queued == 0 && live.turn == 0 => {
+            Decision::Continue { recheck: None, why: "waiting for work: no message yet".into() }
+        }
+        State::Ready if !live.turn_open && live.queued == 0 => {
+            Decision::Done { why: format!("turn {} ended and nothing is queued", live.turn) }
+        }
         State::Exited => Decision::Continue { recheck: None, why: "its agent is exiting".into() },
         State::Starting if live.idle_s >= stall_s => {
             Decision::Escalate { why: format!("it has not come up after {}", secs(live.idle_s)) }
@@ -298,16 +307,19 @@ mod tests {
     }
 
     #[test]
-    fn a_finished_session_sitting_ready_is_never_nudged() {
+    fn a_finished_session_sitting_ready_is_done_and_never_nudged() {
         let done = Evidence::Live(live(State::Ready, 10_000.0));
         let d = decide(&done, &budget(0, 0), STALL);
-        assert_eq!(
-            d,
-            Decision::Continue {
-                recheck: None,
-                why: "done: ready with no turn open (never nudged)".into()
-            }
-        );
+        assert_eq!(d, Decision::Done { why: "turn 1 ended and nothing is queued".into() });
+    }
+
+    #[test]
+    fn a_session_without_a_message_yet_waits_for_work() {
+        let mut fresh = live(State::Ready, 10_000.0);
+        fresh.turn = 0;
+        let d = decide(&Evidence::Live(fresh), &budget(0, 0), STALL);
+        assert_eq!(d.name(), "continue");
+        assert_eq!(d.why(), "waiting for work: no message yet");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use crate::adapter::TurnStatus;
 use crate::control::cleanup;
 use crate::control::lookup::{Liveness, SessionView};
-use crate::error::{CliError, CliResult, code};
+use crate::error::{CliError, code};
 use crate::host::LaunchRecord;
 use crate::ipc::{Client, SendReply, SendRequest, StatusReply, StopRequest};
 use crate::state::State;
@@ -60,41 +60,73 @@ pub(crate) struct Options {
     pub(crate) nudge: String,
     pub(crate) advisor: Option<Advisor>,
     pub(crate) on_exit: Option<OnExit>,
-    pub(crate) json: bool,
+    /// Keep watching after the session's work is done, until it ends (a
+    /// session that will get more work).
+    pub(crate) until_exit: bool,
     /// How long a restarted session may take to come up.
     pub(crate) start_timeout: Duration,
 }
 
-/// What `watch` prints when it ends.
-#[derive(Debug, Serialize)]
-struct Summary {
-    ok: bool,
-    id: String,
-    /// `finished`, `escalated`, `interrupted` or `error`.
-    outcome: &'static str,
-    reason: String,
-    checks: u64,
-    resumes: u32,
-    restarts: u32,
-    /// Runs watched, first to last (a restart adds one).
-    runs: Vec<String>,
-    elapsed_s: f64,
+/// Where the watcher's words go: the terminal of `reins watch`, or a file
+/// beside a dispatch's attempt.
+pub(crate) enum Log {
+    Stderr,
+    File(std::fs::File),
 }
 
-/// Watches the session at `paths` until it ends (0), needs a person (2),
-/// or the watch itself fails (1).
-pub(crate) fn watch(paths: SessionPaths, options: Options) -> CliResult {
-    let runtime = crate::control::runtime();
-    let mut watcher = Watcher::new(paths, options);
-    eprintln!(
-        "reins watch: id={} stall-after={} max-resumes={} max-restarts={}{}",
+impl Log {
+    fn say(&self, line: &str) {
+        match self {
+            Log::Stderr => eprintln!("reins watch: {line}"),
+            Log::File(file) => {
+                let mut file = file;
+                let _ = writeln!(file, "reins watch: {line}");
+            }
+        }
+    }
+}
+
+/// How a watch ended: what `reins watch` prints.
+#[derive(Debug, Serialize)]
+pub(crate) struct Summary {
+    pub(crate) ok: bool,
+    pub(crate) id: String,
+    /// `finished`, `escalated`, `interrupted` or `error`.
+    pub(crate) outcome: &'static str,
+    pub(crate) reason: String,
+    pub(crate) checks: u64,
+    pub(crate) resumes: u32,
+    pub(crate) restarts: u32,
+    /// Runs watched, first to last (a restart adds one).
+    pub(crate) runs: Vec<String>,
+    pub(crate) elapsed_s: f64,
+    /// The exit code `reins watch` ends with: 0 finished, 1 the watch
+    /// failed, 2 escalated, 130 Ctrl-C with the session left running.
+    #[serde(skip)]
+    pub(crate) exit: u8,
+}
+
+/// Watches the session at `paths` until its work is done or it ended (0;
+/// with `until_exit`, only once it ended), it needs a person (2), or the
+/// watch itself fails (1). `ctrl_c` makes Ctrl-C end the watch as
+/// `--on-exit` says (a watcher inside another command leaves that to it).
+pub(crate) async fn supervise(
+    paths: SessionPaths,
+    options: Options,
+    log: Log,
+    ctrl_c: bool,
+) -> Summary {
+    let mut watcher = Watcher::new(paths, options, log);
+    watcher.say(&format!(
+        "id={} stall-after={} max-resumes={} max-restarts={}{}{}",
         watcher.paths.id,
         crate::time::human(watcher.options.stall_after.as_secs_f64()),
         watcher.options.max_resumes,
         watcher.options.max_restarts,
-        if watcher.options.advisor.is_some() { " advisor=on" } else { "" }
-    );
-    let (outcome, reason) = runtime.block_on(watcher.run());
+        if watcher.options.advisor.is_some() { " advisor=on" } else { "" },
+        if watcher.options.until_exit { " until-exit" } else { "" }
+    ));
+    let (outcome, reason) = watcher.run(ctrl_c).await;
     let exit = match outcome {
         "finished" => code::OK,
         "escalated" => code::USAGE,
@@ -105,30 +137,29 @@ pub(crate) fn watch(paths: SessionPaths, options: Options) -> CliResult {
         ok: exit == code::OK,
         id: watcher.paths.id.clone(),
         outcome,
-        reason: reason.clone(),
+        reason,
         checks: watcher.checks,
         resumes: watcher.total_resumes,
         restarts: watcher.total_restarts,
         runs: watcher.runs.clone(),
         elapsed_s: (watcher.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        exit,
     };
-    if watcher.options.json {
-        crate::cli::print_json(&summary)?;
-    } else {
-        eprintln!(
-            "reins watch: {outcome}: {reason} (checks={}, resumes={}, restarts={}, {})",
-            summary.checks,
-            summary.resumes,
-            summary.restarts,
-            crate::time::human(summary.elapsed_s)
-        );
-    }
-    Ok(exit)
+    watcher.say(&format!(
+        "{outcome}: {} (checks={}, resumes={}, restarts={}, {})",
+        summary.reason,
+        summary.checks,
+        summary.resumes,
+        summary.restarts,
+        crate::time::human(summary.elapsed_s)
+    ));
+    summary
 }
 
 struct Watcher {
     paths: SessionPaths,
     options: Options,
+    log: Log,
     budget: Budget,
     started: Instant,
     checks: u64,
@@ -144,7 +175,7 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn new(paths: SessionPaths, options: Options) -> Watcher {
+    fn new(paths: SessionPaths, options: Options, log: Log) -> Watcher {
         let budget = Budget {
             resumes: 0,
             max_resumes: options.max_resumes,
@@ -154,6 +185,7 @@ impl Watcher {
         Watcher {
             paths,
             options,
+            log,
             budget,
             started: Instant::now(),
             checks: 0,
@@ -166,13 +198,20 @@ impl Watcher {
         }
     }
 
+    fn say(&self, line: &str) {
+        self.log.say(line);
+    }
+
     /// The watch loop; returns the outcome and why.
-    async fn run(&mut self) -> (&'static str, String) {
-        let mut interrupt =
+    async fn run(&mut self, ctrl_c: bool) -> (&'static str, String) {
+        let mut interrupt = if ctrl_c {
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
-                Ok(signal) => signal,
+                Ok(signal) => Some(signal),
                 Err(err) => return ("error", format!("cannot handle Ctrl-C: {err}")),
-            };
+            }
+        } else {
+            None
+        };
         let mut stream = EventStream::from_end(&self.paths);
         loop {
             self.checks += 1;
@@ -189,7 +228,7 @@ impl Watcher {
             let recheck = match decision {
                 Decision::Continue { recheck, ref why } => {
                     if *why != self.last_note && !why.starts_with("working") {
-                        eprintln!("reins watch: {why}");
+                        self.say(why);
                     }
                     self.last_note = why.clone();
                     recheck
@@ -209,7 +248,7 @@ impl Watcher {
                     Some(self.options.stall_after)
                 }
                 Decision::BreakLock { ref why } => {
-                    eprintln!("reins watch: {why}");
+                    self.say(why);
                     let view = SessionView::read(self.paths.clone());
                     if let Err(err) = cleanup::clean_dead(&view, ExitReason::Failure) {
                         return ("error", format!("cannot clean up after the dead host: {err}"));
@@ -221,6 +260,17 @@ impl Watcher {
                     return ("escalated", why.clone());
                 }
                 Decision::Finished { ref why } => return ("finished", why.clone()),
+                Decision::Done { ref why } if !self.options.until_exit => {
+                    return ("finished", format!("done: {why}"));
+                }
+                Decision::Done { ref why } => {
+                    let note = format!("done: {why}; watching until the session ends");
+                    if note != self.last_note {
+                        self.say(&note);
+                    }
+                    self.last_note = note;
+                    None
+                }
             };
             // Wait for something to happen, or until it is time to look again.
             let sleep = async {
@@ -236,7 +286,12 @@ impl Watcher {
                     Err(err) => return ("error", format!("cannot read the events: {err}")),
                 },
                 _ = sleep => {}
-                _ = interrupt.recv() => return self.interrupted().await,
+                _ = async {
+                    match interrupt.as_mut() {
+                        Some(signal) => signal.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => return self.interrupted().await,
             }
         }
     }
@@ -248,9 +303,7 @@ impl Watcher {
             && self.stepped_in.is_some()
             && (self.budget.resumes > 0 || self.budget.restarts > 0)
         {
-            eprintln!(
-                "reins watch: a turn completed: the budget of nudges and restarts starts over"
-            );
+            self.say("a turn completed: the budget of nudges and restarts starts over");
             self.budget.resumes = 0;
             self.budget.restarts = 0;
         }
@@ -296,10 +349,10 @@ impl Watcher {
                 if let Some(limit) = status.rate_limit.as_ref().filter(|l| !l.resume) {
                     // Watched sessions are told to continue once the limit resets.
                     if self.client().post::<_, Value>("/v1/rate-limit", &json!({})).await.is_ok() {
-                        eprintln!(
-                            "reins watch: rate-limited until {}: it will be told to continue after the reset",
+                        self.say(&format!(
+                            "rate-limited until {}: it will be told to continue after the reset",
                             limit.until.as_deref().unwrap_or("an unknown time")
-                        );
+                        ));
                     }
                 }
                 Ok(Evidence::Live(Live {
@@ -343,7 +396,10 @@ impl Watcher {
         let allowed: &[&str] = match (evidence, proposal) {
             (
                 _,
-                Decision::Continue { .. } | Decision::Finished { .. } | Decision::BreakLock { .. },
+                Decision::Continue { .. }
+                | Decision::Finished { .. }
+                | Decision::Done { .. }
+                | Decision::BreakLock { .. },
             ) => {
                 return None;
             }
@@ -362,11 +418,7 @@ impl Watcher {
                         advice.reason.clone()
                     }
                 );
-                eprintln!(
-                    "reins watch: {why} ({} instead of {})",
-                    advice.decision,
-                    proposal.name()
-                );
+                self.say(&format!("{why} ({} instead of {})", advice.decision, proposal.name()));
                 let capped = |name: &str| format!("{why}; but {name} are spent");
                 Some(match advice.decision.as_str() {
                     "continue" => {
@@ -384,7 +436,7 @@ impl Watcher {
                 })
             }
             Err(why) => {
-                eprintln!("reins watch: advice not taken ({why}); the rules decide");
+                self.say(&format!("advice not taken ({why}); the rules decide"));
                 None
             }
         }
@@ -420,7 +472,7 @@ impl Watcher {
         let Evidence::Live(live) = evidence else {
             return Err("cannot nudge a session that is not running".into());
         };
-        eprintln!("reins watch: stalled: {why}");
+        self.say(&format!("stalled: {why}"));
         self.note(&EventKind::Stall {
             idle_s: live.idle_s,
             state: live.state.state,
@@ -455,13 +507,13 @@ impl Watcher {
             message_id: Some(sent.message_id.clone()),
         })
         .await;
-        eprintln!(
-            "reins watch: nudge {} of {}: {}queued message {}",
+        self.say(&format!(
+            "nudge {} of {}: {}queued message {}",
             self.budget.resumes,
             self.budget.max_resumes,
             if interrupted { "interrupted the turn, " } else { "" },
             sent.message_id
-        );
+        ));
         Ok(())
     }
 
@@ -485,7 +537,7 @@ impl Watcher {
              of {}: pick up the task where it was left.",
             self.budget.max_restarts
         );
-        eprintln!("reins watch: restarting: {why}");
+        self.say(&format!("restarting: {why}"));
         let timeout = self.options.start_timeout;
         let started = crate::control::start::relaunch(&record, &note, timeout)
             .await
@@ -502,10 +554,10 @@ impl Watcher {
             previous_run: previous,
         })
         .await;
-        eprintln!(
-            "reins watch: restarted as run {} (restart {n} of {})",
+        self.say(&format!(
+            "restarted as run {} (restart {n} of {})",
             started.run, self.budget.max_restarts
-        );
+        ));
         Ok(())
     }
 
@@ -521,18 +573,24 @@ impl Watcher {
             .await;
             self.note(&EventKind::Escalate { reason: why.to_string(), by: by.to_string() }).await;
         }
-        eprintln!("reins watch: escalating: {why}");
-        eprintln!(
-            "reins watch: the session is left as it is: `reins pane --id {}` shows it",
-            self.paths.id
-        );
+        self.say(&format!("escalating: {why}"));
+        let id = &self.paths.id;
+        self.say(&match evidence {
+            Evidence::Live(_) => {
+                format!("the session is left as it is: `reins pane --id {id}` shows it")
+            }
+            _ => format!(
+                "the session is not running: `reins logs --id {id}` shows what it did, \
+                 `reins events --id {id}` how it ended"
+            ),
+        });
     }
 
     /// Writes a decision into the session's event log; a host that cannot
     /// take it does not stop the watch.
     async fn note(&self, kind: &EventKind) {
         if let Err(err) = self.client().post::<_, Value>("/v1/note", kind).await {
-            eprintln!("reins watch: could not record the decision: {err}");
+            self.say(&format!("could not record the decision: {err}"));
         }
     }
 
@@ -553,7 +611,7 @@ impl Watcher {
             OnExit::Ask => tokio::task::spawn_blocking(ask_stop(id.clone())).await.unwrap_or(false),
         };
         if !stop {
-            eprintln!("reins watch: session {id} is left running; `reins stop --id {id}` stops it");
+            self.say(&format!("session {id} is left running; `reins stop --id {id}` stops it"));
             return ("interrupted", format!("interrupted; session {id} left running"));
         }
         let lock = self.paths.host_lock();
