@@ -174,6 +174,32 @@ fn main() {
         }
     }
 
+    // The same paced round with one `wait` for all 200 sessions instead of
+    // one per session.
+    let round = ROUNDS + 2;
+    let (mut one_wait, one_wait_lines) = one_wait_for_all(&world, round);
+    let mut one_reactions = Vec::new();
+    let mut one_sent = Vec::new();
+    for i in 0..SESSIONS {
+        let args = argv(&["send", "--id", &id(i), "--no-wait", &format!("round {round}")]);
+        one_sent.push(run_one(&world.launcher(), &id(i), &args));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = one_wait.wait().unwrap().code().unwrap_or(-1);
+    let lines = one_wait_lines.join().unwrap();
+    let mut one_wrong = SESSIONS.abs_diff(lines.len());
+    for (line, at) in &lines {
+        let i: usize = line["id"].as_str().unwrap()[1..].parse().unwrap();
+        let good = line["turn"] == round
+            && line["event"]["message_id"] == one_sent[i].json["message_id"]
+            && line["status"] == "reached";
+        if !good {
+            one_wrong += 1;
+            eprintln!("one wait for all: {line}");
+        }
+        one_reactions.push(common::since(common::event_time(&line["event"]), *at));
+    }
+
     rows.push(Row::checked(
         format!(
             "{ROUNDS} rounds: {SESSIONS} concurrent `wait --turn N`, then {SESSIONS} concurrent \
@@ -215,6 +241,19 @@ fn main() {
         format!("median {}, p99 {}", ms(median(paced.clone())), ms(p99(paced.clone()))),
         "< 25 ms median",
         median(paced) < Duration::from_millis(25),
+    ));
+    rows.push(Row::checked(
+        format!(
+            "task_complete written → its line from one `wait` for all {SESSIONS} sessions \
+             (`--id` ×{SESSIONS} `--until turn_complete:N`), sends paced 20 ms apart"
+        ),
+        format!(
+            "median {}, p99 {}; 1 process instead of {SESSIONS}; {one_wrong} wrong, exit {status}",
+            ms(median(one_reactions.clone())),
+            ms(p99(one_reactions.clone()))
+        ),
+        "< 25 ms median, every line right",
+        one_wrong == 0 && status == 0 && median(one_reactions) < Duration::from_millis(25),
     ));
     rows.push(Row::checked(
         "events: delivered, turn_started, task_complete, stranded per session (all 200)",
@@ -422,6 +461,33 @@ fn check_round(round: u64, sent: &[Ran], waited: &[Ran]) -> Vec<Duration> {
             common::since(common::event_time(&w["event"]), waited[i].returned)
         })
         .collect()
+}
+
+/// Starts one `reins wait` for every session's turn `round`; the thread
+/// returns each line it printed with the time it arrived.
+fn one_wait_for_all(
+    world: &World,
+    round: u64,
+) -> (std::process::Child, std::thread::JoinHandle<Vec<(Value, jiff::Timestamp)>>) {
+    let mut args = vec!["wait".to_string()];
+    for i in 0..SESSIONS {
+        args.extend(["--id".to_string(), id(i)]);
+    }
+    args.extend(argv(&["--until", &format!("turn_complete:{round}"), "--timeout", "120s"]));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = world.command(&args).stdout(Stdio::piped()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .map(|line| (serde_json::from_str(&line).unwrap(), jiff::Timestamp::now()))
+            .collect()
+    });
+    // Let it read every session's events before the sends go out.
+    std::thread::sleep(Duration::from_secs(2));
+    (child, lines)
 }
 
 /// Joins a batch, in session order.

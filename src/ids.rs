@@ -119,9 +119,40 @@ pub(crate) fn random_hex(bytes: usize) -> String {
     out
 }
 
+/// Whether id `text` matches `pattern`, where `*` matches any run of
+/// characters and everything else matches itself (an id has no `*`).
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || !text[first.len()..].ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs_match_ids() {
+        assert!(glob("impl-*", "impl-7"));
+        assert!(glob("*", "x"));
+        assert!(glob("a*b*c", "a-b-c"));
+        assert!(!glob("impl-*", "plan-1"));
+        assert!(glob("w1", "w1"));
+        assert!(!glob("a*a", "a"));
+    }
 
     #[test]
     fn accepts_ordinary_ids() {

@@ -119,8 +119,8 @@ impl Notify {
     /// Whether an event of session `id` is one to notify about.
     pub(crate) fn wants(&self, id: &str, event: &EventKind) -> Option<On> {
         let on = On::of(event)?;
-        let session_ok =
-            self.sessions.is_empty() || self.sessions.iter().any(|pattern| glob(pattern, id));
+        let session_ok = self.sessions.is_empty()
+            || self.sessions.iter().any(|pattern| crate::ids::glob(pattern, id));
         (self.on.contains(&on) && session_ok).then_some(on)
     }
 
@@ -275,39 +275,4 @@ fn summary(id: &str, on: On, line: &str) -> String {
         On::Exited => format!("ended: {}", text("reason")),
     };
     format!("{id}: {what}")
-}
-
-/// `*` matches any run of characters; everything else matches itself.
-fn glob(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || !text[first.len()..].ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for part in &parts[1..parts.len() - 1] {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs_match_ids() {
-        assert!(glob("impl-*", "impl-7"));
-        assert!(glob("*", "x"));
-        assert!(glob("a*b*c", "a-b-c"));
-        assert!(!glob("impl-*", "plan-1"));
-        assert!(glob("w1", "w1"));
-        assert!(!glob("a*a", "a"));
-    }
 }

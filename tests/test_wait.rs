@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use crate::common::{TestEnv, signal};
 
 #[test]
@@ -63,6 +65,40 @@ fn message_and_turn_target_exactly() {
     assert_eq!(turn1["event"]["message_id"], a["message_id"]);
     let started = env.reins(&["wait", "--id", "exact", "--until", "turn:2"]).ok().json();
     assert_eq!(started["status"], "reached");
+}
+
+#[test]
+fn turn_conditions_say_whether_the_turn_started_or_completed() {
+    let env = TestEnv::new();
+    env.start("names", &["--", "--work", "0.2"]);
+    env.wait_state("names", "ready");
+    let sent = env.reins(&["send", "--id", "names", "--no-wait", "[[wait:2]] slow"]).ok().json();
+    assert_eq!(sent["turn"], Value::Null, "not yet delivered: {sent}");
+    // Started returns as the turn starts; complete only once it is done.
+    let started = env
+        .reins(&["wait", "--id", "names", "--until", "turn_started:1", "--timeout", "10s"])
+        .ok()
+        .json();
+    assert_eq!(
+        (started["until"].as_str(), started["turn"].as_u64()),
+        (Some("turn_started:1"), Some(1))
+    );
+    let early =
+        env.reins(&["wait", "--id", "names", "--until", "turn_complete:1", "--timeout", "300ms"]);
+    assert_eq!(early.code, 124, "turn 1 is still running: {}", early.stdout);
+    let done = env
+        .reins(&["wait", "--id", "names", "--until", "turn_complete:1", "--timeout", "20s"])
+        .ok()
+        .json();
+    assert_eq!(done["event"]["type"], "task_complete", "{done}");
+    assert_eq!(done["turn"], 1);
+    // The old spelling still means started; a turn number is checked.
+    let old = env.reins(&["wait", "--id", "names", "--until", "turn:1"]).ok().json();
+    assert_eq!(old["until"], "turn_started:1");
+    let bad = env.reins(&["wait", "--id", "names", "--until", "turn_complete:x"]).code(2);
+    assert!(bad.stderr.contains("N must be a turn number"), "{}", bad.stderr);
+    let both = env.reins(&["wait", "--id", "names", "--until", "turn_complete:1", "--turn", "1"]);
+    assert_eq!(both.code, 2, "{}", both.stderr);
 }
 
 #[test]
@@ -148,4 +184,72 @@ fn auto_stop_ends_the_session_after_its_first_task() {
             .stdout
             .contains("you said: [reins session id=auto] one job")
     );
+}
+
+#[test]
+fn one_wait_follows_several_sessions_and_prints_a_line_for_each() {
+    let env = TestEnv::new();
+    for id in ["mw-a", "mw-b", "mw-c", "other"] {
+        env.start(id, &["--", "--work", "0.1"]);
+        env.wait_state(id, "ready");
+    }
+    // b finishes first, then a; c is given nothing.
+    env.reins(&["send", "--id", "mw-a", "--no-wait", "[[wait:1.5]] a"]).ok();
+    env.reins(&["send", "--id", "mw-b", "--no-wait", "[[wait:0.3]] b"]).ok();
+    let all = env.reins(&[
+        "wait",
+        "--id",
+        "mw-a",
+        "--id",
+        "mw-b",
+        "--until",
+        "turn_complete:1",
+        "--timeout",
+        "20s",
+    ]);
+    assert_eq!(all.code, 0, "{}{}", all.stdout, all.stderr);
+    let lines: Vec<Value> = all.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ids: Vec<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["mw-b", "mw-a"], "in the order they completed");
+    assert!(lines.iter().all(|l| l["status"] == "reached" && l["turn"] == 1), "{lines:?}");
+
+    // A pattern picks this repository's running sessions by id; --any
+    // returns at the first, a timeout names the sessions still waited on.
+    env.reins(&["send", "--id", "mw-a", "--no-wait", "[[wait:0.3]] a2"]).ok();
+    let any = env.reins(&[
+        "wait",
+        "--id",
+        "mw-*",
+        "--until",
+        "turn_complete:2",
+        "--any",
+        "--timeout",
+        "20s",
+    ]);
+    assert_eq!(any.code, 0, "{}{}", any.stdout, any.stderr);
+    let first: Value = serde_json::from_str(any.stdout.trim()).unwrap();
+    assert_eq!((first["id"].as_str(), first["turn"].as_u64()), (Some("mw-a"), Some(2)));
+    let late =
+        env.reins(&["wait", "--id", "mw-*", "--until", "turn_complete:2", "--timeout", "500ms"]);
+    assert_eq!(late.code, 124, "{}", late.stdout);
+    let statuses: Vec<(String, String)> = late
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|l| (l["id"].as_str().unwrap().to_string(), l["status"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(statuses.len(), 3, "{statuses:?}");
+    assert!(statuses.contains(&("mw-a".into(), "reached".into())), "{statuses:?}");
+    assert!(statuses.contains(&("mw-c".into(), "timeout".into())), "{statuses:?}");
+    assert!(!late.stdout.contains("\"other\""), "the pattern left `other` out");
+
+    // A session that ends first makes the wait fail; bad combinations are
+    // refused.
+    env.reins(&["stop", "--id", "mw-c"]).ok();
+    let ended = env.reins(&["wait", "--id", "mw-c", "--id", "mw-b", "--until", "turn_complete:1"]);
+    assert_eq!(ended.code, 1, "{}", ended.stdout);
+    let turn = env.reins(&["wait", "--id", "mw-a", "--id", "mw-b", "--turn", "1"]).code(2);
+    assert!(turn.stderr.contains("name a turn of one session"), "{}", turn.stderr);
+    let none = env.reins(&["wait", "--id", "zz-*"]).code(1);
+    assert!(none.stderr.contains("no running session"), "{}", none.stderr);
 }

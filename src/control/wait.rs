@@ -30,8 +30,11 @@ pub enum Until {
     State(State),
     /// The target turn is complete.
     TaskComplete,
-    /// Turn N has started.
+    /// Turn N has started (`turn_started:N`; `turn:N` is the old spelling).
     TurnStarted(u64),
+    /// Turn N is complete (`turn_complete:N`, the same as `task_complete`
+    /// with `Turn::Number(N)`).
+    TurnComplete(u64),
     /// No output from the agent for this long.
     Idle(Duration),
     /// A usage limit is in force (now or later).
@@ -52,10 +55,9 @@ impl FromStr for Until {
             "task_complete" => Until::TaskComplete,
             "rate_limited" => Until::RateLimited,
             "rate_limit_lifted" => Until::RateLimitLifted,
-            _ if s.starts_with("turn:") => {
-                let n =
-                    s["turn:".len()..].parse().map_err(|_| format!("{s:?}: N must be a number"))?;
-                Until::TurnStarted(n)
+            _ if s.starts_with("turn_complete:") => Until::TurnComplete(turn_number(s)?),
+            _ if s.starts_with("turn_started:") || s.starts_with("turn:") => {
+                Until::TurnStarted(turn_number(s)?)
             }
             _ if s.starts_with("idle:") => {
                 Until::Idle(crate::time::parse_duration(&s["idle:".len()..])?)
@@ -71,12 +73,19 @@ impl FromStr for Until {
                 _ => {
                     return Err(format!(
                         "unknown condition {s:?}; use exit, ready, busy, blocked, unknown, starting, \
-                         task_complete, turn:N, idle:DURATION, rate_limited or rate_limit_lifted"
+                         task_complete, turn_started:N, turn_complete:N, idle:DURATION, \
+                         rate_limited or rate_limit_lifted"
                     ));
                 }
             },
         })
     }
+}
+
+/// The N of `turn_started:N`, `turn_complete:N` or `turn:N`.
+fn turn_number(s: &str) -> Result<u64, String> {
+    let (_, n) = s.split_once(':').unwrap_or((s, ""));
+    n.parse().map_err(|_| format!("{s:?}: N must be a turn number (1, 2, ...)"))
 }
 
 /// Which turn a `task_complete` wait is for.
@@ -130,6 +139,16 @@ impl<'a> Wait<'a> {
         until: Until,
         turn: Turn,
     ) -> Result<Wait<'a>, CliError> {
+        let (until, turn) = match (turn, until) {
+            (Turn::Current, Until::TurnComplete(n)) => (Until::TaskComplete, Turn::Number(n)),
+            (_, Until::TurnComplete(_)) => {
+                return Err(CliError::usage(
+                    "--until turn_complete:N names its turn: --message and --turn go with \
+                     --until task_complete",
+                ));
+            }
+            (turn, until) => (until, turn),
+        };
         let until = match (&turn, until) {
             (Turn::Current, until) => until,
             (_, Until::TaskComplete | Until::Exit) => Until::TaskComplete,
@@ -339,8 +358,17 @@ fn judge(until: &Until, target: Option<&Target>, model: &Model) -> Verdict {
             }
             if model.exited.is_some() { ended(model) } else { Verdict::Pending }
         }
-        Until::TaskComplete => {
-            let turn = match target.expect("task_complete has a target") {
+        Until::TaskComplete | Until::TurnComplete(_) => {
+            let named;
+            let target = match (until, target) {
+                (_, Some(target)) => target,
+                (Until::TurnComplete(n), None) => {
+                    named = Target::Turn(*n);
+                    &named
+                }
+                _ => unreachable!("task_complete has a target"),
+            };
+            let turn = match target {
                 Target::Turn(n) => Some(*n),
                 Target::Message(id) => match model.messages.get(id) {
                     Some(Ok(turn)) => Some(*turn),
@@ -399,7 +427,8 @@ fn describe(until: &Until, target: Option<&Target>) -> String {
     match (until, target) {
         (Until::Exit, _) => "exit".into(),
         (Until::State(s), _) => s.to_string(),
-        (Until::TurnStarted(n), _) => format!("turn:{n}"),
+        (Until::TurnStarted(n), _) => format!("turn_started:{n}"),
+        (Until::TurnComplete(n), _) => format!("turn_complete:{n}"),
         (Until::Idle(d), _) => format!("idle:{}s", d.as_secs_f64()),
         (Until::TaskComplete, Some(Target::Turn(n))) => format!("task_complete (turn {n})"),
         (Until::TaskComplete, Some(Target::Message(id))) => format!("task_complete (message {id})"),
