@@ -47,6 +47,31 @@ fn logs_work_after_the_session_exited() {
 }
 
 #[test]
+fn a_reused_id_marks_where_each_run_starts() {
+    let env = TestEnv::new();
+    finished_flood(&env, "again");
+    env.reins(&["stop", "--id", "again"]).ok();
+    let first = env.reins(&["logs", "--id", "again"]).ok().stdout;
+    assert!(!first.contains("────"), "one run, no separator:\n{first}");
+    env.start("again", &["--", "second run"]);
+    env.wait_event("again", Duration::from_secs(20), |e| e["type"] == "task_complete");
+    env.reins(&["stop", "--id", "again"]).ok();
+    let runs: Vec<String> = env
+        .events("again")
+        .into_iter()
+        .filter(|e| e["type"] == "started")
+        .map(|e| e["run"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(runs.len(), 2);
+    let text = env.reins(&["logs", "--id", "again"]).ok().stdout;
+    let mark = format!("──── run {} started ", runs[1]);
+    let at = text.find(&mark).unwrap_or_else(|| panic!("no mark of run {}:\n{text}", runs[1]));
+    assert_eq!(text.matches("────").count(), 2, "one separator:\n{text}");
+    assert!(text[..at].contains("MOCK_OK (you said: go)"), "the first run above it:\n{text}");
+    assert!(text[at..].contains("MOCK_OK (you said: second run)"), "the second below:\n{text}");
+}
+
+#[test]
 fn follow_prints_lines_as_they_finish_and_ends_with_the_session() {
     let env = TestEnv::new();
     env.start("l3", &["--", "--work", "1", "[[flood:8]] go"]);

@@ -14,7 +14,8 @@ use crate::time;
 ///
 /// By default prints the log and, while the session runs, follows it until
 /// the session exits (exit 0 on its `exited` event). `--snapshot` prints
-/// what is there and returns at once. The log spans every run of the id;
+/// what is there and returns at once. The log spans every run of the id:
+/// each run begins with its `started` event and every line names its `run`;
 /// `--run last` keeps only the latest. Works after the session ended.
 #[derive(Debug, clap::Args)]
 #[command(

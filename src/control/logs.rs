@@ -100,10 +100,10 @@ fn size_marks(events: &[EventLine]) -> Vec<SizeMark> {
             EventKind::Started(started) => Some(SizeMark {
                 offset: started.transcript_offset,
                 size: started.size,
-                new_run: true,
+                new_run: Some(format!("run {} started {}", e.header.run, e.header.ts)),
             }),
             EventKind::Resized { size, transcript_offset } => {
-                Some(SizeMark { offset: *transcript_offset, size: *size, new_run: false })
+                Some(SizeMark { offset: *transcript_offset, size: *size, new_run: None })
             }
             _ => None,
         })

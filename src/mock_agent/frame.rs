@@ -362,7 +362,8 @@ mod tests {
     fn replay(rows: u16, frames: &[String]) -> (Vec<String>, Vec<String>) {
         use crate::screen::{Renderer, SizeMark};
         let size = crate::store::registry::Size { rows, cols: 20 };
-        let mut r = Renderer::new(vec![SizeMark { offset: 0, size, new_run: true }], 0);
+        let first = SizeMark { offset: 0, size, new_run: Some("r".into()) };
+        let mut r = Renderer::new(vec![first], 0);
         for frame in frames {
             r.feed(frame.as_bytes());
         }

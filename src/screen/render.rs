@@ -19,12 +19,13 @@ use crate::screen::text::normalise_row;
 use crate::store::registry::Size;
 
 /// A size change at a byte offset of the transcript.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SizeMark {
     pub(crate) offset: u64,
     pub(crate) size: Size,
-    /// True at the start of a run: the terminal is fresh.
-    pub(crate) new_run: bool,
+    /// At the start of a run (the terminal is fresh): how to name it in the
+    /// separator line that marks where a run after the first one starts.
+    pub(crate) new_run: Option<String>,
 }
 
 #[derive(Default)]
@@ -66,8 +67,14 @@ impl Renderer {
             .take_while(|m| m.offset <= offset)
             .last()
             .map_or(Size { rows: 40, cols: 120 }, |m| m.size);
-        let next_mark = marks.iter().take_while(|m| m.offset <= offset).count();
-        Renderer { parser: parser(initial), marks, next_mark, offset, fixup: Fixup::default() }
+        let before = marks.iter().take_while(|m| m.offset <= offset).count();
+        Renderer {
+            parser: parser(initial),
+            marks,
+            next_mark: before,
+            offset,
+            fixup: Fixup::default(),
+        }
     }
 
     /// Feeds transcript bytes, applying size marks where they fall.
@@ -94,13 +101,14 @@ impl Renderer {
     }
 
     fn apply_mark(&mut self) {
-        let mark = self.marks[self.next_mark];
+        let mark = self.marks[self.next_mark].clone();
         self.next_mark += 1;
         let (rows, cols) = dims(mark.size);
-        if mark.new_run {
+        if let Some(run) = &mark.new_run {
             self.flush_screen();
             self.fixup = Fixup::default();
-            let finished = std::mem::take(&mut self.parser.callbacks_mut().finished);
+            let mut finished = std::mem::take(&mut self.parser.callbacks_mut().finished);
+            finished.push(format!("──── {run} ────"));
             self.parser = parser(mark.size);
             self.parser.callbacks_mut().finished = finished;
         } else {
@@ -152,6 +160,7 @@ mod tests {
     use super::*;
 
     fn mark(offset: u64, cols: u16, new_run: bool) -> SizeMark {
+        let new_run = new_run.then(|| format!("run at {offset}"));
         SizeMark { offset, size: Size { rows: 3, cols }, new_run }
     }
 
@@ -167,17 +176,18 @@ mod tests {
     }
 
     #[test]
-    fn a_new_run_starts_on_a_fresh_screen() {
+    fn a_new_run_starts_on_a_fresh_screen_under_a_separator() {
         let first = b"run one\r\n";
         let mut r = Renderer::new(vec![mark(0, 20, true), mark(first.len() as u64, 20, true)], 0);
         r.feed(first);
         r.feed(b"run two");
         r.flush_screen();
-        assert_eq!(r.take_finished(), ["run one", "run two"]);
+        assert_eq!(r.take_finished(), ["run one", "──── run at 9 ────", "run two"]);
     }
 
     fn screen(rows: u16, cols: u16) -> Renderer {
-        Renderer::new(vec![SizeMark { offset: 0, size: Size { rows, cols }, new_run: true }], 0)
+        let first = SizeMark { offset: 0, size: Size { rows, cols }, new_run: Some("r".into()) };
+        Renderer::new(vec![first], 0)
     }
 
     #[test]
