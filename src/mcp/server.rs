@@ -330,24 +330,3 @@ pub(crate) async fn serve_stdio(fleet: Fleet) -> Result<(), crate::error::CliErr
     fleet.shut_down().await;
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `reins mcp --help` names every tool the server has: a tool added
-    /// without a line there fails here.
-    #[test]
-    fn every_tool_is_named_in_the_help() {
-        let tmp = tempfile::tempdir().unwrap();
-        let fleet = Fleet::new(StateRoot::from_parts(tmp.path().join("s"), tmp.path().join("r")));
-        let mut cli = crate::cli::command();
-        let help = cli.find_subcommand_mut("mcp").unwrap().render_long_help().to_string();
-        let tools = fleet.tool_list();
-        assert!(tools.len() >= 17, "{tools:?}");
-        for tool in tools {
-            let named = regex::Regex::new(&format!(r"\b{}\b", tool.name)).unwrap();
-            assert!(named.is_match(&help), "{} is not in `reins mcp --help`:\n{help}", tool.name);
-        }
-    }
-}
