@@ -31,6 +31,7 @@
 mod adapter;
 mod chain;
 pub mod cli;
+mod compat;
 mod config;
 mod control;
 mod dispatch;

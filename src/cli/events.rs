@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::control::events::{self, Filter};
-use crate::control::lookup::{self, Liveness};
+use crate::control::lookup::Liveness;
 use crate::error::{CliError, CliResult, code};
 use crate::store::paths::StateRoot;
 use crate::time;
@@ -18,15 +18,19 @@ use crate::time;
 /// each run begins with its `started` event and every line names its `run`;
 /// `--run last` keeps only the latest. Works after the session ended.
 #[derive(Debug, clap::Args)]
+#[command(override_usage = "reins events [OPTIONS] --id <ID>")]
 #[command(
     after_help = "Examples:\n  reins events --id demo --snapshot\n  reins events --id demo --follow | jq -c 'select(.type == \"state\")'\n  reins events --id demo --from 2026-11-23T10:00:00Z --run last\n\nExit codes: 0 printed (following: the session exited), 1 no such session or its\nhost died while following, 2 bad input (e.g. a bad --from)."
 )]
 pub(crate) struct Args {
     /// The session.
-    #[arg(long)]
-    id: String,
+    #[arg(long, required_unless_present = "cli")]
+    id: Option<String>,
+    /// harnex's `--cli NAME`: the session running that agent.
+    #[arg(long, value_name = "NAME", hide = true)]
+    cli: Option<String>,
     /// Print what is there and return.
-    #[arg(long, conflicts_with = "follow")]
+    #[arg(long, alias = "no-follow", conflicts_with = "follow")]
     snapshot: bool,
     /// Keep printing new events until the session exits.
     #[arg(long)]
@@ -54,7 +58,8 @@ pub(crate) fn run(args: Args) -> CliResult {
         None => None,
     };
     let state = StateRoot::from_env()?;
-    let view = lookup::find(&state, &args.id, args.repo.as_deref())?;
+    let view =
+        super::compat::find(&state, args.id.as_deref(), args.cli.as_deref(), args.repo.as_deref())?;
     let filter = Filter { from, run: events::select_run(&view, &args.run), ..Filter::default() };
     let follow = !args.snapshot && (args.follow || view.liveness == Liveness::Live);
 

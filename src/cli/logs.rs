@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::control::logs::{self, Transcript};
-use crate::control::lookup::{self, Liveness};
+use crate::control::lookup::Liveness;
 use crate::error::CliResult;
 use crate::error::code;
 use crate::store::follow::{self, Follower};
@@ -29,13 +29,17 @@ use crate::store::paths::StateRoot;
 /// screen on the alternate screen (OpenCode) leaves no history, so its
 /// logs hold only its last screen.
 #[derive(Debug, clap::Args)]
+#[command(override_usage = "reins logs [OPTIONS] --id <ID>")]
 #[command(
     after_help = "Examples:\n  reins logs --id demo\n  reins logs --id demo --lines 20\n  reins logs --id demo --follow\n  reins logs --id demo --raw > demo.bytes\n\nExit codes: 0 printed (with --follow: the session ended), 1 no such session or\nno output yet, 2 bad input."
 )]
 pub(crate) struct Args {
     /// The session.
-    #[arg(long)]
-    id: String,
+    #[arg(long, required_unless_present = "cli")]
+    id: Option<String>,
+    /// harnex's `--cli NAME`: the session running that agent.
+    #[arg(long, value_name = "NAME", hide = true)]
+    cli: Option<String>,
     /// Print only the last N lines (rendered mode) before following.
     #[arg(long, short = 'n', value_name = "N")]
     lines: Option<usize>,
@@ -61,12 +65,14 @@ struct Snapshot<'a> {
 
 pub(crate) fn run(args: Args) -> CliResult {
     let state = StateRoot::from_env()?;
-    let view = lookup::find(&state, &args.id, args.repo.as_deref())?;
+    let view =
+        super::compat::find(&state, args.id.as_deref(), args.cli.as_deref(), args.repo.as_deref())?;
+    let id = view.paths.id.clone();
     let follow = args.follow && view.liveness == Liveness::Live;
     if !follow && !args.raw {
         let lines = logs::lines(&view, args.lines)?;
         if args.json {
-            crate::cli::print_json(&Snapshot { id: &args.id, lines })?;
+            crate::cli::print_json(&Snapshot { id: &id, lines })?;
         } else {
             Printer { json: false }.print(lines)?;
         }

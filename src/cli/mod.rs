@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::error::{CliError, CliResult, code};
 
@@ -18,6 +18,7 @@ mod approve;
 mod attach;
 mod buddy;
 mod chain;
+mod compat;
 mod completions;
 pub(crate) mod dispatch;
 pub(crate) mod doctor;
@@ -143,7 +144,26 @@ pub fn main() -> ExitCode {
         let host = HostCli::parse_from(std::env::args_os().skip(1));
         return finish(host::run(host.args));
     }
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let flavor = args.first().map_or(crate::compat::Flavor::Reins, |a| crate::compat::flavor_of(a));
+    crate::compat::set_flavor(flavor);
+    let mut command = Cli::command();
+    if flavor == crate::compat::Flavor::Harnex {
+        // Invoked as `harnex` (docs/harnex.md): its name in usage and
+        // --version; bare `harnex` prints the usage, as harnex does.
+        command = command.name("harnex").bin_name("harnex").arg_required_else_help(true);
+        // Their --id may be left out for harnex's --cli, so clap's own usage
+        // line would not show it; theirs says `reins`.
+        for sub in ["pane", "logs", "events", "stop"] {
+            command = command.mut_subcommand(sub, |c| {
+                c.override_usage(format!("harnex {sub} [OPTIONS] --id <ID>"))
+            });
+        }
+    }
+    let parsed = command
+        .try_get_matches_from(compat::normalize(args))
+        .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
@@ -219,7 +239,8 @@ fn report(err: CliError) -> ExitCode {
     }
     let paint = crate::style::Paint::new(crate::style::Stream::Stderr);
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "{} {}", paint.bold_red("reins:"), err.message);
+    let program = format!("{}:", crate::compat::program());
+    let _ = writeln!(stderr, "{} {}", paint.bold_red(&program), err.message);
     if let Some(hint) = &err.hint {
         let _ = writeln!(stderr, "{} {hint}", paint.cyan("hint:"));
     }

@@ -16,13 +16,20 @@ use crate::tmux::Tmux;
 /// sessions too (the host keeps the screen). `--follow` redraws whenever it
 /// changes, until the session ends. `--tmux` asks tmux for the pane instead.
 #[derive(Debug, clap::Args)]
+#[command(override_usage = "reins pane [OPTIONS] --id <ID>")]
 #[command(
     after_help = "Examples:\n  reins pane --id w1\n  reins pane --id w1 --lines 10 --json\n  reins pane --id w1 --follow\n\nExit codes: 0 shown (with --follow: the session ended), 1 no such session, it\nis not running, or (--tmux) it is not in tmux; 2 bad input."
 )]
 pub(crate) struct Args {
     /// The session.
-    #[arg(long)]
-    id: String,
+    #[arg(long, required_unless_present = "cli")]
+    id: Option<String>,
+    /// harnex's `--cli NAME`: the session running that agent.
+    #[arg(long, value_name = "NAME", hide = true)]
+    cli: Option<String>,
+    /// harnex's `--interval SECS` with --follow: redraw at most this often.
+    #[arg(long, value_name = "DURATION", hide = true, value_parser = crate::time::parse_duration)]
+    interval: Option<std::time::Duration>,
     /// Only the last N lines (of the screen, trailing blank lines dropped).
     #[arg(long, short = 'n', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     lines: Option<u64>,
@@ -54,13 +61,15 @@ struct Pane<'a> {
     version: u64,
 }
 
-pub(crate) fn run(args: Args) -> CliResult {
+pub(crate) fn run(mut args: Args) -> CliResult {
     let state = StateRoot::from_env()?;
-    let view = lookup::find(&state, &args.id, args.repo.as_deref())?;
+    let view =
+        super::compat::find(&state, args.id.as_deref(), args.cli.as_deref(), args.repo.as_deref())?;
+    args.id = Some(view.paths.id.clone());
     let record = lookup::require_live(&view)?;
     if args.tmux {
         let target = record.tmux.as_ref().ok_or_else(|| {
-            CliError::failure(format!("session {} is not in tmux", args.id))
+            CliError::failure(format!("session {} is not in tmux", view.paths.id))
                 .hint("drop --tmux: the host has the screen of every session")
         })?;
         return tmux_capture(target, &args);
@@ -76,6 +85,9 @@ pub(crate) fn run(args: Args) -> CliResult {
             print_screen(&args, screen, args.follow && stdout_tty && !args.json)?;
             if !args.follow {
                 return Ok(code::OK);
+            }
+            if let Some(interval) = args.interval {
+                tokio::time::sleep(interval).await;
             }
         }
     })
@@ -93,7 +105,7 @@ fn print_screen(args: &Args, screen: ScreenReply, redraw: bool) -> std::io::Resu
     if args.json {
         let pane = Pane {
             ok: true,
-            id: &args.id,
+            id: args.id.as_deref().unwrap_or_default(),
             captured_at: crate::time::now_rfc3339(),
             text: lines.join("\n"),
             lines,
@@ -133,7 +145,7 @@ fn tmux_capture(target: &crate::store::events::TmuxTarget, args: &Args) -> CliRe
     }
     if args.json {
         crate::cli::print_json(&serde_json::json!({
-            "ok": true, "id": args.id, "captured_at": crate::time::now_rfc3339(),
+            "ok": true, "id": args.id.as_deref().unwrap_or_default(), "captured_at": crate::time::now_rfc3339(),
             "text": lines.join("\n"), "lines": lines, "pane": target.pane,
         }))?;
     } else {

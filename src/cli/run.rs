@@ -92,7 +92,7 @@ pub(crate) struct Args {
     approve: ApprovalPolicy,
     /// Drive the agent through its terminal UI, even if it has a
     /// structured transport (for codex: its TUI instead of app-server).
-    #[arg(long, conflicts_with = "transport")]
+    #[arg(long, alias = "legacy-pty", conflicts_with = "transport")]
     pty: bool,
     /// How to talk to the agent: `pty` (its terminal UI),
     /// `codex-app-server` or `claude-stream-json` (alias `stream-json`).
@@ -109,7 +109,7 @@ pub(crate) struct Args {
     /// Append the session's dispatch record line (who ran what, how it
     /// ended, tokens, git changes) to this file instead of
     /// $REINS_STATE_DIR/dispatch.jsonl.
-    #[arg(long, value_name = "PATH", conflicts_with = "no_record")]
+    #[arg(long, value_name = "PATH", alias = "summary-out", conflicts_with = "no_record")]
     record: Option<PathBuf>,
     /// Write no dispatch record line for this session.
     #[arg(long)]
@@ -148,6 +148,11 @@ pub(crate) struct Args {
     watch_options: crate::cli::watch::WatchArgs,
     #[command(flatten)]
     worktree: crate::cli::worktree::RunArgs,
+    /// harnex's `--host` and `--port` (its TCP API): refused with a hint.
+    #[arg(long, value_name = "HOST", hide = true)]
+    host: Option<String>,
+    #[arg(long, value_name = "PORT", hide = true)]
+    port: Option<String>,
     /// Arguments for the agent.
     #[arg(last = true, value_name = "AGENT ARGS")]
     agent_args: Vec<String>,
@@ -171,6 +176,16 @@ fn parse_size(s: &str) -> Result<Size, String> {
 impl Args {
     /// The session to start, from the flags (the agent, mode and options).
     fn start(mut self) -> Result<(Start, bool), CliError> {
+        if let Some(flag) = [("--host", &self.host), ("--port", &self.port)]
+            .iter()
+            .find_map(|(flag, value)| value.as_ref().map(|_| flag))
+        {
+            return Err(crate::cli::compat::unsupported(
+                flag,
+                "reins sessions listen on a private Unix socket, not on TCP",
+                "drop it: every command finds the session by its --id",
+            ));
+        }
         self.worktree.take_agent(&mut self.agent);
         // `reins run --tmux mock`: clap gave the agent to --tmux as its NAME.
         if self.agent.is_none()

@@ -81,6 +81,24 @@ pub(crate) struct Args {
     /// Look for the session in the repository at DIR.
     #[arg(long, value_name = "DIR")]
     repo: Option<PathBuf>,
+    /// harnex's `--cli NAME`: the session must run that agent.
+    #[arg(long, value_name = "NAME", hide = true)]
+    cli: Option<String>,
+    /// harnex's `--relay`: add the relay header even when sending to the
+    /// session this runs in.
+    #[arg(long, hide = true, conflicts_with = "no_relay")]
+    relay: bool,
+    /// harnex's `--verbose`: say what happens on standard error.
+    #[arg(long, hide = true)]
+    verbose: bool,
+    /// harnex's direct mode (`--port`, `--token`, `--host`): refused with a
+    /// hint, reins sessions have no TCP endpoint.
+    #[arg(long, value_name = "PORT", hide = true)]
+    port: Option<String>,
+    #[arg(long, value_name = "TOKEN", hide = true)]
+    token: Option<String>,
+    #[arg(long, value_name = "HOST", hide = true)]
+    host: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -103,12 +121,40 @@ struct Outcome {
 
 pub(crate) fn run(args: Args) -> CliResult {
     let started = Instant::now();
+    if let Some(flag) = [("--port", &args.port), ("--token", &args.token), ("--host", &args.host)]
+        .iter()
+        .find_map(|(flag, value)| value.as_ref().map(|_| flag))
+    {
+        return Err(crate::cli::compat::unsupported(
+            flag,
+            "reins sessions listen on a private Unix socket, not on TCP",
+            "name the session with --id (and --repo DIR for another repository)",
+        ));
+    }
+    let verbose = |what: String| {
+        if args.verbose {
+            eprintln!("[{} send] {what}", crate::compat::program());
+        }
+    };
     let text = message_text(&args)?;
-    let sender = std::env::var("REINS_ID").ok().filter(|_| !args.no_relay && !args.submit_only);
-    let text = session::with_relay_header(sender.as_deref(), &args.id, text);
+    let sender = crate::compat::sender_id().filter(|_| !args.no_relay && !args.submit_only);
+    let text = session::with_relay_header(sender.as_deref(), &args.id, text, args.relay);
     let state = StateRoot::from_env()?;
-    let view = lookup::find(&state, &args.id, args.repo.as_deref())?;
-    lookup::require_live(&view)?;
+    verbose(format!("looking up session {}", args.id));
+    let view = crate::cli::compat::find(
+        &state,
+        Some(&args.id),
+        args.cli.as_deref(),
+        args.repo.as_deref(),
+    )?;
+    let record = lookup::require_live(&view)?;
+    verbose(format!(
+        "found {} ({}, {}) in {}",
+        args.id,
+        record.agent,
+        record.state.state,
+        view.paths.dir.display()
+    ));
     let timeout = args.timeout.or((!args.wait_for_idle).then_some(Duration::from_secs(120)));
     let request = SendRequest {
         text,
@@ -136,6 +182,7 @@ pub(crate) fn run(args: Args) -> CliResult {
         },
     ))?;
     drop(spinner);
+    verbose(format!("message {}: {}", sent.message_id, sent.status));
     let code = match (sent.ok, sent.timed_out) {
         (true, _) => code::OK,
         (false, true) => code::TIMEOUT,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::control::lookup::{self, Liveness};
+use crate::control::lookup::Liveness;
 use crate::control::session;
 use crate::error::{CliResult, code};
 use crate::spinner::Spinner;
@@ -20,13 +20,17 @@ use crate::store::paths::StateRoot;
 /// JSON line. Exit 0 when the session is gone, 124 if it would not end in
 /// time (with --force it always ends: the host and agent are killed).
 #[derive(Debug, clap::Args)]
+#[command(override_usage = "reins stop [OPTIONS] --id <ID>")]
 #[command(
     after_help = "Examples:\n  reins stop --id demo\n  reins stop --id demo --timeout 2s --force\n\nExit codes: 0 the session is gone (or had already ended), 1 no such session or\nits host did not answer (without --force), 2 bad input, 124 it did not end\nwithin --timeout (without --force)."
 )]
 pub(crate) struct Args {
     /// The session to stop.
-    #[arg(long)]
-    id: String,
+    #[arg(long, required_unless_present = "cli")]
+    id: Option<String>,
+    /// harnex's `--cli NAME`: the session running that agent.
+    #[arg(long, value_name = "NAME", hide = true)]
+    cli: Option<String>,
     /// How long to wait for the session to end.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::time::parse_duration)]
     timeout: Duration,
@@ -50,13 +54,15 @@ struct Outcome {
 
 pub(crate) fn run(args: Args) -> CliResult {
     let state = StateRoot::from_env()?;
-    let view = lookup::find(&state, &args.id, args.repo.as_deref())?;
+    let view =
+        super::compat::find(&state, args.id.as_deref(), args.cli.as_deref(), args.repo.as_deref())?;
+    let id = view.paths.id.clone();
     let _spinner =
-        (view.liveness == Liveness::Live).then(|| Spinner::start(format!("stopping {}", args.id)));
+        (view.liveness == Liveness::Live).then(|| Spinner::start(format!("stopping {id}")));
     let stopped = crate::cli::runtime().block_on(session::stop(&view, args.timeout, args.force))?;
     crate::cli::print_json(&Outcome {
         ok: true,
-        id: args.id,
+        id,
         status: stopped.as_str(),
         exit: view.exit_record(),
     })?;

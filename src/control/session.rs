@@ -183,14 +183,21 @@ async fn follow_message(
 }
 
 /// Prefixes the relay header that names the sending session (`sender`,
-/// when the sender is itself a reins session other than the receiver).
-pub(crate) fn with_relay_header(sender: Option<&str>, receiver: &str, text: String) -> String {
+/// when the sender is itself a session other than the receiver, or with
+/// `always` even when it is the receiver). A relayed text is never wrapped
+/// twice.
+pub(crate) fn with_relay_header(
+    sender: Option<&str>,
+    receiver: &str,
+    text: String,
+    always: bool,
+) -> String {
     match sender {
-        Some(sender) if !sender.is_empty() && sender != receiver => {
-            if text.starts_with("[reins relay ") {
+        Some(sender) if !sender.is_empty() && (always || sender != receiver) => {
+            if crate::compat::is_relayed(&text) {
                 return text;
             }
-            format!("[reins relay from={sender} at={}]\n{text}", crate::time::now_rfc3339())
+            format!("{}\n{text}", crate::compat::relay_header(sender))
         }
         _ => text,
     }

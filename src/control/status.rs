@@ -123,15 +123,42 @@ pub(crate) struct SessionInfo {
     /// stands.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) worktree: Option<Standing>,
+    /// harnex's names for the same facts, so jq filters written for
+    /// `harnex status --json` keep working (docs/harnex.md).
+    pub(crate) agent_state: String,
+    /// = `agent`.
+    pub(crate) cli: Option<String>,
+    /// = `idle_s`, null while the agent has printed nothing.
+    pub(crate) log_idle_s: Option<f64>,
+    /// When the last turn of this run completed.
+    pub(crate) last_completed_at: Option<String>,
+    /// `model` and `effort` of `run --meta`.
+    pub(crate) model: Option<Value>,
+    pub(crate) effort: Option<Value>,
+    /// Disconnects of the agent's transport this run.
+    pub(crate) auto_disconnects: Option<u64>,
+}
+
+/// harnex's `agent_state` for a reins state: `prompt` for ready, and
+/// `unknown` where harnex has no word (a session still starting).
+fn harnex_state(state: &str) -> String {
+    match state {
+        "ready" => "prompt",
+        "starting" => "unknown",
+        other => other,
+    }
+    .to_string()
 }
 
 /// What the files of one session say about it.
 pub(crate) fn info(view: &SessionView) -> SessionInfo {
-    let idle_s = std::fs::metadata(view.paths.transcript())
-        .and_then(|m| m.modified())
-        .ok()
+    let transcript = std::fs::metadata(view.paths.transcript()).ok();
+    let idle_s = transcript
+        .as_ref()
+        .and_then(|m| m.modified().ok())
         .and_then(|t| t.elapsed().ok())
         .map(|d| d.as_secs_f64());
+    let printed = transcript.is_some_and(|m| m.len() > 0);
     let host = match view.liveness {
         Liveness::Live => "live",
         Liveness::Dead => "dead",
@@ -179,11 +206,24 @@ pub(crate) fn info(view: &SessionView) -> SessionInfo {
         parent: None,
         approval: None,
         worktree: None,
+        agent_state: String::new(),
+        cli: None,
+        log_idle_s: idle_s.filter(|_| printed),
+        last_completed_at: None,
+        model: None,
+        effort: None,
+        auto_disconnects: None,
     };
-    let Some(r) = &view.record else { return base };
+    let Some(r) = &view.record else {
+        return SessionInfo { agent_state: harnex_state(&base.state), ..base };
+    };
+    let meta = |key: &str| r.meta.as_ref().and_then(|m| m.get(key)).cloned();
+    let state =
+        if view.liveness == Liveness::Live { r.state.state.to_string() } else { base.state };
     SessionInfo {
         // A dead host's last recorded state is not the truth any more.
-        state: if view.liveness == Liveness::Live { r.state.state.to_string() } else { base.state },
+        agent_state: harnex_state(&state),
+        state,
         kind: r.state.kind.filter(|_| view.liveness == Liveness::Live).map(|k| k.as_str().into()),
         state_since: Some(r.state_since.clone()),
         turn: r.turn,
@@ -208,6 +248,11 @@ pub(crate) fn info(view: &SessionView) -> SessionInfo {
         buddy_of: r.buddy_of.clone(),
         parent: r.parent.clone(),
         approval: r.approval.clone().filter(|_| view.liveness == Liveness::Live),
+        cli: Some(r.agent.clone()),
+        last_completed_at: r.last_completed_at.clone(),
+        model: meta("model"),
+        effort: meta("effort"),
+        auto_disconnects: r.disconnects,
         ..base
     }
 }

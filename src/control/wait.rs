@@ -52,6 +52,8 @@ impl FromStr for Until {
         };
         Ok(match s {
             "exit" | "exited" => Until::Exit,
+            // harnex's name for ready.
+            "prompt" => Until::State(State::Ready),
             "task_complete" => Until::TaskComplete,
             "rate_limited" => Until::RateLimited,
             "rate_limit_lifted" => Until::RateLimitLifted,

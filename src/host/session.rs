@@ -218,6 +218,8 @@ impl Session {
             worktree: spec.worktree.clone(),
             parent: spec.parent.clone(),
             approval: None,
+            last_completed_at: None,
+            disconnects: Some(0),
         };
         if let Err(err) = record.write(&paths.registry()) {
             crate::procs::signal_tree(agent_pid, Signal::KILL);
@@ -752,6 +754,7 @@ impl Session {
     /// Writes an event, and sends the notification `[notify]` asks for.
     fn write_event(&mut self, turn: Option<u64>, kind: &EventKind) {
         self.note_progress(kind);
+        self.note_in_registry(kind);
         match self.events.emit(turn, kind) {
             Ok(line) => self.notify(kind, &line),
             Err(err) => tracing::error!("cannot write event: {err}"),
@@ -888,6 +891,21 @@ impl Session {
         }
     }
 
+    /// What `status` reports from events without reading them: when the
+    /// last turn completed, how many times the transport disconnected.
+    fn note_in_registry(&mut self, kind: &EventKind) {
+        match kind {
+            EventKind::TaskComplete { .. } => {
+                self.record.last_completed_at = Some(time::now_rfc3339());
+            }
+            EventKind::Disconnected { will_retry: false, .. } => {
+                *self.record.disconnects.get_or_insert(0) += 1;
+            }
+            _ => return,
+        }
+        self.write_registry();
+    }
+
     fn write_registry(&self) {
         if let Err(err) = self.record.write(&self.paths.registry()) {
             tracing::error!("cannot write session.json: {err}");
@@ -976,12 +994,21 @@ fn launch(
 }
 
 /// The agent's environment: the caller's, plus the profile's, plus the
-/// REINS_* variables that tell the agent which session it is. `TERM` names
+/// REINS_* variables that tell the agent which session it is (and their
+/// HARNEX_* twins, for briefs written for harnex: docs/harnex.md). `TERM` names
 /// the terminal the agent really draws on: the host's own (the caller's
 /// terminal or the tmux pane) when relayed, the emulator's when headless.
 fn agent_env(spec: &LaunchSpec, paths: &SessionPaths, profile: &Profile) -> Vec<(String, String)> {
-    const OURS: [&str; 5] =
-        ["TERM", "REINS_ID", "REINS_RUN", "REINS_SESSION_DIR", "REINS_SPAWNER_PANE"];
+    const OURS: [&str; 8] = [
+        "TERM",
+        "REINS_ID",
+        "REINS_RUN",
+        "REINS_SESSION_DIR",
+        "REINS_SPAWNER_PANE",
+        "HARNEX_ID",
+        "HARNEX_SESSION_CLI",
+        "HARNEX_SPAWNER_PANE",
+    ];
     let mut env: Vec<(String, String)> =
         spec.env.iter().filter(|(k, _)| !OURS.contains(&k.as_str())).cloned().collect();
     let term = match spec.mode {
@@ -996,8 +1023,11 @@ fn agent_env(spec: &LaunchSpec, paths: &SessionPaths, profile: &Profile) -> Vec<
     // session: what a dead host left behind is found by it.
     env.push(("REINS_RUN".into(), spec.run.clone()));
     env.push(("REINS_SESSION_DIR".into(), paths.dir.display().to_string()));
+    env.push(("HARNEX_ID".into(), spec.id.clone()));
+    env.push(("HARNEX_SESSION_CLI".into(), spec.agent.clone()));
     if let Some(pane) = &spec.spawner_pane {
         env.push(("REINS_SPAWNER_PANE".into(), pane.clone()));
+        env.push(("HARNEX_SPAWNER_PANE".into(), pane.clone()));
     }
     env
 }

@@ -618,8 +618,8 @@ impl Fleet {
         };
         let timeout = seconds(a.timeout_s, 120.0, "timeout_s")?;
         // As `reins send` does: a message from inside a session says so.
-        let sender = std::env::var("REINS_ID").ok().filter(|_| !a.no_relay && !a.no_submit);
-        let text = ops::with_relay_header(sender.as_deref(), &a.id, a.text);
+        let sender = crate::compat::sender_id().filter(|_| !a.no_relay && !a.no_submit);
+        let text = ops::with_relay_header(sender.as_deref(), &a.id, a.text, false);
         let request = SendRequest {
             text,
             submit: !a.no_submit,

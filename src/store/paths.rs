@@ -1,7 +1,8 @@
 //! Where reins keeps things (DESIGN §4).
 //!
-//! State root: `$REINS_STATE_DIR`, else `$XDG_STATE_HOME/reins`, else
-//! `~/.local/state/reins`. One directory per session under
+//! State root: `$REINS_STATE_DIR`, else `$HARNEX_STATE_DIR`, else
+//! `$XDG_STATE_HOME/reins`, else `~/.local/state/reins` (invoked as
+//! `harnex`: `~/.local/state/harnex`, see docs/harnex.md). One directory per session under
 //! `sessions/<scope>/<id>/`. Control sockets live under
 //! `$XDG_RUNTIME_DIR/reins/` when that is set, else under the state root, in
 //! a subdirectory keyed by state root and scope so two state roots never
@@ -30,8 +31,10 @@ impl StateRoot {
     /// Resolves the state root from the environment, refusing directories
     /// that are not private to this user (nothing is created here).
     pub(crate) fn from_env() -> Result<Self, CliError> {
-        let root = if let Some(dir) = non_empty_env("REINS_STATE_DIR") {
+        let root = if let Some(dir) = crate::compat::env_var("STATE_DIR") {
             PathBuf::from(dir)
+        } else if let Some(dir) = crate::compat::harnex_state_dir() {
+            dir
         } else if let Some(dir) = non_empty_env("XDG_STATE_HOME") {
             PathBuf::from(dir).join("reins")
         } else if let Some(home) = non_empty_env("HOME") {

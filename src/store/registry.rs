@@ -124,6 +124,13 @@ pub(crate) struct SessionRecord {
     /// The oldest approval request the agent waits on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) approval: Option<crate::ipc::PendingApproval>,
+    /// When the last turn of this run completed (its `task_complete`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) last_completed_at: Option<String>,
+    /// Disconnects of the agent's transport this run (`disconnected`
+    /// events that would not be retried); none from an older host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) disconnects: Option<u64>,
 }
 
 /// A file the host watches for the agent (`run --watch-file PATH`).

@@ -497,8 +497,8 @@ fn spawn_action(
 fn send(model: &mut Model, state: &StateRoot, tx: &mpsc::UnboundedSender<Happened>, text: String) {
     let Some((scope, id)) = model.selected.clone() else { return };
     let view = SessionView::read(state.session(&scope, &id));
-    let sender = std::env::var("REINS_ID").ok();
-    let text = session::with_relay_header(sender.as_deref(), &id, text);
+    let sender = crate::compat::sender_id();
+    let text = session::with_relay_header(sender.as_deref(), &id, text, false);
     model.say(format!("sending to {id}…"));
     spawn_action(tx, async move {
         let request = SendRequest {
