@@ -31,6 +31,10 @@ pub(crate) struct Doc {
     pub(crate) text: &'static str,
 }
 
+/// harnex's agent guides in its order (`guides/01_dispatch.md` …), which
+/// `agents-guide N` follows when invoked as harnex.
+const HARNEX_GUIDES: [&str; 5] = ["dispatch", "chain", "buddy", "monitoring", "naming"];
+
 /// A set of documents a command serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shelf {
@@ -59,22 +63,41 @@ impl Shelf {
     }
 
     /// The command that shows them.
-    pub(crate) fn command(self) -> &'static str {
-        match self {
-            Shelf::AgentGuides => "reins agents-guide",
-            Shelf::Recipes => "reins recipes",
-        }
+    pub(crate) fn command(self) -> String {
+        let command = match self {
+            Shelf::AgentGuides => "agents-guide",
+            Shelf::Recipes => "recipes",
+        };
+        format!("{} {command}", crate::compat::program())
     }
 
     /// Finds the document `query` names: its number, else its name exactly,
     /// else the one name it starts, else the one name containing it.
     pub(crate) fn find(self, query: &str) -> Result<Doc, CliError> {
         let docs = self.docs();
-        let query = query.trim().to_ascii_lowercase();
-        if let Ok(n) = query.parse::<u32>()
-            && let Some(doc) = docs.iter().find(|d| d.number == n)
-        {
-            return Ok(doc.clone());
+        // harnex's names too: `fire_and_watch`, `01_dispatch`.
+        let query = query.trim().to_ascii_lowercase().replace('_', "-");
+        let query = match query.split_once('-') {
+            Some((n, name)) if n.chars().all(|c| c.is_ascii_digit()) && !name.is_empty() => {
+                name.to_string()
+            }
+            _ => query,
+        };
+        if let Ok(n) = query.parse::<u32>() {
+            // Invoked as harnex, its numbers: its guides start at dispatch.
+            let harnex = match self {
+                Shelf::AgentGuides if crate::compat::is_harnex() => {
+                    HARNEX_GUIDES.get((n as usize).wrapping_sub(1)).copied()
+                }
+                _ => None,
+            };
+            let doc = match harnex {
+                Some(name) => docs.iter().find(|d| d.name == name),
+                None => docs.iter().find(|d| d.number == n),
+            };
+            if let Some(doc) = doc {
+                return Ok(doc.clone());
+            }
         }
         let tiers: [&dyn Fn(&Doc) -> bool; 3] =
             [&|d| d.name == query, &|d| d.name.starts_with(&query), &|d| d.name.contains(&query)];

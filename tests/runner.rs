@@ -24,6 +24,7 @@ mod test_examples;
 mod test_foreground;
 mod test_fourth_agent;
 mod test_guides;
+mod test_harnex;
 mod test_help;
 mod test_hostile_bytes;
 mod test_inbox;
