@@ -72,6 +72,14 @@ pub(crate) fn harnex_state_dir() -> Option<std::path::PathBuf> {
     is_harnex().then(|| non_empty("HOME").map(|h| Path::new(&h).join(".local/state/harnex")))?
 }
 
+/// Where a session's dispatch record goes by default when invoked as
+/// harnex: `<repo>/koder/DISPATCH.jsonl` when the repository has a
+/// `koder/` directory (harnex's default), else reins' own place.
+pub(crate) fn harnex_record(repo_root: Option<&Path>) -> Option<std::path::PathBuf> {
+    let koder = repo_root?.join("koder");
+    (is_harnex() && koder.is_dir()).then(|| koder.join("DISPATCH.jsonl"))
+}
+
 /// The session this process runs in, as a relay sender: `REINS_ID`, else
 /// `HARNEX_ID`.
 pub(crate) fn sender_id() -> Option<String> {

@@ -605,3 +605,22 @@ fn harnex_without_a_state_dir_variable_uses_harnexs_directory() {
     assert_eq!(rows, serde_json::json!([]));
     // (TestEnv's cleanup looks in its own state dir: stop was run above.)
 }
+
+/// harnex's default record: `<repo>/koder/DISPATCH.jsonl` when the
+/// repository has `koder/` (`--summary-out` unset).
+#[test]
+fn harnex_records_to_koder_dispatch_jsonl_when_the_repository_has_koder() {
+    if !have_tool("git") {
+        crate::common::skip("needs git");
+        return;
+    }
+    let env = harnex_env();
+    std::fs::create_dir_all(env.work.join("koder")).unwrap();
+    let script = "git init -q . && harnex run codex --id k1 --detach >/dev/null \
+                  && harnex stop --id k1 >/dev/null";
+    let out = env.sh(script).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let record = std::fs::read_to_string(env.work.join("koder/DISPATCH.jsonl")).unwrap();
+    let row: Value = serde_json::from_str(record.lines().last().unwrap()).unwrap();
+    assert_eq!(row["meta"]["id"], "k1");
+}

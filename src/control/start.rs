@@ -339,7 +339,10 @@ pub(crate) fn prepare(start: Start) -> Result<Prepared, CliError> {
         transport,
         sandbox: start.sandbox.clone(),
         record: match start.record {
-            Record::Default => Some(state.root().join("dispatch.jsonl")),
+            Record::Default => Some(
+                crate::compat::harnex_record(scope.repo_root.as_deref())
+                    .unwrap_or_else(|| state.root().join("dispatch.jsonl")),
+            ),
             _ => record,
         },
         max_runtime_ms: start.max_runtime.map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64),
