@@ -60,7 +60,7 @@ fn run_watch_path(args: Vec<OsString>) -> Vec<OsString> {
             continue;
         }
         if text.starts_with('-') {
-            let value_next = !text.contains('=') && takes_value.iter().any(|f| *f == text);
+            let value_next = !text.contains('=') && takes_value.contains(&text);
             out.push(arg);
             if value_next
                 && let Some(value) =

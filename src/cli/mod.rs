@@ -150,8 +150,8 @@ pub fn main() -> ExitCode {
     let mut command = Cli::command();
     if flavor == crate::compat::Flavor::Harnex {
         // Invoked as `harnex` (docs/harnex.md): its name in usage and
-        // --version; bare `harnex` prints the usage, as harnex does.
-        command = command.name("harnex").bin_name("harnex").arg_required_else_help(true);
+        // --version.
+        command = command.name("harnex").bin_name("harnex");
         // Their --id may be left out for harnex's --cli, so clap's own usage
         // line would not show it; theirs says `reins`.
         for sub in ["pane", "logs", "events", "stop"] {
