@@ -624,3 +624,42 @@ fn harnex_records_to_koder_dispatch_jsonl_when_the_repository_has_koder() {
     let row: Value = serde_json::from_str(record.lines().last().unwrap()).unwrap();
     assert_eq!(row["meta"]["id"], "k1");
 }
+
+/// `--cli NAME` without `--id` on pane, logs, events and stop: the one
+/// running session of that agent in this repository; none or several is a
+/// clear error (a JSON one with --json).
+#[test]
+fn cli_without_an_id_picks_the_one_session_running_that_agent() {
+    let env = harnex_env();
+    let sh = |script: &str| {
+        let out = env.sh(script).output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, _, err) =
+        sh("harnex run codex --id c1 --detach && harnex run claude --id c2 --detach");
+    assert_eq!(code, Some(0), "{err}");
+    env.wait_state("c2", "ready");
+    let (code, out, err) = sh("harnex pane --cli claude --json");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["id"], "c2");
+    let (code, out, _) = sh("harnex events --cli codex --snapshot");
+    assert_eq!(code, Some(0));
+    assert!(out.lines().all(|l| l.contains("\"id\":\"c1\"")), "{out}");
+    let (code, out, err) = sh("harnex logs --cli gemini --json");
+    assert_eq!(code, Some(1), "{err}");
+    let error: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(error["error"], "no running gemini session in this repository");
+    assert!(error["hint"].as_str().unwrap().contains("--id"), "{error}");
+    let (code, _, err) =
+        sh("harnex run codex --id c3 --detach >/dev/null && harnex stop --cli codex");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("2 running codex sessions in this repository (c1, c3)"), "{err}");
+    assert!(err.contains("hint: name one with --id"), "{err}");
+    let (code, out, err) = sh("harnex stop --cli claude");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["id"], "c2");
+    let (code, _, err) = sh("harnex pane");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--id <ID>"), "{err}");
+}
