@@ -82,6 +82,9 @@ struct Outcome {
     turn: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exit: Option<ExitRecord>,
+    /// The turn's answer (`task_complete`), as `reins answer` prints it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answer: Option<String>,
     waited_s: f64,
 }
 
@@ -111,6 +114,7 @@ pub(crate) fn run(args: Args) -> CliResult {
     };
     let outcome = Outcome {
         ok: waited.reached(),
+        answer: waited.answer(),
         id: args.id,
         until: waited.until,
         run: waited.run,

@@ -185,6 +185,10 @@ impl ClaudeStream {
             effects.push(Effect::Transcript(format!("⚠ {error}")));
         }
         let status = if is_error { TurnStatus::Failed } else { TurnStatus::Completed };
+        // The result's text is the turn's final message, as Claude gives it.
+        if !is_error && let Some(text) = result.get("result").and_then(Value::as_str) {
+            effects.push(Effect::Answer { text: text.to_string(), cut: 0 });
+        }
         effects.push(Effect::Transcript(format!("─ {turn_id} ({})", status.as_str())));
         effects.push(Effect::Usage { turn_id: Some(turn_id.clone()), fields });
         effects.push(Effect::TurnCompleted { turn_id, status, error });

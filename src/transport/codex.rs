@@ -516,10 +516,11 @@ impl CodexAppServer {
                     .max();
                 Vec::new()
             }
-            "item/completed" => item_lines(params.get("item").unwrap_or(&Value::Null))
-                .into_iter()
-                .map(Effect::Transcript)
-                .collect(),
+            "item/completed" => {
+                let item = params.get("item").unwrap_or(&Value::Null);
+                let lines = item_lines(item).into_iter().map(Effect::Transcript);
+                answer_of(item).into_iter().chain(lines).collect()
+            }
             "thread/tokenUsage/updated" => {
                 let last = params.pointer("/tokenUsage/last").unwrap_or(&Value::Null);
                 let num = |k: &str| last.get(k).and_then(Value::as_u64).map(|n| n.to_string());
@@ -650,6 +651,14 @@ fn decision_text(decision: &Value) -> String {
         Value::Object(o) => o.keys().next().cloned().unwrap_or_default(),
         other => other.to_string(),
     }
+}
+
+/// A finished agent message: the turn's answer so far.
+fn answer_of(item: &Value) -> Option<Effect> {
+    (item.get("type").and_then(Value::as_str) == Some("agentMessage"))
+        .then(|| item.get("text").and_then(Value::as_str))
+        .flatten()
+        .map(|text| Effect::Answer { text: text.to_string(), cut: 0 })
 }
 
 /// Transcript lines for a finished item.

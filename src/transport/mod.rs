@@ -38,6 +38,10 @@ pub(crate) enum Effect {
     Refused { message_id: String, reason: String },
     /// A turn reins did not ask for started (the server's own).
     TurnStarted { turn_id: String },
+    /// The agent's latest whole message in the running turn, exactly as
+    /// the protocol gave it (the last one before the turn ends is the
+    /// turn's answer); `cut`: bytes the transport left out.
+    Answer { text: String, cut: u64 },
     /// A turn ended.
     TurnCompleted { turn_id: String, status: TurnStatus, error: Option<String> },
     /// The agent hit a usage or rate limit; `until` (unix seconds) is when
@@ -92,7 +96,8 @@ impl Effect {
             | Effect::State(_)
             | Effect::Delivered { .. }
             | Effect::Steered { .. }
-            | Effect::TurnStarted { .. }) => other,
+            | Effect::TurnStarted { .. }
+            | Effect::Answer { .. }) => other,
         }
     }
 }

@@ -92,12 +92,13 @@ impl Session {
         if let Some(turn) = self.turns.finish() {
             self.emit_in_turn(
                 turn.number,
-                &EventKind::TaskComplete {
-                    status: TurnStatus::Failed,
-                    message_id: turn.message_id,
-                    outcome: Some("rate-limit".into()),
+                &EventKind::task_complete(
+                    TurnStatus::Failed,
+                    turn.message_id,
+                    Some("rate-limit".into()),
                     error,
-                },
+                    None,
+                ),
             );
         }
     }
