@@ -125,7 +125,7 @@ pub(crate) fn find(view: &SessionView, which: &Which) -> Result<Answer, CliError
                         ))
                     } else {
                         CliError::failure(format!("session {id} has no message {message}"))
-                            .hint(format!("its messages: reins inbox --id {id} --all"))
+                            .hint(format!("the messages it got: reins events --id {id}"))
                     });
                 }
             }

@@ -74,6 +74,17 @@ impl Effect {
         let field = |s: String| clip(&s, MAX_FIELD).into_owned();
         match self {
             Effect::Transcript(text) => Effect::Transcript(clip(&text, MAX_SHOWN).into_owned()),
+            // Cut without a mark: the event says how much was left out.
+            Effect::Answer { mut text, cut } if text.len() > MAX_SHOWN => {
+                let mut end = MAX_SHOWN;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let dropped = (text.len() - end) as u64;
+                text.truncate(end);
+                Effect::Answer { text, cut: cut + dropped }
+            }
+            answer @ Effect::Answer { .. } => answer,
             Effect::Warning(text) => Effect::Warning(field(text)),
             Effect::Refused { message_id, reason } => {
                 Effect::Refused { message_id, reason: field(reason) }
@@ -96,8 +107,7 @@ impl Effect {
             | Effect::State(_)
             | Effect::Delivered { .. }
             | Effect::Steered { .. }
-            | Effect::TurnStarted { .. }
-            | Effect::Answer { .. }) => other,
+            | Effect::TurnStarted { .. }) => other,
         }
     }
 }
