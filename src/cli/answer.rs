@@ -17,7 +17,8 @@ use crate::store::paths::StateRoot;
 /// the protocol gave it; on a screen, the text the agent drew for the turn
 /// after the echoed message, found by its adapter's `[answer]` rules
 /// (`reins adapters explain --id ID` shows them). The host keeps 64 KiB
-/// of an answer.
+/// of an answer. `reins wait --until task_complete --json` carries the
+/// same text as `answer`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
