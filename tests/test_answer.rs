@@ -104,3 +104,40 @@ fn the_answer_outlives_the_session() {
     env.reins(&["stop", "--id", "gone"]).ok();
     assert_eq!(env.reins(&["answer", "--id", "gone"]).ok().stdout, format!("{}\n", lines(3)));
 }
+
+#[test]
+fn adapters_explain_shows_how_the_answer_is_found() {
+    let env = TestEnv::new();
+    let screen = env.path().join("screen.txt");
+    std::fs::write(
+        &screen,
+        "> hello\n● MOCK_OK (you said: hello)\n  second row\n✻ Worked for 0s\n\n╭────╮\n│ > Type a task for mock │\n╰────╯\n",
+    )
+    .unwrap();
+    let path = screen.to_str().unwrap();
+    let text = env.reins(&["adapters", "explain", "--screen", path, "--adapter", "mock"]).ok();
+    assert!(text.stdout.contains("echo:   '^> '"), "{}", text.stdout);
+    assert!(text.stdout.contains("on this screen, rows 2-3:"), "{}", text.stdout);
+    let json = env
+        .reins(&["adapters", "explain", "--screen", path, "--adapter", "mock", "--json"])
+        .ok()
+        .json();
+    assert_eq!(json["answer"]["answer"], "MOCK_OK (you said: hello)\nsecond row");
+    assert_eq!(json["answer"]["echo_row"], 0);
+    // Every built-in profile's answer examples hold.
+    env.reins(&["adapters", "check"]).ok();
+}
+
+#[test]
+fn a_profile_whose_answer_example_disagrees_fails_the_check() {
+    let env = TestEnv::new();
+    let dir = env.path().join("config/reins/adapters");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mock = env.reins(&["adapters", "show", "mock"]).ok().stdout;
+    let broken =
+        mock.replace("answer = \"MOCK_OK (you said: hello)\"", "answer = \"something else\"");
+    assert_ne!(broken, mock);
+    std::fs::write(dir.join("mock.toml"), broken).unwrap();
+    let out = env.reins(&["adapters", "check", "mock"]).code(1);
+    assert!(out.stdout.contains("mock (answer): example 1 finds"), "{}", out.stdout);
+}

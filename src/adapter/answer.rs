@@ -94,7 +94,10 @@ impl AnswerFile {
         if self.examples.is_empty() {
             return Err("[answer] needs at least one [[answer.example]]".into());
         }
-        let list = |l: &[String]| l.iter().map(|r| format!("'{r}'")).collect::<Vec<_>>().join(", ");
+        let list = |l: &[String]| match l.len() {
+            0 => "none".to_string(),
+            _ => l.iter().map(|r| format!("'{r}'")).collect::<Vec<_>>().join(", "),
+        };
         let summary = vec![
             format!("echo:   '{}' (the row that echoes the message)", self.echo),
             format!("start:  {} (a block of the answer begins; marker cut)", list(&self.start)),

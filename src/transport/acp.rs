@@ -1263,6 +1263,13 @@ mod tests {
         );
         assert_eq!(transcript(&e), ["• MOCK_OK (you said: say hi)", "─ turn-1 (completed)"]);
         assert_eq!(completed(&e), Some((TurnStatus::Completed, None)));
+        // The message still streaming at the turn's end is its answer,
+        // the chunks joined exactly, given before the turn completes.
+        let answer = e.iter().position(|e| {
+            *e == Effect::Answer { text: "MOCK_OK (you said: say hi)".into(), cut: 0 }
+        });
+        let done = e.iter().position(|e| matches!(e, Effect::TurnCompleted { .. }));
+        assert!(answer.expect("an answer") < done.unwrap(), "{e:?}");
         let fields = e
             .iter()
             .find_map(|e| match e {

@@ -773,6 +773,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // Each finished agent message is the answer so far: the last wins.
+        for text in ["Looking.", "line 1\n\n  line 2 "] {
+            let item = json!({ "method": "item/completed", "params": { "threadId": "th-1",
+                "turnId": "tu-1", "item": { "type": "agentMessage", "id": "i", "text": text } } });
+            let e = c.on_line(&item.to_string(), t0);
+            assert_eq!(e[0], Effect::Answer { text: text.into(), cut: 0 });
+        }
         let e = c.on_line(r#"{"method":"turn/completed","params":{"threadId":"th-1","turn":{"id":"tu-1","status":"completed","error":null}}}"#, t0);
         assert!(e.contains(&Effect::TurnCompleted {
             turn_id: "tu-1".into(),
