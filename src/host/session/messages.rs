@@ -567,6 +567,12 @@ impl Session {
         }
     }
 
+    /// Lets go of the history kept for a turn's answer.
+    pub(super) fn forget_answer(&mut self) {
+        self.answer_for = None;
+        self.screen.drop_history();
+    }
+
     /// The answer of the turn that just ended, found in what the screen
     /// drew since its message was typed by the profile's `[answer]` rules;
     /// the history kept for it is let go.

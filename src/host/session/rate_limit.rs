@@ -90,6 +90,8 @@ impl Session {
             return;
         }
         if let Some(turn) = self.turns.finish() {
+            // A turn cut short by the limit has no answer to keep.
+            self.forget_answer();
             self.emit_in_turn(
                 turn.number,
                 &EventKind::task_complete(
