@@ -1,6 +1,6 @@
 //! reins as a library: start the built-in mock agent headless, hand it a
-//! task (delivery verified), wait for the turn it started, read the answer
-//! off its screen, and stop it.
+//! task (delivery verified), wait for the turn it started, read its
+//! answer, and stop it.
 //!
 //! ```text
 //! cargo run --example library
@@ -31,9 +31,7 @@ fn main() -> Result<(), reins::Error> {
         let status = done.event.as_ref().and_then(|e| e["status"].as_str()).unwrap_or("?");
         println!("turn {:?}: {status}", done.turn);
 
-        let screen = session.screen().await?;
-        let answer = screen.iter().find(|row| row.contains("MOCK_OK")).cloned();
-        println!("answer: {}", answer.as_deref().unwrap_or("(not on screen)"));
+        println!("answer: {}", session.answer(done.turn)?);
 
         let how = session.stop(Duration::from_secs(10), true).await?;
         println!("{how}");

@@ -330,3 +330,24 @@ fn real_opencode_acp_soak() {
 fn real_qwen_acp_soak() {
     acp_soak(AcpAgent::Qwen);
 }
+
+/// `reins answer` over ACP: the turn's last agent message, its chunks
+/// joined exactly — multi-line, and longer than a screen.
+#[test]
+fn real_gemini_over_acp_answers_exactly() {
+    let Some(live) = live(AcpAgent::Gemini) else { return };
+    let id = AcpAgent::Gemini.name();
+    let work = live.home.work.to_str().unwrap();
+    live.reins(&["run", id, "--id", id, "--detach", "--cwd", work]).ok();
+    live.wait("ready");
+    for n in [1, 3, 80] {
+        let done = live.turn(&format!("[[lines:{n}]] count"));
+        assert_eq!(done["task"]["status"], "completed", "{done}");
+        let want = crate::test_answer::lines(n);
+        let json = live.reins(&["answer", "--id", id, "--json"]).ok().json();
+        assert_eq!(json["answer"], want.as_str(), "{json}\n{}", live.pane());
+        assert_eq!(json["source"], "acp");
+        assert_eq!(live.reins(&["answer", "--id", id]).ok().stdout, format!("{want}\n"));
+    }
+    live.reins(&["stop", "--id", id]).ok();
+}

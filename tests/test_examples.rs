@@ -89,7 +89,7 @@ fn the_library_example_drives_a_mock_session() {
     assert_eq!(code, Some(0), "examples/library failed:\n{output}");
     assert!(output.contains("is delivered (turn Some(1))"), "{output}");
     assert!(output.contains("turn Some(1): completed"), "{output}");
-    assert!(output.contains("answer: ● MOCK_OK (you said: write a haiku about reins)"), "{output}");
+    assert!(output.contains("answer: MOCK_OK (you said: write a haiku about reins)"), "{output}");
     assert!(output.trim_end().ends_with("stopped"), "{output}");
     let left = env.reins(&["status", "--all", "--json"]).ok().json();
     assert_eq!(left, serde_json::json!([]), "the example left a session running");

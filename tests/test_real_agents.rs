@@ -670,3 +670,78 @@ fn real_codex_dispatch_is_checked_verified_and_recorded() {
     assert_eq!(codex["probe"]["ok"], true, "{probed:#}");
     assert_eq!(codex["availability"]["last_probe"]["ok"], true, "{probed:#}");
 }
+
+/// `reins answer` on a real agent: a one-line, a multi-line and a
+/// longer-than-a-screen answer (the mock model's `[[lines:N]]`), each the
+/// same in `wait --until task_complete --json`. `exact`: a protocol gives
+/// the text as the model sent it; a screen gives it as the agent drew it.
+fn answers(live: &Live, id: &str, source: &str) {
+    for (n, prompt) in [(1, "[[lines:1]] one"), (3, "[[lines:3]] three"), (80, "[[lines:80]] long")]
+    {
+        let sent =
+            live.reins(&["send", "--id", id, "--no-wait", "--timeout", "90s", prompt]).ok().json();
+        let message = sent["message_id"].as_str().unwrap();
+        let waited = live.reins(&[
+            "wait",
+            "--id",
+            id,
+            "--message",
+            message,
+            "--until",
+            "task_complete",
+            "--timeout",
+            "120s",
+        ]);
+        assert_eq!(waited.code, 0, "{id}: {}", waited.stdout);
+        let want = crate::test_answer::lines(n);
+        let waited = waited.json();
+        let logs = || live.reins(&["logs", "--id", id]).stdout;
+        assert_eq!(waited["answer"], want.as_str(), "{id}: {waited}\n{}", logs());
+        let printed = live.reins(&["answer", "--id", id, "--message", message]).ok().stdout;
+        assert_eq!(printed, format!("{want}\n"), "{id}");
+        let json = live.reins(&["answer", "--id", id, "--json"]).ok().json();
+        assert_eq!(json["source"], source, "{json}");
+        assert_eq!(json["answer"], want.as_str());
+    }
+    live.reins(&["stop", "--id", id, "--timeout", "20s"]).ok();
+}
+
+#[test]
+fn real_claude_answers_on_the_screen() {
+    let Some(live) = live(Agent::Claude) else { return };
+    live.start(&[]);
+    answers(&live, live.id(), "screen");
+}
+
+#[test]
+fn real_codex_answers_on_the_screen() {
+    let Some(live) = live(Agent::Codex) else { return };
+    live.start(&[]);
+    answers(&live, live.id(), "screen");
+}
+
+#[test]
+fn real_gemini_answers_on_the_screen() {
+    let Some(live) = live(Agent::Gemini) else { return };
+    live.start(&[]);
+    answers(&live, live.id(), "screen");
+}
+
+#[test]
+fn real_codex_app_server_answers_exactly() {
+    let Some(live) = live(Agent::Codex) else { return };
+    let work = live.home.work.to_str().unwrap();
+    live.reins(&["run", "codex", "--id", "cx", "--detach", "--cwd", work]).ok();
+    live.reins(&["wait", "--id", "cx", "--until", "ready", "--timeout", "30s"]).ok();
+    answers(&live, "cx", "codex-app-server");
+}
+
+#[test]
+fn real_claude_stream_json_answers_exactly() {
+    let Some(live) = live(Agent::Claude) else { return };
+    let work = live.home.work.to_str().unwrap();
+    let args =
+        ["run", "claude", "--transport", "stream-json", "--id", "sj", "--detach", "--cwd", work];
+    live.reins(&args).ok();
+    answers(&live, "sj", "claude-stream-json");
+}

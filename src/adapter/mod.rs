@@ -1,6 +1,7 @@
 //! Adapters: how reins drives one kind of agent. Screen-driven adapters are
 //! data (TOML profiles in `adapters/`), read by one rule engine.
 
+pub(crate) mod answer;
 mod auth;
 pub(crate) mod probe;
 mod profile;

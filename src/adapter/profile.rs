@@ -59,6 +59,8 @@ pub(crate) struct Profile {
     pub(crate) rules: Vec<Rule>,
     pub(crate) outcomes: Vec<Outcome>,
     pub(crate) usage: Vec<UsageRule>,
+    /// `[answer]`: how a turn's answer is found on the screen.
+    pub(crate) answer: Option<crate::adapter::answer::AnswerSpec>,
     pub(crate) source: ProfileSource,
     /// The TOML text, for `adapters show`.
     pub(crate) text: String,
@@ -106,6 +108,8 @@ struct ProfileFile {
     outcomes: Vec<OutcomeFile>,
     #[serde(default, rename = "usage")]
     usage: Vec<UsageFile>,
+    #[serde(default)]
+    answer: Option<crate::adapter::answer::AnswerFile>,
 }
 
 /// How reins talks to an agent.
@@ -668,6 +672,7 @@ impl Profile {
             rules,
             outcomes,
             usage,
+            answer: file.answer.map(|a| a.compile()).transpose()?,
             source,
             text: text.to_string(),
         })

@@ -534,6 +534,9 @@ impl crate::adapter::Profile {
                 }
             }
         }
+        if let Some(answer) = &self.answer {
+            problems.extend(answer.check_examples(&self.name));
+        }
         for rule in &self.usage {
             let who = format!("{}/{} (usage)", self.name, rule.name);
             if rule.examples.is_empty() {

@@ -133,6 +133,17 @@ struct Explanation {
     /// What the profile's `[input]` asks for before a message is typed.
     input_needs: Vec<String>,
     rules: Vec<RuleReport>,
+    /// How the profile finds a turn's answer, and what it finds on this
+    /// screen (after the last echo row).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answer: Option<AnswerExplained>,
+}
+
+#[derive(Debug, Serialize)]
+struct AnswerExplained {
+    rules: Vec<String>,
+    #[serde(flatten)]
+    found: crate::adapter::answer::AnswerReport,
 }
 
 pub(crate) fn run(args: Args) -> CliResult {
@@ -333,6 +344,10 @@ fn explain(
         input,
         input_needs: input_needs(&profile),
         rules: profile.explain(&screen),
+        answer: profile.answer.as_ref().map(|spec| AnswerExplained {
+            rules: spec.summary.clone(),
+            found: spec.explain(&screen.rows, None),
+        }),
     };
     if json {
         crate::cli::print_json(&explanation)?;
@@ -361,6 +376,27 @@ fn explain(
         for line in &r.region {
             writeln!(out, "    │ {line}")?;
         }
+    }
+    match &explanation.answer {
+        Some(a) => {
+            writeln!(
+                out,
+                "\nanswer (the [answer] rules: a turn's answer is the last block after the echoed message):"
+            )?;
+            for rule in &a.rules {
+                writeln!(out, "    {rule}")?;
+            }
+            match (&a.found.answer, a.found.rows) {
+                (Some(text), Some((first, last))) => {
+                    writeln!(out, "    on this screen, rows {}-{}:", first + 1, last + 1)?;
+                    for line in text.lines() {
+                        writeln!(out, "    │ {line}")?;
+                    }
+                }
+                _ => writeln!(out, "    on this screen: no answer")?,
+            }
+        }
+        None => writeln!(out, "\nanswer: this profile has no [answer] rules")?,
     }
     Ok(code::OK)
 }

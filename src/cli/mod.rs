@@ -14,6 +14,7 @@ use crate::error::{CliError, CliResult, code};
 mod adapters;
 mod agents;
 mod agents_guide;
+mod answer;
 mod approve;
 mod attach;
 mod buddy;
@@ -87,6 +88,7 @@ enum Command {
     Run(Box<run::Args>),
     Send(send::Args),
     Wait(wait::Args),
+    Answer(answer::Args),
     #[command(visible_alias = "ls")]
     Status(status::Args),
     Pane(pane::Args),
@@ -185,6 +187,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(*args),
         Command::Send(args) => send::run(args),
         Command::Wait(args) => wait::run(args),
+        Command::Answer(args) => answer::run(args),
         Command::Status(args) => status::run(args),
         Command::Pane(args) => pane::run(args),
         Command::Approve(args) => approve::run(args),

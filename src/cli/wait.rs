@@ -27,7 +27,8 @@ use crate::store::paths::StateRoot;
 /// it is already complete); else the first turn. It never matches a turn
 /// older than that or an event of an earlier run. `--message ID` and
 /// `--turn N` name the turn exactly. `--until exit` exits with the
-/// session's own exit code, and works after the session ended.
+/// session's own exit code, and works after the session ended. A reached
+/// `task_complete` carries the turn's `answer` (as `reins answer` prints it).
 ///
 /// Several sessions: `--id` again, or a pattern (`--id 'impl-*'`: the
 /// running sessions of this repository whose id matches). One process
@@ -103,6 +104,9 @@ struct Outcome {
     turn: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exit: Option<ExitRecord>,
+    /// The turn's answer (`task_complete`), as `reins answer` prints it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answer: Option<String>,
     waited_s: f64,
 }
 
@@ -246,6 +250,7 @@ impl Outcome {
     fn of(id: &str, waited: Waited, started: Instant) -> Outcome {
         Outcome {
             ok: waited.reached(),
+            answer: waited.answer(),
             id: id.to_string(),
             until: waited.until,
             run: waited.run,

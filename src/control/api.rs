@@ -9,7 +9,7 @@
 //! let sent = session.send("write a haiku", reins::Follow::Delivery).await?;
 //! let done = session.wait(reins::Until::TaskComplete, Some(std::time::Duration::from_secs(60))).await?;
 //! assert!(done.reached());
-//! println!("{}", session.screen().await?.join("\n"));
+//! println!("{}", session.answer(None)?); // what it answered in that turn
 //! session.stop(std::time::Duration::from_secs(10), true).await?;
 //! # let _ = sent;
 //! # Ok(()) }
@@ -279,6 +279,15 @@ impl Session {
         let view = self.fresh();
         let waited: waiting::Waited = Wait::new(&view, until, turn)?.until(timeout, |_| {}).await?;
         Ok(Waited { status: waited.status, turn: waited.turn, event: waited.event })
+    }
+
+    /// What the agent answered in turn `turn` (None: the last completed
+    /// turn), as `reins answer` prints it.
+    pub fn answer(&self, turn: Option<u64>) -> Result<String, Error> {
+        let which = turn.map_or(crate::control::answer::Which::Last, |n| {
+            crate::control::answer::Which::Turn(n)
+        });
+        Ok(crate::control::answer::find(&self.fresh(), &which)?.answer)
     }
 
     /// The agent's screen, row by row.

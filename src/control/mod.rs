@@ -8,6 +8,7 @@
 //! control socket. Nothing here prints or decides an exit code: calls
 //! return typed results and errors, and the caller presents them.
 
+pub(crate) mod answer;
 pub(crate) mod api;
 pub(crate) mod cleanup;
 pub(crate) mod events;

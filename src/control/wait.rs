@@ -122,6 +122,13 @@ impl Waited {
     pub(crate) fn reached(&self) -> bool {
         self.status == "reached"
     }
+
+    /// The answer of the turn a `task_complete` wait reached, if the host
+    /// found one (see [`crate::control::answer`]).
+    pub(crate) fn answer(&self) -> Option<String> {
+        let event = self.event.as_ref().filter(|e| e["type"] == "task_complete")?;
+        event.get("answer")?.as_str().map(str::to_string)
+    }
 }
 
 /// A wait, set up: the run it watches and what it has seen so far.

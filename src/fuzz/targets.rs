@@ -84,6 +84,9 @@ fn check_effects(effects: &[Effect], input: usize) {
                 assert!(text.len() <= MAX_SHOWN, "a transcript entry of {} bytes", text.len())
             }
             Effect::Warning(text) => field(text),
+            Effect::Answer { text, .. } => {
+                assert!(text.len() <= MAX_SHOWN, "an answer of {} bytes", text.len())
+            }
             Effect::Refused { reason, .. } => field(reason),
             Effect::TurnCompleted { error, .. } => error.iter().for_each(|e| field(e)),
             Effect::RateLimited { message, .. } => message.iter().for_each(|m| field(m)),

@@ -119,6 +119,10 @@ pub(crate) struct Session {
     viewers: viewers::Viewers,
     /// The last usage limit the agent hit.
     rate_limit: Option<rate_limit::Episode>,
+    /// A screen agent's turn whose answer is being kept: the message that
+    /// opened it (None: a turn the agent started by itself). The screen
+    /// keeps its history meanwhile.
+    answer_for: Option<Option<String>>,
 }
 
 /// A follower's long poll: answered once `file` is no longer at `ino` and
@@ -276,6 +280,7 @@ impl Session {
             timed_out: false,
             viewers: viewers::Viewers::default(),
             rate_limit: None,
+            answer_for: None,
             file_hook,
         };
         session.emit(&EventKind::Started(Box::new(Started {

@@ -413,7 +413,16 @@ impl Agent {
         let reply = turn.parsed.markers.reply.as_ref().or(self.config.reply.as_ref());
         match reply {
             Some(reply) if outcome != "MOCK_DENIED" => {
-                effects.push(Effect::Print(format!("● {reply}")))
+                // Continuation lines indented under the marker, as Claude
+                // Code draws a multi-line answer.
+                for (i, line) in reply.split('\n').enumerate() {
+                    let shown = match (i, line.is_empty()) {
+                        (0, _) => format!("● {line}"),
+                        (_, true) => String::new(),
+                        _ => format!("  {line}"),
+                    };
+                    effects.push(Effect::Print(shown));
+                }
             }
             _ => {
                 effects.push(Effect::Print(format!("● {outcome} (you said: {})", turn.parsed.text)))

@@ -38,7 +38,8 @@ pub(crate) struct Markers {
     /// then every message ends at once with the limit notice.
     pub(crate) ratelimit: Option<Duration>,
     /// `[[reply:TEXT]]`: answer `● TEXT` instead of `MOCK_OK (you said: …)`
-    /// (how a mock verifier gives a verdict).
+    /// (how a mock verifier gives a verdict); `\n` in TEXT breaks the line.
+    /// `[[lines:N]]`: answer N lines, `line 1 of N` to `line N of N`.
     pub(crate) reply: Option<String>,
 }
 
@@ -123,9 +124,18 @@ fn apply(markers: &mut Markers, body: &str) -> bool {
             parse_secs(arg).map(|secs| markers.ratelimit = Some(secs)).is_some()
         }
         ("reply", Some(text)) if !text.is_empty() => {
-            markers.reply = Some(text.to_owned());
+            markers.reply = Some(text.replace("\\n", "\n"));
             true
         }
+        ("lines", Some(arg)) => arg
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .map(|n| {
+                let lines: Vec<String> = (1..=n).map(|i| format!("line {i} of {n}")).collect();
+                markers.reply = Some(lines.join("\n"));
+            })
+            .is_some(),
         ("drip", Some(arg)) => parse_secs(arg)
             .filter(|secs| !secs.is_zero())
             .map(|secs| markers.drip = Some(secs))

@@ -34,9 +34,38 @@ struct Hooks {
     /// Answer terminal queries (only when no real terminal does).
     answer_queries: bool,
     replies: Vec<u8>,
+    /// Rows scrolled off the top while a turn's answer is being kept
+    /// (`keep_history`), oldest first, at most [`MAX_KEPT_ROWS`].
+    kept: Option<Kept>,
 }
 
+/// Rows the agent scrolled off the screen since [`Screen::keep_history`].
+#[derive(Default)]
+struct Kept {
+    rows: std::collections::VecDeque<String>,
+    /// Rows dropped from the front past [`MAX_KEPT_ROWS`].
+    dropped: u64,
+}
+
+/// The most rows of history a screen keeps for one turn's answer.
+const MAX_KEPT_ROWS: usize = 10_000;
+
 impl vt100::Callbacks for Hooks {
+    fn on_scroll(&mut self, row: vt100::capture::RowContents<'_>, alternate_screen: bool) {
+        // A full-screen app's scrolling is a redraw, not history.
+        let Some(kept) = self.kept.as_mut().filter(|_| !alternate_screen) else { return };
+        let mut formatted = String::new();
+        let mut state = vt100::capture::BasicFormattedCaptureState::new();
+        if row.write_formatted_basic(&mut formatted, &mut state).is_ok() {
+            let plain: String = vt100::capture::basic_formatted_to_plain(&formatted).collect();
+            kept.rows.push_back(fixup::restore(exact_row(&plain).to_string()));
+            if kept.rows.len() > MAX_KEPT_ROWS {
+                kept.rows.pop_front();
+                kept.dropped += 1;
+            }
+        }
+    }
+
     fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
         self.title = String::from_utf8_lossy(title).into_owned();
     }
@@ -145,6 +174,29 @@ impl Screen {
     /// a viewer joining the session (`reins attach`) sees first.
     pub(crate) fn formatted(&self) -> Vec<u8> {
         fixup::restore(self.parser.screen().state_formatted()).into_bytes()
+    }
+
+    /// Starts keeping the rows that scroll off the top from now on (and
+    /// forgets those kept before): a turn's answer may be longer than a
+    /// screen.
+    pub(crate) fn keep_history(&mut self) {
+        self.parser.callbacks_mut().kept = Some(Kept::default());
+    }
+
+    /// Stops keeping history.
+    pub(crate) fn drop_history(&mut self) {
+        self.parser.callbacks_mut().kept = None;
+    }
+
+    /// The rows scrolled off since [`Screen::keep_history`] followed by the
+    /// rows on screen now, and how many rows were dropped from the front.
+    pub(crate) fn rows_since_kept(&self) -> (Vec<String>, u64) {
+        let (mut rows, dropped) = match &self.parser.callbacks().kept {
+            Some(kept) => (kept.rows.iter().cloned().collect::<Vec<_>>(), kept.dropped),
+            None => (Vec::new(), 0),
+        };
+        rows.extend(self.text().rows);
+        (rows, dropped)
     }
 
     /// The visible text, for rule matching and `pane`.

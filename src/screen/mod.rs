@@ -9,4 +9,4 @@ mod text;
 
 pub(crate) use emulator::Screen;
 pub(crate) use render::{Renderer, SizeMark};
-pub(crate) use text::ScreenText;
+pub(crate) use text::{ScreenText, normalise_row};

@@ -150,6 +150,17 @@ pub(crate) enum EventKind {
         /// What went wrong, when the agent said (structured transports).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// The agent's answer in this turn (`reins answer`): its final
+        /// message on a protocol, the text it drew by the profile's
+        /// `[answer]` rules on a screen. Cut at [`MAX_ANSWER`] bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answer: Option<String>,
+        /// How the answer was found (`codex-app-server`, `screen`, ...).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answer_source: Option<String>,
+        /// Bytes of the answer left out past [`MAX_ANSWER`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answer_cut: Option<u64>,
     },
     /// The agent asks for approval: `request` names this request (what
     /// `reins approve --request` answers), `detail` says what it asks, as
@@ -584,6 +595,62 @@ fn seconds(text: &str) -> Option<f64> {
 }
 
 /// A message as events show it: whitespace collapsed, at most 80 characters.
+/// Longest answer a `task_complete` event keeps, in bytes.
+pub(crate) const MAX_ANSWER: usize = 64 << 10;
+
+/// A turn's answer as the host found it, before it goes into the
+/// `task_complete` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FoundAnswer {
+    pub(crate) text: String,
+    /// How it was found (`codex-app-server`, `claude-stream-json`, `acp`,
+    /// `screen`).
+    pub(crate) source: String,
+    /// Bytes left out (past [`MAX_ANSWER`], or already by the transport).
+    pub(crate) cut: u64,
+}
+
+impl FoundAnswer {
+    /// `text` cut to [`MAX_ANSWER`] on a character boundary; `cut` counts
+    /// what was left out before (a transport's own cap) and here.
+    pub(crate) fn new(text: &str, source: &str, cut: u64) -> FoundAnswer {
+        let mut end = text.len().min(MAX_ANSWER);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        FoundAnswer {
+            text: text[..end].to_string(),
+            source: source.to_string(),
+            cut: cut + (text.len() - end) as u64,
+        }
+    }
+}
+
+impl EventKind {
+    /// A `task_complete` event, with the turn's answer if one was found.
+    pub(crate) fn task_complete(
+        status: crate::adapter::TurnStatus,
+        message_id: Option<String>,
+        outcome: Option<String>,
+        error: Option<String>,
+        answer: Option<FoundAnswer>,
+    ) -> EventKind {
+        let (answer, answer_source, answer_cut) = match answer {
+            Some(a) => (Some(a.text), Some(a.source), (a.cut > 0).then_some(a.cut)),
+            None => (None, None, None),
+        };
+        EventKind::TaskComplete {
+            status,
+            message_id,
+            outcome,
+            error,
+            answer,
+            answer_source,
+            answer_cut,
+        }
+    }
+}
+
 pub(crate) fn preview(text: &str) -> String {
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() <= 80 {

@@ -422,6 +422,13 @@ impl Stream {
         }
     }
 
+    /// The text and the bytes dropped past [`MAX_SHOWN`]; None if blank.
+    fn take_whole(&mut self) -> Option<(String, usize)> {
+        let text = std::mem::take(&mut self.text);
+        let dropped = std::mem::take(&mut self.dropped);
+        (!text.trim().is_empty()).then_some((text, dropped))
+    }
+
     fn take(&mut self) -> Option<String> {
         let mut text = std::mem::take(&mut self.text);
         let dropped = std::mem::take(&mut self.dropped);
@@ -824,9 +831,11 @@ impl Acp {
         if self.turn.as_ref().is_none_or(|t| t.request != request) {
             return Vec::new();
         }
+        // The message still streaming is the turn's last: flushed while
+        // the turn is open, it is its answer.
+        let mut effects = self.flush();
         let turn = self.turn.take().expect("checked above");
         self.approvals.clear();
-        let mut effects = self.flush();
         let cancelled = turn.cancelled;
         let (status, error, counts) = match response {
             Ok(response) => {
@@ -1023,12 +1032,17 @@ impl Acp {
         effects
     }
 
+    /// The message streamed so far, ended: its transcript line, and (in a
+    /// turn) the turn's answer so far, the chunks joined exactly.
     fn flush_message(&mut self) -> Vec<Effect> {
-        self.message
-            .take()
-            .map(|text| Effect::Transcript(format!("• {}", first_lines(text.trim(), 200))))
-            .into_iter()
-            .collect()
+        let Some((text, dropped)) = self.message.take_whole() else { return Vec::new() };
+        let mut effects = Vec::new();
+        if self.turn.is_some() {
+            effects.push(Effect::Answer { text: text.clone(), cut: dropped as u64 });
+        }
+        let shown = if dropped > 0 { format!("{text} … ({dropped} more bytes)") } else { text };
+        effects.push(Effect::Transcript(format!("• {}", first_lines(shown.trim(), 200))));
+        effects
     }
 
     fn flush_thought(&mut self) -> Vec<Effect> {
@@ -1249,6 +1263,13 @@ mod tests {
         );
         assert_eq!(transcript(&e), ["• MOCK_OK (you said: say hi)", "─ turn-1 (completed)"]);
         assert_eq!(completed(&e), Some((TurnStatus::Completed, None)));
+        // The message still streaming at the turn's end is its answer,
+        // the chunks joined exactly, given before the turn completes.
+        let answer = e.iter().position(|e| {
+            *e == Effect::Answer { text: "MOCK_OK (you said: say hi)".into(), cut: 0 }
+        });
+        let done = e.iter().position(|e| matches!(e, Effect::TurnCompleted { .. }));
+        assert!(answer.expect("an answer") < done.unwrap(), "{e:?}");
         let fields = e
             .iter()
             .find_map(|e| match e {

@@ -185,6 +185,10 @@ impl ClaudeStream {
             effects.push(Effect::Transcript(format!("⚠ {error}")));
         }
         let status = if is_error { TurnStatus::Failed } else { TurnStatus::Completed };
+        // The result's text is the turn's final message, as Claude gives it.
+        if !is_error && let Some(text) = result.get("result").and_then(Value::as_str) {
+            effects.push(Effect::Answer { text: text.to_string(), cut: 0 });
+        }
         effects.push(Effect::Transcript(format!("─ {turn_id} ({})", status.as_str())));
         effects.push(Effect::Usage { turn_id: Some(turn_id.clone()), fields });
         effects.push(Effect::TurnCompleted { turn_id, status, error });
@@ -226,6 +230,13 @@ mod tests {
         assert!(transcript.contains(&"$ Bash(echo hi-from-bash)"), "{transcript:?}");
         assert!(transcript.contains(&"  hi-from-bash"), "{transcript:?}");
         assert!(transcript.contains(&"• Tool finished. Output: hi-from-bash"), "{transcript:?}");
+        let answers: Vec<&Effect> =
+            effects.iter().filter(|e| matches!(e, Effect::Answer { .. })).collect();
+        assert_eq!(
+            answers,
+            [&Effect::Answer { text: "Tool finished. Output: hi-from-bash".into(), cut: 0 }],
+            "the result's text, once"
+        );
         let usage = effects.iter().find_map(|e| match e {
             Effect::Usage { fields, .. } => Some(fields.clone()),
             _ => None,
@@ -248,6 +259,7 @@ mod tests {
         c.deliver("m1", "go");
         assert!(matches!(&c.deliver("m2", "too")[0], Effect::Refused { .. }));
         let e = c.on_line(r#"{"type":"result","is_error":true,"result":"API Error: 500 mock error 500","usage":{}}"#);
+        assert!(!e.iter().any(|e| matches!(e, Effect::Answer { .. })), "an error is no answer");
         assert!(e.iter().any(|e| matches!(
             e,
             Effect::TurnCompleted { status: TurnStatus::Failed, error: Some(_), .. }

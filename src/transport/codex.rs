@@ -516,10 +516,11 @@ impl CodexAppServer {
                     .max();
                 Vec::new()
             }
-            "item/completed" => item_lines(params.get("item").unwrap_or(&Value::Null))
-                .into_iter()
-                .map(Effect::Transcript)
-                .collect(),
+            "item/completed" => {
+                let item = params.get("item").unwrap_or(&Value::Null);
+                let lines = item_lines(item).into_iter().map(Effect::Transcript);
+                answer_of(item).into_iter().chain(lines).collect()
+            }
             "thread/tokenUsage/updated" => {
                 let last = params.pointer("/tokenUsage/last").unwrap_or(&Value::Null);
                 let num = |k: &str| last.get(k).and_then(Value::as_u64).map(|n| n.to_string());
@@ -652,6 +653,14 @@ fn decision_text(decision: &Value) -> String {
     }
 }
 
+/// A finished agent message: the turn's answer so far.
+fn answer_of(item: &Value) -> Option<Effect> {
+    (item.get("type").and_then(Value::as_str) == Some("agentMessage"))
+        .then(|| item.get("text").and_then(Value::as_str))
+        .flatten()
+        .map(|text| Effect::Answer { text: text.to_string(), cut: 0 })
+}
+
 /// Transcript lines for a finished item.
 fn item_lines(item: &Value) -> Vec<String> {
     let s = |k: &str| item.get(k).and_then(Value::as_str).unwrap_or_default();
@@ -763,6 +772,13 @@ mod tests {
                 assert_eq!(fields["total_tokens"], "105");
             }
             other => panic!("{other:?}"),
+        }
+        // Each finished agent message is the answer so far: the last wins.
+        for text in ["Looking.", "line 1\n\n  line 2 "] {
+            let item = json!({ "method": "item/completed", "params": { "threadId": "th-1",
+                "turnId": "tu-1", "item": { "type": "agentMessage", "id": "i", "text": text } } });
+            let e = c.on_line(&item.to_string(), t0);
+            assert_eq!(e[0], Effect::Answer { text: text.into(), cut: 0 });
         }
         let e = c.on_line(r#"{"method":"turn/completed","params":{"threadId":"th-1","turn":{"id":"tu-1","status":"completed","error":null}}}"#, t0);
         assert!(e.contains(&Effect::TurnCompleted {

@@ -38,6 +38,10 @@ pub(crate) enum Effect {
     Refused { message_id: String, reason: String },
     /// A turn reins did not ask for started (the server's own).
     TurnStarted { turn_id: String },
+    /// The agent's latest whole message in the running turn, exactly as
+    /// the protocol gave it (the last one before the turn ends is the
+    /// turn's answer); `cut`: bytes the transport left out.
+    Answer { text: String, cut: u64 },
     /// A turn ended.
     TurnCompleted { turn_id: String, status: TurnStatus, error: Option<String> },
     /// The agent hit a usage or rate limit; `until` (unix seconds) is when
@@ -70,6 +74,17 @@ impl Effect {
         let field = |s: String| clip(&s, MAX_FIELD).into_owned();
         match self {
             Effect::Transcript(text) => Effect::Transcript(clip(&text, MAX_SHOWN).into_owned()),
+            // Cut without a mark: the event says how much was left out.
+            Effect::Answer { mut text, cut } if text.len() > MAX_SHOWN => {
+                let mut end = MAX_SHOWN;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let dropped = (text.len() - end) as u64;
+                text.truncate(end);
+                Effect::Answer { text, cut: cut + dropped }
+            }
+            answer @ Effect::Answer { .. } => answer,
             Effect::Warning(text) => Effect::Warning(field(text)),
             Effect::Refused { message_id, reason } => {
                 Effect::Refused { message_id, reason: field(reason) }

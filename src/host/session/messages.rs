@@ -10,7 +10,7 @@ use crate::host::input::Input;
 use crate::host::session::{Link, Session, to_json};
 use crate::ipc::{DropReply, InboxReply, MAX_MESSAGE, PendingMessage, SendReply, SendRequest};
 use crate::state::State;
-use crate::store::events::{EventKind, preview};
+use crate::store::events::{EventKind, FoundAnswer, preview};
 use crate::store::inbox::{Message, MessageStatus};
 use crate::time;
 
@@ -249,6 +249,9 @@ impl Session {
             draft,
             Instant::now(),
         );
+        // From the first byte typed: the echo may scroll off before the
+        // turn is seen starting.
+        self.keep_answer(Some(delivery.message.text.clone()));
         self.delivery = Some(delivery);
         self.drive(next);
     }
@@ -468,6 +471,9 @@ impl Session {
                     let turn = self.turns.start(None, true);
                     self.record.turn = turn;
                     self.write_registry();
+                    if self.answer_for.is_none() {
+                        self.keep_answer(None);
+                    }
                     self.emit_in_turn(turn, &EventKind::TurnStarted { message_id: None });
                 }
             }
@@ -545,11 +551,40 @@ impl Session {
         }
         tracing::info!("turn {} done: {}", turn.number, status.as_str());
         self.report_usage(crate::adapter::UsageWhen::TurnEnd, Some(turn.number));
+        let answer = self.screen_answer();
         self.emit_in_turn(
             turn.number,
-            &EventKind::TaskComplete { status, message_id: turn.message_id, outcome, error: None },
+            &EventKind::task_complete(status, turn.message_id, outcome, None, answer),
         );
         true
+    }
+
+    /// Starts keeping what the screen draws for a turn's answer.
+    fn keep_answer(&mut self, message: Option<String>) {
+        if matches!(self.link, Link::Terminal { .. }) && self.profile.answer.is_some() {
+            self.screen.keep_history();
+            self.answer_for = Some(message);
+        }
+    }
+
+    /// Lets go of the history kept for a turn's answer.
+    pub(super) fn forget_answer(&mut self) {
+        self.answer_for = None;
+        self.screen.drop_history();
+    }
+
+    /// The answer of the turn that just ended, found in what the screen
+    /// drew since its message was typed by the profile's `[answer]` rules;
+    /// the history kept for it is let go.
+    fn screen_answer(&mut self) -> Option<FoundAnswer> {
+        let message = self.answer_for.take()?;
+        let (rows, dropped) = self.screen.rows_since_kept();
+        self.screen.drop_history();
+        if dropped > 0 {
+            tracing::warn!("the turn drew more than the host keeps: {dropped} rows dropped");
+        }
+        let text = self.profile.answer.as_ref()?.find(&rows, message.as_deref())?;
+        Some(FoundAnswer::new(&text, "screen", 0))
     }
 
     /// `--auto-stop`: once a turn ends and nothing waits in the inbox (a

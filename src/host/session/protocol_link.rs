@@ -12,7 +12,7 @@ use crate::adapter::TurnStatus;
 use crate::host::session::{Link, Session};
 use crate::ipc::Decision;
 use crate::state::{BlockedKind, Observed, State};
-use crate::store::events::{EventKind, preview};
+use crate::store::events::{EventKind, FoundAnswer, preview};
 use crate::store::inbox::{Message, MessageStatus};
 use crate::transport::acp::{self, Acp};
 use crate::transport::claude::ClaudeStream;
@@ -37,6 +37,8 @@ pub(crate) struct ProtocolLink {
     /// Transcript lines produced where the session could not await; they
     /// are written before the next output of the agent.
     notes: Vec<String>,
+    /// The agent's latest message in the open turn: its answer so far.
+    answer: Option<FoundAnswer>,
 }
 
 impl ProtocolLink {
@@ -49,6 +51,7 @@ impl ProtocolLink {
             in_flight: None,
             turn_numbers: HashMap::new(),
             notes: Vec::new(),
+            answer: None,
         }
     }
 }
@@ -232,8 +235,15 @@ impl Session {
                     self.write_registry();
                     if let Some(codex) = self.proto() {
                         codex.turn_numbers.insert(turn_id.clone(), turn);
+                        codex.answer = None;
                     }
                     self.emit_in_turn(turn, &EventKind::TurnStarted { message_id: None });
+                }
+                Effect::Answer { text, cut } => {
+                    let source = self.spec.transport.as_str();
+                    if let Some(link) = self.proto() {
+                        link.answer = Some(FoundAnswer::new(&text, source, cut));
+                    }
                 }
                 Effect::TurnCompleted { turn_id, status, error } => {
                     self.protocol_turn_done(&turn_id, status, error)
@@ -366,6 +376,7 @@ impl Session {
             self.write_registry();
             if let Some(codex) = self.proto() {
                 codex.turn_numbers.insert(turn_id.clone(), turn);
+                codex.answer = None;
             }
             self.emit_in_turn(turn, &EventKind::TurnStarted { message_id: Some(m.id.clone()) });
             Some(turn)
@@ -409,10 +420,11 @@ impl Session {
         if known.is_none() || known != open {
             tracing::warn!("turn {turn_id} completed but it is not the open turn");
         }
+        let answer = self.proto().and_then(|l| l.answer.take());
         let Some(turn) = self.turns.finish() else { return };
         self.emit_in_turn(
             turn.number,
-            &EventKind::TaskComplete { status, message_id: turn.message_id, outcome: None, error },
+            &EventKind::task_complete(status, turn.message_id, None, error, answer),
         );
         if self.auto_stop_now() {
             return;

@@ -90,14 +90,17 @@ impl Session {
             return;
         }
         if let Some(turn) = self.turns.finish() {
+            // A turn cut short by the limit has no answer to keep.
+            self.forget_answer();
             self.emit_in_turn(
                 turn.number,
-                &EventKind::TaskComplete {
-                    status: TurnStatus::Failed,
-                    message_id: turn.message_id,
-                    outcome: Some("rate-limit".into()),
+                &EventKind::task_complete(
+                    TurnStatus::Failed,
+                    turn.message_id,
+                    Some("rate-limit".into()),
                     error,
-                },
+                    None,
+                ),
             );
         }
     }

@@ -68,6 +68,7 @@ static WAIT: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[wait:([0-9]+(?:\.[0
 static ERROR: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[error:([0-9]{3})\]\]"));
 static RUN: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[run(x?):(.+?)\]\]"));
 static SAY: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[say:(.+?)\]\]"));
+static LINES: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[lines:([0-9]{1,4})\]\]"));
 static TOOL: LazyLock<Regex> =
     LazyLock::new(|| marker(r"\[\[tool:([A-Za-z0-9_.-]+)\s+(\{.*?\})\]\]"));
 static RATELIMIT: LazyLock<Regex> = LazyLock::new(|| marker(r"\[\[ratelimit:([0-9]+)\]\]"));
@@ -179,6 +180,13 @@ impl Plan {
         // `[[say:TEXT]]` (an extension of the Python mock): answer exactly TEXT.
         if let Some(said) = SAY.captures(&self.prompt) {
             return said[1].to_owned();
+        }
+        // `[[lines:N]]` (not in the Python mock either): N lines, `line 1
+        // of N` to `line N of N`, for multi-line and longer-than-a-screen
+        // answers.
+        if let Some(n) = LINES.captures(&self.prompt).and_then(|c| c[1].parse::<u32>().ok()) {
+            let lines: Vec<String> = (1..=n.max(1)).map(|i| format!("line {i} of {n}")).collect();
+            return lines.join("\n");
         }
         let clean = ANY_MARKER.replace_all(&self.prompt, "");
         let clean = clean.trim_matches(is_py_space);
