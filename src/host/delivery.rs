@@ -407,6 +407,11 @@ impl Delivery {
         Next::Write(bytes)
     }
 
+    /// Whether the bytes just asked for are the submit key.
+    pub(crate) fn pressing(&self) -> bool {
+        self.phase == Phase::Pressing
+    }
+
     fn press(&mut self) -> Next {
         if self.presses == 0 {
             self.first_key_screen = self.before_key.map(|b| b.screen);
@@ -418,8 +423,14 @@ impl Delivery {
         Next::Write(self.spec.key.bytes().to_vec())
     }
 
+    /// How long a key press is given to show its effect: `verify_ms`, and
+    /// as long again as the pause per KiB of the text (up to 10 s more): an
+    /// agent takes in a large paste before it reads the key behind it, and
+    /// on a loaded machine a 1 MiB paste took the mock agent 4 s.
     fn verify_window(&self) -> Duration {
-        Duration::from_millis(self.spec.verify_ms)
+        let kib = self.message.text.len() as u64 / 1024;
+        let extra = (kib * self.spec.pause_per_kib_ms).min(MAX_EXTRA_VERIFY_MS);
+        Duration::from_millis(self.spec.verify_ms + extra)
     }
 
     fn pause(&self) -> Duration {
@@ -428,6 +439,9 @@ impl Delivery {
         Duration::from_millis(ms.min(self.spec.max_pause_ms))
     }
 }
+
+/// The most [`Delivery::verify_window`] grows for a large message.
+const MAX_EXTRA_VERIFY_MS: u64 = 10_000;
 
 /// What the session knows about whether the agent takes input.
 #[derive(Debug, Clone)]

@@ -45,15 +45,26 @@ struct Kept {
     rows: std::collections::VecDeque<String>,
     /// Rows dropped from the front past [`MAX_KEPT_ROWS`].
     dropped: u64,
+    /// While a message is typed, before its submit key: only the first
+    /// [`ECHO_ROWS`] rows are kept (where the echo starts). A long message
+    /// scrolls its composer over and over as it arrives, and reading every
+    /// row of that cost seconds for a 1 MiB message.
+    typing: bool,
 }
 
 /// The most rows of history a screen keeps for one turn's answer.
 const MAX_KEPT_ROWS: usize = 10_000;
 
+/// The rows kept while a message is being typed: its echo's first rows.
+const ECHO_ROWS: usize = 64;
+
 impl vt100::Callbacks for Hooks {
     fn on_scroll(&mut self, row: vt100::capture::RowContents<'_>, alternate_screen: bool) {
         // A full-screen app's scrolling is a redraw, not history.
         let Some(kept) = self.kept.as_mut().filter(|_| !alternate_screen) else { return };
+        if kept.typing && kept.rows.len() >= ECHO_ROWS {
+            return;
+        }
         let mut formatted = String::new();
         let mut state = vt100::capture::BasicFormattedCaptureState::new();
         if row.write_formatted_basic(&mut formatted, &mut state).is_ok() {
@@ -178,9 +189,17 @@ impl Screen {
 
     /// Starts keeping the rows that scroll off the top from now on (and
     /// forgets those kept before): a turn's answer may be longer than a
-    /// screen.
-    pub(crate) fn keep_history(&mut self) {
-        self.parser.callbacks_mut().kept = Some(Kept::default());
+    /// screen. `typing`: a message is being typed, and only its echo's
+    /// first rows are kept until [`Screen::keep_all_history`].
+    pub(crate) fn keep_history(&mut self, typing: bool) {
+        self.parser.callbacks_mut().kept = Some(Kept { typing, ..Kept::default() });
+    }
+
+    /// The message's submit key is pressed: every row from now on is kept.
+    pub(crate) fn keep_all_history(&mut self) {
+        if let Some(kept) = self.parser.callbacks_mut().kept.as_mut() {
+            kept.typing = false;
+        }
     }
 
     /// Stops keeping history.

@@ -339,6 +339,9 @@ impl Session {
         match next {
             Next::Wait => {}
             Next::Write(bytes) => {
+                if self.delivery.as_ref().is_some_and(Delivery::pressing) {
+                    self.screen.keep_all_history();
+                }
                 self.next_token += 1;
                 let token = self.next_token;
                 self.pending_write = Some(token);
@@ -562,7 +565,7 @@ impl Session {
     /// Starts keeping what the screen draws for a turn's answer.
     fn keep_answer(&mut self, message: Option<String>) {
         if matches!(self.link, Link::Terminal { .. }) && self.profile.answer.is_some() {
-            self.screen.keep_history();
+            self.screen.keep_history(message.is_some());
             self.answer_for = Some(message);
         }
     }
