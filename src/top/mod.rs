@@ -95,17 +95,19 @@ async fn run_loop(
                 continue;
             }
         };
-        cause = match &happened {
-            Happened::Input(_) => "input",
-            Happened::Files(_) => "files",
-            Happened::Screen { .. } => "screen",
-            Happened::Done(_) => "done",
-        };
-        // Take what else is waiting too: one redraw for a burst.
+        // Take what else is waiting too: one redraw for a burst, named for
+        // the first of input, files, screen, done in it.
         let mut batch = vec![happened];
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
         }
+        let rank = |h: &Happened| match h {
+            Happened::Input(_) => (0, "input"),
+            Happened::Files(_) => (1, "files"),
+            Happened::Screen { .. } => (2, "screen"),
+            Happened::Done(_) => (3, "done"),
+        };
+        cause = batch.iter().map(rank).min().map_or("done", |(_, name)| name);
         let mut changed: BTreeSet<PathBuf> = BTreeSet::new();
         for h in batch {
             match h {
