@@ -54,6 +54,31 @@ struct File {
     /// `[[route]]`: routing rules (see `dispatch::routing`).
     #[serde(default)]
     route: Vec<RouteTable>,
+    /// `[hosts.NAME]`: other machines reached over ssh (`--host NAME`).
+    #[serde(default)]
+    hosts: std::collections::BTreeMap<String, HostTable>,
+}
+
+/// One `[hosts.NAME]` table: how to reach a machine and its `reins`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HostTable {
+    /// The ssh destination (`user@host`, a `Host` of ~/.ssh/config);
+    /// default: the table's name.
+    pub(crate) destination: Option<String>,
+    /// More arguments for ssh, before the destination (`["-p", "2222"]`).
+    #[serde(default)]
+    pub(crate) ssh_options: Vec<String>,
+    /// The `reins` program there (default: `reins` on its PATH, then
+    /// `~/.local/bin/reins`).
+    pub(crate) reins: Option<String>,
+}
+
+/// The `[hosts.NAME]` tables of the config file, by name.
+pub(crate) fn hosts() -> Result<std::collections::BTreeMap<String, HostTable>, CliError> {
+    let hint = "a host is [hosts.NAME] with destination = \"user@machine\", ssh_options = \
+                [\"-p\", \"2222\"] and reins = \"/path/to/reins\" (all optional)";
+    Ok(read_file(hint)?.map(|(_, _, f)| f.hosts).unwrap_or_default())
 }
 
 /// `[fleet]`: how sessions are looked after.

@@ -46,6 +46,7 @@ mod mcp;
 mod mock_agent;
 mod notify;
 mod procs;
+mod remote;
 mod screen;
 mod spinner;
 mod state;

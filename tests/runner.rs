@@ -37,6 +37,7 @@ mod test_pane;
 mod test_progress;
 mod test_rate_limit;
 mod test_real_agents;
+mod test_remote;
 mod test_retire;
 mod test_run;
 mod test_scale;

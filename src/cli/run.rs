@@ -151,6 +151,8 @@ pub(crate) struct Args {
     /// Arguments for the agent.
     #[arg(last = true, value_name = "AGENT ARGS")]
     agent_args: Vec<String>,
+    #[command(flatten)]
+    pub(crate) remote: crate::cli::HostArg,
 }
 
 fn parse_size(s: &str) -> Result<Size, String> {
@@ -240,6 +242,13 @@ impl Args {
             buddy_of: None,
         };
         Ok((start, self.watch))
+    }
+}
+
+impl Args {
+    /// Whether it runs in this terminal (neither `--detach` nor `--tmux`).
+    pub(crate) fn in_terminal(&self) -> bool {
+        !self.detach && self.tmux.is_none()
     }
 }
 

@@ -44,6 +44,8 @@ pub(crate) struct Args {
     /// One JSON array instead of a table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub(crate) remote: crate::cli::HostArg,
 }
 
 pub(crate) fn run(args: Args) -> CliResult {
