@@ -2,6 +2,8 @@
 //! against two private sshd servers on loopback (tests/support/sshd.rs),
 //! each with its own home and reins state, driven from one client.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::common::TestEnv;
@@ -178,4 +180,83 @@ fn ssh_failure_is_distinct_from_the_remote_commands_exit_code() {
     // A destination that would be an ssh option is refused before ssh runs.
     let run = env.reins(&["status", "--host=-oProxyCommand=x"]).code(2);
     assert!(run.stderr.contains("not a host name"), "{}", run.stderr);
+}
+
+#[test]
+fn status_across_hosts_merges_rows_and_an_unreachable_host_hides_none() {
+    let Some(sshd) = Sshd::start(&["a", "b"]) else { return };
+    let env = client(&sshd, true, &unreachable_table());
+    env.reins(&["run", "mock", "--id", "wa", "--detach", "--host", "a"]).ok();
+    env.reins(&["run", "mock", "--id", "wb", "--detach", "--host", "b"]).ok();
+    env.start("here", &[]);
+    let run = env.reins(&["status", "--hosts", "all", "--json"]).code(3);
+    let rows: Vec<Value> = serde_json::from_str(run.stdout.trim()).unwrap();
+    let on =
+        |host: &str| -> Vec<&Value> { rows.iter().filter(|r| r["host_name"] == host).collect() };
+    assert_eq!(on("a").len(), 1, "{rows:?}");
+    assert_eq!(on("a")[0]["id"], "wa");
+    assert_eq!(on("b")[0]["id"], "wb");
+    assert_eq!(on("local")[0]["id"], "here");
+    let gone = on("gone");
+    assert_eq!(gone.len(), 1, "{rows:?}");
+    assert_eq!(gone[0]["state"], "unreachable");
+    assert!(gone[0]["error"].as_str().unwrap().contains("cannot reach host \"gone\""));
+    assert!(run.stderr.contains("cannot reach host \"gone\""), "{}", run.stderr);
+    // The table has a HOST column; a named subset asks only those.
+    let run = env.reins(&["status", "--hosts", "a,b"]).ok();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines[0].starts_with("HOST  ID"), "{}", run.stdout);
+    assert!(lines.iter().any(|l| l.starts_with("a ") && l.contains("wa")), "{}", run.stdout);
+    assert!(lines.iter().any(|l| l.starts_with("b ") && l.contains("wb")), "{}", run.stdout);
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+}
+
+#[test]
+fn wait_host_survives_a_dropped_connection_and_never_settles_on_a_later_turn() {
+    let Some(mut sshd) = Sshd::start(&["a"]) else { return };
+    let env = client(&sshd, true, "");
+    env.reins(&["run", "mock", "--id", "w1", "--detach", "--host", "a"]).ok();
+    let sent = env.reins(&["send", "--id", "w1", "first [[wait:2]]", "--host", "a"]).ok().json();
+    assert_eq!(sent["turn"], 1, "{sent}");
+    let waiting = env.spawn(&["wait", "--id", "w1", "--until", "task_complete", "--host", "a"]);
+    // The remote wait is running (it has said how to resume it).
+    crate::common::eventually(Duration::from_secs(10), "the remote wait to start", || {
+        std::process::Command::new("pgrep")
+            .args(["-f", "wait --id w1 --until task_complete --announce"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    // The machine drops off the network; meanwhile turn 1 completes and
+    // a turn 2 starts there.
+    sshd.host_mut("a").pause();
+    let host = sshd.host("a");
+    host.env.wait_event("w1", Duration::from_secs(20), |e| {
+        e["type"] == "task_complete" && e["turn"] == 1
+    });
+    let sent = host.env.reins(&["send", "--id", "w1", "second [[wait:30]]"]).ok().json();
+    assert_eq!(sent["turn"], 2, "{sent}");
+    let mut waiting = waiting;
+    assert!(waiting.try_wait().unwrap().is_none(), "the wait returned while the host was away");
+    sshd.host_mut("a").resume();
+    let (code, out, err) = finish(waiting, Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(err.contains("lost the connection to host \"a\""), "{err}");
+    assert_eq!(out.lines().count(), 1, "one outcome: {out}");
+    let outcome: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(outcome["status"], "reached", "{outcome}");
+    assert_eq!(outcome["turn"], 1, "turn 1's completion, not turn 2's: {outcome}");
+    assert_eq!(outcome["event"]["type"], "task_complete", "{outcome}");
+    assert_eq!(outcome["event"]["turn"], 1, "{outcome}");
+    assert!(!out.contains("\"resume\""), "the resume line is the client's: {out}");
+}
+
+/// Waits for `child`; its exit code, stdout and stderr.
+fn finish(child: std::process::Child, timeout: Duration) -> (Option<i32>, String, String) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx.recv_timeout(timeout).expect("the command did not finish").unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
 }

@@ -169,7 +169,10 @@ pub fn main() -> ExitCode {
         return report(err);
     }
     if let Some((host, tty)) = cli.command.remote() {
-        return finish(forward(host, tty));
+        return finish(match &cli.command {
+            Command::Wait(args) if args.resumable() => forward_wait(host, args.timeout()),
+            _ => forward(host, tty),
+        });
     }
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
@@ -249,6 +252,13 @@ fn forward(host: &str, tty: crate::remote::Tty) -> CliResult {
     let state = crate::store::paths::StateRoot::from_env()?;
     let ssh = crate::remote::Ssh::new(crate::remote::Target::resolve(host)?, &state)?;
     ssh.run_reins(&without_host(std::env::args_os().skip(1)), tty)
+}
+
+/// `wait --host`: resumed across dropped connections.
+fn forward_wait(host: &str, timeout: Option<std::time::Duration>) -> CliResult {
+    let state = crate::store::paths::StateRoot::from_env()?;
+    let ssh = crate::remote::Ssh::new(crate::remote::Target::resolve(host)?, &state)?;
+    crate::remote::wait::wait(&ssh, without_host(std::env::args_os().skip(1)), timeout)
 }
 
 /// The arguments without `--host NAME` / `--host=NAME` (before any `--`).

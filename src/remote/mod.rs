@@ -3,6 +3,7 @@
 
 pub(crate) mod hosts;
 pub(crate) mod ssh;
+pub(crate) mod wait;
 
 pub(crate) use ssh::{Ssh, Target, Tty};
 

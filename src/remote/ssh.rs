@@ -24,7 +24,7 @@ const CONNECT_TIMEOUT_S: u32 = 10;
 /// How long an idle shared connection stays open.
 const PERSIST: &str = "10m";
 /// ssh's own exit code for its own failures.
-const SSH_FAILED: i32 = 255;
+pub(crate) const SSH_FAILED: i32 = 255;
 
 /// A machine `--host NAME` names.
 #[derive(Debug, Clone)]
@@ -155,6 +155,16 @@ impl Ssh {
         Err(self.unreachable(&String::from_utf8_lossy(&out.stderr)))
     }
 
+    /// Opens the shared connection again after it dropped: a control
+    /// socket its dead master left behind is removed first.
+    pub(crate) fn reconnect(&self) -> Result<(), CliError> {
+        if self.connected() {
+            return Ok(());
+        }
+        let _ = fsutil::remove_if_exists(&self.control);
+        self.connect()
+    }
+
     /// The error for a host ssh could not reach.
     pub(crate) fn unreachable(&self, said: &str) -> CliError {
         let said: Vec<&str> = said
@@ -212,6 +222,16 @@ impl Ssh {
         }
         let status = cmd.status().map_err(spawn_error)?;
         self.settle(status)
+    }
+
+    /// Runs `reins ARGS` there and collects what it printed.
+    pub(crate) fn reins_output(&self, args: &[OsString]) -> Result<Output, CliError> {
+        self.connect()?;
+        let out = spawn_output(self.reins_command(args, Tty::None))?;
+        if out.status.code() == Some(SSH_FAILED) && !self.connected() {
+            return Err(self.lost(&String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(out)
     }
 
     /// Runs a shell command line there (the words already quoted) and

@@ -20,6 +20,8 @@ pub struct SshHost {
     /// state directory is the one the remote commands use.
     pub env: TestEnv,
     sshd: Child,
+    program: PathBuf,
+    dir: PathBuf,
 }
 
 impl SshHost {
@@ -29,6 +31,32 @@ impl SshHost {
         let out = Command::new("pgrep").args(["-P", &self.sshd.id().to_string()]).output();
         for pid in String::from_utf8_lossy(&out.map(|o| o.stdout).unwrap_or_default()).lines() {
             crate::common::signal(pid.trim().parse().unwrap_or(0), 9);
+        }
+    }
+
+    /// Takes the machine off the network: the server and every
+    /// connection to it end; connecting is refused until `resume`.
+    pub fn pause(&mut self) {
+        self.kill_connections();
+        let _ = self.sshd.kill();
+        let _ = self.sshd.wait();
+    }
+
+    /// Starts the server again on the same address and port.
+    pub fn resume(&mut self) {
+        let log = std::fs::OpenOptions::new().append(true).open(self.dir.join("sshd.log")).unwrap();
+        self.sshd = Command::new(&self.program)
+            .args(["-D", "-e", "-f"])
+            .arg(self.dir.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sshd");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect((self.addr.as_str(), self.port)).is_err() {
+            assert!(Instant::now() < deadline, "sshd did not start again");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -123,7 +151,15 @@ impl Sshd {
                 client_key.display(),
                 keys.path().join("known_hosts").display()
             ));
-            hosts.push(SshHost { name: name.to_string(), addr, port, env, sshd: child });
+            hosts.push(SshHost {
+                name: name.to_string(),
+                addr,
+                port,
+                env,
+                sshd: child,
+                program: sshd.clone(),
+                dir,
+            });
         }
         std::fs::write(keys.path().join("known_hosts"), known_hosts).unwrap();
         let ssh_config = keys.path().join("ssh_config");
@@ -133,6 +169,10 @@ impl Sshd {
 
     pub fn host(&self, name: &str) -> &SshHost {
         self.hosts.iter().find(|h| h.name == name).unwrap()
+    }
+
+    pub fn host_mut(&mut self, name: &str) -> &mut SshHost {
+        self.hosts.iter_mut().find(|h| h.name == name).unwrap()
     }
 
     /// `[hosts.NAME]` tables for every server; with `reins`, each names
