@@ -9,6 +9,7 @@
 //! max_concurrent = 2         # live sessions at most (default: no cap)
 //! cooldown = "10m"           # rest after it failed a task over (default 10m)
 //! model_args = ["-m", "{model}"]  # how to pass the model (default: per profile)
+//! host = "gpu"               # its sessions run there (a [hosts.NAME]; default: here)
 //! ```
 //!
 //! Every adapter profile that launches a program is also an agent of its
@@ -39,6 +40,8 @@ struct AgentTable {
     max_concurrent: Option<u32>,
     cooldown: Option<String>,
     model_args: Option<Vec<String>>,
+    /// Runs on another machine (`[hosts.NAME]` or an ssh destination).
+    host: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,6 +173,9 @@ pub(crate) struct AgentSpec {
     #[serde(serialize_with = "secs")]
     pub(crate) cooldown: Duration,
     pub(crate) source: Source,
+    /// The machine its sessions run on (`None`: this one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) host: Option<String>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -261,6 +267,7 @@ impl Agents {
                     max_concurrent: None,
                     cooldown: DEFAULT_COOLDOWN,
                     source: Source::Builtin,
+                    host: None,
                 });
             }
         }
@@ -412,6 +419,7 @@ pub(crate) fn parse(
             max_concurrent: table.max_concurrent,
             cooldown,
             source: Source::Config,
+            host: table.host,
         });
     }
     Ok((out, file.route))

@@ -260,3 +260,60 @@ fn finish(child: std::process::Child, timeout: Duration) -> (Option<i32>, String
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.code(), text(&out.stdout), text(&out.stderr))
 }
+
+#[test]
+fn dispatch_runs_agents_on_other_hosts_and_keeps_the_outcome_store_here() {
+    let Some(sshd) = Sshd::start(&["a", "b"]) else { return };
+    let verdict = r#"done [[reply:{\"accept\": true, \"feedback\": \"fine\"}]]"#;
+    let env = client(
+        &sshd,
+        true,
+        &format!(
+            "[agents.far]\nagent = \"mock\"\nhost = \"a\"\nargs = [\"--work\", \"0.1\"]\n\n\
+             [agents.judge]\nagent = \"mock\"\nhost = \"b\"\nargs = [\"--work\", \"0.1\", \
+             \"--reply\", \"{verdict}\"]\n"
+        ),
+    );
+    let out = env
+        .reins(&[
+            "dispatch",
+            "--agent",
+            "far",
+            "--verifier",
+            "judge",
+            "--message",
+            "x",
+            "--id",
+            "r1",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out["agent"], "far", "{out}");
+    assert_eq!(out["ok"], true, "{out}");
+    // The worker ran on a, the verifier on b, nothing on this machine.
+    let sessions = |state: std::path::PathBuf| -> Vec<String> {
+        let mut ids = Vec::new();
+        for scope in std::fs::read_dir(state.join("sessions")).into_iter().flatten().flatten() {
+            for s in std::fs::read_dir(scope.path()).unwrap().flatten() {
+                ids.push(s.file_name().to_string_lossy().into_owned());
+            }
+        }
+        ids
+    };
+    assert_eq!(sessions(sshd.host("a").env.state_dir()).len(), 1, "the worker on a");
+    assert_eq!(sessions(sshd.host("b").env.state_dir()).len(), 1, "the verifier on b");
+    assert!(sessions(env.state_dir()).is_empty(), "{:?}", sessions(env.state_dir()));
+    // Each stopped when its part was done.
+    for h in ["a", "b"] {
+        let rows = sshd.host(h).env.reins(&["status", "--all", "--json"]).ok().json();
+        assert_eq!(rows.as_array().unwrap().len(), 0, "{h}: {rows}");
+    }
+    // The outcome store is this machine's.
+    let attempts = env.dispatch_history("r1");
+    assert_eq!(attempts[0]["agent"], "far", "{attempts:?}");
+    assert!(env.state_dir().join("reins.db").is_file());
+    for h in ["a", "b"] {
+        assert!(!sshd.host(h).env.state_dir().join("reins.db").exists(), "{h} has a store");
+    }
+}
