@@ -150,6 +150,17 @@ fn sessions_on_two_hosts_from_one_client() {
         let events = env.reins(&["events", "--id", "w1", "--snapshot", "--host", host]).ok();
         assert!(events.stdout.contains("\"task_complete\""), "{}", events.stdout);
     }
+    // The other client commands, each answered by the reins there.
+    let inbox = env.reins(&["inbox", "--id", "w1", "--json", "--host", "a"]).ok().json();
+    assert_eq!(inbox["messages"], serde_json::json!([]), "{inbox}");
+    let logs = env.reins(&["logs", "--id", "w1", "--host", "b"]).ok();
+    assert!(logs.stdout.contains("mock-agent"), "{}", logs.stdout);
+    let gc = env.reins(&["gc", "--dry-run", "--json", "--host", "a"]).ok().json();
+    assert_eq!(gc["dry_run"], true, "{gc}");
+    let run = env.reins(&["interrupt", "--id", "w1", "--host", "b"]).code(1);
+    assert!(run.stderr.contains("no turn is running"), "{}", run.stderr);
+    let run = env.reins(&["approve", "--id", "w1", "--host", "a"]).code(1);
+    assert!(run.stderr.contains("no approval request is pending"), "{}", run.stderr);
     let stopped = env.reins(&["stop", "--id", "w1", "--host", "a"]).ok().json();
     assert_eq!(stopped["status"], "stopped", "{stopped}");
     // b's session is untouched by a's stop.
