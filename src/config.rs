@@ -9,6 +9,7 @@
 //! max_concurrent = 2         # live sessions at most (default: no cap)
 //! cooldown = "10m"           # rest after it failed a task over (default 10m)
 //! model_args = ["-m", "{model}"]  # how to pass the model (default: per profile)
+//! host = "gpu"               # its sessions run there (a [hosts.NAME]; default: here)
 //! ```
 //!
 //! Every adapter profile that launches a program is also an agent of its
@@ -39,6 +40,8 @@ struct AgentTable {
     max_concurrent: Option<u32>,
     cooldown: Option<String>,
     model_args: Option<Vec<String>>,
+    /// Runs on another machine (`[hosts.NAME]` or an ssh destination).
+    host: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +57,31 @@ struct File {
     /// `[[route]]`: routing rules (see `dispatch::routing`).
     #[serde(default)]
     route: Vec<RouteTable>,
+    /// `[hosts.NAME]`: other machines reached over ssh (`--host NAME`).
+    #[serde(default)]
+    hosts: std::collections::BTreeMap<String, HostTable>,
+}
+
+/// One `[hosts.NAME]` table: how to reach a machine and its `reins`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HostTable {
+    /// The ssh destination (`user@host`, a `Host` of ~/.ssh/config);
+    /// default: the table's name.
+    pub(crate) destination: Option<String>,
+    /// More arguments for ssh, before the destination (`["-p", "2222"]`).
+    #[serde(default)]
+    pub(crate) ssh_options: Vec<String>,
+    /// The `reins` program there (default: `reins` on its PATH, then
+    /// `~/.local/bin/reins`).
+    pub(crate) reins: Option<String>,
+}
+
+/// The `[hosts.NAME]` tables of the config file, by name.
+pub(crate) fn hosts() -> Result<std::collections::BTreeMap<String, HostTable>, CliError> {
+    let hint = "a host is [hosts.NAME] with destination = \"user@machine\", ssh_options = \
+                [\"-p\", \"2222\"] and reins = \"/path/to/reins\" (all optional)";
+    Ok(read_file(hint)?.map(|(_, _, f)| f.hosts).unwrap_or_default())
 }
 
 /// `[fleet]`: how sessions are looked after.
@@ -145,6 +173,9 @@ pub(crate) struct AgentSpec {
     #[serde(serialize_with = "secs")]
     pub(crate) cooldown: Duration,
     pub(crate) source: Source,
+    /// The machine its sessions run on (`None`: this one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) host: Option<String>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -236,6 +267,7 @@ impl Agents {
                     max_concurrent: None,
                     cooldown: DEFAULT_COOLDOWN,
                     source: Source::Builtin,
+                    host: None,
                 });
             }
         }
@@ -387,6 +419,7 @@ pub(crate) fn parse(
             max_concurrent: table.max_concurrent,
             cooldown,
             source: Source::Config,
+            host: table.host,
         });
     }
     Ok((out, file.route))

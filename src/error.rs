@@ -15,6 +15,9 @@ pub(crate) mod code {
     pub(crate) const FAILURE: u8 = 1;
     /// Usage error (bad flag or argument), or a watch escalation.
     pub(crate) const USAGE: u8 = 2;
+    /// `--host`: ssh could not reach the host, or lost it (the remote
+    /// command's own exit codes pass through unchanged).
+    pub(crate) const UNREACHABLE: u8 = 3;
     /// A deadline passed before the thing waited for happened.
     pub(crate) const TIMEOUT: u8 = 124;
     /// A bug in reins.
@@ -33,7 +36,7 @@ pub(crate) struct CliError {
 }
 
 impl CliError {
-    fn with_code(message: impl Into<String>, code: u8) -> Self {
+    pub(crate) fn with_code(message: impl Into<String>, code: u8) -> Self {
         Self { message: message.into(), hint: None, code, broken_pipe: false }
     }
 

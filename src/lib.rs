@@ -47,6 +47,7 @@ mod mcp;
 mod mock_agent;
 mod notify;
 mod procs;
+mod remote;
 mod screen;
 mod spinner;
 mod state;

@@ -39,6 +39,7 @@ mod test_pane;
 mod test_progress;
 mod test_rate_limit;
 mod test_real_agents;
+mod test_remote;
 mod test_retire;
 mod test_run;
 mod test_scale;

@@ -161,6 +161,18 @@ impl World {
         self.root.path().join("state")
     }
 
+    /// `$XDG_RUNTIME_DIR` of this world.
+    pub fn runtime_dir(&self) -> std::path::PathBuf {
+        self.root.path().join("run")
+    }
+
+    /// Writes this world's `config.toml`.
+    pub fn write_config(&self, text: &str) {
+        let dir = self.root.path().join("home/reins");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.toml"), text).unwrap();
+    }
+
     /// A `reins` command in this world.
     pub fn command(&self, args: &[&str]) -> Command {
         self.launcher().command(args)

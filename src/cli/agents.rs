@@ -37,6 +37,7 @@ config.toml:
   max_concurrent = 2             # live sessions at most (default: no cap)
   cooldown = \"10m\"               # rest after failing a task over (default 10m)
   model_args = [\"-m\", \"{model}\"] # how the model is passed (default: per profile)
+  host = \"gpu\"                   # its sessions run there ([hosts.gpu], `reins hosts`)
 
   [[route]]                      # dispatch without --agent/--prefer/--ladder:
   when = [\"(?i)flaky|test\", \"label:tests\"]  # regexes on the task, label:NAME

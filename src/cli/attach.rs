@@ -64,6 +64,8 @@ pub(crate) struct Args {
     /// Relay through the host even for a session in a tmux window.
     #[arg(long)]
     relay: bool,
+    #[command(flatten)]
+    pub(crate) remote: crate::cli::HostArg,
 }
 
 pub(crate) fn run(args: Args) -> CliResult {

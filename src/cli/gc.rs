@@ -40,6 +40,8 @@ pub(crate) struct Args {
     /// Print a JSON array instead of lines of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub(crate) remote: crate::cli::HostArg,
 }
 
 pub(crate) fn run(args: Args) -> CliResult {

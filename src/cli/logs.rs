@@ -55,6 +55,8 @@ pub(crate) struct Args {
     /// Look for the session in the repository at DIR.
     #[arg(long, value_name = "DIR")]
     repo: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) remote: crate::cli::HostArg,
 }
 
 #[derive(Serialize)]

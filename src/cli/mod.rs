@@ -27,6 +27,7 @@ mod events;
 mod gc;
 mod guide;
 mod host;
+mod hosts;
 mod inbox;
 mod interrupt;
 mod logs;
@@ -64,6 +65,7 @@ Quick start (no API key needed, uses the built-in mock agent):
   reins run mock --worktree --detach    an agent in its own git worktree and branch
   reins dispatch --message 'fix it' --done 'cmd:make test'   to an available agent, checked
   reins chain run feature.toml          steps of dispatches, parallel batches, gates, resume
+  reins status --host gpu               the same commands on another machine, over ssh
 
 Learn more:
   reins guide                           a tour for people
@@ -71,7 +73,8 @@ Learn more:
   reins recipes                         tested workflows, ready to copy
   reins COMMAND --help                  every command has examples and its exit codes
 
-Exit codes: 0 ok, 1 operational failure, 2 usage error, 124 timeout.
+Exit codes: 0 ok, 1 operational failure, 2 usage error, 3 --host could not reach
+the host, 124 timeout.
 State lives in $REINS_STATE_DIR (default ~/.local/state/reins).
 NO_COLOR=1 turns colour off; progress spinners appear only on a terminal.";
 
@@ -104,6 +107,7 @@ enum Command {
     Logs(logs::Args),
     Events(events::Args),
     Gc(gc::Args),
+    Hosts(hosts::Args),
     Report(report::Args),
     Notify(notify::Args),
     Doctor(doctor::Args),
@@ -183,6 +187,24 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if let Err(err) = crate::remote::check_client_version() {
+        return report(err);
+    }
+    if let Some((host, tty)) = cli.command.remote() {
+        if crate::compat::is_harnex() && matches!(cli.command, Command::Run(_) | Command::Send(_)) {
+            // harnex's `--host` is where its TCP API listens; reins has none.
+            return report(compat::unsupported(
+                "--host",
+                "as harnex, --host is the address of a TCP API, which reins sessions do not have",
+                "drop it (sessions are found by --id); `reins --host NAME` runs a command on \
+                 another machine over ssh",
+            ));
+        }
+        return finish(match &cli.command {
+            Command::Wait(args) if args.resumable() => forward_wait(host, args.timeout()),
+            _ => forward(host, tty),
+        });
+    }
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Send(args) => send::run(args),
@@ -202,6 +224,7 @@ pub fn main() -> ExitCode {
         Command::Logs(args) => logs::run(args),
         Command::Events(args) => events::run(args),
         Command::Gc(args) => gc::run(args),
+        Command::Hosts(args) => hosts::run(args),
         Command::Report(args) => report::run(args),
         Command::Notify(args) => notify::run(args),
         Command::Doctor(args) => doctor::run(args),
@@ -219,6 +242,74 @@ pub fn main() -> ExitCode {
         Command::Host(args) => host::run(args),
     };
     finish(result)
+}
+
+/// `--host NAME` of the client commands that can run on another machine.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct HostArg {
+    /// Run this on another machine: a [hosts.NAME] of config.toml or an ssh
+    /// destination (the reins there does the work; see `reins hosts`).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) host: Option<String>,
+}
+
+impl Command {
+    /// The host a command is sent to, and what it needs of the terminal.
+    fn remote(&self) -> Option<(&str, crate::remote::Tty)> {
+        use crate::remote::Tty;
+        let (arg, tty) = match self {
+            Command::Run(a) => {
+                (&a.remote, if a.in_terminal() { Tty::Terminal } else { Tty::Stdin })
+            }
+            Command::Send(a) => (&a.remote, Tty::Stdin),
+            Command::Attach(a) => (&a.remote, Tty::Terminal),
+            Command::Wait(a) => (&a.remote, Tty::None),
+            Command::Status(a) => (&a.remote, Tty::None),
+            Command::Pane(a) => (&a.remote, Tty::None),
+            Command::Approve(a) => (&a.remote, Tty::None),
+            Command::Interrupt(a) => (&a.remote, Tty::None),
+            Command::Stop(a) => (&a.remote, Tty::None),
+            Command::Inbox(a) => (&a.remote, Tty::None),
+            Command::Logs(a) => (&a.remote, Tty::None),
+            Command::Events(a) => (&a.remote, Tty::None),
+            Command::Gc(a) => (&a.remote, Tty::None),
+            _ => return None,
+        };
+        arg.host.as_deref().map(|h| (h, tty))
+    }
+}
+
+/// Runs this command line, less `--host NAME`, with the `reins` on `host`.
+fn forward(host: &str, tty: crate::remote::Tty) -> CliResult {
+    let state = crate::store::paths::StateRoot::from_env()?;
+    let ssh = crate::remote::Ssh::new(crate::remote::Target::resolve(host)?, &state)?;
+    ssh.run_reins(&without_host(std::env::args_os().skip(1)), tty)
+}
+
+/// `wait --host`: resumed across dropped connections.
+fn forward_wait(host: &str, timeout: Option<std::time::Duration>) -> CliResult {
+    let state = crate::store::paths::StateRoot::from_env()?;
+    let ssh = crate::remote::Ssh::new(crate::remote::Target::resolve(host)?, &state)?;
+    crate::remote::wait::wait(&ssh, without_host(std::env::args_os().skip(1)), timeout)
+}
+
+/// The arguments without `--host NAME` / `--host=NAME` (before any `--`).
+fn without_host(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut args = args.peekable();
+    let mut options = true;
+    while let Some(arg) = args.next() {
+        if options && arg == "--" {
+            options = false;
+        } else if options && arg == "--host" {
+            args.next();
+            continue;
+        } else if options && arg.to_str().is_some_and(|a| a.starts_with("--host=")) {
+            continue;
+        }
+        out.push(arg);
+    }
+    out
 }
 
 /// `reins-host`: what `reins __host` does.
@@ -261,6 +352,7 @@ fn print_error_json(err: &CliError) {
     let kind = match err.code {
         code::USAGE => "usage",
         code::TIMEOUT => "timeout",
+        code::UNREACHABLE => "unreachable",
         code::INTERNAL => "internal",
         _ => "failure",
     };

@@ -148,14 +148,15 @@ pub(crate) struct Args {
     watch_options: crate::cli::watch::WatchArgs,
     #[command(flatten)]
     worktree: crate::cli::worktree::RunArgs,
-    /// harnex's `--host` and `--port` (its TCP API): refused with a hint.
-    #[arg(long, value_name = "HOST", hide = true)]
-    host: Option<String>,
+    /// harnex's `--port` (its TCP API): refused with a hint (`--host` is
+    /// an ssh host here).
     #[arg(long, value_name = "PORT", hide = true)]
     port: Option<String>,
     /// Arguments for the agent.
     #[arg(last = true, value_name = "AGENT ARGS")]
     agent_args: Vec<String>,
+    #[command(flatten)]
+    pub(crate) remote: crate::cli::HostArg,
 }
 
 fn parse_size(s: &str) -> Result<Size, String> {
@@ -176,12 +177,9 @@ fn parse_size(s: &str) -> Result<Size, String> {
 impl Args {
     /// The session to start, from the flags (the agent, mode and options).
     fn start(mut self) -> Result<(Start, bool), CliError> {
-        if let Some(flag) = [("--host", &self.host), ("--port", &self.port)]
-            .iter()
-            .find_map(|(flag, value)| value.as_ref().map(|_| flag))
-        {
+        if self.port.is_some() {
             return Err(crate::cli::compat::unsupported(
-                flag,
+                "--port",
                 "reins sessions listen on a private Unix socket, not on TCP",
                 "drop it: every command finds the session by its --id",
             ));
@@ -255,6 +253,13 @@ impl Args {
             buddy_of: None,
         };
         Ok((start, self.watch))
+    }
+}
+
+impl Args {
+    /// Whether it runs in this terminal (neither `--detach` nor `--tmux`).
+    pub(crate) fn in_terminal(&self) -> bool {
+        !self.detach && self.tmux.is_none()
     }
 }
 

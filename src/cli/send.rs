@@ -91,14 +91,14 @@ pub(crate) struct Args {
     /// harnex's `--verbose`: say what happens on standard error.
     #[arg(long, hide = true)]
     verbose: bool,
-    /// harnex's direct mode (`--port`, `--token`, `--host`): refused with a
-    /// hint, reins sessions have no TCP endpoint.
+    /// harnex's direct mode (`--port`, `--token`): refused with a hint,
+    /// reins sessions have no TCP endpoint (`--host` is an ssh host).
     #[arg(long, value_name = "PORT", hide = true)]
     port: Option<String>,
     #[arg(long, value_name = "TOKEN", hide = true)]
     token: Option<String>,
-    #[arg(long, value_name = "HOST", hide = true)]
-    host: Option<String>,
+    #[command(flatten)]
+    pub(crate) remote: crate::cli::HostArg,
 }
 
 #[derive(Debug, Serialize)]
@@ -121,7 +121,7 @@ struct Outcome {
 
 pub(crate) fn run(args: Args) -> CliResult {
     let started = Instant::now();
-    if let Some(flag) = [("--port", &args.port), ("--token", &args.token), ("--host", &args.host)]
+    if let Some(flag) = [("--port", &args.port), ("--token", &args.token)]
         .iter()
         .find_map(|(flag, value)| value.as_ref().map(|_| flag))
     {

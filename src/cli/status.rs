@@ -29,7 +29,7 @@ use crate::worktree::Standing;
 /// B)`. In `--json`, `buddy_of` and `buddies` link them.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  reins status\n  reins ls --all\n  reins status --id demo --json\n  reins status --json | jq -r '.[] | select(.state == \"ready\") | .id'\n\nExit codes: 0 listed (an empty list too), 1 --id names no session, 2 bad input."
+    after_help = "Examples:\n  reins status\n  reins ls --all\n  reins status --id demo --json\n  reins status --json | jq -r '.[] | select(.state == \"ready\") | .id'\n  reins status --hosts all                every machine: this one and each [hosts.NAME]\n  reins status --hosts gpu,ci --json\n\nExit codes: 0 listed (an empty list too), 1 --id names no session (with --hosts: a host failed), 2 bad input, 3 a host could not be reached (its row says so; the others are listed)."
 )]
 pub(crate) struct Args {
     /// Show only this session (it may have exited).
@@ -44,10 +44,20 @@ pub(crate) struct Args {
     /// One JSON array instead of a table.
     #[arg(long)]
     json: bool,
+    /// Sessions of several machines in one list, with a HOST column
+    /// (`host_name` in JSON): `all` (this machine and every [hosts.NAME])
+    /// or names, `local` for this machine (every repository's sessions).
+    #[arg(long, value_name = "all|NAME,...", conflicts_with_all = ["host", "repo"])]
+    hosts: Option<String>,
+    #[command(flatten)]
+    pub(crate) remote: crate::cli::HostArg,
 }
 
 pub(crate) fn run(args: Args) -> CliResult {
     let state = StateRoot::from_env()?;
+    if let Some(hosts) = &args.hosts {
+        return fleet(&args, &state, hosts);
+    }
     let which = match &args.id {
         Some(id) => Which::Id { id, repo: args.repo.as_deref() },
         None => Which::Running { all: args.all, repo: args.repo.as_deref() },
@@ -65,6 +75,178 @@ pub(crate) fn run(args: Args) -> CliResult {
         );
     }
     Ok(code::OK)
+}
+
+/// `--hosts`: every host's sessions (each asked at once), merged; a host
+/// that fails is a row of its own that says why, and hides no other.
+fn fleet(args: &Args, state: &StateRoot, hosts: &str) -> CliResult {
+    let names: Vec<String> = if hosts == "all" {
+        std::iter::once("local".to_string()).chain(crate::config::hosts()?.into_keys()).collect()
+    } else {
+        hosts.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_string).collect()
+    };
+    if names.is_empty() {
+        return Err(crate::error::CliError::usage("--hosts names no host")
+            .hint("use --hosts all, or names separated by commas (local is this machine)"));
+    }
+    let mut remote_args: Vec<std::ffi::OsString> = vec!["status".into(), "--json".into()];
+    match &args.id {
+        Some(id) => remote_args.extend(["--id".into(), id.into()]),
+        None => remote_args.push("--all".into()),
+    }
+    let conns = names
+        .iter()
+        .filter(|n| *n != "local")
+        .map(|n| crate::remote::Ssh::new(crate::remote::Target::resolve(n)?, state))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut per_host: Vec<(String, Result<Vec<serde_json::Value>, crate::error::CliError>)> =
+        std::thread::scope(|s| {
+            let handles: Vec<_> = conns
+                .iter()
+                .map(|c| s.spawn(|| (c.target.name.clone(), remote_rows(c, &remote_args))))
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("a host's status panicked")).collect()
+        });
+    if names.iter().any(|n| n == "local") {
+        let which = match &args.id {
+            Some(id) => Which::Id { id, repo: None },
+            None => Which::Running { all: true, repo: None },
+        };
+        let local = status::list(state, which).map(|l| {
+            l.sessions.iter().map(|s| serde_json::to_value(s).unwrap_or_default()).collect()
+        });
+        per_host.insert(0, ("local".to_string(), local));
+    }
+    let mut rows = Vec::new();
+    let (mut unreachable, mut failed) = (false, false);
+    for (host, result) in per_host {
+        match result {
+            Ok(sessions) => {
+                for mut row in sessions {
+                    row["host_name"] = host.clone().into();
+                    rows.push(row);
+                }
+            }
+            Err(err) => {
+                let lost = err.code == code::UNREACHABLE;
+                unreachable |= lost;
+                failed |= !lost;
+                eprintln!("reins: {}", err.message);
+                if let Some(hint) = &err.hint {
+                    eprintln!("hint: {hint}");
+                }
+                rows.push(serde_json::json!({
+                    "host_name": host,
+                    "id": null,
+                    "state": if lost { "unreachable" } else { "error" },
+                    "error": err.message,
+                    "hint": err.hint,
+                }));
+            }
+        }
+    }
+    if args.json {
+        crate::cli::print_json(&rows)?;
+    } else {
+        print_fleet_table(&rows)?;
+    }
+    Ok(if unreachable {
+        code::UNREACHABLE
+    } else if failed {
+        code::FAILURE
+    } else {
+        code::OK
+    })
+}
+
+/// One host's `status --json` rows, or why there are none.
+fn remote_rows(
+    ssh: &crate::remote::Ssh,
+    args: &[std::ffi::OsString],
+) -> Result<Vec<serde_json::Value>, crate::error::CliError> {
+    let out = ssh.reins_output(args)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value: serde_json::Value = serde_json::from_str(text.trim()).map_err(|_| {
+        crate::error::CliError::failure(format!(
+            "host {}: {}",
+            ssh.target.name,
+            String::from_utf8_lossy(&out.stderr).trim().trim_start_matches("reins: ")
+        ))
+    })?;
+    match value {
+        serde_json::Value::Array(rows) => Ok(rows),
+        err => {
+            let mut e = crate::error::CliError::failure(format!(
+                "host {}: {}",
+                ssh.target.name,
+                err["error"].as_str().unwrap_or("status failed")
+            ));
+            e.hint = err["hint"].as_str().map(str::to_string);
+            Err(e)
+        }
+    }
+}
+
+fn print_fleet_table(rows: &[serde_json::Value]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if rows.is_empty() {
+        writeln!(out, "No sessions on these hosts.")?;
+        return Ok(());
+    }
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let secs = |v: &serde_json::Value| v.as_f64().map_or("-".into(), time::compact);
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let state = match r["kind"].as_str() {
+                Some(kind) => format!("{}{{{kind}}}", text(&r["state"])),
+                None => text(&r["state"]),
+            };
+            let last = match r["error"].as_str() {
+                Some(err) => err.to_string(),
+                None => truncate(r["description"].as_str().unwrap_or(""), 30),
+            };
+            vec![
+                text(&r["host_name"]),
+                text(&r["id"]),
+                text(&r["agent"]),
+                state,
+                text(&r["turn"]),
+                secs(&r["idle_s"]),
+                secs(&r["age_s"]),
+                r["cwd"].as_str().map_or("-".into(), |c| short_path(Path::new(c), None, 28)),
+                last,
+            ]
+        })
+        .collect();
+    let header = ["HOST", "ID", "AGENT", "STATE", "TURN", "IDLE", "AGE", "CWD", "DESC"];
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for cells in &table {
+        for (w, cell) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[&str]| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    writeln!(out, "{}", line(&header))?;
+    for cells in &table {
+        let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
+        writeln!(out, "{}", line(&refs))?;
+    }
+    Ok(())
 }
 
 /// The table's rows in order, each with its ID cell: a buddy goes right

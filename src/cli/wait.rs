@@ -87,6 +87,28 @@ pub(crate) struct Args {
     /// Look for the session in the repository at DIR.
     #[arg(long, value_name = "DIR")]
     repo: Option<PathBuf>,
+    /// Internal (`wait --host`): first print a line with the arguments
+    /// that resume this very wait.
+    #[arg(long, hide = true)]
+    announce: bool,
+    /// Internal (`wait --host`): wait on this run only.
+    #[arg(long, hide = true, value_name = "RUN")]
+    resume_run: Option<String>,
+    #[command(flatten)]
+    pub(crate) remote: crate::cli::HostArg,
+}
+
+impl Args {
+    /// One session named by its id (not a pattern): a wait `--host` can
+    /// resume after a dropped connection.
+    pub(crate) fn resumable(&self) -> bool {
+        self.id.len() == 1 && !self.id[0].contains('*')
+    }
+
+    /// `--timeout`, if given.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -119,7 +141,7 @@ pub(crate) fn run(args: Args) -> CliResult {
     };
     let state = StateRoot::from_env()?;
     let views = targets(&state, &args.id, args.repo.as_deref())?;
-    if views.len() > 1 && turn != Turn::Current {
+    if views.len() > 1 && (turn != Turn::Current || args.resume_run.is_some()) {
         return Err(CliError::usage("--message and --turn name a turn of one session")
             .hint("wait for each session's turn with a `reins wait` of its own"));
     }
@@ -170,7 +192,13 @@ fn targets(
 /// One session: one JSON object, the exit code of its outcome.
 fn one(args: &Args, view: &SessionView, turn: Turn, started: Instant) -> CliResult {
     let id = &view.paths.id;
-    let wait = Wait::new(view, args.until.clone(), turn)?;
+    let wait = match &args.resume_run {
+        Some(run) => Wait::on_run(view, args.until.clone(), turn, run)?,
+        None => Wait::new(view, args.until.clone(), turn)?,
+    };
+    if args.announce {
+        crate::cli::print_json(&serde_json::json!({ "resume": wait.resume_args() }))?;
+    }
     let spinner = Spinner::start(format!("waiting for {id}: {}", wait.describe()));
     spinner.detail(wait.state().map(|s| s.to_string()).unwrap_or_default());
     let waited = crate::cli::runtime().block_on(wait.until(args.timeout, |state| {

@@ -139,6 +139,10 @@ pub(crate) struct Wait<'a> {
     run: String,
     model: Model,
     offset: u64,
+    /// The run waited on is the host's current one.
+    live: bool,
+    /// The turn was decided here (`Turn::Current`), not named.
+    decided: bool,
 }
 
 impl<'a> Wait<'a> {
@@ -147,6 +151,27 @@ impl<'a> Wait<'a> {
         view: &'a SessionView,
         until: Until,
         turn: Turn,
+    ) -> Result<Wait<'a>, CliError> {
+        Self::build(view, until, turn, None)
+    }
+
+    /// The same wait on run `run` only: a wait that resumes (`wait
+    /// --host` after its connection dropped) stays on the run it began
+    /// on, and ends `exited` when that run has ended meanwhile.
+    pub(crate) fn on_run(
+        view: &'a SessionView,
+        until: Until,
+        turn: Turn,
+        run: &str,
+    ) -> Result<Wait<'a>, CliError> {
+        Self::build(view, until, turn, Some(run))
+    }
+
+    fn build(
+        view: &'a SessionView,
+        until: Until,
+        turn: Turn,
+        pinned: Option<&str>,
     ) -> Result<Wait<'a>, CliError> {
         let (until, turn) = match (turn, until) {
             (Turn::Current, Until::TurnComplete(n)) => (Until::TaskComplete, Turn::Number(n)),
@@ -165,25 +190,46 @@ impl<'a> Wait<'a> {
                 return Err(CliError::usage("--message and --turn go with --until task_complete"));
             }
         };
+        let decided = turn == Turn::Current;
         let (history, offset) = events::read_all_with_offset(&view.paths.events())?;
-        let run = match (&view.liveness, &view.record) {
-            (Liveness::Live, Some(record)) => record.run.clone(),
-            _ => last_run(&history).ok_or_else(|| {
+        let current = match (&view.liveness, &view.record) {
+            (Liveness::Live, Some(record)) => Some(record.run.clone()),
+            _ => None,
+        };
+        let run = match (pinned, &current) {
+            (Some(run), _) => run.to_string(),
+            (None, Some(run)) => run.clone(),
+            (None, None) => last_run(&history).ok_or_else(|| {
                 CliError::failure(format!("session {} has never started", view.paths.id))
             })?,
         };
+        let live = current.as_deref() == Some(run.as_str());
         let mut model = Model::default();
         for event in history.iter().filter(|e| e.header.run == run) {
             model.apply(event);
         }
-        if model.state.is_none() && view.liveness == Liveness::Live {
+        if model.state.is_none() && live {
             model.state = view.record.as_ref().map(|r| r.state.state);
         }
         let target = match &until {
             Until::TaskComplete => Some(task_target(&turn, view, &model)?),
             _ => None,
         };
-        Ok(Wait { view, until, target, run, model, offset })
+        Ok(Wait { view, until, target, run, model, offset, live, decided })
+    }
+
+    /// The arguments of `reins wait` that wait for the very same thing
+    /// later: its run, and the turn it decided on (never a later one).
+    pub(crate) fn resume_args(&self) -> Vec<String> {
+        let mut out = vec!["--resume-run".to_string(), self.run.clone()];
+        if self.decided {
+            match &self.target {
+                Some(Target::Turn(n)) => out.extend(["--turn".to_string(), n.to_string()]),
+                Some(Target::Message(id)) => out.extend(["--message".to_string(), id.clone()]),
+                None => {}
+            }
+        }
+        out
     }
 
     /// The condition, in words (`task_complete (message 3f2a…)`).
@@ -210,12 +256,13 @@ impl<'a> Wait<'a> {
         let run = self.run.clone();
         let model = &mut self.model;
         let offset = self.offset;
+        let live = self.live;
         let wait = async {
             let mut verdict = judge(&until, target.as_ref(), model);
             if !matches!(verdict, Verdict::Pending) {
                 return Ok(verdict);
             }
-            if view.liveness != Liveness::Live {
+            if !live {
                 return Ok(ended(model));
             }
             let mut stream = EventStream::open(&view.paths, offset);

@@ -46,6 +46,21 @@ pub(crate) struct Availability {
 
 /// doctor's check of the agent's program.
 pub(crate) fn program_check(agent: &AgentSpec, timeout: Duration) -> Check {
+    if let Some(host) = &agent.host {
+        // Its program and credentials are on that machine: the session
+        // start there checks them (`reins hosts` lists what it has).
+        return Check {
+            name: agent.name.clone(),
+            status: Status::Ok,
+            path: None,
+            version: None,
+            tested: None,
+            transport: None,
+            detail: format!("runs on host {host} (checked there when it starts)"),
+            hint: None,
+            required: false,
+        };
+    }
     if agent.base == "generic" {
         let program = agent.args.first().map_or("", String::as_str);
         let (status, detail) = match probe::on_path(program) {
@@ -196,7 +211,10 @@ pub(crate) fn assess(
     let cooldown = store.cooldown(&agent.name, task)?;
     let last_probe = store.last_probe(&agent.name)?;
     let load = load_of(state, agent);
-    let auth = adapter::find(&agent.base).ok().flatten().and_then(|p| p.auth).map(|a| a.find());
+    let auth = match agent.host {
+        Some(_) => None,
+        None => adapter::find(&agent.base).ok().flatten().and_then(|p| p.auth).map(|a| a.find()),
+    };
     let reason = if check.status != Status::Ok {
         Some(format!("its program does not work: {}", check.detail))
     } else if let Some(Err(missing)) = &auth {

@@ -464,6 +464,7 @@ fn fuzz_chain_files() {
         max_concurrent: None,
         cooldown: DEFAULT_COOLDOWN,
         source: Source::Config,
+        host: None,
     };
     let agents = Agents {
         list: vec![agent("w"), agent("mock"), agent("reviewer")],

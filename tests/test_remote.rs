@@ -1,0 +1,330 @@
+//! `--host` and `reins hosts`: sessions on other machines over OpenSSH,
+//! against two private sshd servers on loopback (tests/support/sshd.rs),
+//! each with its own home and reins state, driven from one client.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::TestEnv;
+use crate::support::sshd::Sshd;
+
+/// A client whose config.toml names the servers (and, with `reins`, the
+/// binary under test as the reins there), plus `extra` tables.
+fn client(sshd: &Sshd, reins: bool, extra: &str) -> TestEnv {
+    let env = TestEnv::new();
+    env.write_config(&format!("{}{extra}", sshd.config_toml(reins)));
+    env
+}
+
+/// A host that refuses connections: a loopback port nothing listens on.
+fn unreachable_table() -> String {
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap().local_addr().unwrap().port();
+    format!(
+        "[hosts.gone]\ndestination = \"127.0.0.1\"\nssh_options = [\"-p\", \"{port}\", \"-o\", \
+         \"UserKnownHostsFile=/dev/null\", \"-F\", \"/dev/null\"]\n"
+    )
+}
+
+#[test]
+fn hosts_lists_reachability_version_and_agents_of_each() {
+    let Some(sshd) = Sshd::start(&["a", "b"]) else { return };
+    let env = client(&sshd, true, &unreachable_table());
+    let run = env.reins(&["hosts", "--json"]).code(3);
+    let rows: Vec<Value> = serde_json::from_str(run.stdout.trim()).unwrap();
+    let row = |name: &str| rows.iter().find(|r| r["host_name"] == name).unwrap().clone();
+    for name in ["a", "b"] {
+        let r = row(name);
+        assert_eq!(r["reachable"], true, "{r}");
+        assert_eq!(r["ok"], true, "{r}");
+        assert_eq!(r["version"], env!("CARGO_PKG_VERSION"), "{r}");
+        assert!(r["agents"].as_array().unwrap().iter().any(|a| a == "mock"), "{r}");
+    }
+    // The host that is down does not hide the others, and says why.
+    let gone = row("gone");
+    assert_eq!(gone["reachable"], false, "{gone}");
+    let error = gone["error"].as_str().unwrap();
+    assert!(error.contains("cannot reach host \"gone\"") && error.contains("refused"), "{error}");
+    assert!(gone["hint"].as_str().unwrap().contains("BatchMode=yes"), "{gone}");
+    // The table, and the reasons on stderr.
+    let run = env.reins(&["hosts"]).code(3);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines[0].starts_with("HOST"), "{}", run.stdout);
+    assert!(lines.iter().any(|l| l.starts_with("a ") && l.contains(" ok ")), "{}", run.stdout);
+    assert!(lines.iter().any(|l| l.starts_with("gone") && l.contains("unreachable")));
+    assert!(run.stderr.contains("cannot reach host \"gone\""), "{}", run.stderr);
+    // Only the hosts asked about.
+    let rows = env.reins(&["hosts", "a", "b", "--json"]).ok().json();
+    assert_eq!(rows.as_array().unwrap().len(), 2, "{rows}");
+}
+
+#[test]
+fn hosts_install_copies_reins_to_a_host_without_one() {
+    let Some(sshd) = Sshd::start(&["a"]) else { return };
+    let env = client(&sshd, false, "");
+    let run = env.reins(&["hosts", "a", "--json"]).code(1);
+    let row = &run.json()[0];
+    assert_eq!(row["reachable"], true, "{row}");
+    assert!(row["error"].as_str().unwrap().contains("not installed"), "{row}");
+    assert!(row["hint"].as_str().unwrap().contains("reins hosts install a"), "{row}");
+    let done = env.reins(&["hosts", "install", "a", "--json"]).ok().json();
+    assert_eq!(done["status"], "installed", "{done}");
+    let home = sshd.host("a").env.path().join("home");
+    let installed = home.join(".local/bin/reins");
+    assert_eq!(done["path"], installed.display().to_string(), "{done}");
+    assert_eq!(
+        std::fs::read(&installed).unwrap(),
+        std::fs::read(crate::common::reins_bin()).unwrap(),
+        "the copy is this binary, byte for byte"
+    );
+    // Found there on the next command, without any configured path.
+    env.reins(&["hosts", "a"]).ok();
+    let done = env.reins(&["hosts", "install", "a", "--json"]).ok().json();
+    assert_eq!(done["status"], "already_installed", "{done}");
+    let started = env.reins(&["run", "mock", "--id", "w1", "--detach", "--host", "a"]).ok().json();
+    assert_eq!(started["id"], "w1");
+    assert!(sshd.host("a").session_dir("w1").join("events.jsonl").is_file());
+}
+
+#[test]
+fn a_remote_reins_of_another_version_is_a_clear_error_with_the_fix() {
+    let Some(sshd) = Sshd::start(&["a"]) else { return };
+    let env = TestEnv::new();
+    let old = sshd.host("a").env.path().join("old-reins");
+    std::fs::write(&old, "#!/bin/sh\necho 'reins 0.0.1'\n").unwrap();
+    std::process::Command::new("chmod").arg("755").arg(&old).status().unwrap();
+    env.write_config(&format!(
+        "{}\nreins = \"{}\"\n",
+        sshd.config_toml(false).trim_end(),
+        old.display()
+    ));
+    let run = env.reins(&["hosts"]).code(1);
+    assert!(run.stdout.contains("other version"), "{}", run.stdout);
+    assert!(run.stderr.contains("host \"a\" has reins 0.0.1"), "{}", run.stderr);
+    assert!(run.stderr.contains("reins hosts install a --force"), "{}", run.stderr);
+    let run = env.reins(&["hosts", "install", "a"]).code(1);
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+    // A reins that a client of another version calls refuses, saying why.
+    let mut cmd = env.command(&["status"]);
+    cmd.env("REINS_CLIENT_VERSION", "0.0.1");
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("client that called it over ssh is 0.0.1"), "{stderr}");
+}
+
+#[test]
+fn sessions_on_two_hosts_from_one_client() {
+    let Some(sshd) = Sshd::start(&["a", "b"]) else { return };
+    let env = client(&sshd, true, "");
+    let (a, b) = (sshd.host("a"), sshd.host("b"));
+    assert_ne!((&a.addr, a.port), (&b.addr, b.port), "two servers");
+    for host in ["a", "b"] {
+        let up = env.reins(&["run", "mock", "--id", "w1", "--detach", "--host", host]).ok().json();
+        assert_eq!(up["ok"], true, "{up}");
+    }
+    // Each session is on its own machine, none on the client.
+    for host in ["a", "b"] {
+        assert!(sshd.host(host).session_dir("w1").join("events.jsonl").is_file());
+    }
+    assert!(!env.state_dir().join("sessions").exists() || !env.listed("w1"));
+    let text = "on a: it's $(echo no) `x` \"y\" *".to_string();
+    let sent = env.reins(&["send", "--id", "w1", &text, "--host", "a"]).ok().json();
+    assert_eq!(sent["status"], "delivered", "{sent}");
+    let sent = env.reins(&["send", "--id", "w1", "on b", "--host=b"]).ok().json();
+    assert_eq!(sent["status"], "delivered", "{sent}");
+    // The words arrived as typed.
+    assert_eq!(sshd.host("a").env.first_message("w1")["text"], text.as_str());
+    assert_eq!(sshd.host("b").env.first_message("w1")["text"], "on b");
+    for host in ["a", "b"] {
+        let waited = env
+            .reins(&["wait", "--id", "w1", "--until", "task_complete", "--host", host])
+            .ok()
+            .json();
+        assert_eq!(waited["status"], "reached", "{waited}");
+        let rows = env.reins(&["status", "--json", "--host", host]).ok().json();
+        assert_eq!(rows[0]["id"], "w1", "{rows}");
+        assert_eq!(rows[0]["turn"], 1, "{rows}");
+        let pane = env.reins(&["pane", "--id", "w1", "--host", host]).ok();
+        assert!(pane.stdout.contains("Type a task"), "{}", pane.stdout);
+        let events = env.reins(&["events", "--id", "w1", "--snapshot", "--host", host]).ok();
+        assert!(events.stdout.contains("\"task_complete\""), "{}", events.stdout);
+    }
+    // The other client commands, each answered by the reins there.
+    let inbox = env.reins(&["inbox", "--id", "w1", "--json", "--host", "a"]).ok().json();
+    assert_eq!(inbox["messages"], serde_json::json!([]), "{inbox}");
+    let logs = env.reins(&["logs", "--id", "w1", "--host", "b"]).ok();
+    assert!(logs.stdout.contains("mock-agent"), "{}", logs.stdout);
+    let gc = env.reins(&["gc", "--dry-run", "--json", "--host", "a"]).ok().json();
+    assert_eq!(gc["dry_run"], true, "{gc}");
+    let run = env.reins(&["interrupt", "--id", "w1", "--host", "b"]).code(1);
+    assert!(run.stderr.contains("no turn is running"), "{}", run.stderr);
+    let run = env.reins(&["approve", "--id", "w1", "--host", "a"]).code(1);
+    assert!(run.stderr.contains("no approval request is pending"), "{}", run.stderr);
+    let stopped = env.reins(&["stop", "--id", "w1", "--host", "a"]).ok().json();
+    assert_eq!(stopped["status"], "stopped", "{stopped}");
+    // b's session is untouched by a's stop.
+    let rows = env.reins(&["status", "--json", "--host", "b"]).ok().json();
+    assert_eq!(rows[0]["state"], "ready", "{rows}");
+    // The shared connections live in a private directory.
+    let ssh_dir = env.path().join("run/reins/ssh");
+    assert_eq!(crate::common::mode(&ssh_dir) & 0o777, 0o700);
+    assert_eq!(std::fs::read_dir(&ssh_dir).unwrap().count(), 2, "one socket per host");
+}
+
+#[test]
+fn ssh_failure_is_distinct_from_the_remote_commands_exit_code() {
+    let Some(sshd) = Sshd::start(&["a"]) else { return };
+    let env = client(&sshd, true, &unreachable_table());
+    // The remote command's own failure passes through as it is.
+    let run = env.reins(&["status", "--id", "nope", "--json", "--host", "a"]).code(1);
+    let err = run.json();
+    assert_eq!(err["ok"], false, "{err}");
+    assert_eq!(err["exit_code"], 1, "{err}");
+    assert!(run.stderr.contains("nope"), "{}", run.stderr);
+    // ssh's failure is its own exit code and kind.
+    let run = env.reins(&["status", "--json", "--host", "gone"]).code(3);
+    let err = run.json();
+    assert_eq!(err["kind"], "unreachable", "{err}");
+    assert!(err["error"].as_str().unwrap().contains("cannot reach host \"gone\""), "{err}");
+    assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+    // A destination that would be an ssh option is refused before ssh runs.
+    let run = env.reins(&["status", "--host=-oProxyCommand=x"]).code(2);
+    assert!(run.stderr.contains("not a host name"), "{}", run.stderr);
+}
+
+#[test]
+fn status_across_hosts_merges_rows_and_an_unreachable_host_hides_none() {
+    let Some(sshd) = Sshd::start(&["a", "b"]) else { return };
+    let env = client(&sshd, true, &unreachable_table());
+    env.reins(&["run", "mock", "--id", "wa", "--detach", "--host", "a"]).ok();
+    env.reins(&["run", "mock", "--id", "wb", "--detach", "--host", "b"]).ok();
+    env.start("here", &[]);
+    let run = env.reins(&["status", "--hosts", "all", "--json"]).code(3);
+    let rows: Vec<Value> = serde_json::from_str(run.stdout.trim()).unwrap();
+    let on =
+        |host: &str| -> Vec<&Value> { rows.iter().filter(|r| r["host_name"] == host).collect() };
+    assert_eq!(on("a").len(), 1, "{rows:?}");
+    assert_eq!(on("a")[0]["id"], "wa");
+    assert_eq!(on("b")[0]["id"], "wb");
+    assert_eq!(on("local")[0]["id"], "here");
+    let gone = on("gone");
+    assert_eq!(gone.len(), 1, "{rows:?}");
+    assert_eq!(gone[0]["state"], "unreachable");
+    assert!(gone[0]["error"].as_str().unwrap().contains("cannot reach host \"gone\""));
+    assert!(run.stderr.contains("cannot reach host \"gone\""), "{}", run.stderr);
+    // The table has a HOST column; a named subset asks only those.
+    let run = env.reins(&["status", "--hosts", "a,b"]).ok();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines[0].starts_with("HOST  ID"), "{}", run.stdout);
+    assert!(lines.iter().any(|l| l.starts_with("a ") && l.contains("wa")), "{}", run.stdout);
+    assert!(lines.iter().any(|l| l.starts_with("b ") && l.contains("wb")), "{}", run.stdout);
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+}
+
+#[test]
+fn wait_host_survives_a_dropped_connection_and_never_settles_on_a_later_turn() {
+    let Some(mut sshd) = Sshd::start(&["a"]) else { return };
+    let env = client(&sshd, true, "");
+    env.reins(&["run", "mock", "--id", "w1", "--detach", "--host", "a"]).ok();
+    let sent = env.reins(&["send", "--id", "w1", "first [[wait:2]]", "--host", "a"]).ok().json();
+    assert_eq!(sent["turn"], 1, "{sent}");
+    let waiting = env.spawn(&["wait", "--id", "w1", "--until", "task_complete", "--host", "a"]);
+    // The remote wait is running (it has said how to resume it).
+    crate::common::eventually(Duration::from_secs(10), "the remote wait to start", || {
+        std::process::Command::new("pgrep")
+            .args(["-f", "wait --id w1 --until task_complete --announce"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    // The machine drops off the network; meanwhile turn 1 completes and
+    // a turn 2 starts there.
+    sshd.host_mut("a").pause();
+    let host = sshd.host("a");
+    host.env.wait_event("w1", Duration::from_secs(20), |e| {
+        e["type"] == "task_complete" && e["turn"] == 1
+    });
+    let sent = host.env.reins(&["send", "--id", "w1", "second [[wait:30]]"]).ok().json();
+    assert_eq!(sent["turn"], 2, "{sent}");
+    let mut waiting = waiting;
+    assert!(waiting.try_wait().unwrap().is_none(), "the wait returned while the host was away");
+    sshd.host_mut("a").resume();
+    let (code, out, err) = finish(waiting, Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(err.contains("lost the connection to host \"a\""), "{err}");
+    assert_eq!(out.lines().count(), 1, "one outcome: {out}");
+    let outcome: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(outcome["status"], "reached", "{outcome}");
+    assert_eq!(outcome["turn"], 1, "turn 1's completion, not turn 2's: {outcome}");
+    assert_eq!(outcome["event"]["type"], "task_complete", "{outcome}");
+    assert_eq!(outcome["event"]["turn"], 1, "{outcome}");
+    assert!(!out.contains("\"resume\""), "the resume line is the client's: {out}");
+}
+
+/// Waits for `child`; its exit code, stdout and stderr.
+fn finish(child: std::process::Child, timeout: Duration) -> (Option<i32>, String, String) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx.recv_timeout(timeout).expect("the command did not finish").unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn dispatch_runs_agents_on_other_hosts_and_keeps_the_outcome_store_here() {
+    let Some(sshd) = Sshd::start(&["a", "b"]) else { return };
+    let verdict = r#"done [[reply:{\"accept\": true, \"feedback\": \"fine\"}]]"#;
+    let env = client(
+        &sshd,
+        true,
+        &format!(
+            "[agents.far]\nagent = \"mock\"\nhost = \"a\"\nargs = [\"--work\", \"0.1\"]\n\n\
+             [agents.judge]\nagent = \"mock\"\nhost = \"b\"\nargs = [\"--work\", \"0.1\", \
+             \"--reply\", \"{verdict}\"]\n"
+        ),
+    );
+    let out = env
+        .reins(&[
+            "dispatch",
+            "--agent",
+            "far",
+            "--verifier",
+            "judge",
+            "--message",
+            "x",
+            "--id",
+            "r1",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out["agent"], "far", "{out}");
+    assert_eq!(out["ok"], true, "{out}");
+    // The worker ran on a, the verifier on b, nothing on this machine.
+    let sessions = |state: std::path::PathBuf| -> Vec<String> {
+        let mut ids = Vec::new();
+        for scope in std::fs::read_dir(state.join("sessions")).into_iter().flatten().flatten() {
+            for s in std::fs::read_dir(scope.path()).unwrap().flatten() {
+                ids.push(s.file_name().to_string_lossy().into_owned());
+            }
+        }
+        ids
+    };
+    assert_eq!(sessions(sshd.host("a").env.state_dir()).len(), 1, "the worker on a");
+    assert_eq!(sessions(sshd.host("b").env.state_dir()).len(), 1, "the verifier on b");
+    assert!(sessions(env.state_dir()).is_empty(), "{:?}", sessions(env.state_dir()));
+    // Each stopped when its part was done.
+    for h in ["a", "b"] {
+        let rows = sshd.host(h).env.reins(&["status", "--all", "--json"]).ok().json();
+        assert_eq!(rows.as_array().unwrap().len(), 0, "{h}: {rows}");
+    }
+    // The outcome store is this machine's.
+    let attempts = env.dispatch_history("r1");
+    assert_eq!(attempts[0]["agent"], "far", "{attempts:?}");
+    assert!(env.state_dir().join("reins.db").is_file());
+    for h in ["a", "b"] {
+        assert!(!sshd.host(h).env.state_dir().join("reins.db").exists(), "{h} has a store");
+    }
+}
