@@ -189,13 +189,13 @@ fn main() {
     let lines = one_wait_lines.join().unwrap();
     let mut one_wrong = SESSIONS.abs_diff(lines.len());
     for (line, at) in &lines {
-        let i: usize = line["id"].as_str().unwrap()[1..].parse().unwrap();
+        let i = (0..SESSIONS).find(|i| line["id"] == id(*i).as_str()).unwrap();
         let good = line["turn"] == round
             && line["event"]["message_id"] == one_sent[i].json["message_id"]
             && line["status"] == "reached";
         if !good {
             one_wrong += 1;
-            eprintln!("one wait for all: {line}");
+            eprintln!("one wait for all: {line}\n  its send said: {}", one_sent[i].json);
         }
         one_reactions.push(common::since(common::event_time(&line["event"]), *at));
     }
