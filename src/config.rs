@@ -11,6 +11,14 @@
 //! model_args = ["-m", "{model}"]  # how to pass the model (default: per profile)
 //! ```
 //!
+//! ```toml
+//! [endpoints.local]          # an OpenAI-compatible model server
+//! url = "http://127.0.0.1:11434/v1"
+//! models = ["qwen2.5-coder:7b", "phi4-mini"]  # fallback order
+//! timeout = "30s"            # one tiny request (default 30s)
+//! api_key_env = "LOCAL_KEY"  # the variable with its key, if it needs one
+//! ```
+//!
 //! Every adapter profile that launches a program is also an agent of its
 //! own name (a *built-in*), unless the file configures that name. The file
 //! is optional; a broken one is an error with its path and line, never
@@ -23,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapter;
 use crate::dispatch::routing::{RouteTable, Routed, Rule};
+use crate::endpoint::Endpoint;
 use crate::error::CliError;
 
 /// How long an agent rests after a dispatch failed a task over from it.
@@ -41,11 +50,24 @@ struct AgentTable {
     model_args: Option<Vec<String>>,
 }
 
+/// One `[endpoints.NAME]` table as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointTable {
+    url: String,
+    models: Vec<String>,
+    timeout: Option<String>,
+    api_key_env: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     #[serde(default)]
     agents: toml::Table,
+    /// `[endpoints.NAME]`: model servers (see `endpoint`).
+    #[serde(default)]
+    endpoints: toml::Table,
     fleet: Option<Fleet>,
     /// `[policy]`: what agents may do to sessions.
     policy: Option<Policy>,
@@ -103,6 +125,13 @@ pub(crate) fn agent_control() -> Result<crate::trust::AgentControl, CliError> {
 pub(crate) fn notify() -> Result<Option<crate::notify::Notify>, CliError> {
     let hint = "see `reins notify --help` for the [notify] table";
     Ok(read_file(hint)?.and_then(|(_, _, f)| f.notify))
+}
+
+/// The `[endpoints.NAME]` of the config file (none without a file).
+pub(crate) fn endpoints() -> Result<Vec<Endpoint>, CliError> {
+    let hint = "see `reins doctor --help` for the [endpoints.NAME] table";
+    let Some((path, text, _)) = read_file(hint)? else { return Ok(Vec::new()) };
+    parse_endpoints(&text, &path)
 }
 
 /// `[fleet] retire_after` of the config file, if set.
@@ -198,6 +227,8 @@ pub(crate) struct Agents {
     pub(crate) path: Option<PathBuf>,
     /// Its `[[route]]` rules, in file order.
     pub(crate) rules: Vec<Rule>,
+    /// Its `[endpoints.NAME]`, in file order.
+    pub(crate) endpoints: Vec<Endpoint>,
 }
 
 impl Agents {
@@ -257,7 +288,11 @@ impl Agents {
                 })?);
             }
         }
-        Ok(Agents { list, path: text.and(path), rules })
+        let endpoints = match (&text, &path) {
+            (Some(text), Some(path)) => parse_endpoints(text, path)?,
+            _ => Vec::new(),
+        };
+        Ok(Agents { list, path: text.and(path), rules, endpoints })
     }
 
     /// `pool` reordered for a task by the routing rules, the rules' choices
@@ -392,6 +427,72 @@ pub(crate) fn parse(
     Ok((out, file.route))
 }
 
+/// The `[endpoints.NAME]` tables of the file, in file order.
+pub(crate) fn parse_endpoints(text: &str, path: &Path) -> Result<Vec<Endpoint>, CliError> {
+    let hint = "an endpoint is [endpoints.NAME] with url = \"http://HOST:PORT/v1\" and \
+                models = [\"MODEL\", ...]; `reins doctor --help` shows one";
+    let bad = |line: Option<usize>, what: String| {
+        let at = match line {
+            Some(line) => format!("{}:{line}", path.display()),
+            None => path.display().to_string(),
+        };
+        CliError::usage(format!("{at}: {what}")).hint(hint)
+    };
+    let file: File = toml::from_str(text).map_err(|err| {
+        let line = err.span().map(|s| line_of(text, s.start));
+        bad(line, err.message().trim().to_string())
+    })?;
+    let position = |name: &str| -> Option<usize> {
+        let header = format!("[endpoints.{name}]");
+        let quoted = format!("[endpoints.\"{name}\"]");
+        text.find(&header).or_else(|| text.find(&quoted))
+    };
+    let mut named: Vec<(usize, String, toml::Value)> = file
+        .endpoints
+        .into_iter()
+        .map(|(name, value)| (position(&name).unwrap_or(usize::MAX), name, value))
+        .collect();
+    named.sort_by_key(|(at, name, _)| (*at, name.clone()));
+    let mut out = Vec::new();
+    for (at, name, value) in named {
+        let line = (at != usize::MAX).then(|| line_of(text, at));
+        if crate::ids::validate(&name).is_err() {
+            return Err(bad(line, format!("endpoint name {name:?}: use letters, digits, . _ -")));
+        }
+        let table: EndpointTable = value.try_into().map_err(|err: toml::de::Error| {
+            bad(line, format!("[endpoints.{name}]: {}", err.message().trim()))
+        })?;
+        let base = crate::endpoint::client::BaseUrl::parse(&table.url)
+            .map_err(|err| bad(line, format!("[endpoints.{name}]: url: {err}")))?;
+        if table.models.is_empty() || table.models.iter().any(|m| m.trim().is_empty()) {
+            return Err(bad(line, format!("[endpoints.{name}]: models needs at least one name")));
+        }
+        let timeout = match &table.timeout {
+            Some(text) => crate::time::parse_duration(text)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    bad(
+                        line,
+                        format!(
+                            "[endpoints.{name}]: timeout: {text:?} is not a duration above zero"
+                        ),
+                    )
+                })?,
+            None => crate::endpoint::DEFAULT_TIMEOUT,
+        };
+        out.push(Endpoint {
+            name,
+            url: table.url,
+            base,
+            models: table.models,
+            timeout,
+            api_key_env: table.api_key_env,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,6 +522,35 @@ cooldown = "30s"
         assert_eq!(list[1].cooldown, Duration::from_secs(30));
         assert_eq!(list[1].max_concurrent, Some(2));
         assert!(list[1].agent_args(None).is_empty());
+    }
+
+    #[test]
+    fn endpoints_in_file_order_with_errors_at_their_line() {
+        let text = "[endpoints.b]\nurl = \"http://127.0.0.1:9\"\nmodels = [\"m1\", \"m2\"]\n\n\
+                    [endpoints.a]\nurl = \"http://h:1/v1\"\nmodels = [\"x\"]\ntimeout = \"5s\"\n";
+        let list = parse_endpoints(text, Path::new("c.toml")).unwrap();
+        assert_eq!(list[0].name, "b");
+        assert_eq!(list[0].models, ["m1", "m2"]);
+        assert_eq!(list[0].base.prefix, "/v1");
+        assert_eq!(list[1].timeout, Duration::from_secs(5));
+        let err = parse_endpoints(
+            "[endpoints.x]\nurl = \"https://h\"\nmodels = [\"m\"]\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(err.message.starts_with("c.toml:1: [endpoints.x]: url: only http://"), "{err}");
+        let err = parse_endpoints(
+            "\n[endpoints.x]\nurl = \"http://h\"\nmodels = []\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(err.message.starts_with("c.toml:2:"), "{err}");
+        let err = parse_endpoints(
+            "[endpoints.x]\nurl = \"http://h\"\nmodel = \"m\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("unknown field `model`"), "{err}");
     }
 
     #[test]

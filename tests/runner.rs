@@ -19,6 +19,7 @@ mod test_dead_hosts;
 mod test_dispatch;
 mod test_docs;
 mod test_doctor;
+mod test_endpoints;
 mod test_events;
 mod test_examples;
 mod test_foreground;

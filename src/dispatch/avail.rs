@@ -62,6 +62,7 @@ pub(crate) fn program_check(agent: &AgentSpec, timeout: Duration) -> Check {
             detail,
             hint: None,
             required: false,
+            endpoint: None,
         };
     }
     match adapter::find(&agent.base) {
@@ -83,6 +84,7 @@ pub(crate) fn program_check(agent: &AgentSpec, timeout: Duration) -> Check {
             },
             hint: Some("`reins adapters list` shows the profiles".into()),
             required: false,
+            endpoint: None,
         },
     }
 }

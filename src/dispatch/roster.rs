@@ -33,6 +33,33 @@ pub(crate) struct Report {
     /// The config file the agents come from, if there is one.
     pub(crate) config: Option<String>,
     pub(crate) agents: Vec<Row>,
+    /// The model endpoints of config.toml (`reins agents` fills them in).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) endpoints: Vec<EndpointRow>,
+}
+
+/// One `[endpoints.NAME]`: whether it answers, which models it serves, and
+/// which model its probes found answering.
+#[derive(Debug, Serialize)]
+pub(crate) struct EndpointRow {
+    pub(crate) name: String,
+    pub(crate) url: String,
+    /// The configured models, first choice first.
+    pub(crate) models: Vec<String>,
+    pub(crate) reach: crate::endpoint::check::Reach,
+    /// The model the latest probe found answering (none: no probe yet, or
+    /// none answered).
+    pub(crate) chosen: Option<String>,
+    /// Whether that model (else the first it serves) is loaded now, asked
+    /// as an attempt on it asks (within 200 ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) warm: Option<crate::endpoint::check::Warm>,
+    /// The latest probe as stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) last_probe: Option<Probe>,
+    /// The probe run just now, model by model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) probe: Option<crate::endpoint::check::EndpointProbe>,
 }
 
 /// The report for `chosen` (agents of `agents`), given their program
@@ -65,6 +92,7 @@ pub(crate) fn report(
         ok: !probe_failed,
         config: agents.path.as_ref().map(|p| p.display().to_string()),
         agents: rows,
+        endpoints: Vec::new(),
     })
 }
 

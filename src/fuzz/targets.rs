@@ -466,6 +466,7 @@ fn fuzz_chain_files() {
         list: vec![agent("w"), agent("mock"), agent("reviewer")],
         path: None,
         rules: Vec::new(),
+        endpoints: Vec::new(),
     };
     // brief_file is read relative to the chain file: an empty directory.
     let dir = tempfile::tempdir().unwrap();
