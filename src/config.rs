@@ -9,6 +9,7 @@
 //! max_concurrent = 2         # live sessions at most (default: no cap)
 //! cooldown = "10m"           # rest after it failed a task over (default 10m)
 //! model_args = ["-m", "{model}"]  # how to pass the model (default: per profile)
+//! endpoint = "local"         # run on a model endpoint (see below)
 //! ```
 //!
 //! ```toml
@@ -48,6 +49,7 @@ struct AgentTable {
     max_concurrent: Option<u32>,
     cooldown: Option<String>,
     model_args: Option<Vec<String>>,
+    endpoint: Option<String>,
 }
 
 /// One `[endpoints.NAME]` table as written.
@@ -174,6 +176,56 @@ pub(crate) struct AgentSpec {
     #[serde(serialize_with = "secs")]
     pub(crate) cooldown: Duration,
     pub(crate) source: Source,
+    /// `model_args` was written in the file (an endpoint's does not replace it).
+    #[serde(skip)]
+    pub(crate) model_args_set: bool,
+    /// The model endpoint it runs on (`endpoint = "NAME"`): a local tier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) endpoint: Option<Box<OnEndpoint>>,
+}
+
+/// How an agent runs on a model endpoint: its profile's `[endpoint]` with
+/// the endpoint's URL filled in (`{model}` is filled in at launch, the key
+/// is read at launch and never kept).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct OnEndpoint {
+    /// The endpoint's name.
+    pub(crate) name: String,
+    pub(crate) url: String,
+    #[serde(skip)]
+    pub(crate) endpoint: Endpoint,
+    /// No model was configured: the endpoint's first, or the one its last
+    /// probe found answering.
+    #[serde(skip)]
+    pub(crate) default_model: bool,
+    #[serde(skip)]
+    args: Vec<String>,
+    #[serde(skip)]
+    env: Vec<(String, String)>,
+}
+
+impl OnEndpoint {
+    fn new(endpoint: &Endpoint, launch: &crate::adapter::EndpointLaunch) -> OnEndpoint {
+        let key_env = endpoint.api_key_env.clone().unwrap_or_default();
+        let fill = |text: &str| {
+            text.replace("{base_url}", &endpoint.base.shown())
+                .replace("{endpoint}", &endpoint.name)
+                .replace("{api_key_env}", &key_env)
+        };
+        let mut args: Vec<String> = launch.args.iter().map(|a| fill(a)).collect();
+        if endpoint.api_key_env.is_some() {
+            args.extend(launch.key_args.iter().map(|a| fill(a)));
+        }
+        let env = launch.env.iter().map(|(k, v)| (k.clone(), fill(v))).collect();
+        OnEndpoint {
+            name: endpoint.name.clone(),
+            url: endpoint.base.shown(),
+            endpoint: endpoint.clone(),
+            default_model: false,
+            args,
+            env,
+        }
+    }
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -185,11 +237,29 @@ impl AgentSpec {
     /// `model`, else the configured model) and the configured args.
     pub(crate) fn agent_args(&self, model: Option<&str>) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(model) = model.or(self.model.as_deref()) {
+        let model = model.or(self.model.as_deref());
+        if let Some(on) = &self.endpoint {
+            let model = model.unwrap_or_default();
+            out.extend(on.args.iter().map(|a| a.replace("{model}", model)));
+        }
+        if let Some(model) = model {
             out.extend(self.model_args.iter().map(|a| a.replace("{model}", model)));
         }
         out.extend(self.args.iter().cloned());
         out
+    }
+
+    /// Environment the agent needs beyond the caller's: its endpoint's,
+    /// with the model and the key (read now, from the endpoint's
+    /// `api_key_env`; `none` without one) filled in.
+    pub(crate) fn launch_env(&self, model: Option<&str>) -> Vec<(String, String)> {
+        let Some(on) = &self.endpoint else { return Vec::new() };
+        let model = model.or(self.model.as_deref()).unwrap_or_default();
+        let key = on.endpoint.api_key().unwrap_or_else(|| "none".into());
+        on.env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.replace("{model}", model).replace("{api_key}", &key)))
+            .collect()
     }
 
     /// `reins run`'s AGENT and the arguments after `--`. A generic agent
@@ -267,6 +337,8 @@ impl Agents {
                     max_concurrent: None,
                     cooldown: DEFAULT_COOLDOWN,
                     source: Source::Builtin,
+                    model_args_set: false,
+                    endpoint: None,
                 });
             }
         }
@@ -292,6 +364,9 @@ impl Agents {
             (Some(text), Some(path)) => parse_endpoints(text, path)?,
             _ => Vec::new(),
         };
+        if let (Some(text), Some(path)) = (&text, &path) {
+            bind_endpoints(&mut list, &endpoints, text, path)?;
+        }
         Ok(Agents { list, path: text.and(path), rules, endpoints })
     }
 
@@ -422,9 +497,77 @@ pub(crate) fn parse(
             max_concurrent: table.max_concurrent,
             cooldown,
             source: Source::Config,
+            model_args_set: table.model_args.is_some(),
+            // Bound once the endpoints are read (`bind_endpoints`); the
+            // name is kept here until then.
+            endpoint: table.endpoint.map(|name| {
+                Box::new(OnEndpoint {
+                    name,
+                    url: String::new(),
+                    endpoint: Endpoint::placeholder(),
+                    default_model: false,
+                    args: Vec::new(),
+                    env: Vec::new(),
+                })
+            }),
         });
     }
     Ok((out, file.route))
+}
+
+/// Points each agent with `endpoint = "NAME"` at that endpoint through its
+/// profile's `[endpoint]`; its model defaults to the endpoint's first.
+fn bind_endpoints(
+    list: &mut [AgentSpec],
+    endpoints: &[Endpoint],
+    text: &str,
+    path: &Path,
+) -> Result<(), CliError> {
+    for agent in list.iter_mut() {
+        let Some(wanted) = agent.endpoint.as_ref().map(|on| on.name.clone()) else { continue };
+        let header = format!("[agents.{}]", agent.name);
+        let at = text.find(&header).map_or_else(
+            || path.display().to_string(),
+            |at| format!("{}:{}", path.display(), line_of(text, at)),
+        );
+        let Some(endpoint) = endpoints.iter().find(|e| e.name == wanted) else {
+            let known: Vec<&str> = endpoints.iter().map(|e| e.name.as_str()).collect();
+            return Err(CliError::usage(format!(
+                "{at}: [agents.{}]: no [endpoints.{wanted}] in the file",
+                agent.name
+            ))
+            .hint(if known.is_empty() {
+                "add an [endpoints.NAME] table (see `reins doctor --help`)".to_string()
+            } else {
+                format!("endpoints in the file: {}", known.join(", "))
+            }));
+        };
+        let launch = crate::adapter::find(&agent.base).ok().flatten().and_then(|p| p.endpoint);
+        let Some(launch) = launch else {
+            let able: Vec<String> = adapter::list()?
+                .into_iter()
+                .filter(|p| p.endpoint.is_some())
+                .map(|p| p.name)
+                .collect();
+            return Err(CliError::usage(format!(
+                "{at}: [agents.{}]: agent {:?} cannot run on a model endpoint",
+                agent.name, agent.base
+            ))
+            .hint(format!("agents that can: {}", able.join(", "))));
+        };
+        if let Some(model_args) = &launch.model_args
+            && !agent.model_args_set
+        {
+            agent.model_args = model_args.clone();
+        }
+        let mut on = OnEndpoint::new(endpoint, &launch);
+        if agent.model.is_none() {
+            agent.model = endpoint.models.first().cloned();
+            on.default_model = true;
+        }
+        agent.endpoint = Some(Box::new(on));
+    }
+    Ok(())
 }
 
 /// The `[endpoints.NAME]` tables of the file, in file order.

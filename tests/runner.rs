@@ -28,6 +28,7 @@ mod test_guides;
 mod test_help;
 mod test_hostile_bytes;
 mod test_inbox;
+mod test_local_tiers;
 mod test_logs;
 mod test_max_log;
 mod test_mcp;

@@ -191,3 +191,37 @@ fn a_broken_endpoint_table_is_a_usage_error_with_its_line() {
     env.write_config("");
     env.reins(&["doctor", "endpoints"]).code(2);
 }
+
+#[test]
+fn an_agent_on_an_endpoint_uses_the_model_its_probe_chose_and_bad_bindings_are_refused() {
+    let env = TestEnv::new();
+    let server = local_server(&["qwen-coder"]);
+    let mut config =
+        endpoint_config("local", &server.base_url(), &["deepseek-coder", "qwen-coder"]);
+    config.push_str("\n[agents.local-qwen]\nagent = \"codex\"\nendpoint = \"local\"\n");
+    env.write_config(&config);
+    let before = env.reins(&["agents", "local-qwen", "--json"]).ok().json();
+    let row = &before["agents"][0];
+    assert_eq!(
+        (&row["endpoint"]["name"], &row["model"]),
+        (&"local".into(), &"deepseek-coder".into()),
+        "{row}"
+    );
+    env.reins(&["agents", "local", "--probe", "--json"]).ok();
+    let after = env.reins(&["agents", "local-qwen", "--json"]).ok().json();
+    assert_eq!(after["agents"][0]["model"], "qwen-coder", "{after}");
+
+    // An agent whose profile cannot be pointed at an endpoint, and an
+    // endpoint that is not in the file.
+    let mut config = endpoint_config("local", &server.base_url(), &["qwen-coder"]);
+    config.push_str("\n[agents.local-claude]\nagent = \"claude\"\nendpoint = \"local\"\n");
+    env.write_config(&config);
+    let out = env.reins(&["agents", "--json"]).code(2);
+    assert!(out.stdout.contains("cannot run on a model endpoint"), "{}", out.stdout);
+    assert!(out.stdout.contains("codex"), "the hint names those that can: {}", out.stdout);
+    let mut config = endpoint_config("local", &server.base_url(), &["qwen-coder"]);
+    config.push_str("\n[agents.x]\nagent = \"codex\"\nendpoint = \"remote\"\n");
+    env.write_config(&config);
+    let out = env.reins(&["agents"]).code(2);
+    assert!(out.stderr.contains("no [endpoints.remote] in the file"), "{}", out.stderr);
+}

@@ -50,6 +50,10 @@ config.toml:
   url = \"http://127.0.0.1:11434/v1\"
   models = [\"qwen2.5-coder:7b\", \"phi4-mini\"]  # first choice first
 
+  [agents.local-qwen]            # a local tier: a real coding agent on it
+  agent = \"codex\"                # codex, opencode or qwen (profiles with [endpoint])
+  endpoint = \"local\"             # model: as set, else what its probe chose
+
   [[route]]                      # dispatch without --agent/--prefer/--ladder:
   when = [\"(?i)flaky|test\", \"label:tests\"]  # regexes on the task, label:NAME
   prefer = [\"strong\", \"cheap\"]  # these first, then the rest of the pool

@@ -198,9 +198,20 @@ pub(crate) fn assess(
     let cooldown = store.cooldown(&agent.name, task)?;
     let last_probe = store.last_probe(&agent.name)?;
     let load = load_of(state, agent);
-    let auth = adapter::find(&agent.base).ok().flatten().and_then(|p| p.auth).map(|a| a.find());
+    // An agent on a model endpoint needs no credentials of its own; what
+    // it needs is an endpoint whose last probe did not fail.
+    let auth = match &agent.endpoint {
+        Some(_) => None,
+        None => adapter::find(&agent.base).ok().flatten().and_then(|p| p.auth).map(|a| a.find()),
+    };
+    let endpoint_probe = match &agent.endpoint {
+        Some(on) => store.last_probe(&on.endpoint.probe_key())?,
+        None => None,
+    };
     let reason = if check.status != Status::Ok {
         Some(format!("its program does not work: {}", check.detail))
+    } else if let Some(p) = endpoint_probe.as_ref().filter(|p| !p.ok) {
+        Some(format!("its endpoint's last probe failed: {}", p.detail))
     } else if let Some(Err(missing)) = &auth {
         Some(missing.clone())
     } else if let Some(c) = &cooldown {

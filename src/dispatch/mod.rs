@@ -594,6 +594,13 @@ impl Engine {
     ) -> Attempt {
         let n = self.attempts.len() as u32 + self.plan.first_attempt.max(1);
         let session = session_id(&self.plan.id, n);
+        // On a model endpoint with no model configured: the model its last
+        // probe found answering, if that is one of its models.
+        let model = model.or_else(|| {
+            let on = agent.endpoint.as_ref().filter(|on| on.default_model)?;
+            let probe = self.store.last_probe(&on.endpoint.probe_key()).ok()??;
+            probe.model.filter(|m| probe.ok && on.endpoint.models.contains(m))
+        });
         let mut a = Attempt {
             dispatch: self.plan.id.clone(),
             n,
@@ -608,6 +615,11 @@ impl Engine {
             checks: json!([]),
             ..Attempt::default()
         };
+        a.tier = Some(if agent.endpoint.is_some() { "local" } else { "cloud" }.into());
+        if let (Some(on), Some(model)) = (&agent.endpoint, a.model.as_deref()) {
+            let warm = crate::endpoint::check::warm(&on.endpoint, model).await;
+            a.warm_start = Some(warm.warm);
+        }
         let row = match self.store.start_attempt(&a) {
             Ok(row) => Some(row),
             Err(err) => {
@@ -625,7 +637,13 @@ impl Engine {
             rung,
         });
         let shown_model = a.model.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
-        self.say(&format!("attempt {n}: {}{shown_model} as session {session}", agent.name));
+        let on = match (&agent.endpoint, a.warm_start) {
+            (Some(on), Some(warm)) => {
+                format!(" on endpoint {} ({})", on.name, if warm { "warm" } else { "cold" })
+            }
+            _ => String::new(),
+        };
+        self.say(&format!("attempt {n}: {}{shown_model}{on} as session {session}", agent.name));
 
         let brief = self.brief(note);
         let launch = Launch {
@@ -641,6 +659,8 @@ impl Engine {
                 "rung": rung,
                 "role": "worker",
                 "task_hash": self.task_hash,
+                "endpoint": agent.endpoint.as_ref().map(|on| &on.name),
+                "warm_start": a.warm_start,
             }),
             description: format!("dispatch {} attempt {n}", self.plan.id),
             size: crate::store::registry::Size { cols: 160, rows: 50 },

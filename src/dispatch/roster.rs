@@ -20,6 +20,9 @@ pub(crate) struct Row {
     pub(crate) model: Option<String>,
     pub(crate) args: Vec<String>,
     pub(crate) cooldown_s: f64,
+    /// The model endpoint it runs on (a local tier).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) endpoint: Option<Box<crate::config::OnEndpoint>>,
     pub(crate) availability: Availability,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) probe: Option<Probe>,
@@ -76,11 +79,21 @@ pub(crate) fn report(
     for ((agent, check), probe) in chosen.iter().zip(checks).zip(probes) {
         let availability = avail::assess(agent, check, store, state, None)
             .map_err(|e| CliError::failure(e.to_string()))?;
+        // On an endpoint with no model configured: the one its last probe chose.
+        let chosen = match agent.endpoint.as_ref().filter(|on| on.default_model) {
+            Some(on) => store
+                .last_probe(&on.endpoint.probe_key())
+                .map_err(|e| CliError::failure(e.to_string()))?
+                .filter(|p| p.ok)
+                .and_then(|p| p.model),
+            None => None,
+        };
         rows.push(Row {
             name: agent.name.clone(),
             agent: agent.base.clone(),
             source: agent.source,
-            model: agent.model.clone(),
+            model: chosen.or_else(|| agent.model.clone()),
+            endpoint: agent.endpoint.clone(),
             args: agent.args.clone(),
             cooldown_s: agent.cooldown.as_secs_f64(),
             availability,

@@ -79,6 +79,7 @@ impl Reins {
         let (program, rest) = launch.agent.run_argv(launch.model);
         let mut start = Start::new(program);
         start.agent_args = rest;
+        start.env = launch.agent.launch_env(launch.model);
         start.id = Some(launch.id.to_string());
         start.cwd = Some(self.cwd.clone());
         start.size = launch.size;

@@ -38,6 +38,18 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 }
 
 impl Endpoint {
+    /// A stand-in while a config file is read (never asked anything).
+    pub(crate) fn placeholder() -> Endpoint {
+        Endpoint {
+            name: String::new(),
+            url: String::new(),
+            base: client::BaseUrl { authority: String::new(), prefix: String::new() },
+            models: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            api_key_env: None,
+        }
+    }
+
     /// The API key from its variable, if one is set.
     pub(crate) fn api_key(&self) -> Option<String> {
         let var = self.api_key_env.as_deref()?;

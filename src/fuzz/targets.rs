@@ -461,6 +461,8 @@ fn fuzz_chain_files() {
         max_concurrent: None,
         cooldown: DEFAULT_COOLDOWN,
         source: Source::Config,
+        model_args_set: false,
+        endpoint: None,
     };
     let agents = Agents {
         list: vec![agent("w"), agent("mock"), agent("reviewer")],

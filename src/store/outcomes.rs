@@ -73,6 +73,11 @@ const MIGRATIONS: &[&str] = &[
         SELECT agent, '', until_unix, reason, set_at FROM cooldowns;
     DROP TABLE cooldowns;
     ALTER TABLE cooldowns_v2 RENAME TO cooldowns;",
+    // 3: which tier an attempt ran on (`local`: an agent on a model
+    // endpoint, `cloud`: the others) and whether its model was loaded
+    // (warm) when it started; NULL for attempts before this version.
+    "ALTER TABLE attempts ADD COLUMN tier TEXT;
+    ALTER TABLE attempts ADD COLUMN warm_start INTEGER;",
 ];
 
 /// An error of the store, with the database's path.
@@ -115,6 +120,14 @@ pub(crate) struct Attempt {
     pub(crate) verifier: Option<String>,
     /// The done checks and what they found.
     pub(crate) checks: serde_json::Value,
+    /// `local` (an agent on a model endpoint) or `cloud`; none in rows from
+    /// before schema 3.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tier: Option<String>,
+    /// On a model endpoint: whether the model was loaded when the attempt
+    /// started (asked within 200 ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) warm_start: Option<bool>,
     /// The agent itself failed (did not start, crashed, reported a
     /// failure), as opposed to the task not getting done. Not stored.
     #[serde(skip)]
@@ -240,8 +253,8 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO attempts (dispatch, n, task_hash, labels, agent, model, rung, session,
-                    started_at, result, checks)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    started_at, result, checks, tier, warm_start)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     a.dispatch,
                     a.n,
@@ -254,6 +267,8 @@ impl Store {
                     a.started_at,
                     a.result,
                     a.checks.to_string(),
+                    a.tier,
+                    a.warm_start,
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -294,7 +309,8 @@ impl Store {
             .conn
             .prepare(
                 "SELECT dispatch, n, task_hash, labels, agent, model, rung, session, started_at,
-                    ended_at, duration_s, tokens, result, reason, verdict, feedback, checks, verifier
+                    ended_at, duration_s, tokens, result, reason, verdict, feedback, checks, verifier,
+                    tier, warm_start
                  FROM (SELECT * FROM attempts WHERE (?1 IS NULL OR dispatch = ?1)
                        ORDER BY id DESC LIMIT ?2)
                  ORDER BY id",
@@ -323,6 +339,8 @@ impl Store {
                     feedback: r.get(15)?,
                     checks: serde_json::from_str(&checks).unwrap_or_default(),
                     verifier: r.get(17)?,
+                    tier: r.get(18)?,
+                    warm_start: r.get(19)?,
                     agent_fault: false,
                 })
             })
@@ -482,10 +500,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("reins.db");
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), 3);
         drop(store);
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2, "reopening does not migrate again");
+        assert_eq!(store.schema_version().unwrap(), 3, "reopening does not migrate again");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
 
@@ -499,6 +517,8 @@ mod tests {
             started_at: "t".into(),
             result: "running".into(),
             checks: serde_json::json!([]),
+            tier: Some("local".into()),
+            warm_start: Some(false),
             ..Attempt::default()
         };
         let row = store.start_attempt(&a).unwrap();
@@ -507,6 +527,7 @@ mod tests {
         store.finish_attempt(row, &a).unwrap();
         let got = store.attempts(Some("d"), 10).unwrap();
         assert_eq!(got.len(), 1);
+        assert_eq!((got[0].tier.as_deref(), got[0].warm_start), (Some("local"), Some(false)));
         assert_eq!((got[0].result.as_str(), got[0].tokens), ("failed", Some(12)));
         assert_eq!(got[0].labels, ["l"]);
         assert_eq!(store.last_first_choice().unwrap().as_deref(), Some("cheap"));
@@ -541,9 +562,33 @@ mod tests {
         .unwrap();
         drop(conn);
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), 3);
         let c = store.cooldown("cheap", Some("any task")).unwrap().expect("kept");
         assert_eq!((c.task, c.reason.as_str()), (None, "r"));
+    }
+
+    #[test]
+    fn a_version_2_store_gains_tier_and_warm_start_and_keeps_its_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reins.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);
+             INSERT INTO schema_migrations VALUES (1, 'then'), (2, 'then');
+             INSERT INTO attempts (dispatch, n, task_hash, agent, session, started_at)
+                 VALUES ('old', 1, 'h', 'cheap', 'old', 't');",
+        )
+        .unwrap();
+        drop(conn);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 3);
+        let got = store.attempts(Some("old"), 10).unwrap();
+        assert_eq!(
+            (got[0].agent.as_str(), got[0].tier.as_deref(), got[0].warm_start),
+            ("cheap", None, None)
+        );
     }
 
     #[test]
