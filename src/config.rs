@@ -50,6 +50,19 @@ struct AgentTable {
     cooldown: Option<String>,
     model_args: Option<Vec<String>>,
     endpoint: Option<String>,
+    #[serde(default)]
+    self_certify: bool,
+}
+
+/// `[dispatch]`: what a dispatch does when the caller does not say.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DispatchTable {
+    /// Rungs `AGENT[:MODEL]` for a task no `[[route]]` rule routes.
+    #[serde(default)]
+    pub(crate) default_ladder: Vec<String>,
+    /// The verifier when the caller names none.
+    pub(crate) verifier: Option<String>,
 }
 
 /// One `[endpoints.NAME]` table as written.
@@ -78,6 +91,8 @@ struct File {
     /// `[[route]]`: routing rules (see `dispatch::routing`).
     #[serde(default)]
     route: Vec<RouteTable>,
+    /// `[dispatch]`: the default routing chain and verifier.
+    dispatch: Option<DispatchTable>,
 }
 
 /// `[fleet]`: how sessions are looked after.
@@ -176,6 +191,10 @@ pub(crate) struct AgentSpec {
     #[serde(serialize_with = "secs")]
     pub(crate) cooldown: Duration,
     pub(crate) source: Source,
+    /// Its answers are accepted on the done checks alone, without a
+    /// verifier (a strong last tier certifies itself).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) self_certify: bool,
     /// `model_args` was written in the file (an endpoint's does not replace it).
     #[serde(skip)]
     pub(crate) model_args_set: bool,
@@ -299,6 +318,8 @@ pub(crate) struct Agents {
     pub(crate) rules: Vec<Rule>,
     /// Its `[endpoints.NAME]`, in file order.
     pub(crate) endpoints: Vec<Endpoint>,
+    /// Its `[dispatch]` (checked: every agent it names is known).
+    pub(crate) dispatch: DispatchTable,
 }
 
 impl Agents {
@@ -337,6 +358,7 @@ impl Agents {
                     max_concurrent: None,
                     cooldown: DEFAULT_COOLDOWN,
                     source: Source::Builtin,
+                    self_certify: false,
                     model_args_set: false,
                     endpoint: None,
                 });
@@ -367,7 +389,11 @@ impl Agents {
         if let (Some(text), Some(path)) = (&text, &path) {
             bind_endpoints(&mut list, &endpoints, text, path)?;
         }
-        Ok(Agents { list, path: text.and(path), rules, endpoints })
+        let dispatch = match (&text, &path) {
+            (Some(text), Some(path)) => dispatch_table(text, path, &list)?,
+            _ => DispatchTable::default(),
+        };
+        Ok(Agents { list, path: text.and(path), rules, endpoints, dispatch })
     }
 
     /// `pool` reordered for a task by the routing rules, the rules' choices
@@ -497,6 +523,7 @@ pub(crate) fn parse(
             max_concurrent: table.max_concurrent,
             cooldown,
             source: Source::Config,
+            self_certify: table.self_certify,
             model_args_set: table.model_args.is_some(),
             // Bound once the endpoints are read (`bind_endpoints`); the
             // name is kept here until then.
@@ -513,6 +540,32 @@ pub(crate) fn parse(
         });
     }
     Ok((out, file.route))
+}
+
+/// `[dispatch]` of the file, its agents checked.
+fn dispatch_table(text: &str, path: &Path, list: &[AgentSpec]) -> Result<DispatchTable, CliError> {
+    let file: File =
+        toml::from_str(text).map_err(|err| CliError::usage(err.message().trim().to_string()))?;
+    let table = file.dispatch.unwrap_or_default();
+    let at = text.find("[dispatch]").map_or_else(
+        || path.display().to_string(),
+        |at| format!("{}:{}", path.display(), line_of(text, at)),
+    );
+    let known: Vec<&str> = list.iter().map(|a| a.name.as_str()).collect();
+    let bad = |what: String| {
+        CliError::usage(format!("{at}: [dispatch]: {what}"))
+            .hint(format!("known agents: {}", known.join(", ")))
+    };
+    for rung in &table.default_ladder {
+        let name = crate::dispatch::split_rung(rung).map_err(&bad)?.0;
+        if !known.contains(&name) {
+            return Err(bad(format!("default_ladder names {name:?}, which is no agent")));
+        }
+    }
+    if let Some(v) = table.verifier.as_deref().filter(|v| !known.contains(v)) {
+        return Err(bad(format!("verifier {v:?} is no agent")));
+    }
+    Ok(table)
 }
 
 /// Points each agent with `endpoint = "NAME"` at that endpoint through its

@@ -40,6 +40,7 @@ mod test_progress;
 mod test_rate_limit;
 mod test_real_agents;
 mod test_retire;
+mod test_routing_chains;
 mod test_run;
 mod test_scale;
 mod test_screens;

@@ -59,6 +59,18 @@ config.toml:
   prefer = [\"strong\", \"cheap\"]  # these first, then the rest of the pool
   weight = 2                     # score = weight x patterns matched (default 1)
 
+  [[route]]                      # or a routing chain: one attempt per rung
+  when = [\"label:feature\"]
+  ladder = [\"local-qwen\", \"strong\"]  # instead of prefer
+  verifier = \"reviewer\"          # unless dispatch names one
+
+  [dispatch]                     # when no rule routes the task
+  default_ladder = [\"local-qwen\", \"strong\"]
+  verifier = \"reviewer\"
+
+  [agents.strong]
+  self_certify = true            # accepted on its checks alone: no verifier call
+
 Examples:
   reins agents                  a table
   reins agents --json

@@ -18,7 +18,9 @@ use crate::store::paths::StateRoot;
 /// The agent: `--agent A` (only A), else the first available of `--prefer
 /// A,B`, else the configured agents ($XDG_CONFIG_HOME/reins/config.toml,
 /// `reins agents` lists them) in round-robin order, with those that the
-/// config's `[[route]]` rules pick for the task's text and labels first,
+/// config's `[[route]]` rules pick for the task's text and labels first
+/// (a rule with a `ladder` climbs that ladder with its `verifier`; with no
+/// rule matching, `[dispatch] default_ladder` is climbed if set),
 /// skipping agents whose program does not work, that cool down after
 /// failures, whose last probe failed, or that are at their
 /// max_concurrent. Each attempt is a detached session (ID, ID-b, ID-c, …)

@@ -74,8 +74,15 @@ impl Request {
             )));
         }
         let agents = Agents::load()?;
-        let route = route(&self, &agents, state)?;
-        let verifier = self.verifier.as_deref().map(|v| agents.get(v).cloned()).transpose()?;
+        let (route, chain_verifier) = route(&self, &agents, state)?;
+        // The caller's verifier, else the routing chain's, else [dispatch]'s.
+        let verifier = self
+            .verifier
+            .as_deref()
+            .or(chain_verifier.as_deref())
+            .or(agents.dispatch.verifier.as_deref())
+            .map(|v| agents.get(v).cloned())
+            .transpose()?;
         let cwd = match &self.cwd {
             Some(dir) if !dir.is_dir() => {
                 return Err(CliError::usage(format!("--cwd {}: not a directory", dir.display())));
@@ -114,7 +121,40 @@ impl Request {
     }
 }
 
-fn route(request: &Request, agents: &Agents, state: &StateRoot) -> Result<Route, CliError> {
+/// The route, and the verifier of the routing chain it came from (if any).
+fn route(
+    request: &Request,
+    agents: &Agents,
+    state: &StateRoot,
+) -> Result<(Route, Option<String>), CliError> {
+    let explicit =
+        request.agent.is_some() || !request.prefer.is_empty() || !request.ladder.is_empty();
+    if !explicit {
+        let file = agents.path.as_deref().map_or("config.toml".into(), |p| p.display().to_string());
+        let ladder = |rungs: &[String]| -> Result<Route, CliError> {
+            Ok(Route::Ladder(
+                rungs.iter().map(|r| Rung::parse(r, agents)).collect::<Result<_, _>>()?,
+            ))
+        };
+        if let Some((rule, why)) =
+            crate::dispatch::routing::chain(&agents.rules, &request.task, &request.labels)
+        {
+            eprintln!("reins dispatch: routed by {file}: {why}: ladder {}", rule.ladder.join(", "));
+            return Ok((ladder(&rule.ladder)?, rule.verifier.clone()));
+        }
+        let routed = agents.routed(&[], &request.task, &request.labels).is_some();
+        if !routed && !agents.dispatch.default_ladder.is_empty() {
+            eprintln!(
+                "reins dispatch: the default ladder of {file}: {}",
+                agents.dispatch.default_ladder.join(", ")
+            );
+            return Ok((ladder(&agents.dispatch.default_ladder)?, None));
+        }
+    }
+    Ok((route_flags(request, agents, state)?, None))
+}
+
+fn route_flags(request: &Request, agents: &Agents, state: &StateRoot) -> Result<Route, CliError> {
     let conflict =
         [request.agent.is_some(), !request.prefer.is_empty(), !request.ladder.is_empty()]
             .iter()

@@ -461,6 +461,7 @@ fn fuzz_chain_files() {
         max_concurrent: None,
         cooldown: DEFAULT_COOLDOWN,
         source: Source::Config,
+        self_certify: false,
         model_args_set: false,
         endpoint: None,
     };
@@ -469,6 +470,7 @@ fn fuzz_chain_files() {
         path: None,
         rules: Vec::new(),
         endpoints: Vec::new(),
+        dispatch: Default::default(),
     };
     // brief_file is read relative to the chain file: an empty directory.
     let dir = tempfile::tempdir().unwrap();
