@@ -93,6 +93,31 @@ struct File {
     route: Vec<RouteTable>,
     /// `[dispatch]`: the default routing chain and verifier.
     dispatch: Option<DispatchTable>,
+    /// `[advisor]`: the model the watcher asks for a second opinion.
+    advisor: Option<AdvisorTable>,
+}
+
+/// `[advisor]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdvisorTable {
+    /// An `[endpoints.NAME]` (its URL, and its models unless `models`).
+    endpoint: Option<String>,
+    /// Or a URL of its own.
+    url: Option<String>,
+    /// The models to ask, first choice first.
+    models: Option<Vec<String>>,
+    timeout: Option<String>,
+    instructions: Option<String>,
+}
+
+/// `[advisor]`, resolved: where it is and which models to ask.
+#[derive(Debug, Clone)]
+pub(crate) struct AdvisorConfig {
+    pub(crate) url: String,
+    pub(crate) models: Vec<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) instructions: Option<String>,
 }
 
 /// `[fleet]`: how sessions are looked after.
@@ -149,6 +174,41 @@ pub(crate) fn endpoints() -> Result<Vec<Endpoint>, CliError> {
     let hint = "see `reins doctor --help` for the [endpoints.NAME] table";
     let Some((path, text, _)) = read_file(hint)? else { return Ok(Vec::new()) };
     parse_endpoints(&text, &path)
+}
+
+/// `[advisor]` of the config file, if set.
+pub(crate) fn advisor() -> Result<Option<AdvisorConfig>, CliError> {
+    let hint = "[advisor] takes endpoint = \"NAME\" (an [endpoints.NAME]) or url = \"http://...\", \
+                models = [...] and timeout = \"10s\"";
+    let Some((path, text, file)) = read_file(hint)? else { return Ok(None) };
+    let Some(table) = file.advisor else { return Ok(None) };
+    let at = text.find("[advisor]").map_or_else(
+        || path.display().to_string(),
+        |at| format!("{}:{}", path.display(), line_of(&text, at)),
+    );
+    let bad = |what: String| CliError::usage(format!("{at}: [advisor]: {what}")).hint(hint);
+    let (url, endpoint_models) = match (&table.endpoint, &table.url) {
+        (Some(name), None) => {
+            let endpoints = parse_endpoints(&text, &path)?;
+            let endpoint = endpoints
+                .iter()
+                .find(|e| &e.name == name)
+                .ok_or_else(|| bad(format!("no [endpoints.{name}] in the file")))?;
+            (endpoint.base.shown(), endpoint.models.clone())
+        }
+        (None, Some(url)) => (url.clone(), Vec::new()),
+        _ => return Err(bad("give endpoint or url (one of them)".into())),
+    };
+    let models = table.models.unwrap_or(endpoint_models);
+    let models = if models.is_empty() { vec!["default".to_string()] } else { models };
+    let timeout = match &table.timeout {
+        Some(t) => crate::time::parse_duration(t)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| bad(format!("timeout: {t:?} is not a duration above zero")))?,
+        None => Duration::from_secs(10),
+    };
+    Ok(Some(AdvisorConfig { url, models, timeout, instructions: table.instructions }))
 }
 
 /// `[fleet] retire_after` of the config file, if set.

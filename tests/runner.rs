@@ -7,6 +7,7 @@ mod support;
 mod test_acp;
 mod test_acp_real;
 mod test_adapters;
+mod test_advisor;
 mod test_app_server;
 mod test_attach;
 mod test_bad_input;

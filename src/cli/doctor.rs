@@ -53,7 +53,8 @@ Exit codes: 0 reins works and every NAME is usable, 1 something required is
 not (see the table), 2 bad input.")]
 pub(crate) struct Args {
     /// What must be usable: `tmux`, an adapter profile name, `endpoints`
-    /// (every configured endpoint) or `endpoint:NAME`.
+    /// (every configured endpoint), `endpoint:NAME` or `advisor` (the
+    /// [advisor] of config.toml answers).
     #[arg(value_name = "NAME")]
     names: Vec<String>,
     /// Print one JSON document instead of a table.
@@ -99,6 +100,7 @@ pub(crate) fn run(args: Args) -> CliResult<u8> {
         let endpoint = name.strip_prefix("endpoint:");
         let known_endpoint = endpoint.is_some_and(|e| endpoints.iter().any(|ep| ep.name == e));
         if name != "tmux"
+            && name != "advisor"
             && name != "endpoints"
             && !known_endpoint
             && !profiles.iter().any(|p| &p.name == name)
@@ -131,6 +133,14 @@ pub(crate) fn run(args: Args) -> CliResult<u8> {
             .push(Check::new("config", Status::Broken, err.message.clone()).hint(err.hint.clone()));
     }
     checks.extend(endpoint_checks(&endpoints, timeout));
+    match crate::config::advisor() {
+        Ok(Some(advisor)) => checks.push(advisor_check(&advisor)),
+        Ok(None) => {}
+        Err(err) if args.names.iter().any(|n| n == "advisor") => return Err(err),
+        Err(err) => checks.push(
+            Check::new("advisor", Status::Broken, err.message.clone()).hint(err.hint.clone()),
+        ),
+    }
     let all_endpoints = args.names.iter().any(|n| n == "endpoints");
     for check in &mut checks {
         check.required = matches!(check.name.as_str(), "state-dir" | "pty")
@@ -172,6 +182,31 @@ fn print_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
         writeln!(out, "not everything required is usable (see above)")?;
     }
     Ok(())
+}
+
+/// `[advisor]`: does it answer a ping (its model list, 2 s at most).
+fn advisor_check(config: &crate::config::AdvisorConfig) -> Check {
+    let advisor = crate::watch::advisor::Advisor::new(
+        &config.url,
+        "default",
+        config.timeout,
+        config.instructions.clone(),
+    );
+    let advisor = match advisor {
+        Ok(advisor) => advisor.with_models(config.models.clone()),
+        Err(err) => {
+            return Check::new("advisor", Status::Broken, format!("[advisor]: {err}"))
+                .hint(Some("e.g. url = \"http://127.0.0.1:11434\" (a local Ollama)".into()));
+        }
+    };
+    let pinged = crate::cli::runtime().block_on(advisor.ping());
+    let models = config.models.join(", ");
+    match pinged {
+        Ok(()) => Check::new("advisor", Status::Ok, format!("{} answers (models: {models})", advisor.shown())),
+        Err(why) => Check::new("advisor", Status::Broken, format!("{}: {why}", advisor.shown())).hint(Some(
+            "start the model server or fix [advisor] in config.toml; the watcher's rules decide meanwhile".into(),
+        )),
+    }
 }
 
 /// Every endpoint's model list, asked at once, each within `timeout`.
