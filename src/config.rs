@@ -109,6 +109,9 @@ struct AdvisorTable {
     models: Option<Vec<String>>,
     timeout: Option<String>,
     instructions: Option<String>,
+    /// Also ask it which agent takes a dispatch.
+    #[serde(default)]
+    dispatch: bool,
 }
 
 /// `[advisor]`, resolved: where it is and which models to ask.
@@ -118,6 +121,8 @@ pub(crate) struct AdvisorConfig {
     pub(crate) models: Vec<String>,
     pub(crate) timeout: Duration,
     pub(crate) instructions: Option<String>,
+    /// Also asked which agent takes a dispatch.
+    pub(crate) dispatch: bool,
 }
 
 /// `[fleet]`: how sessions are looked after.
@@ -208,7 +213,13 @@ pub(crate) fn advisor() -> Result<Option<AdvisorConfig>, CliError> {
             .ok_or_else(|| bad(format!("timeout: {t:?} is not a duration above zero")))?,
         None => Duration::from_secs(10),
     };
-    Ok(Some(AdvisorConfig { url, models, timeout, instructions: table.instructions }))
+    Ok(Some(AdvisorConfig {
+        url,
+        models,
+        timeout,
+        instructions: table.instructions,
+        dispatch: table.dispatch,
+    }))
 }
 
 /// `[fleet] retire_after` of the config file, if set.

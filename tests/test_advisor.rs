@@ -112,3 +112,88 @@ fn an_advisor_on_an_endpoint_skips_a_model_it_lacks_and_its_garbage_is_not_taken
         .collect();
     assert_eq!(asked, ["missing-model", "phi4-mini"], "the chain skipped the model it lacks");
 }
+
+/// Two quick mock agents, and a dispatch advisor on the mock model.
+fn dispatch_config(model: &MockModel) -> String {
+    format!(
+        "[agents.a]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n\n\
+         [agents.b]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n\n\
+         [advisor]\nurl = \"{}\"\nmodels = [\"router\"]\ntimeout = \"5s\"\ndispatch = true\n",
+        model.base_url()
+    )
+}
+
+#[test]
+fn a_dispatch_advisor_is_shown_the_stores_figures_and_its_pick_is_validated_and_recorded() {
+    let env = TestEnv::new();
+    let model = MockModel::start(None).unwrap();
+    env.write_config(&dispatch_config(&model));
+    // The store's figures for label `ui`: a failed its check once, b was accepted.
+    let seed = |agent: &str, id: &str, done: &str| {
+        env.reins(&[
+            "dispatch",
+            "--agent",
+            agent,
+            "--label",
+            "ui",
+            "--id",
+            id,
+            "--message",
+            "seed",
+            "--done",
+            done,
+            "--max-failures",
+            "1",
+            "--json",
+        ])
+    };
+    seed("a", "s1", "cmd:false").code(1);
+    seed("b", "s2", "cmd:true").ok();
+
+    // The mock model says what `[[say:...]]` in the task says.
+    let out = env
+        .reins(&[
+            "dispatch",
+            "--label",
+            "ui",
+            "--id",
+            "pick",
+            "--json",
+            "--message",
+            "[[say:b: it was accepted on ui tasks]] restyle the button",
+        ])
+        .ok();
+    assert!(
+        out.stderr.contains("the advisor picked b: it was accepted on ui tasks"),
+        "{}",
+        out.stderr
+    );
+    let summary = out.json();
+    assert_eq!(summary["attempts"][0]["agent"], "b", "{summary}");
+    assert_eq!(summary["attempts"][0]["routed_by"], "advisor", "{summary}");
+    assert_eq!(env.dispatch_history("pick")[0]["routed_by"], "advisor");
+    // What it was shown: each agent's figures on `ui` tasks.
+    let asked = model
+        .requests()
+        .into_iter()
+        .find(|r| r["path"].as_str().unwrap_or("").ends_with("/chat/completions"))
+        .unwrap();
+    let shown: Value =
+        serde_json::from_str(asked["body"]["messages"][1]["content"].as_str().unwrap()).unwrap();
+    let figures = |name: &str| {
+        shown["agents"].as_array().unwrap().iter().find(|a| a["agent"] == name).unwrap().clone()
+    };
+    assert_eq!(
+        (figures("a")["attempts"].as_u64(), figures("a")["success_rate"].as_f64()),
+        (Some(1), Some(0.0)),
+        "{shown}"
+    );
+    assert_eq!(figures("b")["success_rate"].as_f64(), Some(1.0), "{shown}");
+    assert!(figures("b")["median_duration_s"].as_f64().is_some(), "{shown}");
+
+    // Garbage (the mock's own `MOCK_OK ...`): the rules decide.
+    let out =
+        env.reins(&["dispatch", "--label", "ui", "--id", "garb", "--json", "--message", "x"]).ok();
+    assert!(out.stderr.contains("advice not taken"), "{}", out.stderr);
+    assert_ne!(out.json()["attempts"][0]["routed_by"], "advisor");
+}

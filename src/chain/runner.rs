@@ -629,9 +629,15 @@ impl Runner {
             program_timeout: Duration::from_secs(10),
             cwd,
             watch: None,
+            routed_by: match &route {
+                crate::dispatch::Route::Pinned(_) => "agent".into(),
+                crate::dispatch::Route::Candidates { how, .. } => how.to_string(),
+                crate::dispatch::Route::Ladder(_) => "ladder".into(),
+            },
             route,
             first_attempt,
             cool_down: false,
+            advisor: None,
         };
         let shared = self.shared.clone();
         let (step_name, key) = {

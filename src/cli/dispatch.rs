@@ -20,7 +20,9 @@ use crate::store::paths::StateRoot;
 /// `reins agents` lists them) in round-robin order, with those that the
 /// config's `[[route]]` rules pick for the task's text and labels first
 /// (a rule with a `ladder` climbs that ladder with its `verifier`; with no
-/// rule matching, `[dispatch] default_ladder` is climbed if set),
+/// rule matching, `[dispatch] default_ladder` is climbed if set; with
+/// `[advisor] dispatch = true` the advisor picks the first from the
+/// store's success rate and median duration per label),
 /// skipping agents whose program does not work, that cool down after
 /// failures, whose last probe failed, or that are at their
 /// max_concurrent. Each attempt is a detached session (ID, ID-b, ID-c, …)

@@ -43,7 +43,9 @@ Without --advisor, the [advisor] of config.toml is asked, if it has one:
   models = [\"phi4-mini\", \"llama3.2\"]  # tried in order (default: the endpoint's)
   timeout = \"10s\"
 It is pinged when the watch starts; one that is down is left alone for 30s
-(doubling to 5m), so a dead advisor costs nothing per cycle.
+(doubling to 5m), so a dead advisor costs nothing per cycle. With
+dispatch = true it also picks the first agent of a dispatch (see
+`reins dispatch --help`).
 
 Exit codes: 0 the session's work is done or it ended (or Ctrl-C stopped it),
 1 no such session or the watch failed, 2 escalated (the session is left as

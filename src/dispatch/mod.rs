@@ -109,6 +109,11 @@ pub(crate) struct Plan {
     /// (its cooldown). A chain says no: a task that fails its checks says
     /// little about the agent, and the chain's gate decides what follows.
     pub(crate) cool_down: bool,
+    /// How the agents were chosen (recorded with every attempt).
+    pub(crate) routed_by: String,
+    /// A dispatch advisor (`[advisor] dispatch = true`): may pick the first
+    /// of the candidates from the store's figures.
+    pub(crate) advisor: Option<crate::watch::advisor::Advisor>,
 }
 
 /// Sees every event of a dispatch's log as it is written (a chain copies
@@ -307,6 +312,7 @@ pub(crate) async fn drive(
         skipped: Vec::new(),
     };
     let started = Instant::now();
+    engine.advise().await;
     engine.note_start();
     let deadline = engine.plan.timeout.map(|t| tokio::time::Instant::from_std(started + t));
     let ending = tokio::select! {
@@ -373,6 +379,48 @@ impl Engine {
                 }
             }
             Err(err) => eprintln!("reins: warning: cannot write the dispatch log: {err}"),
+        }
+    }
+
+    /// Asks the dispatch advisor which candidate goes first, showing it
+    /// each one's success rate and median duration on tasks with these
+    /// labels; an invalid or late answer leaves the rules' order.
+    async fn advise(&mut self) {
+        let Some(advisor) = self.plan.advisor.clone() else { return };
+        let Route::Candidates { agents, how } = &self.plan.route else { return };
+        if !matches!(*how, "round_robin" | "route") || agents.len() < 2 {
+            return;
+        }
+        let figures = self.store.figures(&self.plan.labels).unwrap_or_default();
+        let shown: Vec<serde_json::Value> = agents
+            .iter()
+            .map(|a| {
+                let f = figures.iter().find(|f| f.agent == a.name);
+                json!({
+                    "agent": a.name,
+                    "model": a.model,
+                    "tier": if a.endpoint.is_some() { "local" } else { "cloud" },
+                    "attempts": f.map_or(0, |f| f.attempts),
+                    "success_rate": f.map(|f| (f.success_rate * 1000.0).round() / 1000.0),
+                    "median_duration_s": f.and_then(|f| f.median_duration_s),
+                })
+            })
+            .collect();
+        let task: String = self.plan.task.chars().take(2000).collect();
+        let asked = json!({"task": task, "labels": self.plan.labels, "agents": shown});
+        let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
+        match advisor.pick(&asked, &names).await {
+            Ok(advice) => {
+                let mut ordered = agents.clone();
+                if let Some(i) = ordered.iter().position(|a| a.name == advice.decision) {
+                    let chosen = ordered.remove(i);
+                    ordered.insert(0, chosen);
+                }
+                self.say(&format!("the advisor picked {}: {}", advice.decision, advice.reason));
+                self.plan.route = Route::Candidates { agents: ordered, how: "advisor" };
+                self.plan.routed_by = "advisor".into();
+            }
+            Err(why) => self.say(&format!("advice not taken ({why}); the rules decide")),
         }
     }
 
@@ -616,6 +664,7 @@ impl Engine {
             ..Attempt::default()
         };
         a.tier = Some(if agent.endpoint.is_some() { "local" } else { "cloud" }.into());
+        a.routed_by = Some(self.plan.routed_by.clone());
         if let (Some(on), Some(model)) = (&agent.endpoint, a.model.as_deref()) {
             let warm = crate::endpoint::check::warm(&on.endpoint, model).await;
             a.warm_start = Some(warm.warm);

@@ -74,7 +74,15 @@ impl Request {
             )));
         }
         let agents = Agents::load()?;
-        let (route, chain_verifier) = route(&self, &agents, state)?;
+        let (route, chain_verifier, routed_by) = route(&self, &agents, state)?;
+        let advisor = match crate::config::advisor()? {
+            Some(config) if config.dispatch => Some(
+                crate::watch::advisor::Advisor::new(&config.url, "default", config.timeout, None)
+                    .map_err(|err| CliError::usage(format!("[advisor] in config.toml: {err}")))?
+                    .with_models(config.models),
+            ),
+            _ => None,
+        };
         // The caller's verifier, else the routing chain's, else [dispatch]'s.
         let verifier = self
             .verifier
@@ -117,16 +125,19 @@ impl Request {
             route,
             first_attempt: 1,
             cool_down: true,
+            routed_by: routed_by.to_string(),
+            advisor,
         })
     }
 }
 
-/// The route, and the verifier of the routing chain it came from (if any).
+/// The route, the verifier of the routing chain it came from (if any), and
+/// how it was chosen.
 fn route(
     request: &Request,
     agents: &Agents,
     state: &StateRoot,
-) -> Result<(Route, Option<String>), CliError> {
+) -> Result<(Route, Option<String>, &'static str), CliError> {
     let explicit =
         request.agent.is_some() || !request.prefer.is_empty() || !request.ladder.is_empty();
     if !explicit {
@@ -140,7 +151,7 @@ fn route(
             crate::dispatch::routing::chain(&agents.rules, &request.task, &request.labels)
         {
             eprintln!("reins dispatch: routed by {file}: {why}: ladder {}", rule.ladder.join(", "));
-            return Ok((ladder(&rule.ladder)?, rule.verifier.clone()));
+            return Ok((ladder(&rule.ladder)?, rule.verifier.clone(), "chain"));
         }
         let routed = agents.routed(&[], &request.task, &request.labels).is_some();
         if !routed && !agents.dispatch.default_ladder.is_empty() {
@@ -148,10 +159,16 @@ fn route(
                 "reins dispatch: the default ladder of {file}: {}",
                 agents.dispatch.default_ladder.join(", ")
             );
-            return Ok((ladder(&agents.dispatch.default_ladder)?, None));
+            return Ok((ladder(&agents.dispatch.default_ladder)?, None, "default_ladder"));
         }
     }
-    Ok((route_flags(request, agents, state)?, None))
+    let route = route_flags(request, agents, state)?;
+    let how = match &route {
+        Route::Pinned(_) => "agent",
+        Route::Candidates { how, .. } => how,
+        Route::Ladder(_) => "ladder",
+    };
+    Ok((route, None, how))
 }
 
 fn route_flags(request: &Request, agents: &Agents, state: &StateRoot) -> Result<Route, CliError> {

@@ -76,8 +76,11 @@ const MIGRATIONS: &[&str] = &[
     // 3: which tier an attempt ran on (`local`: an agent on a model
     // endpoint, `cloud`: the others) and whether its model was loaded
     // (warm) when it started; NULL for attempts before this version.
+    // And how its agent was chosen (`routed_by`: agent, prefer, route,
+    // round_robin, ladder, chain, default_ladder, advisor).
     "ALTER TABLE attempts ADD COLUMN tier TEXT;
-    ALTER TABLE attempts ADD COLUMN warm_start INTEGER;",
+    ALTER TABLE attempts ADD COLUMN warm_start INTEGER;
+    ALTER TABLE attempts ADD COLUMN routed_by TEXT;",
 ];
 
 /// An error of the store, with the database's path.
@@ -124,6 +127,10 @@ pub(crate) struct Attempt {
     /// before schema 3.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) tier: Option<String>,
+    /// How the agent was chosen (`agent`, `prefer`, `route`, `round_robin`,
+    /// `ladder`, `chain`, `default_ladder`, `advisor`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) routed_by: Option<String>,
     /// On a model endpoint: whether the model was loaded when the attempt
     /// started (asked within 200 ms).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,6 +139,15 @@ pub(crate) struct Attempt {
     /// failure), as opposed to the task not getting done. Not stored.
     #[serde(skip)]
     pub(crate) agent_fault: bool,
+}
+
+/// What an agent did on some attempts (a dispatch advisor is shown these).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Figures {
+    pub(crate) agent: String,
+    pub(crate) attempts: u32,
+    pub(crate) success_rate: f64,
+    pub(crate) median_duration_s: Option<f64>,
 }
 
 /// One probe as stored.
@@ -253,8 +269,8 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO attempts (dispatch, n, task_hash, labels, agent, model, rung, session,
-                    started_at, result, checks, tier, warm_start)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    started_at, result, checks, tier, warm_start, routed_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     a.dispatch,
                     a.n,
@@ -269,6 +285,7 @@ impl Store {
                     a.checks.to_string(),
                     a.tier,
                     a.warm_start,
+                    a.routed_by,
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -310,7 +327,7 @@ impl Store {
             .prepare(
                 "SELECT dispatch, n, task_hash, labels, agent, model, rung, session, started_at,
                     ended_at, duration_s, tokens, result, reason, verdict, feedback, checks, verifier,
-                    tier, warm_start
+                    tier, warm_start, routed_by
                  FROM (SELECT * FROM attempts WHERE (?1 IS NULL OR dispatch = ?1)
                        ORDER BY id DESC LIMIT ?2)
                  ORDER BY id",
@@ -341,6 +358,7 @@ impl Store {
                     verifier: r.get(17)?,
                     tier: r.get(18)?,
                     warm_start: r.get(19)?,
+                    routed_by: r.get(20)?,
                     agent_fault: false,
                 })
             })
@@ -442,6 +460,59 @@ impl Store {
             reason,
             set_at,
         }))
+    }
+
+    /// What each agent did on finished attempts with any of `labels` (all
+    /// attempts when there are none): attempts, accepted, median duration.
+    pub(crate) fn figures(&self, labels: &[String]) -> Result<Vec<Figures>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT agent, labels, result, duration_s FROM attempts
+                 WHERE ended_at IS NOT NULL ORDER BY id DESC LIMIT 5000",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<f64>>(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut by_agent: Vec<(String, u32, u32, Vec<f64>)> = Vec::new();
+        for row in rows {
+            let (agent, row_labels, result, duration) = row.map_err(|e| self.err(e))?;
+            let row_labels: Vec<String> = serde_json::from_str(&row_labels).unwrap_or_default();
+            if !labels.is_empty() && !row_labels.iter().any(|l| labels.contains(l)) {
+                continue;
+            }
+            let i = match by_agent.iter().position(|(a, ..)| *a == agent) {
+                Some(i) => i,
+                None => {
+                    by_agent.push((agent, 0, 0, Vec::new()));
+                    by_agent.len() - 1
+                }
+            };
+            let entry = &mut by_agent[i];
+            entry.1 += 1;
+            entry.2 += u32::from(result == "accepted");
+            entry.3.extend(duration);
+        }
+        Ok(by_agent
+            .into_iter()
+            .map(|(agent, attempts, accepted, mut durations)| {
+                durations.sort_by(f64::total_cmp);
+                Figures {
+                    agent,
+                    attempts,
+                    success_rate: f64::from(accepted) / f64::from(attempts.max(1)),
+                    median_duration_s: durations.get(durations.len() / 2).copied(),
+                }
+            })
+            .collect())
     }
 
     /// Records a probe.

@@ -56,6 +56,12 @@ it alone), nudge (interrupt its turn and tell it to continue), restart (start th
 agent again), escalate (stop watching and call a person). Answer with one JSON object \
 and nothing else: {\"decision\": \"...\", \"reason\": \"...\"}.";
 
+const PICK: &str = "You route coding tasks to AI coding agents. You are given the task, \
+its labels, and the agents that can take it now with what they did before on tasks with \
+those labels (attempts, success rate, median duration in seconds). Pick the agent most \
+likely to get it accepted soon. Answer with one JSON object and nothing else: \
+{\"agent\": \"NAME\", \"reason\": \"...\"}.";
+
 /// The advisor's answer, when it gave a usable one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Advice {
@@ -168,12 +174,53 @@ impl Advisor {
     /// not taken (the caller keeps the rules' decision). Costs nothing
     /// while the advisor rests after being down.
     pub(crate) async fn ask(&self, situation: &Value, allowed: &[&str]) -> Result<Advice, String> {
-        if let Some(why) = self.resting() {
-            return Err(why);
-        }
         let mut user = json!({ "situation": situation, "allowed": allowed });
         if let Some(instructions) = &self.instructions {
             user["instructions"] = json!(instructions);
+        }
+        let content = self.complete(SYSTEM, &user).await?;
+        parse_advice(&content, allowed)
+    }
+
+    /// Asks which of `agents` (with the store's figures) should take a
+    /// task; the answer must name one of `names`.
+    pub(crate) async fn pick(&self, task: &Value, names: &[&str]) -> Result<Advice, String> {
+        let content = self.complete(PICK, task).await?;
+        let text = content.trim();
+        let unfenced = text
+            .strip_prefix("```json")
+            .or_else(|| text.strip_prefix("```"))
+            .and_then(|t| t.strip_suffix("```"))
+            .map_or(text, str::trim);
+        // `{"agent", "reason"}`, or a reply that starts with the agent's name.
+        let (agent, reason) = match serde_json::from_str::<Value>(unfenced) {
+            Ok(value) => (
+                value.get("agent").and_then(Value::as_str).unwrap_or_default().to_string(),
+                value.get("reason").and_then(Value::as_str).unwrap_or_default().to_string(),
+            ),
+            Err(_) => {
+                let word: String = unfenced
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                    .collect();
+                let rest = unfenced[word.len()..].trim_start_matches([':', '.', ',', ' ', '-']);
+                (word, rest.trim().to_string())
+            }
+        };
+        if !names.contains(&agent.as_str()) {
+            let shown: String = text.chars().take(80).collect();
+            return Err(format!(
+                "the advisor's answer names none of {}: {shown:?}",
+                names.join(", ")
+            ));
+        }
+        Ok(Advice { decision: agent, reason })
+    }
+
+    /// One chat completion (the models in order); its text.
+    async fn complete(&self, system: &str, user: &Value) -> Result<String, String> {
+        if let Some(why) = self.resting() {
+            return Err(why);
         }
         let started = Instant::now();
         let mut refused = Vec::new();
@@ -183,7 +230,7 @@ impl Advisor {
                 "stream": false,
                 "temperature": 0,
                 "messages": [
-                    { "role": "system", "content": SYSTEM },
+                    { "role": "system", "content": system },
                     { "role": "user", "content": user.to_string() },
                 ],
             });
@@ -215,7 +262,7 @@ impl Advisor {
                 .pointer("/choices/0/message/content")
                 .and_then(Value::as_str)
                 .ok_or("the answer has no choices[0].message.content")?;
-            return parse_advice(content, allowed);
+            return Ok(content.to_string());
         }
         Err(format!("no model answered ({})", refused.join("; ")))
     }
