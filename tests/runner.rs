@@ -11,6 +11,7 @@ mod test_advisor;
 mod test_app_server;
 mod test_attach;
 mod test_bad_input;
+mod test_blocked_workers;
 mod test_boundary;
 mod test_bounds;
 mod test_buddy;

@@ -43,6 +43,8 @@ pub(crate) struct Options {
     pub(crate) gate_timeout: Duration,
     /// Print progress lines on stderr.
     pub(crate) quiet: bool,
+    /// How the workers' approval requests are answered.
+    pub(crate) approve: crate::host::ApprovalPolicy,
 }
 
 /// The chain's own events (same envelope as a session's).
@@ -150,6 +152,7 @@ struct Runner {
     reins: Reins,
     cancel: Cancel,
     gate_agent: Option<AgentSpec>,
+    approve: crate::host::ApprovalPolicy,
     gate_timeout: Duration,
 }
 
@@ -184,6 +187,7 @@ pub(crate) fn execute(
             cancel: rx,
             gate_agent: opts.gate_agent,
             gate_timeout: opts.gate_timeout,
+            approve: opts.approve,
         };
         let started = Instant::now();
         if resumed {
@@ -647,6 +651,8 @@ impl Runner {
             first_attempt,
             cool_down: false,
             advisor: None,
+            approve: self.approve,
+            blocked_grace: crate::dispatch::DEFAULT_BLOCKED_GRACE,
         };
         let shared = self.shared.clone();
         let (step_name, key) = {
@@ -823,6 +829,7 @@ impl Runner {
             description: format!("chain {chain_id} gate of step {}", def.name),
             size: crate::store::registry::Size { cols: 240, rows: 60 },
             start_timeout: Duration::from_secs(30),
+            approve: crate::host::ApprovalPolicy::Never,
         };
         let mut cancel = self.cancel.clone();
         let asked = async {

@@ -308,6 +308,7 @@ async fn probe(reins: &Reins, agent: &AgentSpec, timeout: Duration) -> Probe {
         description: format!("probe of {}", agent.name),
         size: crate::store::registry::Size { cols: 120, rows: 40 },
         start_timeout: timeout,
+        approve: crate::host::ApprovalPolicy::Never,
     };
     let (ok, detail) = match reins.start(&launch).await {
         Err(reason) => (false, reason),

@@ -38,6 +38,10 @@ use crate::store::outcomes::{Attempt, Store};
 use crate::store::paths::StateRoot;
 use sessions::{Launch, Reins, TurnEnd};
 
+/// How long an attempt may sit blocked on something nobody answers
+/// before it fails over.
+pub(crate) const DEFAULT_BLOCKED_GRACE: Duration = Duration::from_secs(30);
+
 /// How the agent of each attempt is chosen.
 #[derive(Debug, Clone)]
 pub(crate) enum Route {
@@ -109,6 +113,11 @@ pub(crate) struct Plan {
     /// (its cooldown). A chain says no: a task that fails its checks says
     /// little about the agent, and the chain's gate decides what follows.
     pub(crate) cool_down: bool,
+    /// How the sessions' approval requests are answered.
+    pub(crate) approve: crate::host::ApprovalPolicy,
+    /// An attempt blocked this long (on an approval, trust, a dialog or
+    /// sign-in) fails over instead of waiting out its timeout.
+    pub(crate) blocked_grace: Duration,
     /// How the agents were chosen (recorded with every attempt).
     pub(crate) routed_by: String,
     /// A dispatch advisor (`[advisor] dispatch = true`): may pick the first
@@ -714,6 +723,7 @@ impl Engine {
             description: format!("dispatch {} attempt {n}", self.plan.id),
             size: crate::store::registry::Size { cols: 160, rows: 50 },
             start_timeout: self.plan.start_timeout,
+            approve: self.plan.approve,
         };
         self.live.push(session.clone());
         let started = self.reins.start(&launch).await;
@@ -732,7 +742,10 @@ impl Engine {
                     None => None,
                 };
                 let timeout = self.plan.attempt_timeout;
-                let end = self.wait_turn(&session, timeout, watch.as_ref()).await;
+                let end = tokio::select! {
+                    end = self.wait_turn(&session, timeout, watch.as_ref()) => end,
+                    blocked = self.blocked(&started) => blocked,
+                };
                 let answer = self.reins.screen(&session).await;
                 if let Some(watch) = watch {
                     watch.abort();
@@ -838,6 +851,24 @@ impl Engine {
         }
     }
 
+    /// Ends once the session has sat blocked (not on a usage limit) for the
+    /// plan's grace: nobody is going to answer it.
+    async fn blocked(&self, started: &sessions::Started) -> TurnEnd {
+        let grace = self.plan.blocked_grace.as_secs_f64();
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if let Some((kind, secs)) = self.reins.blocked_for(started)
+                && secs >= grace
+            {
+                return TurnEnd::Ended(format!(
+                    "blocked on {kind} for {}, which nobody answered (--approve {})",
+                    crate::time::human(secs.floor()),
+                    self.plan.approve.as_str()
+                ));
+            }
+        }
+    }
+
     fn finish(&mut self, mut a: Attempt, row: Option<i64>, t0: Instant) -> Attempt {
         a.ended_at = Some(crate::time::now_rfc3339());
         a.duration_s = Some((t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
@@ -916,6 +947,7 @@ impl Engine {
             description: format!("dispatch {} verifier of {worker}", self.plan.id),
             size: crate::store::registry::Size { cols: 240, rows: 60 },
             start_timeout: self.plan.start_timeout,
+            approve: self.plan.approve,
         };
         self.live.push(session.clone());
         let started = self.reins.start(&launch).await;

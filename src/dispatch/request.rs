@@ -37,6 +37,10 @@ pub(crate) struct Request {
     pub(crate) cwd: Option<PathBuf>,
     /// How to watch every worker session, when watching.
     pub(crate) watch: Option<crate::watch::Options>,
+    /// How the sessions' approval requests are answered.
+    pub(crate) approve: crate::host::ApprovalPolicy,
+    /// How long an attempt may sit blocked before it fails over.
+    pub(crate) blocked_grace: Duration,
 }
 
 impl Request {
@@ -58,6 +62,8 @@ impl Request {
             check_timeout: Duration::from_secs(10 * 60),
             cwd: None,
             watch: None,
+            approve: crate::host::ApprovalPolicy::Ask,
+            blocked_grace: crate::dispatch::DEFAULT_BLOCKED_GRACE,
         }
     }
 
@@ -127,6 +133,8 @@ impl Request {
             cool_down: true,
             routed_by: routed_by.to_string(),
             advisor,
+            approve: self.approve,
+            blocked_grace: self.blocked_grace,
         })
     }
 }
