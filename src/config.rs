@@ -10,6 +10,15 @@
 //! cooldown = "10m"           # rest after it failed a task over (default 10m)
 //! model_args = ["-m", "{model}"]  # how to pass the model (default: per profile)
 //! host = "gpu"               # its sessions run there (a [hosts.NAME]; default: here)
+//! endpoint = "local"         # run on a model endpoint (see below)
+//! ```
+//!
+//! ```toml
+//! [endpoints.local]          # an OpenAI-compatible model server
+//! url = "http://127.0.0.1:11434/v1"
+//! models = ["qwen2.5-coder:7b", "phi4-mini"]  # fallback order
+//! timeout = "30s"            # one tiny request (default 30s)
+//! api_key_env = "LOCAL_KEY"  # the variable with its key, if it needs one
 //! ```
 //!
 //! Every adapter profile that launches a program is also an agent of its
@@ -24,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapter;
 use crate::dispatch::routing::{RouteTable, Routed, Rule};
+use crate::endpoint::Endpoint;
 use crate::error::CliError;
 
 /// How long an agent rests after a dispatch failed a task over from it.
@@ -42,6 +52,30 @@ struct AgentTable {
     model_args: Option<Vec<String>>,
     /// Runs on another machine (`[hosts.NAME]` or an ssh destination).
     host: Option<String>,
+    endpoint: Option<String>,
+    #[serde(default)]
+    self_certify: bool,
+}
+
+/// `[dispatch]`: what a dispatch does when the caller does not say.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DispatchTable {
+    /// Rungs `AGENT[:MODEL]` for a task no `[[route]]` rule routes.
+    #[serde(default)]
+    pub(crate) default_ladder: Vec<String>,
+    /// The verifier when the caller names none.
+    pub(crate) verifier: Option<String>,
+}
+
+/// One `[endpoints.NAME]` table as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointTable {
+    url: String,
+    models: Vec<String>,
+    timeout: Option<String>,
+    api_key_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,6 +83,9 @@ struct AgentTable {
 struct File {
     #[serde(default)]
     agents: toml::Table,
+    /// `[endpoints.NAME]`: model servers (see `endpoint`).
+    #[serde(default)]
+    endpoints: toml::Table,
     fleet: Option<Fleet>,
     /// `[policy]`: what agents may do to sessions.
     policy: Option<Policy>,
@@ -60,6 +97,10 @@ struct File {
     /// `[hosts.NAME]`: other machines reached over ssh (`--host NAME`).
     #[serde(default)]
     hosts: std::collections::BTreeMap<String, HostTable>,
+    /// `[dispatch]`: the default routing chain and verifier.
+    dispatch: Option<DispatchTable>,
+    /// `[advisor]`: the model the watcher asks for a second opinion.
+    advisor: Option<AdvisorTable>,
 }
 
 /// One `[hosts.NAME]` table: how to reach a machine and its `reins`.
@@ -82,6 +123,34 @@ pub(crate) fn hosts() -> Result<std::collections::BTreeMap<String, HostTable>, C
     let hint = "a host is [hosts.NAME] with destination = \"user@machine\", ssh_options = \
                 [\"-p\", \"2222\"] and reins = \"/path/to/reins\" (all optional)";
     Ok(read_file(hint)?.map(|(_, _, f)| f.hosts).unwrap_or_default())
+}
+
+/// `[advisor]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdvisorTable {
+    /// An `[endpoints.NAME]` (its URL, and its models unless `models`).
+    endpoint: Option<String>,
+    /// Or a URL of its own.
+    url: Option<String>,
+    /// The models to ask, first choice first.
+    models: Option<Vec<String>>,
+    timeout: Option<String>,
+    instructions: Option<String>,
+    /// Also ask it which agent takes a dispatch.
+    #[serde(default)]
+    dispatch: bool,
+}
+
+/// `[advisor]`, resolved: where it is and which models to ask.
+#[derive(Debug, Clone)]
+pub(crate) struct AdvisorConfig {
+    pub(crate) url: String,
+    pub(crate) models: Vec<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) instructions: Option<String>,
+    /// Also asked which agent takes a dispatch.
+    pub(crate) dispatch: bool,
 }
 
 /// `[fleet]`: how sessions are looked after.
@@ -133,6 +202,54 @@ pub(crate) fn notify() -> Result<Option<crate::notify::Notify>, CliError> {
     Ok(read_file(hint)?.and_then(|(_, _, f)| f.notify))
 }
 
+/// The `[endpoints.NAME]` of the config file (none without a file).
+pub(crate) fn endpoints() -> Result<Vec<Endpoint>, CliError> {
+    let hint = "see `reins doctor --help` for the [endpoints.NAME] table";
+    let Some((path, text, _)) = read_file(hint)? else { return Ok(Vec::new()) };
+    parse_endpoints(&text, &path)
+}
+
+/// `[advisor]` of the config file, if set.
+pub(crate) fn advisor() -> Result<Option<AdvisorConfig>, CliError> {
+    let hint = "[advisor] takes endpoint = \"NAME\" (an [endpoints.NAME]) or url = \"http://...\", \
+                models = [...] and timeout = \"10s\"";
+    let Some((path, text, file)) = read_file(hint)? else { return Ok(None) };
+    let Some(table) = file.advisor else { return Ok(None) };
+    let at = text.find("[advisor]").map_or_else(
+        || path.display().to_string(),
+        |at| format!("{}:{}", path.display(), line_of(&text, at)),
+    );
+    let bad = |what: String| CliError::usage(format!("{at}: [advisor]: {what}")).hint(hint);
+    let (url, endpoint_models) = match (&table.endpoint, &table.url) {
+        (Some(name), None) => {
+            let endpoints = parse_endpoints(&text, &path)?;
+            let endpoint = endpoints
+                .iter()
+                .find(|e| &e.name == name)
+                .ok_or_else(|| bad(format!("no [endpoints.{name}] in the file")))?;
+            (endpoint.base.shown(), endpoint.models.clone())
+        }
+        (None, Some(url)) => (url.clone(), Vec::new()),
+        _ => return Err(bad("give endpoint or url (one of them)".into())),
+    };
+    let models = table.models.unwrap_or(endpoint_models);
+    let models = if models.is_empty() { vec!["default".to_string()] } else { models };
+    let timeout = match &table.timeout {
+        Some(t) => crate::time::parse_duration(t)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| bad(format!("timeout: {t:?} is not a duration above zero")))?,
+        None => Duration::from_secs(10),
+    };
+    Ok(Some(AdvisorConfig {
+        url,
+        models,
+        timeout,
+        instructions: table.instructions,
+        dispatch: table.dispatch,
+    }))
+}
+
 /// `[fleet] retire_after` of the config file, if set.
 pub(crate) fn retire_after() -> Result<Option<Duration>, CliError> {
     let hint = "[fleet] retire_after takes a duration, e.g. retire_after = \"24h\"";
@@ -176,6 +293,60 @@ pub(crate) struct AgentSpec {
     /// The machine its sessions run on (`None`: this one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) host: Option<String>,
+    /// Its answers are accepted on the done checks alone, without a
+    /// verifier (a strong last tier certifies itself).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) self_certify: bool,
+    /// `model_args` was written in the file (an endpoint's does not replace it).
+    #[serde(skip)]
+    pub(crate) model_args_set: bool,
+    /// The model endpoint it runs on (`endpoint = "NAME"`): a local tier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) endpoint: Option<Box<OnEndpoint>>,
+}
+
+/// How an agent runs on a model endpoint: its profile's `[endpoint]` with
+/// the endpoint's URL filled in (`{model}` is filled in at launch, the key
+/// is read at launch and never kept).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct OnEndpoint {
+    /// The endpoint's name.
+    pub(crate) name: String,
+    pub(crate) url: String,
+    #[serde(skip)]
+    pub(crate) endpoint: Endpoint,
+    /// No model was configured: the endpoint's first, or the one its last
+    /// probe found answering.
+    #[serde(skip)]
+    pub(crate) default_model: bool,
+    #[serde(skip)]
+    args: Vec<String>,
+    #[serde(skip)]
+    env: Vec<(String, String)>,
+}
+
+impl OnEndpoint {
+    fn new(endpoint: &Endpoint, launch: &crate::adapter::EndpointLaunch) -> OnEndpoint {
+        let key_env = endpoint.api_key_env.clone().unwrap_or_default();
+        let fill = |text: &str| {
+            text.replace("{base_url}", &endpoint.base.shown())
+                .replace("{endpoint}", &endpoint.name)
+                .replace("{api_key_env}", &key_env)
+        };
+        let mut args: Vec<String> = launch.args.iter().map(|a| fill(a)).collect();
+        if endpoint.api_key_env.is_some() {
+            args.extend(launch.key_args.iter().map(|a| fill(a)));
+        }
+        let env = launch.env.iter().map(|(k, v)| (k.clone(), fill(v))).collect();
+        OnEndpoint {
+            name: endpoint.name.clone(),
+            url: endpoint.base.shown(),
+            endpoint: endpoint.clone(),
+            default_model: false,
+            args,
+            env,
+        }
+    }
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -187,11 +358,29 @@ impl AgentSpec {
     /// `model`, else the configured model) and the configured args.
     pub(crate) fn agent_args(&self, model: Option<&str>) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(model) = model.or(self.model.as_deref()) {
+        let model = model.or(self.model.as_deref());
+        if let Some(on) = &self.endpoint {
+            let model = model.unwrap_or_default();
+            out.extend(on.args.iter().map(|a| a.replace("{model}", model)));
+        }
+        if let Some(model) = model {
             out.extend(self.model_args.iter().map(|a| a.replace("{model}", model)));
         }
         out.extend(self.args.iter().cloned());
         out
+    }
+
+    /// Environment the agent needs beyond the caller's: its endpoint's,
+    /// with the model and the key (read now, from the endpoint's
+    /// `api_key_env`; `none` without one) filled in.
+    pub(crate) fn launch_env(&self, model: Option<&str>) -> Vec<(String, String)> {
+        let Some(on) = &self.endpoint else { return Vec::new() };
+        let model = model.or(self.model.as_deref()).unwrap_or_default();
+        let key = on.endpoint.api_key().unwrap_or_else(|| "none".into());
+        on.env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.replace("{model}", model).replace("{api_key}", &key)))
+            .collect()
     }
 
     /// `reins run`'s AGENT and the arguments after `--`. A generic agent
@@ -229,6 +418,10 @@ pub(crate) struct Agents {
     pub(crate) path: Option<PathBuf>,
     /// Its `[[route]]` rules, in file order.
     pub(crate) rules: Vec<Rule>,
+    /// Its `[endpoints.NAME]`, in file order.
+    pub(crate) endpoints: Vec<Endpoint>,
+    /// Its `[dispatch]` (checked: every agent it names is known).
+    pub(crate) dispatch: DispatchTable,
 }
 
 impl Agents {
@@ -268,6 +461,9 @@ impl Agents {
                     cooldown: DEFAULT_COOLDOWN,
                     source: Source::Builtin,
                     host: None,
+                    self_certify: false,
+                    model_args_set: false,
+                    endpoint: None,
                 });
             }
         }
@@ -289,7 +485,18 @@ impl Agents {
                 })?);
             }
         }
-        Ok(Agents { list, path: text.and(path), rules })
+        let endpoints = match (&text, &path) {
+            (Some(text), Some(path)) => parse_endpoints(text, path)?,
+            _ => Vec::new(),
+        };
+        if let (Some(text), Some(path)) = (&text, &path) {
+            bind_endpoints(&mut list, &endpoints, text, path)?;
+        }
+        let dispatch = match (&text, &path) {
+            (Some(text), Some(path)) => dispatch_table(text, path, &list)?,
+            _ => DispatchTable::default(),
+        };
+        Ok(Agents { list, path: text.and(path), rules, endpoints, dispatch })
     }
 
     /// `pool` reordered for a task by the routing rules, the rules' choices
@@ -420,9 +627,170 @@ pub(crate) fn parse(
             cooldown,
             source: Source::Config,
             host: table.host,
+            self_certify: table.self_certify,
+            model_args_set: table.model_args.is_some(),
+            // Bound once the endpoints are read (`bind_endpoints`); the
+            // name is kept here until then.
+            endpoint: table.endpoint.map(|name| {
+                Box::new(OnEndpoint {
+                    name,
+                    url: String::new(),
+                    endpoint: Endpoint::placeholder(),
+                    default_model: false,
+                    args: Vec::new(),
+                    env: Vec::new(),
+                })
+            }),
         });
     }
     Ok((out, file.route))
+}
+
+/// `[dispatch]` of the file, its agents checked.
+fn dispatch_table(text: &str, path: &Path, list: &[AgentSpec]) -> Result<DispatchTable, CliError> {
+    let file: File =
+        toml::from_str(text).map_err(|err| CliError::usage(err.message().trim().to_string()))?;
+    let table = file.dispatch.unwrap_or_default();
+    let at = text.find("[dispatch]").map_or_else(
+        || path.display().to_string(),
+        |at| format!("{}:{}", path.display(), line_of(text, at)),
+    );
+    let known: Vec<&str> = list.iter().map(|a| a.name.as_str()).collect();
+    let bad = |what: String| {
+        CliError::usage(format!("{at}: [dispatch]: {what}"))
+            .hint(format!("known agents: {}", known.join(", ")))
+    };
+    for rung in &table.default_ladder {
+        let name = crate::dispatch::split_rung(rung).map_err(&bad)?.0;
+        if !known.contains(&name) {
+            return Err(bad(format!("default_ladder names {name:?}, which is no agent")));
+        }
+    }
+    if let Some(v) = table.verifier.as_deref().filter(|v| !known.contains(v)) {
+        return Err(bad(format!("verifier {v:?} is no agent")));
+    }
+    Ok(table)
+}
+
+/// Points each agent with `endpoint = "NAME"` at that endpoint through its
+/// profile's `[endpoint]`; its model defaults to the endpoint's first.
+fn bind_endpoints(
+    list: &mut [AgentSpec],
+    endpoints: &[Endpoint],
+    text: &str,
+    path: &Path,
+) -> Result<(), CliError> {
+    for agent in list.iter_mut() {
+        let Some(wanted) = agent.endpoint.as_ref().map(|on| on.name.clone()) else { continue };
+        let header = format!("[agents.{}]", agent.name);
+        let at = text.find(&header).map_or_else(
+            || path.display().to_string(),
+            |at| format!("{}:{}", path.display(), line_of(text, at)),
+        );
+        let Some(endpoint) = endpoints.iter().find(|e| e.name == wanted) else {
+            let known: Vec<&str> = endpoints.iter().map(|e| e.name.as_str()).collect();
+            return Err(CliError::usage(format!(
+                "{at}: [agents.{}]: no [endpoints.{wanted}] in the file",
+                agent.name
+            ))
+            .hint(if known.is_empty() {
+                "add an [endpoints.NAME] table (see `reins doctor --help`)".to_string()
+            } else {
+                format!("endpoints in the file: {}", known.join(", "))
+            }));
+        };
+        let launch = crate::adapter::find(&agent.base).ok().flatten().and_then(|p| p.endpoint);
+        let Some(launch) = launch else {
+            let able: Vec<String> = adapter::list()?
+                .into_iter()
+                .filter(|p| p.endpoint.is_some())
+                .map(|p| p.name)
+                .collect();
+            return Err(CliError::usage(format!(
+                "{at}: [agents.{}]: agent {:?} cannot run on a model endpoint",
+                agent.name, agent.base
+            ))
+            .hint(format!("agents that can: {}", able.join(", "))));
+        };
+        if let Some(model_args) = &launch.model_args
+            && !agent.model_args_set
+        {
+            agent.model_args = model_args.clone();
+        }
+        let mut on = OnEndpoint::new(endpoint, &launch);
+        if agent.model.is_none() {
+            agent.model = endpoint.models.first().cloned();
+            on.default_model = true;
+        }
+        agent.endpoint = Some(Box::new(on));
+    }
+    Ok(())
+}
+
+/// The `[endpoints.NAME]` tables of the file, in file order.
+pub(crate) fn parse_endpoints(text: &str, path: &Path) -> Result<Vec<Endpoint>, CliError> {
+    let hint = "an endpoint is [endpoints.NAME] with url = \"http://HOST:PORT/v1\" and \
+                models = [\"MODEL\", ...]; `reins doctor --help` shows one";
+    let bad = |line: Option<usize>, what: String| {
+        let at = match line {
+            Some(line) => format!("{}:{line}", path.display()),
+            None => path.display().to_string(),
+        };
+        CliError::usage(format!("{at}: {what}")).hint(hint)
+    };
+    let file: File = toml::from_str(text).map_err(|err| {
+        let line = err.span().map(|s| line_of(text, s.start));
+        bad(line, err.message().trim().to_string())
+    })?;
+    let position = |name: &str| -> Option<usize> {
+        let header = format!("[endpoints.{name}]");
+        let quoted = format!("[endpoints.\"{name}\"]");
+        text.find(&header).or_else(|| text.find(&quoted))
+    };
+    let mut named: Vec<(usize, String, toml::Value)> = file
+        .endpoints
+        .into_iter()
+        .map(|(name, value)| (position(&name).unwrap_or(usize::MAX), name, value))
+        .collect();
+    named.sort_by_key(|(at, name, _)| (*at, name.clone()));
+    let mut out = Vec::new();
+    for (at, name, value) in named {
+        let line = (at != usize::MAX).then(|| line_of(text, at));
+        if crate::ids::validate(&name).is_err() {
+            return Err(bad(line, format!("endpoint name {name:?}: use letters, digits, . _ -")));
+        }
+        let table: EndpointTable = value.try_into().map_err(|err: toml::de::Error| {
+            bad(line, format!("[endpoints.{name}]: {}", err.message().trim()))
+        })?;
+        let base = crate::endpoint::client::BaseUrl::parse(&table.url)
+            .map_err(|err| bad(line, format!("[endpoints.{name}]: url: {err}")))?;
+        if table.models.is_empty() || table.models.iter().any(|m| m.trim().is_empty()) {
+            return Err(bad(line, format!("[endpoints.{name}]: models needs at least one name")));
+        }
+        let timeout = match &table.timeout {
+            Some(text) => crate::time::parse_duration(text)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    bad(
+                        line,
+                        format!(
+                            "[endpoints.{name}]: timeout: {text:?} is not a duration above zero"
+                        ),
+                    )
+                })?,
+            None => crate::endpoint::DEFAULT_TIMEOUT,
+        };
+        out.push(Endpoint {
+            name,
+            url: table.url,
+            base,
+            models: table.models,
+            timeout,
+            api_key_env: table.api_key_env,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -454,6 +822,35 @@ cooldown = "30s"
         assert_eq!(list[1].cooldown, Duration::from_secs(30));
         assert_eq!(list[1].max_concurrent, Some(2));
         assert!(list[1].agent_args(None).is_empty());
+    }
+
+    #[test]
+    fn endpoints_in_file_order_with_errors_at_their_line() {
+        let text = "[endpoints.b]\nurl = \"http://127.0.0.1:9\"\nmodels = [\"m1\", \"m2\"]\n\n\
+                    [endpoints.a]\nurl = \"http://h:1/v1\"\nmodels = [\"x\"]\ntimeout = \"5s\"\n";
+        let list = parse_endpoints(text, Path::new("c.toml")).unwrap();
+        assert_eq!(list[0].name, "b");
+        assert_eq!(list[0].models, ["m1", "m2"]);
+        assert_eq!(list[0].base.prefix, "/v1");
+        assert_eq!(list[1].timeout, Duration::from_secs(5));
+        let err = parse_endpoints(
+            "[endpoints.x]\nurl = \"https://h\"\nmodels = [\"m\"]\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(err.message.starts_with("c.toml:1: [endpoints.x]: url: only http://"), "{err}");
+        let err = parse_endpoints(
+            "\n[endpoints.x]\nurl = \"http://h\"\nmodels = []\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(err.message.starts_with("c.toml:2:"), "{err}");
+        let err = parse_endpoints(
+            "[endpoints.x]\nurl = \"http://h\"\nmodel = \"m\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("unknown field `model`"), "{err}");
     }
 
     #[test]

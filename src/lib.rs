@@ -22,10 +22,10 @@
 //! control/      session control: find, start, send, wait, screen,
 //!               interrupt, approve, stop, list, gc (typed results, no
 //!               printing); the library's API is control::api
-//! host/ transport/ screen/ adapter/ store/ ipc/ tmux/ trust
+//! host/ transport/ screen/ adapter/ store/ ipc/ tmux/ trust endpoint/
 //!               the host process per session, its agent's transport and
 //!               screen, the profiles, the files, the control socket, who
-//!               may ask what
+//!               may ask what, the model servers
 //! ```
 
 mod adapter;
@@ -36,6 +36,7 @@ mod config;
 mod control;
 mod dispatch;
 mod docs;
+mod endpoint;
 mod error;
 #[cfg(test)]
 mod fuzz;

@@ -548,3 +548,54 @@ fn check_refuses_a_chain_whose_agents_cannot_run_here() {
     assert!(bad.stderr.contains("hint:"), "{}", bad.stderr);
     assert!(!env.state_dir().join("sessions").exists(), "--check starts nothing");
 }
+
+/// A batch with a flaky task, then a review the gate can brief.
+const EVIDENCE: &str = r#"
+[chain]
+name = "ev"
+max_parallel = 2
+
+[[step]]
+name = "work"
+agent = "w"
+brief = "Do {{task}}. {{feedback}}"
+tasks = ["flaky", "good"]
+done = ["cmd:sh check.sh {{task}}"]
+
+[[step]]
+name = "review"
+agent = "w"
+brief = "Review the work."
+"#;
+
+#[test]
+fn a_gate_reads_the_failure_artifacts_and_routes_context_to_a_pending_task() {
+    let env = env();
+    let mut config = CONFIG.to_string();
+    config.push_str(
+        "\n[agents.analyst]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\", \"--reply\", \
+         \"done [[reply:{\\\"analysis\\\": \\\"flaky needs its marker\\\", \\\"decisions\\\": \
+         [{\\\"task\\\": \\\"work-1\\\", \\\"action\\\": \\\"retry\\\"}], \\\"context\\\": \
+         [{\\\"task\\\": \\\"review\\\", \\\"note\\\": \\\"work-1 was flaky\\\"}]}]]\"]\n",
+    );
+    env.write_config(&config);
+    write(&env, "ev.toml", EVIDENCE);
+    let out =
+        env.reins(&["chain", "run", "ev.toml", "--gate-agent", "analyst", "--json"]).ok().json();
+    assert_eq!(out["result"], "accepted", "{out}");
+    let gate = log(&env, "ev").into_iter().find(|e| e["type"] == "gate").unwrap();
+    assert_eq!(gate["by"], "agent", "{gate}");
+    assert_eq!(gate["analysis"], "flaky needs its marker", "{gate}");
+    assert_eq!(gate["context"][0]["task"], "review", "{gate}");
+    // The gate saw the failed check's output file and its tail, the
+    // accepted task and the pending one.
+    let asked = env.brief("ev-gate-1");
+    assert!(asked.contains("-check-1.log") && asked.contains("flaky: not yet"), "{asked}");
+    assert!(asked.contains("\"pending\"") && asked.contains("\"review\""), "{asked}");
+    assert!(asked.contains("\"accepted\""), "{asked}");
+    // The review task's brief carries the gate's context.
+    let st = state(&env, "ev").unwrap();
+    let review = st["steps"][1]["tasks"][0]["sessions"][0].as_str().unwrap().to_string();
+    let brief = env.brief(&review);
+    assert!(brief.contains("From the gate: work-1 was flaky"), "{brief}");
+}

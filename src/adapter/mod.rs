@@ -9,7 +9,7 @@ mod rate_limit;
 mod rules;
 
 pub(crate) use profile::{
-    ContextMode, Evidence, InputSpec, Profile, ProfileSource, Step, StopSpec, SubmitMode,
-    SubmitSpec, TermMode, Transport, TurnSpec, find, list,
+    ContextMode, EndpointLaunch, Evidence, InputSpec, Profile, ProfileSource, Step, StopSpec,
+    SubmitMode, SubmitSpec, TermMode, Transport, TurnSpec, find, list,
 };
 pub(crate) use rules::{RuleReport, TurnStatus, UsageWhen, read_usage, turn_status};

@@ -54,6 +54,9 @@ pub(crate) struct Check {
     pub(crate) hint: Option<String>,
     /// Named on the command line (or part of reins itself).
     pub(crate) required: bool,
+    /// For a model endpoint: what its model list said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) endpoint: Option<crate::endpoint::check::Reach>,
 }
 
 impl Check {
@@ -68,6 +71,7 @@ impl Check {
             detail: detail.into(),
             hint: None,
             required: false,
+            endpoint: None,
         }
     }
 

@@ -55,6 +55,8 @@ pub(crate) struct Profile {
     pub(crate) rate_limit: RateLimitSpec,
     /// Where its credentials can be (none: not checked).
     pub(crate) auth: Option<AuthSpec>,
+    /// How it is pointed at a model endpoint (none: it cannot be).
+    pub(crate) endpoint: Option<EndpointLaunch>,
     pub(crate) approve: ApproveSpec,
     pub(crate) rules: Vec<Rule>,
     pub(crate) outcomes: Vec<Outcome>,
@@ -100,6 +102,8 @@ struct ProfileFile {
     rate_limit: RateLimitFile,
     #[serde(default)]
     auth: Option<AuthSpec>,
+    #[serde(default)]
+    endpoint: Option<EndpointLaunch>,
     #[serde(default, rename = "rule")]
     rules: Vec<RuleFile>,
     #[serde(default)]
@@ -244,6 +248,27 @@ pub(crate) struct Launch {
     /// Extra environment for the agent.
     #[serde(default)]
     pub(crate) env: BTreeMap<String, String>,
+}
+
+/// `[endpoint]`: how an agent configured with `endpoint = "NAME"` is
+/// pointed at that OpenAI-compatible model server. In every string
+/// `{base_url}`, `{model}`, `{endpoint}` (its name), `{api_key_env}` and,
+/// in `env` only, `{api_key}` (the key's value, else `none`) are replaced.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EndpointLaunch {
+    /// Arguments for the agent.
+    #[serde(default)]
+    pub(crate) args: Vec<String>,
+    /// Arguments added when the endpoint names an `api_key_env`.
+    #[serde(default)]
+    pub(crate) key_args: Vec<String>,
+    /// Environment for the agent.
+    #[serde(default)]
+    pub(crate) env: BTreeMap<String, String>,
+    /// How the model is passed on an endpoint (default: the profile's way).
+    #[serde(default)]
+    pub(crate) model_args: Option<Vec<String>>,
 }
 
 /// How `run --context TEXT` is handed to the agent.
@@ -668,6 +693,7 @@ impl Profile {
             progress: file.progress.compile()?,
             rate_limit: file.rate_limit.compile()?,
             auth: file.auth,
+            endpoint: file.endpoint,
             approve: file.approve,
             rules,
             outcomes,

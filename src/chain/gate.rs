@@ -9,8 +9,63 @@
 //! schema. Whoever decides, a task at its `max_tries` is skipped: a chain
 //! always ends. No failure, no gate.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// What a failed run left on disk: a failed check's output, or the
+/// verifier's verdict.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Evidence {
+    /// `check` or `verdict`.
+    pub(crate) kind: String,
+    /// The check (`cmd:...`) or the verifier's session.
+    pub(crate) what: String,
+    /// Where the whole of it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) path: Option<String>,
+    /// Its last lines (at most 2000 characters).
+    pub(crate) tail: String,
+}
+
+/// The last lines of `text`, at most 2000 characters.
+pub(crate) fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let last = lines[lines.len().saturating_sub(20)..].join("\n");
+    let skip = last.chars().count().saturating_sub(2000);
+    last.chars().skip(skip).collect()
+}
+
+/// A note the gate routes to a pending task.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Context {
+    pub(crate) task: String,
+    pub(crate) note: String,
+}
+
+/// A gate agent's answer, checked.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    pub(crate) decisions: Vec<Decision>,
+    pub(crate) analysis: Option<String>,
+    pub(crate) context: Vec<Context>,
+}
+
+/// What else the gate is shown: the batch's accepted outputs and the
+/// tasks still to run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Surroundings {
+    /// Accepted tasks of the batch and their outputs (cut).
+    pub(crate) accepted: Vec<Accepted>,
+    /// Tasks not run yet: those a `context` note may go to.
+    pub(crate) pending: Vec<String>,
+}
+
+/// An accepted task of the batch.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Accepted {
+    pub(crate) task: String,
+    pub(crate) output: String,
+}
 
 /// What the gate does with one failed task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,6 +110,9 @@ pub(crate) struct Failed {
     /// check, verdict, timeout, start, crash or other.
     pub(crate) failure: String,
     pub(crate) reason: String,
+    /// The failed checks' output and the verdict, paths and tails.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) evidence: Vec<Evidence>,
 }
 
 /// The kind of a failure, from the reason dispatch gave.
@@ -115,7 +173,11 @@ pub(crate) fn rules(failed: &[Failed], width: u32) -> Vec<Decision> {
 /// Validates a gate agent's answer: one decision for every failed task,
 /// nothing else. A retry or rebatch of a task at its max_tries becomes a
 /// skip (the answer stays valid).
-pub(crate) fn validate(value: &Value, failed: &[Failed]) -> Result<Vec<Decision>, String> {
+pub(crate) fn validate(
+    value: &Value,
+    failed: &[Failed],
+    pending: &[String],
+) -> Result<Answer, String> {
     let obj = value.as_object().ok_or("the answer is not a JSON object")?;
     let list = match obj.get("decisions") {
         Some(Value::Array(list)) => list,
@@ -167,21 +229,60 @@ pub(crate) fn validate(value: &Value, failed: &[Failed]) -> Result<Vec<Decision>
     if let Some(missing) = failed.iter().find(|f| !out.iter().any(|o| o.task == f.task)) {
         return Err(format!("no decision for task {:?}", missing.task));
     }
-    Ok(out)
+    let analysis = match obj.get("analysis") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err("\"analysis\" is not a string".into()),
+    };
+    let mut context = Vec::new();
+    match obj.get("context") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) => {
+            for (i, c) in list.iter().enumerate() {
+                let task = c.get("task").and_then(Value::as_str);
+                let note = c.get("note").and_then(Value::as_str);
+                let (Some(task), Some(note)) = (task, note) else {
+                    return Err(format!("context {} needs \"task\" and \"note\" strings", i + 1));
+                };
+                if !pending.iter().any(|p| p == task) {
+                    return Err(format!(
+                        "context {} names task {task:?}, which is not pending",
+                        i + 1
+                    ));
+                }
+                context.push(Context { task: task.to_string(), note: note.to_string() });
+            }
+        }
+        Some(_) => return Err("\"context\" is not an array".into()),
+    }
+    Ok(Answer { decisions: out, analysis, context })
 }
 
 /// The gate agent's brief.
-pub(crate) fn brief(chain: &str, step: &str, failed: &[Failed], file: &str, key: &str) -> String {
+pub(crate) fn brief(
+    chain: &str,
+    step: &str,
+    failed: &[Failed],
+    around: &Surroundings,
+    file: &str,
+    key: &str,
+) -> String {
     let list = serde_json::to_string_pretty(failed).unwrap_or_default();
+    let around = serde_json::to_string_pretty(around).unwrap_or_default();
     format!(
         "You are the gate of the chain {chain:?}. In its step {step:?} these tasks failed \
-         (runs: how often each ran; max_tries: how often it may):\n{list}\n\n\
-         Decide for each task: \"retry\" (run it again; brief_note tells the worker what to do \
-         differently), \"skip\" (give up on it), or \"rebatch\" (run it again with fewer tasks \
-         at once). Change nothing yourself. Answer with one JSON object \
-         {{\"decisions\": [{{\"task\": \"<task>\", \"action\": \"retry|skip|rebatch\", \
-         \"brief_note\": \"<note>\"}}]}} with one decision per task, on a line of its own, \
-         and also write it to {file}.\nEnd of brief (gate key {key})."
+         (runs: how often each ran; max_tries: how often it may; evidence: the failed checks' \
+         output and the verdicts, with the files that hold all of it):\n{list}\n\n\
+         The batch's accepted tasks and the tasks still to run:\n{around}\n\n\
+         Read the evidence first. Decide for each failed task: \"retry\" (run it again; \
+         brief_note tells the worker what to do differently), \"skip\" (give up on it), or \
+         \"rebatch\" (run it again with fewer tasks at once). Change nothing yourself. Answer \
+         with one JSON object {{\"analysis\": \"<what went wrong>\", \"decisions\": \
+         [{{\"task\": \"<task>\", \"action\": \"retry|skip|rebatch\", \"brief_note\": \
+         \"<note>\"}}], \"context\": [{{\"task\": \"<pending task>\", \"note\": \"<what it \
+         should know>\"}}]}} with one decision per failed task (analysis and context are \
+         optional), on a line of its own, and also write it to {file}.\n\
+         End of brief (gate key {key})."
     )
 }
 
@@ -198,6 +299,7 @@ mod tests {
             max_tries: 2,
             failure: failure.into(),
             reason: "done check cmd:x failed: exit 1".into(),
+            evidence: Vec::new(),
         }
     }
 
@@ -220,7 +322,7 @@ mod tests {
         let ok = json!({"decisions": [
             {"task": "a", "action": "retry", "brief_note": "only the parser"},
             {"task": "b", "action": "retry"}]});
-        let d = validate(&ok, &f).unwrap();
+        let d = validate(&ok, &f, &[]).unwrap().decisions;
         assert_eq!(d[0].action, Action::Retry);
         assert!(d[0].brief_note.as_deref().unwrap().ends_with("only the parser"));
         assert_eq!(d[1].action, Action::Skip, "b is at max_tries");
@@ -233,7 +335,28 @@ mod tests {
             (json!({"decisions": [{"task": "z", "action": "skip"}]}), "did not fail"),
             (json!({"decisions": [{"task": "a", "action": "redo"}]}), "not retry, skip"),
         ] {
-            assert!(validate(&bad, &f).unwrap_err().contains(why), "{bad}");
+            assert!(validate(&bad, &f, &[]).unwrap_err().contains(why), "{bad}");
         }
+    }
+
+    #[test]
+    fn analysis_and_context_go_to_pending_tasks_only() {
+        let f = [failed("a", 1, "check")];
+        let pending = ["review".to_string()];
+        let ok = json!({"analysis": "the parser", "decisions": [{"task": "a", "action": "skip"}],
+            "context": [{"task": "review", "note": "a was skipped"}]});
+        let answer = validate(&ok, &f, &pending).unwrap();
+        assert_eq!(answer.analysis.as_deref(), Some("the parser"));
+        assert_eq!(
+            (answer.context[0].task.as_str(), answer.context[0].note.as_str()),
+            ("review", "a was skipped")
+        );
+        let bad = json!({"decisions": [{"task": "a", "action": "skip"}],
+            "context": [{"task": "a", "note": "x"}]});
+        assert!(validate(&bad, &f, &pending).unwrap_err().contains("not pending"));
+        assert_eq!(
+            tail(&(1..=30).map(|i| i.to_string()).collect::<Vec<_>>().join("\n")).lines().next(),
+            Some("11")
+        );
     }
 }

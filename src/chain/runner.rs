@@ -43,6 +43,8 @@ pub(crate) struct Options {
     pub(crate) gate_timeout: Duration,
     /// Print progress lines on stderr.
     pub(crate) quiet: bool,
+    /// How the workers' approval requests are answered.
+    pub(crate) approve: crate::host::ApprovalPolicy,
 }
 
 /// The chain's own events (same envelope as a session's).
@@ -92,6 +94,10 @@ enum Note<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         fallback: Option<&'a str>,
         decisions: &'a [Decision],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        analysis: Option<&'a str>,
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        context: &'a [gate::Context],
     },
     StepEnded {
         step: &'a str,
@@ -146,6 +152,7 @@ struct Runner {
     reins: Reins,
     cancel: Cancel,
     gate_agent: Option<AgentSpec>,
+    approve: crate::host::ApprovalPolicy,
     gate_timeout: Duration,
 }
 
@@ -180,6 +187,7 @@ pub(crate) fn execute(
             cancel: rx,
             gate_agent: opts.gate_agent,
             gate_timeout: opts.gate_timeout,
+            approve: opts.approve,
         };
         let started = Instant::now();
         if resumed {
@@ -492,7 +500,7 @@ impl Runner {
     async fn task(&self, si: usize, ti: usize, def: &StepDef) {
         let started = Instant::now();
         let values = self.values(si, ti);
-        let (dispatch_id, key, run, note, item) = {
+        let (dispatch_id, key, run, note, item, context) = {
             let mut sh = self.shared.borrow_mut();
             let task = &mut sh.st.steps[si].tasks[ti];
             task.runs += 1;
@@ -503,6 +511,7 @@ impl Runner {
                 task.runs,
                 task.note.clone(),
                 task.item.clone(),
+                task.context.clone(),
             );
             sh.emit(&Note::TaskStarted {
                 step: &def.name,
@@ -518,6 +527,9 @@ impl Runner {
             && !file::placeholders(&def.brief).iter().any(|(_, k)| k == "feedback")
         {
             brief.push_str(&format!("\n\n{note}"));
+        }
+        for note in &context {
+            brief.push_str(&format!("\n\nFrom the gate: {note}"));
         }
         let outcome =
             self.dispatch(si, ti, def, &dispatch_id, brief, item.as_deref(), &values).await;
@@ -554,6 +566,7 @@ impl Runner {
                             gate::kind_of(last.map_or("failed", |a| a.result.as_str()), &reason)
                                 .to_string(),
                         );
+                        task.evidence = last.map(evidence_of).unwrap_or_default();
                         task.reason = Some(reason);
                         task.status = TaskStatus::Failed;
                     }
@@ -629,9 +642,17 @@ impl Runner {
             program_timeout: Duration::from_secs(10),
             cwd,
             watch: None,
+            routed_by: match &route {
+                crate::dispatch::Route::Pinned(_) => "agent".into(),
+                crate::dispatch::Route::Candidates { how, .. } => how.to_string(),
+                crate::dispatch::Route::Ladder(_) => "ladder".into(),
+            },
             route,
             first_attempt,
             cool_down: false,
+            advisor: None,
+            approve: self.approve,
+            blocked_grace: crate::dispatch::DEFAULT_BLOCKED_GRACE,
         };
         let shared = self.shared.clone();
         let (step_name, key) = {
@@ -692,14 +713,43 @@ impl Runner {
                         max_tries,
                         failure: t.failure.clone().unwrap_or_else(|| "other".into()),
                         reason: t.reason.clone().unwrap_or_else(|| "no reason recorded".into()),
+                        evidence: t.evidence.clone(),
                     }
                 })
                 .collect()
         };
+        let around = {
+            let sh = self.shared.borrow();
+            gate::Surroundings {
+                accepted: sh.st.steps[si]
+                    .tasks
+                    .iter()
+                    .filter(|t| t.status == TaskStatus::Accepted)
+                    .map(|t| gate::Accepted {
+                        task: t.key.clone(),
+                        output: gate::tail(t.output.as_deref().unwrap_or_default()),
+                    })
+                    .collect(),
+                pending: sh
+                    .st
+                    .steps
+                    .iter()
+                    .flat_map(|s| &s.tasks)
+                    .filter(|t| t.status == TaskStatus::Pending)
+                    .map(|t| t.key.clone())
+                    .collect(),
+            }
+        };
+        let mut analysis = None;
+        let mut context = Vec::new();
         let (decisions, by, fallback) = match &self.gate_agent {
             None => (gate::rules(&list, width), By::Rules, None),
-            Some(agent) => match self.ask_gate(agent, def, &list).await {
-                Ok(decisions) => (decisions, By::Agent, None),
+            Some(agent) => match self.ask_gate(agent, def, &list, &around).await {
+                Ok(answer) => {
+                    analysis = answer.analysis;
+                    context = answer.context;
+                    (answer.decisions, By::Agent, None)
+                }
                 Err(why) => {
                     if self.cancelled().is_some() {
                         return None;
@@ -717,7 +767,17 @@ impl Runner {
             agent: self.gate_agent.as_ref().map(|a| a.name.as_str()),
             fallback: fallback.as_deref(),
             decisions: &decisions,
+            analysis: analysis.as_deref(),
+            context: &context,
         });
+        // The gate's context goes into those pending tasks' briefs.
+        for c in &context {
+            if let Some(t) =
+                sh.st.steps.iter_mut().flat_map(|s| &mut s.tasks).find(|t| t.key == c.task)
+            {
+                t.context.push(c.note.clone());
+            }
+        }
         let by = serde_json::to_value(by).ok().and_then(|v| v.as_str().map(String::from));
         for d in &decisions {
             let action = serde_json::to_value(d.action)
@@ -740,7 +800,8 @@ impl Runner {
         agent: &AgentSpec,
         def: &StepDef,
         failed: &[Failed],
-    ) -> Result<Vec<Decision>, String> {
+        around: &gate::Surroundings,
+    ) -> Result<gate::Answer, String> {
         let (session, file, chain_id) = {
             let mut sh = self.shared.borrow_mut();
             let n = sh.st.steps.iter().map(|s| s.gates).sum::<u32>() + sh.st.resumes + 1;
@@ -757,7 +818,8 @@ impl Runner {
         };
         let _ = crate::store::fsutil::remove_if_exists(&file);
         let key = crate::ids::random_hex(4);
-        let brief = gate::brief(&chain_id, &def.name, failed, &file.display().to_string(), &key);
+        let brief =
+            gate::brief(&chain_id, &def.name, failed, around, &file.display().to_string(), &key);
         let launch = Launch {
             id: &session,
             agent,
@@ -767,6 +829,7 @@ impl Runner {
             description: format!("chain {chain_id} gate of step {}", def.name),
             size: crate::store::registry::Size { cols: 240, rows: 60 },
             start_timeout: Duration::from_secs(30),
+            approve: crate::host::ApprovalPolicy::Never,
         };
         let mut cancel = self.cancel.clone();
         let asked = async {
@@ -807,7 +870,7 @@ impl Runner {
                 )?
             }
         };
-        gate::validate(&value, failed)
+        gate::validate(&value, failed, &around.pending)
     }
 
     fn finish(&self, status: ChainStatus, elapsed: Duration) {
@@ -938,6 +1001,38 @@ pub(crate) fn summary(st: &ChainState) -> Value {
         "resumes": st.resumes,
         "steps": steps,
     })
+}
+
+/// What a failed attempt left for the gate: each failed check's output
+/// (its file and last lines) and the verifier's verdict.
+fn evidence_of(a: &crate::store::outcomes::Attempt) -> Vec<gate::Evidence> {
+    let mut out = Vec::new();
+    for check in a.checks.as_array().into_iter().flatten() {
+        if check["ok"].as_bool() != Some(false) {
+            continue;
+        }
+        let path = check["output"].as_str().map(str::to_string);
+        let text = path
+            .as_deref()
+            .and_then(|p| std::fs::read(p).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_else(|| check["detail"].as_str().unwrap_or_default().to_string());
+        out.push(gate::Evidence {
+            kind: "check".into(),
+            what: check["check"].as_str().unwrap_or_default().to_string(),
+            path,
+            tail: gate::tail(&text),
+        });
+    }
+    if a.verdict.is_some() {
+        out.push(gate::Evidence {
+            kind: "verdict".into(),
+            what: a.verifier.clone().unwrap_or_default(),
+            path: None,
+            tail: gate::tail(a.feedback.as_deref().unwrap_or_default()),
+        });
+    }
+    out
 }
 
 #[cfg(test)]

@@ -160,6 +160,13 @@ pub(crate) struct TaskState {
     pub(crate) failure: Option<String>,
     /// The gate's note for its next run (`{{feedback}}`).
     pub(crate) note: Option<String>,
+    /// What its last failed run left: the failed checks' output and the
+    /// verdict (paths and tails), for the gate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) evidence: Vec<crate::chain::gate::Evidence>,
+    /// Notes a gate routed to this task (added to its brief).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) context: Vec<String>,
     pub(crate) duration_s: f64,
     pub(crate) tokens: Option<u64>,
 }

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use crate::adapter::probe::Status;
 use crate::config::{AgentSpec, Agents};
 use crate::dispatch::avail;
-use crate::dispatch::roster::{self, Report};
+use crate::dispatch::roster::{self, EndpointRow, Report};
 use crate::dispatch::sessions::{Launch, Reins, TurnEnd};
+use crate::endpoint::Endpoint;
+use crate::endpoint::check;
 use crate::error::{CliError, CliResult, code};
 use crate::store::outcomes::Probe;
 use crate::store::paths::StateRoot;
@@ -27,6 +29,12 @@ use crate::store::paths::StateRoot;
 /// one-line task, waits for the turn to complete, stops it, and records
 /// success and latency in the outcome store; an agent whose last probe
 /// failed is not available until a probe succeeds.
+///
+/// Model endpoints ([endpoints.NAME]) are listed after the agents: whether
+/// each answers, which of its models it serves, and the model its last
+/// probe chose. `--probe` sends each a tiny request, model by model in the
+/// configured order (skipping models it does not serve), and records the
+/// first that answers.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 config.toml:
@@ -39,20 +47,41 @@ config.toml:
   model_args = [\"-m\", \"{model}\"] # how the model is passed (default: per profile)
   host = \"gpu\"                   # its sessions run there ([hosts.gpu], `reins hosts`)
 
+  [endpoints.local]              # a model server (see `reins doctor --help`)
+  url = \"http://127.0.0.1:11434/v1\"
+  models = [\"qwen2.5-coder:7b\", \"phi4-mini\"]  # first choice first
+
+  [agents.local-qwen]            # a local tier: a real coding agent on it
+  agent = \"codex\"                # codex, opencode or qwen (profiles with [endpoint])
+  endpoint = \"local\"             # model: as set, else what its probe chose
+
   [[route]]                      # dispatch without --agent/--prefer/--ladder:
   when = [\"(?i)flaky|test\", \"label:tests\"]  # regexes on the task, label:NAME
   prefer = [\"strong\", \"cheap\"]  # these first, then the rest of the pool
   weight = 2                     # score = weight x patterns matched (default 1)
 
+  [[route]]                      # or a routing chain: one attempt per rung
+  when = [\"label:feature\"]
+  ladder = [\"local-qwen\", \"strong\"]  # instead of prefer
+  verifier = \"reviewer\"          # unless dispatch names one
+
+  [dispatch]                     # when no rule routes the task
+  default_ladder = [\"local-qwen\", \"strong\"]
+  verifier = \"reviewer\"
+
+  [agents.strong]
+  self_certify = true            # accepted on its checks alone: no verifier call
+
 Examples:
   reins agents                  a table
   reins agents --json
   reins agents --probe cheap    one real turn on cheap, recorded
+  reins agents --probe local    the first model of endpoint local that answers
 
 Exit codes: 0 ok (also when agents are unavailable), 1 a probe failed, 2
 usage error (an unknown NAME, a broken config file).")]
 pub(crate) struct Args {
-    /// Only these agents.
+    /// Only these agents (or endpoints).
     #[arg(value_name = "NAME")]
     names: Vec<String>,
     /// Print one JSON document instead of a table.
@@ -71,11 +100,23 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args) -> CliResult {
     let agents = Agents::load()?;
+    let is_endpoint = |n: &String| {
+        agents.endpoints.iter().any(|e| &e.name == n) && !agents.list.iter().any(|a| &a.name == n)
+    };
     let chosen: Vec<&AgentSpec> = if args.names.is_empty() {
         agents.list.iter().collect()
     } else {
-        args.names.iter().map(|n| agents.get(n)).collect::<Result<_, _>>()?
+        args.names
+            .iter()
+            .filter(|n| !is_endpoint(n))
+            .map(|n| agents.get(n))
+            .collect::<Result<_, _>>()?
     };
+    let endpoints: Vec<&Endpoint> = agents
+        .endpoints
+        .iter()
+        .filter(|e| args.names.is_empty() || args.names.contains(&e.name))
+        .collect();
     let state = StateRoot::from_env()?;
     let store = crate::store::outcomes::Store::open_in(&state)?;
     let checks = avail::program_checks(&chosen, args.timeout);
@@ -106,7 +147,10 @@ pub(crate) fn run(args: Args) -> CliResult {
             probes[i] = Some(probe);
         }
     }
-    let report = roster::report(&agents, &chosen, checks, probes, &store, &state)?;
+    let mut report = roster::report(&agents, &chosen, checks, probes, &store, &state)?;
+    report.endpoints = endpoint_rows(&endpoints, &args, &store)?;
+    report.ok &=
+        report.endpoints.iter().all(|e| e.probe.as_ref().is_none_or(|p| p.chosen.is_some()));
     let probe_failed = !report.ok;
     if args.json {
         crate::cli::print_json(&report)?;
@@ -114,6 +158,71 @@ pub(crate) fn run(args: Args) -> CliResult {
         print_table(&report)?;
     }
     Ok(if probe_failed { code::FAILURE } else { code::OK })
+}
+
+/// Each endpoint: its model list now, and with `--probe` the first model
+/// that answers (recorded).
+fn endpoint_rows(
+    endpoints: &[&Endpoint],
+    args: &Args,
+    store: &crate::store::outcomes::Store,
+) -> Result<Vec<EndpointRow>, CliError> {
+    if endpoints.is_empty() {
+        return Ok(Vec::new());
+    }
+    let runtime = crate::cli::runtime();
+    let timeout = args.timeout;
+    let reaches = runtime.block_on(async {
+        let asks: Vec<_> = endpoints
+            .iter()
+            .map(|ep| {
+                let ep = (*ep).clone();
+                tokio::spawn(async move { check::reach(&ep, timeout).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for ask in asks {
+            out.push(ask.await.map_err(|e| CliError::failure(format!("internal error: {e}")))?);
+        }
+        Ok::<_, CliError>(out)
+    })?;
+    let mut rows = Vec::new();
+    for (ep, reach) in endpoints.iter().zip(reaches) {
+        let probe = if args.probe {
+            let probe = runtime.block_on(check::probe(ep));
+            let stored = probe.as_probe(ep);
+            store.add_probe(&stored).map_err(|e| CliError::failure(e.to_string()))?;
+            if !args.json {
+                eprintln!(
+                    "reins agents: probe of endpoint {}: {} ({})",
+                    ep.name,
+                    if stored.ok { "ok" } else { "FAILED" },
+                    stored.detail
+                );
+            }
+            Some(probe)
+        } else {
+            None
+        };
+        let last_probe =
+            store.last_probe(&ep.probe_key()).map_err(|e| CliError::failure(e.to_string()))?;
+        let chosen = last_probe.as_ref().and_then(|p| p.model.clone());
+        let warm = match chosen.as_ref().or(reach.present.first()) {
+            Some(model) if reach.reachable => Some(runtime.block_on(check::warm(ep, model))),
+            _ => None,
+        };
+        rows.push(EndpointRow {
+            name: ep.name.clone(),
+            url: ep.url.clone(),
+            models: ep.models.clone(),
+            reach,
+            warm,
+            chosen,
+            last_probe,
+            probe,
+        });
+    }
+    Ok(rows)
 }
 
 fn print_table(report: &Report) -> std::io::Result<()> {
@@ -145,6 +254,41 @@ fn print_table(report: &Report) -> std::io::Result<()> {
             }
         )?;
     }
+    if !report.endpoints.is_empty() {
+        let width = report.endpoints.iter().map(|e| e.name.len()).max().unwrap_or(8).max(8);
+        writeln!(
+            out,
+            "{:width$}  {:<9} {:<14} {:<4} MODELS",
+            "ENDPOINT", "REACHABLE", "CHOSEN", "WARM"
+        )?;
+        for e in &report.endpoints {
+            let reachable = match e.reach.latency_ms {
+                Some(ms) if e.reach.reachable => format!("yes {ms}ms"),
+                _ => "no".into(),
+            };
+            let models = if e.reach.reachable {
+                let mut shown = e.reach.present.join(", ");
+                if !e.reach.missing.is_empty() {
+                    shown.push_str(&format!(" (lacks {})", e.reach.missing.join(", ")));
+                }
+                shown
+            } else {
+                e.reach.error.clone().unwrap_or_default()
+            };
+            let warm = match e.warm {
+                Some(w) if w.warm => "yes",
+                Some(_) => "no",
+                None => "-",
+            };
+            writeln!(
+                out,
+                "{:width$}  {:<9} {:<14} {warm:<4} {models}",
+                e.name,
+                reachable,
+                e.chosen.as_deref().unwrap_or("-"),
+            )?;
+        }
+    }
     match &report.config {
         Some(path) => writeln!(out, "config: {path}"),
         None => writeln!(out, "config: none (built-in agents only)"),
@@ -165,6 +309,7 @@ async fn probe(reins: &Reins, agent: &AgentSpec, timeout: Duration) -> Probe {
         description: format!("probe of {}", agent.name),
         size: crate::store::registry::Size { cols: 120, rows: 40 },
         start_timeout: timeout,
+        approve: crate::host::ApprovalPolicy::Never,
     };
     let (ok, detail) = match reins.start(&launch).await {
         Err(reason) => (false, reason),

@@ -107,7 +107,11 @@ const RUN_HELP: &str = concat!(
     "narrower scope), skip, or rebatch (again, fewer at once). Rules: skip at\n",
     "max_tries, rebatch a timeout or a failed start while others ran, else retry.\n",
     "--gate-agent A asks A for {\"decisions\": [{\"task\", \"action\", \"brief_note\"}]}\n",
-    "and uses the rules when its answer is invalid, missing or late.\n",
+    "and uses the rules when its answer is invalid, missing or late. Its brief\n",
+    "carries each failed task's evidence (the failed checks' output files and\n",
+    "their last lines, the verdict), the batch's accepted outputs and the\n",
+    "pending tasks; its answer may add \"analysis\" and \"context\": [{\"task\",\n",
+    "\"note\"}], recorded in the gate event and added to those pending tasks' briefs.\n",
     "\n",
     "Examples:\n",
     "  reins chain run feature.toml\n",
@@ -145,6 +149,11 @@ struct Common {
     /// How long the gate agent may take.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::time::parse_duration)]
     gate_timeout: Duration,
+    /// How the workers' approval requests are answered: ask (a person,
+    /// within the blocked grace of 30s), auto (allow each) or never
+    /// (refuse each). A worker blocked past the grace fails over.
+    #[arg(long, value_name = "POLICY", value_enum, default_value = "ask")]
+    approve: crate::host::ApprovalPolicy,
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -214,7 +223,12 @@ fn run_chain(root: &StateRoot, args: RunArgs) -> CliResult {
     let _runner = lock_runner(&id, &dir)?;
     let st = new_state(&id, def, cwd, args.common.gate_agent.clone());
     st.save(&dir)?;
-    let opts = Options { gate_agent, gate_timeout: args.common.gate_timeout, quiet: false };
+    let opts = Options {
+        gate_agent,
+        gate_timeout: args.common.gate_timeout,
+        quiet: false,
+        approve: args.common.approve,
+    };
     let st = runner::execute(root.clone(), dir.clone(), st, agents, opts, false)?;
     report(&st, &dir, args.common.json)
 }
@@ -381,6 +395,8 @@ fn task(chain: &str, key: &str, item: Option<String>) -> TaskState {
         reason: None,
         failure: None,
         note: None,
+        evidence: Vec::new(),
+        context: Vec::new(),
         duration_s: 0.0,
         tokens: None,
     }
@@ -410,7 +426,12 @@ fn resume(root: &StateRoot, id: &str, common: Common) -> CliResult {
     let gate = common.gate_agent.clone().or(st.gate_agent.clone());
     let gate_agent = gate.as_deref().map(|a| agents.get(a).cloned()).transpose()?;
     st.gate_agent = gate;
-    let opts = Options { gate_agent, gate_timeout: common.gate_timeout, quiet: false };
+    let opts = Options {
+        gate_agent,
+        gate_timeout: common.gate_timeout,
+        quiet: false,
+        approve: common.approve,
+    };
     let st = runner::execute(root.clone(), dir.clone(), st, agents, opts, true)?;
     report(&st, &dir, common.json)
 }

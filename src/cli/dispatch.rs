@@ -18,7 +18,11 @@ use crate::store::paths::StateRoot;
 /// The agent: `--agent A` (only A), else the first available of `--prefer
 /// A,B`, else the configured agents ($XDG_CONFIG_HOME/reins/config.toml,
 /// `reins agents` lists them) in round-robin order, with those that the
-/// config's `[[route]]` rules pick for the task's text and labels first,
+/// config's `[[route]]` rules pick for the task's text and labels first
+/// (a rule with a `ladder` climbs that ladder with its `verifier`; with no
+/// rule matching, `[dispatch] default_ladder` is climbed if set; with
+/// `[advisor] dispatch = true` the advisor picks the first from the
+/// store's success rate and median duration per label),
 /// skipping agents whose program does not work, that cool down after
 /// failures, whose last probe failed, or that are at their
 /// max_concurrent. Each attempt is a detached session (ID, ID-b, ID-c, …)
@@ -93,6 +97,15 @@ pub(crate) struct Args {
     /// How long one attempt may work before it counts as failed.
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = crate::time::parse_duration)]
     attempt_timeout: Duration,
+    /// How the workers' approval requests are answered: ask (leave them to
+    /// a person, within --blocked-grace), auto (allow each) or never
+    /// (refuse each).
+    #[arg(long, value_name = "POLICY", value_enum, default_value = "ask")]
+    approve: crate::host::ApprovalPolicy,
+    /// An attempt blocked this long (an approval nobody answered, a trust
+    /// or sign-in screen) fails over instead of waiting out its timeout.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::time::parse_duration)]
+    blocked_grace: Duration,
     /// How long the verifier may take.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::time::parse_duration)]
     verify_timeout: Duration,
@@ -185,6 +198,8 @@ pub(crate) fn run(args: Args) -> CliResult {
         check_timeout: args.check_timeout,
         cwd: args.cwd.clone(),
         watch,
+        approve: args.approve,
+        blocked_grace: args.blocked_grace,
         ..Request::new(read_task(&args)?)
     };
     let plan = request.plan(&state)?;

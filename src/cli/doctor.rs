@@ -1,7 +1,8 @@
 //! `reins doctor`: what this machine can run.
 //!
 //! Checks reins' own needs (a writable state directory, pseudo-terminals),
-//! tmux, and every agent profile's program: found on PATH, answers
+//! tmux, the model endpoints of config.toml (`[endpoints.NAME]`: does it
+//! answer, which of its models it serves), and every agent profile's program: found on PATH, answers
 //! `--version`, and for agents with an app-server or an ACP command,
 //! completes the same `initialize` a session starts with. Checks run in parallel, each
 //! bounded by `--timeout`, so a hung agent cannot hang doctor.
@@ -30,6 +31,17 @@ Examples:
   reins doctor                  everything, as a table
   reins doctor codex claude     exit 1 unless both are usable
   reins doctor --json tmux      one JSON document
+  reins doctor endpoints        exit 1 unless every [endpoints.NAME] is usable
+
+Model endpoints come from config.toml:
+  [endpoints.local]
+  url = \"http://127.0.0.1:11434/v1\"   # OpenAI-compatible (Ollama, vLLM, LiteLLM)
+  models = [\"qwen2.5-coder:7b\", \"phi4-mini\"]  # first choice first
+  timeout = \"30s\"                     # one tiny request (default 30s)
+  api_key_env = \"LOCAL_KEY\"           # the variable holding its key, if any
+An endpoint is usable when its model list answers within --timeout and
+has at least one of the models; `reins agents --probe` finds the first
+model that completes a request.
 
 Agents with an app-server (codex) or an ACP command (gemini, opencode,
 qwen) are started and must answer `initialize`; the others must answer
@@ -40,7 +52,9 @@ outside the profile's tested_versions is reported, not refused.
 Exit codes: 0 reins works and every NAME is usable, 1 something required is
 not (see the table), 2 bad input.")]
 pub(crate) struct Args {
-    /// What must be usable: `tmux` or an adapter profile name.
+    /// What must be usable: `tmux`, an adapter profile name, `endpoints`
+    /// (every configured endpoint), `endpoint:NAME` or `advisor` (the
+    /// [advisor] of config.toml answers).
     #[arg(value_name = "NAME")]
     names: Vec<String>,
     /// Print one JSON document instead of a table.
@@ -68,10 +82,35 @@ pub(crate) fn run(args: Args) -> CliResult<u8> {
     let timeout = args.timeout;
     let profiles: Vec<Profile> =
         adapter::list()?.into_iter().filter(|p| !p.launch.command.is_empty()).collect();
+    let wants_endpoints = args.names.iter().any(|n| n == "endpoints" || n.starts_with("endpoint:"));
+    // A broken config file breaks only what comes from it.
+    let (endpoints, config_error) = match crate::config::endpoints() {
+        Ok(list) => (list, None),
+        Err(err) if wants_endpoints => return Err(err),
+        Err(err) => (Vec::new(), Some(err)),
+    };
+    if args.names.iter().any(|n| n == "endpoints") && endpoints.is_empty() {
+        return Err(CliError::usage("no [endpoints.NAME] in config.toml to check").hint(format!(
+            "add one to {} (see `reins doctor --help`)",
+            crate::config::config_path()
+                .map_or_else(|| "config.toml".into(), |p| p.display().to_string())
+        )));
+    }
     for name in &args.names {
-        if name != "tmux" && !profiles.iter().any(|p| &p.name == name) {
+        let endpoint = name.strip_prefix("endpoint:");
+        let known_endpoint = endpoint.is_some_and(|e| endpoints.iter().any(|ep| ep.name == e));
+        if name != "tmux"
+            && name != "advisor"
+            && name != "endpoints"
+            && !known_endpoint
+            && !profiles.iter().any(|p| &p.name == name)
+        {
             let mut known = vec!["tmux".to_string()];
             known.extend(profiles.iter().map(|p| p.name.clone()));
+            if !endpoints.is_empty() {
+                known.push("endpoints".into());
+                known.extend(endpoints.iter().map(|e| format!("endpoint:{}", e.name)));
+            }
             return Err(CliError::usage(format!("nothing called {name:?} to check"))
                 .hint(format!("name one of: {}", known.join(", "))));
         }
@@ -89,9 +128,24 @@ pub(crate) fn run(args: Args) -> CliResult<u8> {
         out
     });
     checks.extend(probes);
+    if let Some(err) = config_error {
+        checks
+            .push(Check::new("config", Status::Broken, err.message.clone()).hint(err.hint.clone()));
+    }
+    checks.extend(endpoint_checks(&endpoints, timeout));
+    match crate::config::advisor() {
+        Ok(Some(advisor)) => checks.push(advisor_check(&advisor)),
+        Ok(None) => {}
+        Err(err) if args.names.iter().any(|n| n == "advisor") => return Err(err),
+        Err(err) => checks.push(
+            Check::new("advisor", Status::Broken, err.message.clone()).hint(err.hint.clone()),
+        ),
+    }
+    let all_endpoints = args.names.iter().any(|n| n == "endpoints");
     for check in &mut checks {
-        check.required =
-            matches!(check.name.as_str(), "state-dir" | "pty") || args.names.contains(&check.name);
+        check.required = matches!(check.name.as_str(), "state-dir" | "pty")
+            || args.names.contains(&check.name)
+            || (all_endpoints && check.endpoint.is_some());
     }
     let ok = checks.iter().all(|c| !c.required || c.status == Status::Ok);
     let report = Report { ok, reins: env!("CARGO_PKG_VERSION"), checks };
@@ -129,6 +183,59 @@ fn print_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
         writeln!(out, "not everything required is usable (see above)")?;
     }
     Ok(())
+}
+
+/// `[advisor]`: does it answer a ping (its model list, 2 s at most).
+fn advisor_check(config: &crate::config::AdvisorConfig) -> Check {
+    let advisor = crate::watch::advisor::Advisor::new(
+        &config.url,
+        "default",
+        config.timeout,
+        config.instructions.clone(),
+    );
+    let advisor = match advisor {
+        Ok(advisor) => advisor.with_models(config.models.clone()),
+        Err(err) => {
+            return Check::new("advisor", Status::Broken, format!("[advisor]: {err}"))
+                .hint(Some("e.g. url = \"http://127.0.0.1:11434\" (a local Ollama)".into()));
+        }
+    };
+    let pinged = crate::cli::runtime().block_on(advisor.ping());
+    let models = config.models.join(", ");
+    match pinged {
+        Ok(()) => Check::new("advisor", Status::Ok, format!("{} answers (models: {models})", advisor.shown())),
+        Err(why) => Check::new("advisor", Status::Broken, format!("{}: {why}", advisor.shown())).hint(Some(
+            "start the model server or fix [advisor] in config.toml; the watcher's rules decide meanwhile".into(),
+        )),
+    }
+}
+
+/// Every endpoint's model list, asked at once, each within `timeout`.
+fn endpoint_checks(endpoints: &[crate::endpoint::Endpoint], timeout: Duration) -> Vec<Check> {
+    if endpoints.is_empty() {
+        return Vec::new();
+    }
+    crate::cli::runtime().block_on(async {
+        let asks: Vec<_> = endpoints
+            .iter()
+            .cloned()
+            .map(|ep| {
+                tokio::spawn(async move { crate::endpoint::check::reach(&ep, timeout).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (ask, ep) in asks.into_iter().zip(endpoints) {
+            out.push(match ask.await {
+                Ok(reach) => reach.as_check(),
+                Err(err) => Check::new(
+                    &format!("endpoint:{}", ep.name),
+                    Status::Broken,
+                    format!("internal error: {err}"),
+                ),
+            });
+        }
+        out
+    })
 }
 
 /// The state root exists (or can be made), is private and writable.

@@ -73,6 +73,10 @@ pub(crate) struct Args {
     #[arg(long, value_name = "TEXT")]
     reply: Option<String>,
 
+    /// Ask for approval on every turn, as `[[approve]]` in a message does.
+    #[arg(long)]
+    ask_approval: bool,
+
     /// How the transcript reaches the screen: `inline` like Claude Code
     /// (the whole screen scrolls), or `scroll-region` like Codex's inline
     /// mode (the composer stays at the bottom and lines are pushed up
@@ -96,6 +100,7 @@ pub(crate) fn run(args: Args) -> CliResult<u8> {
         swallow_enter: args.swallow_enter,
         model: args.model,
         reply: args.reply,
+        ask_approval: args.ask_approval,
         draw: args.draw,
     };
     super::runtime().block_on(mock_agent::run(options))

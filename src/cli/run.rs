@@ -251,6 +251,7 @@ impl Args {
                 root: self.worktree.worktree_root,
             }),
             buddy_of: None,
+            env: Vec::new(),
         };
         Ok((start, self.watch))
     }

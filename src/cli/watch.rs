@@ -37,6 +37,16 @@ Examples:
 Presets: impl (8m, 1 nudge), plan (3m, 2 nudges), gate (15m, no nudges);
 explicit flags win.
 
+Without --advisor, the [advisor] of config.toml is asked, if it has one:
+  [advisor]
+  endpoint = \"local\"             # an [endpoints.NAME], or url = \"http://...\"
+  models = [\"phi4-mini\", \"llama3.2\"]  # tried in order (default: the endpoint's)
+  timeout = \"10s\"
+It is pinged when the watch starts; one that is down is left alone for 30s
+(doubling to 5m), so a dead advisor costs nothing per cycle. With
+dispatch = true it also picks the first agent of a dispatch (see
+`reins dispatch --help`).
+
 Exit codes: 0 the session's work is done or it ended (or Ctrl-C stopped it),
 1 no such session or the watch failed, 2 escalated (the session is left as
 it is) or bad input, 130 interrupted by Ctrl-C with the session left running.")]
@@ -92,7 +102,7 @@ pub(crate) struct WatchArgs {
     nudge: Option<String>,
     /// Ask this OpenAI-compatible endpoint (http://HOST:PORT, e.g. a local
     /// Ollama) before acting; a slow, unreachable or unclear advisor is
-    /// ignored and the rules decide.
+    /// ignored and the rules decide (default: [advisor] in config.toml).
     #[arg(long, value_name = "URL")]
     advisor: Option<String>,
     /// The advisor's model.
@@ -150,7 +160,18 @@ impl WatchArgs {
                         .hint("e.g. --advisor http://127.0.0.1:11434 (a local Ollama)")
                 })?,
             ),
-            None => None,
+            // Else the advisor of config.toml, if it has one.
+            None => match crate::config::advisor()? {
+                Some(config) => Some(
+                    Advisor::new(&config.url, "default", config.timeout, config.instructions)
+                        .map_err(|err| {
+                            CliError::usage(format!("[advisor] in config.toml: {err}"))
+                                .hint("e.g. url = \"http://127.0.0.1:11434\" (a local Ollama)")
+                        })?
+                        .with_models(config.models),
+                ),
+                None => None,
+            },
         };
         let nudge = self.nudge.clone().unwrap_or_else(|| watch::DEFAULT_NUDGE.to_string());
         if nudge.trim().is_empty() {

@@ -73,6 +73,8 @@ pub(crate) struct Start {
     pub(crate) worktree: Option<Worktree>,
     /// The worker this session looks after (a buddy).
     pub(crate) buddy_of: Option<String>,
+    /// Environment for the agent over the caller's (a model endpoint's).
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl Start {
@@ -102,6 +104,7 @@ impl Start {
             size: Size { cols: 120, rows: 40 },
             worktree: None,
             buddy_of: None,
+            env: Vec::new(),
         }
     }
 }
@@ -325,6 +328,8 @@ pub(crate) fn prepare(start: Start) -> Result<Prepared, CliError> {
         cwd,
         env: std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| !start.env.iter().any(|(set, _)| set == k))
+            .chain(start.env.iter().cloned())
             .collect(),
         mode,
         size: start.size,

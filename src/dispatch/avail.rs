@@ -59,6 +59,7 @@ pub(crate) fn program_check(agent: &AgentSpec, timeout: Duration) -> Check {
             detail: format!("runs on host {host} (checked there when it starts)"),
             hint: None,
             required: false,
+            endpoint: None,
         };
     }
     if agent.base == "generic" {
@@ -77,6 +78,7 @@ pub(crate) fn program_check(agent: &AgentSpec, timeout: Duration) -> Check {
             detail,
             hint: None,
             required: false,
+            endpoint: None,
         };
     }
     match adapter::find(&agent.base) {
@@ -98,6 +100,7 @@ pub(crate) fn program_check(agent: &AgentSpec, timeout: Duration) -> Check {
             },
             hint: Some("`reins adapters list` shows the profiles".into()),
             required: false,
+            endpoint: None,
         },
     }
 }
@@ -211,12 +214,23 @@ pub(crate) fn assess(
     let cooldown = store.cooldown(&agent.name, task)?;
     let last_probe = store.last_probe(&agent.name)?;
     let load = load_of(state, agent);
-    let auth = match agent.host {
-        Some(_) => None,
-        None => adapter::find(&agent.base).ok().flatten().and_then(|p| p.auth).map(|a| a.find()),
+    // An agent on another machine is checked there; one on a model
+    // endpoint needs no credentials of its own, but an endpoint whose last
+    // probe did not fail.
+    let auth = match (&agent.host, &agent.endpoint) {
+        (Some(_), _) | (_, Some(_)) => None,
+        (None, None) => {
+            adapter::find(&agent.base).ok().flatten().and_then(|p| p.auth).map(|a| a.find())
+        }
+    };
+    let endpoint_probe = match &agent.endpoint {
+        Some(on) => store.last_probe(&on.endpoint.probe_key())?,
+        None => None,
     };
     let reason = if check.status != Status::Ok {
         Some(format!("its program does not work: {}", check.detail))
+    } else if let Some(p) = endpoint_probe.as_ref().filter(|p| !p.ok) {
+        Some(format!("its endpoint's last probe failed: {}", p.detail))
     } else if let Some(Err(missing)) = &auth {
         Some(missing.clone())
     } else if let Some(c) = &cooldown {

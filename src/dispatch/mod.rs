@@ -38,6 +38,10 @@ use crate::store::outcomes::{Attempt, Store};
 use crate::store::paths::StateRoot;
 use sessions::{Launch, Reins, TurnEnd};
 
+/// How long an attempt may sit blocked on something nobody answers
+/// before it fails over.
+pub(crate) const DEFAULT_BLOCKED_GRACE: Duration = Duration::from_secs(30);
+
 /// How the agent of each attempt is chosen.
 #[derive(Debug, Clone)]
 pub(crate) enum Route {
@@ -109,6 +113,16 @@ pub(crate) struct Plan {
     /// (its cooldown). A chain says no: a task that fails its checks says
     /// little about the agent, and the chain's gate decides what follows.
     pub(crate) cool_down: bool,
+    /// How the sessions' approval requests are answered.
+    pub(crate) approve: crate::host::ApprovalPolicy,
+    /// An attempt blocked this long (on an approval, trust, a dialog or
+    /// sign-in) fails over instead of waiting out its timeout.
+    pub(crate) blocked_grace: Duration,
+    /// How the agents were chosen (recorded with every attempt).
+    pub(crate) routed_by: String,
+    /// A dispatch advisor (`[advisor] dispatch = true`): may pick the first
+    /// of the candidates from the store's figures.
+    pub(crate) advisor: Option<crate::watch::advisor::Advisor>,
 }
 
 /// Sees every event of a dispatch's log as it is written (a chain copies
@@ -307,6 +321,7 @@ pub(crate) async fn drive(
         skipped: Vec::new(),
     };
     let started = Instant::now();
+    engine.advise().await;
     engine.note_start();
     let deadline = engine.plan.timeout.map(|t| tokio::time::Instant::from_std(started + t));
     let ending = tokio::select! {
@@ -373,6 +388,48 @@ impl Engine {
                 }
             }
             Err(err) => eprintln!("reins: warning: cannot write the dispatch log: {err}"),
+        }
+    }
+
+    /// Asks the dispatch advisor which candidate goes first, showing it
+    /// each one's success rate and median duration on tasks with these
+    /// labels; an invalid or late answer leaves the rules' order.
+    async fn advise(&mut self) {
+        let Some(advisor) = self.plan.advisor.clone() else { return };
+        let Route::Candidates { agents, how } = &self.plan.route else { return };
+        if !matches!(*how, "round_robin" | "route") || agents.len() < 2 {
+            return;
+        }
+        let figures = self.store.figures(&self.plan.labels).unwrap_or_default();
+        let shown: Vec<serde_json::Value> = agents
+            .iter()
+            .map(|a| {
+                let f = figures.iter().find(|f| f.agent == a.name);
+                json!({
+                    "agent": a.name,
+                    "model": a.model,
+                    "tier": if a.endpoint.is_some() { "local" } else { "cloud" },
+                    "attempts": f.map_or(0, |f| f.attempts),
+                    "success_rate": f.map(|f| (f.success_rate * 1000.0).round() / 1000.0),
+                    "median_duration_s": f.and_then(|f| f.median_duration_s),
+                })
+            })
+            .collect();
+        let task: String = self.plan.task.chars().take(2000).collect();
+        let asked = json!({"task": task, "labels": self.plan.labels, "agents": shown});
+        let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
+        match advisor.pick(&asked, &names).await {
+            Ok(advice) => {
+                let mut ordered = agents.clone();
+                if let Some(i) = ordered.iter().position(|a| a.name == advice.decision) {
+                    let chosen = ordered.remove(i);
+                    ordered.insert(0, chosen);
+                }
+                self.say(&format!("the advisor picked {}: {}", advice.decision, advice.reason));
+                self.plan.route = Route::Candidates { agents: ordered, how: "advisor" };
+                self.plan.routed_by = "advisor".into();
+            }
+            Err(why) => self.say(&format!("advice not taken ({why}); the rules decide")),
         }
     }
 
@@ -594,6 +651,13 @@ impl Engine {
     ) -> Attempt {
         let n = self.attempts.len() as u32 + self.plan.first_attempt.max(1);
         let session = session_id(&self.plan.id, n);
+        // On a model endpoint with no model configured: the model its last
+        // probe found answering, if that is one of its models.
+        let model = model.or_else(|| {
+            let on = agent.endpoint.as_ref().filter(|on| on.default_model)?;
+            let probe = self.store.last_probe(&on.endpoint.probe_key()).ok()??;
+            probe.model.filter(|m| probe.ok && on.endpoint.models.contains(m))
+        });
         let mut a = Attempt {
             dispatch: self.plan.id.clone(),
             n,
@@ -608,6 +672,12 @@ impl Engine {
             checks: json!([]),
             ..Attempt::default()
         };
+        a.tier = Some(if agent.endpoint.is_some() { "local" } else { "cloud" }.into());
+        a.routed_by = Some(self.plan.routed_by.clone());
+        if let (Some(on), Some(model)) = (&agent.endpoint, a.model.as_deref()) {
+            let warm = crate::endpoint::check::warm(&on.endpoint, model).await;
+            a.warm_start = Some(warm.warm);
+        }
         let row = match self.store.start_attempt(&a) {
             Ok(row) => Some(row),
             Err(err) => {
@@ -625,7 +695,13 @@ impl Engine {
             rung,
         });
         let shown_model = a.model.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
-        self.say(&format!("attempt {n}: {}{shown_model} as session {session}", agent.name));
+        let on = match (&agent.endpoint, a.warm_start) {
+            (Some(on), Some(warm)) => {
+                format!(" on endpoint {} ({})", on.name, if warm { "warm" } else { "cold" })
+            }
+            _ => String::new(),
+        };
+        self.say(&format!("attempt {n}: {}{shown_model}{on} as session {session}", agent.name));
 
         let brief = self.brief(note);
         let launch = Launch {
@@ -641,10 +717,13 @@ impl Engine {
                 "rung": rung,
                 "role": "worker",
                 "task_hash": self.task_hash,
+                "endpoint": agent.endpoint.as_ref().map(|on| &on.name),
+                "warm_start": a.warm_start,
             }),
             description: format!("dispatch {} attempt {n}", self.plan.id),
             size: crate::store::registry::Size { cols: 160, rows: 50 },
             start_timeout: self.plan.start_timeout,
+            approve: self.plan.approve,
         };
         self.live.push(session.clone());
         let started = self.reins.start(&launch).await;
@@ -663,7 +742,10 @@ impl Engine {
                     None => None,
                 };
                 let timeout = self.plan.attempt_timeout;
-                let end = self.wait_turn(&session, timeout, watch.as_ref()).await;
+                let end = tokio::select! {
+                    end = self.wait_turn(&session, timeout, watch.as_ref()) => end,
+                    blocked = self.blocked(&started) => blocked,
+                };
                 let answer = self.reins.screen(&session).await;
                 if let Some(watch) = watch {
                     watch.abort();
@@ -715,7 +797,9 @@ impl Engine {
                 if let Some(bad) = found.iter().find(|f| !f.ok) {
                     a.result = "failed".into();
                     a.reason = Some(format!("done check {} failed: {}", bad.check, bad.detail));
-                } else if let Some(verifier) = self.plan.verifier.clone() {
+                } else if let Some(verifier) =
+                    self.plan.verifier.clone().filter(|_| !agent.self_certify)
+                {
                     let (verdict, how) = self.verify(&verifier, &session, &answer).await;
                     a.verdict = Some(if verdict.accept { "accept" } else { "reject" }.into());
                     a.feedback = Some(verdict.feedback.clone());
@@ -727,6 +811,11 @@ impl Engine {
                         a.reason = Some(how);
                     }
                 } else {
+                    if self.plan.verifier.is_some() {
+                        // A self-certifying rung: its checks passed, no verifier call.
+                        a.feedback =
+                            Some(format!("self-certified by {}: no verifier call", agent.name));
+                    }
                     a.result = "accepted".into();
                 }
                 if a.result == "accepted" {
@@ -759,6 +848,24 @@ impl Engine {
             }
             // Give the watch a moment to nudge or restart, then wait again.
             tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Ends once the session has sat blocked (not on a usage limit) for the
+    /// plan's grace: nobody is going to answer it.
+    async fn blocked(&self, started: &sessions::Started) -> TurnEnd {
+        let grace = self.plan.blocked_grace.as_secs_f64();
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if let Some((kind, secs)) = self.reins.blocked_for(started)
+                && secs >= grace
+            {
+                return TurnEnd::Ended(format!(
+                    "blocked on {kind} for {}, which nobody answered (--approve {})",
+                    crate::time::human(secs.floor()),
+                    self.plan.approve.as_str()
+                ));
+            }
         }
     }
 
@@ -840,6 +947,7 @@ impl Engine {
             description: format!("dispatch {} verifier of {worker}", self.plan.id),
             size: crate::store::registry::Size { cols: 240, rows: 60 },
             start_timeout: self.plan.start_timeout,
+            approve: self.plan.approve,
         };
         self.live.push(session.clone());
         let started = self.reins.start(&launch).await;

@@ -37,6 +37,10 @@ pub(crate) struct Request {
     pub(crate) cwd: Option<PathBuf>,
     /// How to watch every worker session, when watching.
     pub(crate) watch: Option<crate::watch::Options>,
+    /// How the sessions' approval requests are answered.
+    pub(crate) approve: crate::host::ApprovalPolicy,
+    /// How long an attempt may sit blocked before it fails over.
+    pub(crate) blocked_grace: Duration,
 }
 
 impl Request {
@@ -58,6 +62,8 @@ impl Request {
             check_timeout: Duration::from_secs(10 * 60),
             cwd: None,
             watch: None,
+            approve: crate::host::ApprovalPolicy::Ask,
+            blocked_grace: crate::dispatch::DEFAULT_BLOCKED_GRACE,
         }
     }
 
@@ -74,8 +80,23 @@ impl Request {
             )));
         }
         let agents = Agents::load()?;
-        let route = route(&self, &agents, state)?;
-        let verifier = self.verifier.as_deref().map(|v| agents.get(v).cloned()).transpose()?;
+        let (route, chain_verifier, routed_by) = route(&self, &agents, state)?;
+        let advisor = match crate::config::advisor()? {
+            Some(config) if config.dispatch => Some(
+                crate::watch::advisor::Advisor::new(&config.url, "default", config.timeout, None)
+                    .map_err(|err| CliError::usage(format!("[advisor] in config.toml: {err}")))?
+                    .with_models(config.models),
+            ),
+            _ => None,
+        };
+        // The caller's verifier, else the routing chain's, else [dispatch]'s.
+        let verifier = self
+            .verifier
+            .as_deref()
+            .or(chain_verifier.as_deref())
+            .or(agents.dispatch.verifier.as_deref())
+            .map(|v| agents.get(v).cloned())
+            .transpose()?;
         let cwd = match &self.cwd {
             Some(dir) if !dir.is_dir() => {
                 return Err(CliError::usage(format!("--cwd {}: not a directory", dir.display())));
@@ -110,11 +131,55 @@ impl Request {
             route,
             first_attempt: 1,
             cool_down: true,
+            routed_by: routed_by.to_string(),
+            advisor,
+            approve: self.approve,
+            blocked_grace: self.blocked_grace,
         })
     }
 }
 
-fn route(request: &Request, agents: &Agents, state: &StateRoot) -> Result<Route, CliError> {
+/// The route, the verifier of the routing chain it came from (if any), and
+/// how it was chosen.
+fn route(
+    request: &Request,
+    agents: &Agents,
+    state: &StateRoot,
+) -> Result<(Route, Option<String>, &'static str), CliError> {
+    let explicit =
+        request.agent.is_some() || !request.prefer.is_empty() || !request.ladder.is_empty();
+    if !explicit {
+        let file = agents.path.as_deref().map_or("config.toml".into(), |p| p.display().to_string());
+        let ladder = |rungs: &[String]| -> Result<Route, CliError> {
+            Ok(Route::Ladder(
+                rungs.iter().map(|r| Rung::parse(r, agents)).collect::<Result<_, _>>()?,
+            ))
+        };
+        if let Some((rule, why)) =
+            crate::dispatch::routing::chain(&agents.rules, &request.task, &request.labels)
+        {
+            eprintln!("reins dispatch: routed by {file}: {why}: ladder {}", rule.ladder.join(", "));
+            return Ok((ladder(&rule.ladder)?, rule.verifier.clone(), "chain"));
+        }
+        let routed = agents.routed(&[], &request.task, &request.labels).is_some();
+        if !routed && !agents.dispatch.default_ladder.is_empty() {
+            eprintln!(
+                "reins dispatch: the default ladder of {file}: {}",
+                agents.dispatch.default_ladder.join(", ")
+            );
+            return Ok((ladder(&agents.dispatch.default_ladder)?, None, "default_ladder"));
+        }
+    }
+    let route = route_flags(request, agents, state)?;
+    let how = match &route {
+        Route::Pinned(_) => "agent",
+        Route::Candidates { how, .. } => how,
+        Route::Ladder(_) => "ladder",
+    };
+    Ok((route, None, how))
+}
+
+fn route_flags(request: &Request, agents: &Agents, state: &StateRoot) -> Result<Route, CliError> {
     let conflict =
         [request.agent.is_some(), !request.prefer.is_empty(), !request.ladder.is_empty()]
             .iter()

@@ -20,6 +20,9 @@ pub(crate) struct Row {
     pub(crate) model: Option<String>,
     pub(crate) args: Vec<String>,
     pub(crate) cooldown_s: f64,
+    /// The model endpoint it runs on (a local tier).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) endpoint: Option<Box<crate::config::OnEndpoint>>,
     pub(crate) availability: Availability,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) probe: Option<Probe>,
@@ -33,6 +36,33 @@ pub(crate) struct Report {
     /// The config file the agents come from, if there is one.
     pub(crate) config: Option<String>,
     pub(crate) agents: Vec<Row>,
+    /// The model endpoints of config.toml (`reins agents` fills them in).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) endpoints: Vec<EndpointRow>,
+}
+
+/// One `[endpoints.NAME]`: whether it answers, which models it serves, and
+/// which model its probes found answering.
+#[derive(Debug, Serialize)]
+pub(crate) struct EndpointRow {
+    pub(crate) name: String,
+    pub(crate) url: String,
+    /// The configured models, first choice first.
+    pub(crate) models: Vec<String>,
+    pub(crate) reach: crate::endpoint::check::Reach,
+    /// The model the latest probe found answering (none: no probe yet, or
+    /// none answered).
+    pub(crate) chosen: Option<String>,
+    /// Whether that model (else the first it serves) is loaded now, asked
+    /// as an attempt on it asks (within 200 ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) warm: Option<crate::endpoint::check::Warm>,
+    /// The latest probe as stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) last_probe: Option<Probe>,
+    /// The probe run just now, model by model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) probe: Option<crate::endpoint::check::EndpointProbe>,
 }
 
 /// The report for `chosen` (agents of `agents`), given their program
@@ -49,11 +79,21 @@ pub(crate) fn report(
     for ((agent, check), probe) in chosen.iter().zip(checks).zip(probes) {
         let availability = avail::assess(agent, check, store, state, None)
             .map_err(|e| CliError::failure(e.to_string()))?;
+        // On an endpoint with no model configured: the one its last probe chose.
+        let chosen = match agent.endpoint.as_ref().filter(|on| on.default_model) {
+            Some(on) => store
+                .last_probe(&on.endpoint.probe_key())
+                .map_err(|e| CliError::failure(e.to_string()))?
+                .filter(|p| p.ok)
+                .and_then(|p| p.model),
+            None => None,
+        };
         rows.push(Row {
             name: agent.name.clone(),
             agent: agent.base.clone(),
             source: agent.source,
-            model: agent.model.clone(),
+            model: chosen.or_else(|| agent.model.clone()),
+            endpoint: agent.endpoint.clone(),
             args: agent.args.clone(),
             cooldown_s: agent.cooldown.as_secs_f64(),
             availability,
@@ -65,6 +105,7 @@ pub(crate) fn report(
         ok: !probe_failed,
         config: agents.path.as_ref().map(|p| p.display().to_string()),
         agents: rows,
+        endpoints: Vec::new(),
     })
 }
 

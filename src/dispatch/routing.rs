@@ -6,13 +6,20 @@
 //! when = ["(?i)flaky|failing test", "label:tests"]   # regexes on the task; label:NAME
 //! prefer = ["strong", "cheap"]                      # agents, best first
 //! weight = 2                                        # default 1
+//!
+//! [[route]]
+//! when = ["label:feature"]
+//! ladder = ["local-qwen", "strong"]                 # a routing chain instead
+//! verifier = "reviewer"                              # checks its answers
 //! ```
 //!
 //! A rule's score is its weight times how many of its `when` patterns
 //! match. The rules that score are taken best first (ties: file order);
 //! their `prefer` agents come first, in that order, and the rest of the
 //! pool follows in its round-robin order, so an unavailable preferred agent
-//! still fails over to the others.
+//! still fails over to the others. When the best-scoring rule has a
+//! `ladder`, the task climbs that ladder instead (one attempt per rung),
+//! with the rule's `verifier` unless the caller named one.
 
 use regex::Regex;
 use serde::Deserialize;
@@ -22,8 +29,14 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub(crate) struct RouteTable {
     when: Vec<String>,
+    #[serde(default)]
     prefer: Vec<String>,
     weight: Option<u32>,
+    /// Rungs `AGENT[:MODEL]`: a routing chain (instead of `prefer`).
+    #[serde(default)]
+    ladder: Vec<String>,
+    /// The verifier of tasks this rule routes.
+    verifier: Option<String>,
 }
 
 /// What a rule looks for.
@@ -59,6 +72,9 @@ pub(crate) struct Rule {
     when: Vec<Matcher>,
     pub(crate) prefer: Vec<String>,
     weight: u32,
+    /// Its routing chain, when it has one.
+    pub(crate) ladder: Vec<String>,
+    pub(crate) verifier: Option<String>,
 }
 
 impl Rule {
@@ -68,8 +84,16 @@ impl Rule {
         if table.when.is_empty() {
             return Err("[[route]]: when is empty: give a regex on the task or label:NAME".into());
         }
-        if table.prefer.is_empty() {
-            return Err("[[route]]: prefer is empty: name the agents for such tasks".into());
+        match (table.prefer.is_empty(), table.ladder.is_empty()) {
+            (true, true) => {
+                return Err("[[route]]: prefer is empty: name the agents for such tasks \
+                            (or a ladder of them)"
+                    .into());
+            }
+            (false, false) => {
+                return Err("[[route]]: give prefer or ladder, not both".into());
+            }
+            _ => {}
         }
         if table.weight == Some(0) {
             return Err("[[route]]: weight must be at least 1".into());
@@ -91,7 +115,29 @@ impl Rule {
                 known.join(", ")
             ));
         }
-        Ok(Rule { line, when, prefer: table.prefer, weight: table.weight.unwrap_or(1) })
+        for rung in &table.ladder {
+            let name = crate::dispatch::split_rung(rung).map_err(|e| format!("[[route]]: {e}"))?.0;
+            if !known.contains(&name) {
+                return Err(format!(
+                    "[[route]]: ladder names {name:?}, which is no agent (known: {})",
+                    known.join(", ")
+                ));
+            }
+        }
+        if let Some(v) = table.verifier.as_deref().filter(|v| !known.contains(v)) {
+            return Err(format!(
+                "[[route]]: verifier {v:?} is no agent (known: {})",
+                known.join(", ")
+            ));
+        }
+        Ok(Rule {
+            line,
+            when,
+            prefer: table.prefer,
+            weight: table.weight.unwrap_or(1),
+            ladder: table.ladder,
+            verifier: table.verifier,
+        })
     }
 
     fn score(&self, task: &str, labels: &[String]) -> (u32, Vec<String>) {
@@ -108,6 +154,27 @@ pub(crate) struct Routed {
     pub(crate) order: Vec<String>,
     /// Which rules matched, for the log: `config.toml:12 (score 2: a, b)`.
     pub(crate) why: String,
+}
+
+/// The routing chain for a task: the best-scoring matching rule (ties:
+/// file order), when it has a ladder, with why.
+pub(crate) fn chain<'a>(
+    rules: &'a [Rule],
+    task: &str,
+    labels: &[String],
+) -> Option<(&'a Rule, String)> {
+    let mut best: Option<(u32, &Rule, Vec<String>)> = None;
+    for rule in rules {
+        let (score, matched) = rule.score(task, labels);
+        if score > 0 && best.as_ref().is_none_or(|(b, ..)| score > *b) {
+            best = Some((score, rule, matched));
+        }
+    }
+    let (score, rule, matched) = best?;
+    if rule.ladder.is_empty() {
+        return None;
+    }
+    Some((rule, format!("rule at line {} (score {score}: {})", rule.line, matched.join(", "))))
 }
 
 /// Orders `pool` (agent names, in round-robin order) by the rules that
@@ -163,6 +230,8 @@ mod tests {
             when: when.iter().map(|s| s.to_string()).collect(),
             prefer: prefer.iter().map(|s| s.to_string()).collect(),
             weight,
+            ladder: Vec::new(),
+            verifier: None,
         };
         Rule::new(table, line, &["cheap", "strong", "local"]).unwrap()
     }
@@ -199,6 +268,8 @@ mod tests {
                 when: when.iter().map(|s| s.to_string()).collect(),
                 prefer: prefer.iter().map(|s| s.to_string()).collect(),
                 weight,
+                ladder: Vec::new(),
+                verifier: None,
             };
             Rule::new(table, 1, &["cheap"]).unwrap_err()
         };
@@ -208,5 +279,32 @@ mod tests {
         assert!(bad(&["x"], &[], None).contains("prefer is empty"));
         assert!(bad(&["label:"], &["cheap"], None).contains("needs a label name"));
         assert!(bad(&["x"], &["cheap"], Some(0)).contains("weight must be at least 1"));
+    }
+
+    #[test]
+    fn the_best_rule_with_a_ladder_is_a_routing_chain() {
+        let table = |when: &str, ladder: &[&str], verifier: Option<&str>| RouteTable {
+            when: vec![when.to_string()],
+            prefer: Vec::new(),
+            weight: None,
+            ladder: ladder.iter().map(|s| s.to_string()).collect(),
+            verifier: verifier.map(str::to_string),
+        };
+        let known = ["cheap", "strong", "local"];
+        let rules = [
+            Rule::new(table("docs", &["local", "strong:opus"], Some("cheap")), 2, &known).unwrap(),
+            rule(&["test"], &["strong"], Some(2), 5),
+        ];
+        let (rule, why) = chain(&rules, "fix the docs", &[]).unwrap();
+        assert_eq!((rule.line, rule.verifier.as_deref()), (2, Some("cheap")));
+        assert_eq!(why, "rule at line 2 (score 1: docs)");
+        // A better-scoring rule without a ladder wins: no chain.
+        assert!(chain(&rules, "fix the docs test", &[]).is_none());
+        let bad = |t| Rule::new(t, 1, &known).unwrap_err();
+        assert!(bad(table("x", &["ghost"], None)).contains("\"ghost\", which is no agent"));
+        assert!(bad(table("x", &["local"], Some("ghost"))).contains("verifier \"ghost\""));
+        let mut both = table("x", &["local"], None);
+        both.prefer = vec!["cheap".into()];
+        assert!(bad(both).contains("not both"));
     }
 }

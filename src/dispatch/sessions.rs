@@ -71,6 +71,8 @@ pub(crate) struct Launch<'a> {
     /// Verifiers get a wide screen so a verdict is not wrapped.
     pub(crate) size: Size,
     pub(crate) start_timeout: Duration,
+    /// How the session's approval requests are answered.
+    pub(crate) approve: crate::host::ApprovalPolicy,
 }
 
 impl Reins {
@@ -104,6 +106,8 @@ impl Reins {
         let (program, rest) = launch.agent.run_argv(launch.model);
         let mut start = Start::new(program);
         start.agent_args = rest;
+        start.env = launch.agent.launch_env(launch.model);
+        start.approve = launch.approve;
         start.id = Some(launch.id.to_string());
         start.cwd = Some(self.cwd.clone());
         start.size = launch.size;
@@ -172,6 +176,27 @@ impl Reins {
                 TurnEnd::Ended(how)
             }
         }
+    }
+
+    /// What the session has sat blocked on (not a usage limit, which has
+    /// its own policy) and for how long, from its last state change.
+    pub(crate) fn blocked_for(&self, started: &Started) -> Option<(String, f64)> {
+        let all = events::read_all(&started.events).ok()?;
+        let last = all
+            .iter()
+            .rev()
+            .filter(|e| e.header.run == started.run)
+            .find(|e| matches!(e.kind, EventKind::State { .. }))?;
+        let EventKind::State { to, kind, .. } = &last.kind else { return None };
+        if *to != crate::state::State::Blocked {
+            return None;
+        }
+        let kind = kind.unwrap_or(crate::state::BlockedKind::Dialog);
+        if matches!(kind, crate::state::BlockedKind::RateLimit | crate::state::BlockedKind::Draft) {
+            return None;
+        }
+        let secs = crate::time::seconds_since(&last.header.ts)?;
+        Some((kind.as_str().to_string(), secs))
     }
 
     /// The session's screen as text; `None` when it cannot be read (the

@@ -465,11 +465,16 @@ fn fuzz_chain_files() {
         cooldown: DEFAULT_COOLDOWN,
         source: Source::Config,
         host: None,
+        self_certify: false,
+        model_args_set: false,
+        endpoint: None,
     };
     let agents = Agents {
         list: vec![agent("w"), agent("mock"), agent("reviewer")],
         path: None,
         rules: Vec::new(),
+        endpoints: Vec::new(),
+        dispatch: Default::default(),
     };
     // brief_file is read relative to the chain file: an empty directory.
     let dir = tempfile::tempdir().unwrap();

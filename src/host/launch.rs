@@ -163,6 +163,17 @@ pub(crate) enum ApprovalPolicy {
     Never,
 }
 
+impl ApprovalPolicy {
+    /// As written on the command line.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ApprovalPolicy::Ask => "ask",
+            ApprovalPolicy::Auto => "auto",
+            ApprovalPolicy::Never => "never",
+        }
+    }
+}
+
 impl LaunchSpec {
     pub(crate) fn state(&self) -> StateRoot {
         StateRoot::from_parts(self.state_root.clone(), self.runtime_dir.clone())

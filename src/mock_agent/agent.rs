@@ -52,6 +52,8 @@ pub(crate) struct Config {
     /// What every turn answers instead of `MOCK_OK (you said: …)`
     /// (`[[reply:TEXT]]` in a message wins).
     pub(crate) reply: Option<String>,
+    /// Ask for approval on every turn, as `[[approve]]` does.
+    pub(crate) ask_approval: bool,
 }
 
 /// Something the driver must do on the agent's behalf, in order.
@@ -345,7 +347,10 @@ impl Agent {
             }
             return;
         }
-        let parsed = markers::parse(&message);
+        let mut parsed = markers::parse(&message);
+        if self.config.ask_approval && parsed.markers.approve.is_none() {
+            parsed.markers.approve = Some(String::new());
+        }
         if let Some(code) = parsed.markers.crash {
             effects.push(Effect::Crash { code });
             return;
@@ -491,6 +496,7 @@ mod tests {
             swallow_enter: 0,
             model: "mock-1".into(),
             reply: None,
+            ask_approval: false,
         }
     }
 

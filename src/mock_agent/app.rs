@@ -50,6 +50,8 @@ pub(crate) struct Options {
     pub(crate) model: String,
     /// What every turn answers instead of `MOCK_OK (you said: …)`.
     pub(crate) reply: Option<String>,
+    /// Ask for approval on every turn.
+    pub(crate) ask_approval: bool,
     /// How printed lines reach the screen.
     pub(crate) draw: Draw,
 }
@@ -92,6 +94,7 @@ impl App {
             swallow_enter: options.swallow_enter,
             model: options.model.clone(),
             reply: options.reply.clone(),
+            ask_approval: options.ask_approval,
         };
         let (cols, rows) = terminal_size();
         Ok(App {

@@ -73,6 +73,14 @@ const MIGRATIONS: &[&str] = &[
         SELECT agent, '', until_unix, reason, set_at FROM cooldowns;
     DROP TABLE cooldowns;
     ALTER TABLE cooldowns_v2 RENAME TO cooldowns;",
+    // 3: which tier an attempt ran on (`local`: an agent on a model
+    // endpoint, `cloud`: the others) and whether its model was loaded
+    // (warm) when it started; NULL for attempts before this version.
+    // And how its agent was chosen (`routed_by`: agent, prefer, route,
+    // round_robin, ladder, chain, default_ladder, advisor).
+    "ALTER TABLE attempts ADD COLUMN tier TEXT;
+    ALTER TABLE attempts ADD COLUMN warm_start INTEGER;
+    ALTER TABLE attempts ADD COLUMN routed_by TEXT;",
 ];
 
 /// An error of the store, with the database's path.
@@ -115,10 +123,31 @@ pub(crate) struct Attempt {
     pub(crate) verifier: Option<String>,
     /// The done checks and what they found.
     pub(crate) checks: serde_json::Value,
+    /// `local` (an agent on a model endpoint) or `cloud`; none in rows from
+    /// before schema 3.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tier: Option<String>,
+    /// How the agent was chosen (`agent`, `prefer`, `route`, `round_robin`,
+    /// `ladder`, `chain`, `default_ladder`, `advisor`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) routed_by: Option<String>,
+    /// On a model endpoint: whether the model was loaded when the attempt
+    /// started (asked within 200 ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) warm_start: Option<bool>,
     /// The agent itself failed (did not start, crashed, reported a
     /// failure), as opposed to the task not getting done. Not stored.
     #[serde(skip)]
     pub(crate) agent_fault: bool,
+}
+
+/// What an agent did on some attempts (a dispatch advisor is shown these).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Figures {
+    pub(crate) agent: String,
+    pub(crate) attempts: u32,
+    pub(crate) success_rate: f64,
+    pub(crate) median_duration_s: Option<f64>,
 }
 
 /// One probe as stored.
@@ -240,8 +269,8 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO attempts (dispatch, n, task_hash, labels, agent, model, rung, session,
-                    started_at, result, checks)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    started_at, result, checks, tier, warm_start, routed_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     a.dispatch,
                     a.n,
@@ -254,6 +283,9 @@ impl Store {
                     a.started_at,
                     a.result,
                     a.checks.to_string(),
+                    a.tier,
+                    a.warm_start,
+                    a.routed_by,
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -294,7 +326,8 @@ impl Store {
             .conn
             .prepare(
                 "SELECT dispatch, n, task_hash, labels, agent, model, rung, session, started_at,
-                    ended_at, duration_s, tokens, result, reason, verdict, feedback, checks, verifier
+                    ended_at, duration_s, tokens, result, reason, verdict, feedback, checks, verifier,
+                    tier, warm_start, routed_by
                  FROM (SELECT * FROM attempts WHERE (?1 IS NULL OR dispatch = ?1)
                        ORDER BY id DESC LIMIT ?2)
                  ORDER BY id",
@@ -323,6 +356,9 @@ impl Store {
                     feedback: r.get(15)?,
                     checks: serde_json::from_str(&checks).unwrap_or_default(),
                     verifier: r.get(17)?,
+                    tier: r.get(18)?,
+                    warm_start: r.get(19)?,
+                    routed_by: r.get(20)?,
                     agent_fault: false,
                 })
             })
@@ -426,6 +462,59 @@ impl Store {
         }))
     }
 
+    /// What each agent did on finished attempts with any of `labels` (all
+    /// attempts when there are none): attempts, accepted, median duration.
+    pub(crate) fn figures(&self, labels: &[String]) -> Result<Vec<Figures>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT agent, labels, result, duration_s FROM attempts
+                 WHERE ended_at IS NOT NULL ORDER BY id DESC LIMIT 5000",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<f64>>(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut by_agent: Vec<(String, u32, u32, Vec<f64>)> = Vec::new();
+        for row in rows {
+            let (agent, row_labels, result, duration) = row.map_err(|e| self.err(e))?;
+            let row_labels: Vec<String> = serde_json::from_str(&row_labels).unwrap_or_default();
+            if !labels.is_empty() && !row_labels.iter().any(|l| labels.contains(l)) {
+                continue;
+            }
+            let i = match by_agent.iter().position(|(a, ..)| *a == agent) {
+                Some(i) => i,
+                None => {
+                    by_agent.push((agent, 0, 0, Vec::new()));
+                    by_agent.len() - 1
+                }
+            };
+            let entry = &mut by_agent[i];
+            entry.1 += 1;
+            entry.2 += u32::from(result == "accepted");
+            entry.3.extend(duration);
+        }
+        Ok(by_agent
+            .into_iter()
+            .map(|(agent, attempts, accepted, mut durations)| {
+                durations.sort_by(f64::total_cmp);
+                Figures {
+                    agent,
+                    attempts,
+                    success_rate: f64::from(accepted) / f64::from(attempts.max(1)),
+                    median_duration_s: durations.get(durations.len() / 2).copied(),
+                }
+            })
+            .collect())
+    }
+
     /// Records a probe.
     pub(crate) fn add_probe(&self, p: &Probe) -> Result<(), StoreError> {
         self.conn
@@ -482,10 +571,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("reins.db");
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), 3);
         drop(store);
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2, "reopening does not migrate again");
+        assert_eq!(store.schema_version().unwrap(), 3, "reopening does not migrate again");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
 
@@ -499,6 +588,8 @@ mod tests {
             started_at: "t".into(),
             result: "running".into(),
             checks: serde_json::json!([]),
+            tier: Some("local".into()),
+            warm_start: Some(false),
             ..Attempt::default()
         };
         let row = store.start_attempt(&a).unwrap();
@@ -507,6 +598,7 @@ mod tests {
         store.finish_attempt(row, &a).unwrap();
         let got = store.attempts(Some("d"), 10).unwrap();
         assert_eq!(got.len(), 1);
+        assert_eq!((got[0].tier.as_deref(), got[0].warm_start), (Some("local"), Some(false)));
         assert_eq!((got[0].result.as_str(), got[0].tokens), ("failed", Some(12)));
         assert_eq!(got[0].labels, ["l"]);
         assert_eq!(store.last_first_choice().unwrap().as_deref(), Some("cheap"));
@@ -541,9 +633,33 @@ mod tests {
         .unwrap();
         drop(conn);
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), 3);
         let c = store.cooldown("cheap", Some("any task")).unwrap().expect("kept");
         assert_eq!((c.task, c.reason.as_str()), (None, "r"));
+    }
+
+    #[test]
+    fn a_version_2_store_gains_tier_and_warm_start_and_keeps_its_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reins.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);
+             INSERT INTO schema_migrations VALUES (1, 'then'), (2, 'then');
+             INSERT INTO attempts (dispatch, n, task_hash, agent, session, started_at)
+                 VALUES ('old', 1, 'h', 'cheap', 'old', 't');",
+        )
+        .unwrap();
+        drop(conn);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 3);
+        let got = store.attempts(Some("old"), 10).unwrap();
+        assert_eq!(
+            (got[0].agent.as_str(), got[0].tier.as_deref(), got[0].warm_start),
+            ("cheap", None, None)
+        );
     }
 
     #[test]

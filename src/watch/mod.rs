@@ -126,6 +126,16 @@ pub(crate) async fn supervise(
         if watcher.options.advisor.is_some() { " advisor=on" } else { "" },
         if watcher.options.until_exit { " until-exit" } else { "" }
     ));
+    // Pinged once at the start: a down advisor rests, so no cycle waits on it.
+    if let Some(advisor) = &watcher.options.advisor {
+        match advisor.ping().await {
+            Ok(()) => watcher.say(&format!("the advisor at {} answers", advisor.shown())),
+            Err(why) => watcher.say(&format!(
+                "the advisor at {} is down ({why}); the rules decide until it answers",
+                advisor.shown()
+            )),
+        }
+    }
     let (outcome, reason) = watcher.run(ctrl_c).await;
     let exit = match outcome {
         "finished" => code::OK,

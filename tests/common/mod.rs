@@ -246,7 +246,7 @@ impl TestEnv {
     /// The attempts the outcome store has for dispatch `id`.
     pub fn dispatch_history(&self, id: &str) -> Vec<Value> {
         let out = self.reins(&["dispatch", "--history", "--id", id, "--json"]).ok().json();
-        assert_eq!(out["store_schema"], 2, "{out}");
+        assert_eq!(out["store_schema"], 3, "{out}");
         out["attempts"].as_array().unwrap().clone()
     }
 

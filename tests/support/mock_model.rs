@@ -44,6 +44,8 @@
 mod http;
 #[path = "mock_model/json.rs"]
 mod json;
+#[path = "mock_model/local.rs"]
+mod local;
 #[path = "mock_model/providers.rs"]
 mod providers;
 #[cfg(test)]
@@ -65,6 +67,7 @@ use tokio::sync::oneshot;
 
 use http::{Request, Responder};
 use json::{Json, obj, py_str_repr};
+use local::LocalHandle;
 use providers::{Outcome, Settings};
 
 /// Request headers kept in the log (Python's list).
@@ -141,6 +144,7 @@ impl MockModel {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let shared = Arc::new(Shared {
             settings: Settings::new(config.reply, config.delay),
+            local: LocalHandle::default(),
             verbose: config.verbose,
             log: config.log,
             entries: Mutex::new(Vec::new()),
@@ -195,6 +199,48 @@ impl MockModel {
     }
 }
 
+/// The mock as a local model server (Ollama standing in; see `local.rs`).
+impl MockModel {
+    /// Serves exactly these models (all loaded unless the server is cold);
+    /// requests for any other model are refused 404.
+    pub fn set_models(&self, models: &[&str]) {
+        let mut local = self.shared.local.lock();
+        local.models = Some(models.iter().map(|m| m.to_string()).collect());
+        if local.cold.is_none() {
+            local.loaded = models.iter().map(|m| m.to_string()).collect();
+        }
+    }
+
+    /// Unloads every model; loading one takes `load` on its first request.
+    pub fn set_cold(&self, load: Duration) {
+        let mut local = self.shared.local.lock();
+        local.cold = Some(load);
+        local.loaded.clear();
+    }
+
+    /// Every answer starts `delay` late.
+    pub fn set_slow(&self, delay: Duration) {
+        self.shared.local.lock().slow = delay;
+    }
+
+    /// Down: every connection is closed without an answer.
+    pub fn set_down(&self, down: bool) {
+        self.shared.local.lock().down = down;
+    }
+
+    /// Requests for `model` fail with HTTP 500 (its runner crashes).
+    pub fn fail_model(&self, model: &str) {
+        self.shared.local.lock().failing.insert(model.to_string());
+    }
+
+    /// The models loaded now.
+    pub fn loaded(&self) -> Vec<String> {
+        let mut loaded: Vec<String> = self.shared.local.lock().loaded.iter().cloned().collect();
+        loaded.sort();
+        loaded
+    }
+}
+
 impl Drop for MockModel {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -209,6 +255,8 @@ impl Drop for MockModel {
 /// State shared by the server thread and the handle.
 struct Shared {
     settings: Settings,
+    /// The mock as a local model server (see `local.rs`).
+    local: LocalHandle,
     verbose: bool,
     log: Option<PathBuf>,
     entries: Mutex<Vec<Entry>>,
@@ -382,6 +430,9 @@ async fn one_request(
     let Some(request) = http::read_request(rd, &mut out).await? else {
         return Ok(false);
     };
+    if shared.local.is_down() {
+        return Ok(false);
+    }
     let body = if request.method == "POST" {
         match http::read_body(rd, &request).await? {
             Some(raw) => Some(parse_body(&raw)),
@@ -392,11 +443,24 @@ async fn one_request(
         None
     };
     let index = shared.record(&request, body.as_ref());
-    let answered = match (request.method.as_str(), &body) {
-        ("GET", _) => providers::get(&request, &mut out).await,
-        ("HEAD", _) => providers::head_request(&mut out).await,
-        ("POST", Some(body)) => providers::post(&request, body, &shared.settings, &mut out).await,
-        (method, _) => {
+    let slow = shared.local.slow();
+    if !slow.is_zero() {
+        tokio::time::sleep(slow).await;
+    }
+    let local = match (request.method.as_str(), &body) {
+        ("GET", _) => local::get(&shared.local, &request, &mut out).await,
+        ("POST", Some(body)) => local::before_post(&shared.local, &request, body, &mut out).await,
+        _ => Ok(None),
+    };
+    let answered = match (request.method.as_str(), &body, local) {
+        (_, _, Err(err)) => Err(err),
+        (_, _, Ok(Some(outcome))) => Ok(outcome),
+        ("GET", _, _) => providers::get(&request, &mut out).await,
+        ("HEAD", _, _) => providers::head_request(&mut out).await,
+        ("POST", Some(body), _) => {
+            providers::post(&request, body, &shared.settings, &mut out).await
+        }
+        (method, _, _) => {
             let message = format!("Unsupported method ({})", py_str_repr(method));
             let sent = out.send_error(501, Some(&message), None).await;
             sent.map(|()| Outcome { provider: None, kind: "unsupported", stream: false })
