@@ -371,16 +371,18 @@ impl AgentSpec {
     }
 
     /// Environment the agent needs beyond the caller's: its endpoint's,
-    /// with the model and the key (read now, from the endpoint's
-    /// `api_key_env`; `none` without one) filled in.
+    /// with the model filled in. `{api_key}` is left for the launch to fill
+    /// from [`AgentSpec::api_key_env`] (a restart fills it again, and the
+    /// launch record never holds the key).
     pub(crate) fn launch_env(&self, model: Option<&str>) -> Vec<(String, String)> {
         let Some(on) = &self.endpoint else { return Vec::new() };
         let model = model.or(self.model.as_deref()).unwrap_or_default();
-        let key = on.endpoint.api_key().unwrap_or_else(|| "none".into());
-        on.env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.replace("{model}", model).replace("{api_key}", &key)))
-            .collect()
+        on.env.iter().map(|(k, v)| (k.clone(), v.replace("{model}", model))).collect()
+    }
+
+    /// The variable that holds its endpoint's key, if the endpoint has one.
+    pub(crate) fn api_key_env(&self) -> Option<String> {
+        self.endpoint.as_ref()?.endpoint.api_key_env.clone()
     }
 
     /// `reins run`'s AGENT and the arguments after `--`. A generic agent

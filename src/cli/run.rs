@@ -252,6 +252,7 @@ impl Args {
             }),
             buddy_of: None,
             env: Vec::new(),
+            api_key_env: None,
         };
         Ok((start, self.watch))
     }

@@ -73,8 +73,11 @@ pub(crate) struct Start {
     pub(crate) worktree: Option<Worktree>,
     /// The worker this session looks after (a buddy).
     pub(crate) buddy_of: Option<String>,
-    /// Environment for the agent over the caller's (a model endpoint's).
+    /// Environment for the agent over the caller's (a model endpoint's);
+    /// `{api_key}` in a value is filled from `api_key_env` at launch.
     pub(crate) env: Vec<(String, String)>,
+    /// The variable holding the endpoint's key, if it has one.
+    pub(crate) api_key_env: Option<String>,
 }
 
 impl Start {
@@ -105,6 +108,7 @@ impl Start {
             worktree: None,
             buddy_of: None,
             env: Vec::new(),
+            api_key_env: None,
         }
     }
 }
@@ -326,11 +330,7 @@ pub(crate) fn prepare(start: Start) -> Result<Prepared, CliError> {
         profile_toml: profile.text.clone(),
         command,
         cwd,
-        env: std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .filter(|(k, _)| !start.env.iter().any(|(set, _)| set == k))
-            .chain(start.env.iter().cloned())
-            .collect(),
+        env: crate::host::env_with(crate::host::fill_key(&start.env, start.api_key_env.as_deref())),
         mode,
         size: start.size,
         tmux: None,
@@ -371,6 +371,8 @@ pub(crate) fn prepare(start: Start) -> Result<Prepared, CliError> {
         spec: LaunchSpec { env: Vec::new(), ..spec.clone() },
         context: start.context.clone(),
         window: window.clone(),
+        extra_env: start.env.clone(),
+        api_key_env: start.api_key_env.clone(),
     };
     record.write(&paths.launch_record()).map_err(|err| {
         CliError::failure(format!("cannot write {}: {err}", paths.launch_record().display()))
@@ -428,9 +430,12 @@ pub(crate) async fn relaunch(
         crate::adapter::Profile::parse(&spec.profile_toml, crate::adapter::ProfileSource::Builtin)
             .map_err(|err| CliError::failure(format!("the recorded profile is invalid: {err}")))?;
     spec.run = ids::random_hex(8);
-    spec.env = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
+    // The environment of this restart, with what the first launch set
+    // beyond the caller's (a model endpoint's, its key read again now).
+    spec.env = crate::host::env_with(crate::host::fill_key(
+        &record.extra_env,
+        record.api_key_env.as_deref(),
+    ));
     spec.tmux = None;
     if spec.mode == RunMode::Foreground {
         spec.mode = RunMode::Detached;

@@ -107,6 +107,7 @@ impl Reins {
         let mut start = Start::new(program);
         start.agent_args = rest;
         start.env = launch.agent.launch_env(launch.model);
+        start.api_key_env = launch.agent.api_key_env();
         start.approve = launch.approve;
         start.id = Some(launch.id.to_string());
         start.cwd = Some(self.cwd.clone());

@@ -117,6 +117,33 @@ pub(crate) struct LaunchRecord {
     pub(crate) context: Option<String>,
     /// The tmux window name, for tmux sessions.
     pub(crate) window: Option<String>,
+    /// Environment set beyond the caller's (a model endpoint's), as
+    /// templates: `{api_key}` is filled from `api_key_env` at each launch,
+    /// so the key is never written here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) extra_env: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) api_key_env: Option<String>,
+}
+
+/// `extra` with `{api_key}` filled from the variable `key_env` names
+/// (`none` when there is none, or it is unset).
+pub(crate) fn fill_key(extra: &[(String, String)], key_env: Option<&str>) -> Vec<(String, String)> {
+    let key = key_env
+        .and_then(|var| std::env::var(var).ok())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "none".into());
+    extra.iter().map(|(k, v)| (k.clone(), v.replace("{api_key}", &key))).collect()
+}
+
+/// The caller's environment with `extra` set over it.
+pub(crate) fn env_with(extra: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| !extra.iter().any(|(set, _)| set == k))
+        .collect();
+    env.extend(extra);
+    env
 }
 
 impl LaunchRecord {
@@ -194,5 +221,33 @@ impl LaunchSpec {
 
     pub(crate) fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("launch spec serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model endpoint's environment is recorded as templates and its key
+    /// is read at each launch (the first and every restart).
+    #[test]
+    fn an_endpoints_key_is_filled_at_launch_and_never_recorded() {
+        let extra = vec![
+            ("OPENAI_BASE_URL".to_string(), "http://127.0.0.1:11434/v1".to_string()),
+            ("OPENAI_API_KEY".to_string(), "{api_key}".to_string()),
+        ];
+        let var = "REINS_TEST_LAUNCH_KEY_4f1c";
+        assert_eq!(fill_key(&extra, Some(var))[1].1, "none", "unset: none");
+        assert_eq!(fill_key(&extra, None)[1].1, "none", "no key variable: none");
+        // SAFETY: this variable is this test's own; nothing else reads it.
+        unsafe { std::env::set_var(var, "sk-secret") };
+        let filled = fill_key(&extra, Some(var));
+        assert_eq!(filled[1], ("OPENAI_API_KEY".to_string(), "sk-secret".to_string()));
+        let env = env_with(filled);
+        let set: Vec<&(String, String)> =
+            env.iter().filter(|(k, _)| k == "OPENAI_API_KEY" || k == "OPENAI_BASE_URL").collect();
+        assert_eq!(set.len(), 2, "set once each, over the caller's: {set:?}");
+        // SAFETY: as above.
+        unsafe { std::env::remove_var(var) };
     }
 }

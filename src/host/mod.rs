@@ -16,7 +16,9 @@ mod turns;
 
 use std::time::Duration;
 
-pub(crate) use launch::{ApprovalPolicy, LaunchRecord, LaunchSpec, RateLimitPolicy};
+pub(crate) use launch::{
+    ApprovalPolicy, LaunchRecord, LaunchSpec, RateLimitPolicy, env_with, fill_key,
+};
 pub(crate) use relay::LeftoverModes;
 
 use crate::adapter::{Profile, ProfileSource};
