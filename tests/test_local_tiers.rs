@@ -3,11 +3,13 @@
 //! standing in for Ollama: the real Codex CLI runs on the local endpoint
 //! (its own model provider, pointed there by the profile's `[endpoint]`),
 //! fails its check, and the cloud rung above it is accepted; the attempts
-//! record their tier and whether the local model was warm.
+//! record their tier and whether the local model was warm. And the real
+//! Qwen Code (over ACP) on the endpoint through nothing but the environment
+//! its profile's `[endpoint]` sets, the key read from `api_key_env`.
 
 use std::time::Duration;
 
-use crate::support::agents::{Agent, AgentHome, agents_bin_dir, in_isolated_netns};
+use crate::support::agents::{Agent, AgentHome, agents_bin_dir, fixtures_dir, in_isolated_netns};
 use crate::support::live;
 use crate::support::mock_model::MockModel;
 
@@ -106,4 +108,101 @@ fn a_local_rung_that_fails_its_check_climbs_to_the_cloud_rung_with_tier_and_warm
     let rows = env.dispatch_history("tier");
     assert_eq!((&rows[0]["tier"], &rows[0]["warm_start"]), (&"local".into(), &false.into()));
     assert_eq!(rows[1]["tier"], "cloud");
+}
+
+#[test]
+fn qwen_code_runs_on_a_local_endpoint_through_its_environment_alone() {
+    let qwen = agents_bin_dir().map(|bin| bin.join("qwen"));
+    let missing = if !qwen.as_ref().is_some_and(|q| q.exists()) {
+        Some("Qwen Code is not installed (scripts/install-agents --extra)")
+    } else if !in_isolated_netns() {
+        Some("not inside a loopback-only network namespace (scripts/netns-run)")
+    } else {
+        None
+    };
+    // Its home is seeded without any OPENAI_* setting: the endpoint gives
+    // them all.
+    let Some((env, cloud, home)) = live::world(missing, |dir, url| {
+        AgentHome::seed_from(&fixtures_dir().join("qwen"), &dir.join("qwen"), url)
+    }) else {
+        return;
+    };
+    let local = MockModel::start(None).unwrap();
+    local.set_models(&["qwen-coder"]);
+    let config_dir = home.home.join(".config/reins");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("config.toml"),
+        format!(
+            "[endpoints.local]\nurl = \"{}/v1\"\nmodels = [\"qwen-coder\"]\n\
+             api_key_env = \"LOCAL_TIER_KEY\"\n\n\
+             [agents.local-qwen]\nagent = \"qwen\"\nendpoint = \"local\"\n",
+            local.base_url()
+        ),
+    )
+    .unwrap();
+    let work = home.work.to_str().unwrap();
+    let out = env
+        .command(&[
+            "dispatch",
+            "--agent",
+            "local-qwen",
+            "--id",
+            "qwen-tier",
+            "--cwd",
+            work,
+            "--message",
+            "write the notes",
+            "--timeout",
+            "180s",
+            "--json",
+        ])
+        .env("LOCAL_TIER_KEY", "local-tier-secret")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!stdout.contains("local-tier-secret"), "the key is in the output: {stdout}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["result"], "accepted", "{summary:#}");
+    let attempt = &summary["attempts"][0];
+    assert_eq!((&attempt["tier"], &attempt["model"]), (&"local".into(), &"qwen-coder".into()));
+    // Its turn went to the local server, for the chosen model; none to
+    // the cloud one. The launch record keeps no key.
+    let asked: Vec<String> = local
+        .requests()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap_or("").ends_with("/chat/completions"))
+        .map(|r| r["body"]["model"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(!asked.is_empty() && asked.iter().all(|m| m == "qwen-coder"), "{asked:?}");
+    assert!(
+        !cloud.requests().iter().any(|r| r["path"].as_str().unwrap_or("").contains("/chat/")),
+        "the cloud server was asked"
+    );
+    let records: Vec<std::path::PathBuf> =
+        walk(env.path()).filter(|p| p.ends_with("launch.json")).collect();
+    assert!(!records.is_empty(), "no launch record under {}", env.path().display());
+    for record in records {
+        let text = std::fs::read_to_string(&record).unwrap();
+        assert!(!text.contains("local-tier-secret"), "{}: {text}", record.display());
+        assert!(text.contains("{api_key}"), "the template is kept: {text}");
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> impl Iterator<Item = std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.is_symlink() {
+                todo.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.into_iter()
 }
