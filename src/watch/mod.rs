@@ -77,10 +77,10 @@ pub(crate) enum Log {
 impl Log {
     fn say(&self, line: &str) {
         match self {
-            Log::Stderr => eprintln!("reins watch: {line}"),
+            Log::Stderr => eprintln!("{} watch: {line}", crate::compat::program()),
             Log::File(file) => {
                 let mut file = file;
-                let _ = writeln!(file, "reins watch: {line}");
+                let _ = writeln!(file, "{} watch: {line}", crate::compat::program());
             }
         }
     }
@@ -644,7 +644,7 @@ impl Watcher {
 /// Asks on the terminal whether to stop the session (default no).
 fn ask_stop(id: String) -> impl FnOnce() -> bool {
     move || {
-        eprint!("\nreins watch: stop session {id} too? [y/N] ");
+        eprint!("\n{} watch: stop session {id} too? [y/N] ", crate::compat::program());
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         if std::io::stdin().lock().read_line(&mut answer).is_err() {
