@@ -553,6 +553,49 @@ pub(crate) fn config_path() -> Option<PathBuf> {
 }
 
 /// Line (from 1) of byte offset `at` in `text`.
+/// A usage error at `line` of the config file at `path`, with `hint`.
+fn error_at(path: &Path, hint: &str, line: Option<usize>, what: String) -> CliError {
+    let at = match line {
+        Some(line) => format!("{}:{line}", path.display()),
+        None => path.display().to_string(),
+    };
+    CliError::usage(format!("{at}: {what}")).hint(hint)
+}
+
+/// The file's tables, or `bad` at the line TOML stopped at.
+fn parse_file(
+    text: &str,
+    bad: &impl Fn(Option<usize>, String) -> CliError,
+) -> Result<File, CliError> {
+    toml::from_str(text).map_err(|err| {
+        let line = err.span().map(|s| line_of(text, s.start));
+        bad(line, err.message().trim().to_string())
+    })
+}
+
+/// The `[KIND.NAME]` tables in the order the file has them, each with the
+/// line its header is on (for errors), then any whose header was not found.
+fn in_file_order(
+    text: &str,
+    kind: &str,
+    tables: toml::Table,
+) -> Vec<(Option<usize>, String, toml::Value)> {
+    let position = |name: &str| {
+        let header = format!("[{kind}.{name}]");
+        let quoted = format!("[{kind}.\"{name}\"]");
+        text.find(&header).or_else(|| text.find(&quoted))
+    };
+    let mut named: Vec<(Option<usize>, String, toml::Value)> =
+        tables.into_iter().map(|(name, value)| (position(&name), name, value)).collect();
+    named.sort_by(|(a, x, _), (b, y, _)| {
+        (a.unwrap_or(usize::MAX), x).cmp(&(b.unwrap_or(usize::MAX), y))
+    });
+    named
+        .into_iter()
+        .map(|(at, name, value)| (at.map(|at| line_of(text, at)), name, value))
+        .collect()
+}
+
 fn line_of(text: &str, at: usize) -> usize {
     text[..at.min(text.len())].matches('\n').count() + 1
 }
@@ -565,32 +608,10 @@ pub(crate) fn parse(
     profiles: &[String],
 ) -> Result<(Vec<AgentSpec>, Vec<RouteTable>), CliError> {
     let hint = "see `reins agents --help` for the format of [agents.NAME] tables";
-    let bad = |line: Option<usize>, what: String| {
-        let at = match line {
-            Some(line) => format!("{}:{line}", path.display()),
-            None => path.display().to_string(),
-        };
-        CliError::usage(format!("{at}: {what}")).hint(hint)
-    };
-    let file: File = toml::from_str(text).map_err(|err| {
-        let line = err.span().map(|s| line_of(text, s.start));
-        bad(line, err.message().trim().to_string())
-    })?;
-    // Positions of the tables, for file order and for errors.
-    let position = |name: &str| -> Option<usize> {
-        let header = format!("[agents.{name}]");
-        let quoted = format!("[agents.\"{name}\"]");
-        text.find(&header).or_else(|| text.find(&quoted))
-    };
-    let mut named: Vec<(usize, String, toml::Value)> = file
-        .agents
-        .into_iter()
-        .map(|(name, value)| (position(&name).unwrap_or(usize::MAX), name, value))
-        .collect();
-    named.sort_by_key(|(at, name, _)| (*at, name.clone()));
+    let bad = |line, what| error_at(path, hint, line, what);
+    let file = parse_file(text, &bad)?;
     let mut out = Vec::new();
-    for (at, name, value) in named {
-        let line = (at != usize::MAX).then(|| line_of(text, at));
+    for (line, name, value) in in_file_order(text, "agents", file.agents) {
         if crate::ids::validate(&name).is_err() {
             return Err(bad(line, format!("agent name {name:?}: use letters, digits, . _ -")));
         }
@@ -733,31 +754,10 @@ fn bind_endpoints(
 pub(crate) fn parse_endpoints(text: &str, path: &Path) -> Result<Vec<Endpoint>, CliError> {
     let hint = "an endpoint is [endpoints.NAME] with url = \"http://HOST:PORT/v1\" and \
                 models = [\"MODEL\", ...]; `reins doctor --help` shows one";
-    let bad = |line: Option<usize>, what: String| {
-        let at = match line {
-            Some(line) => format!("{}:{line}", path.display()),
-            None => path.display().to_string(),
-        };
-        CliError::usage(format!("{at}: {what}")).hint(hint)
-    };
-    let file: File = toml::from_str(text).map_err(|err| {
-        let line = err.span().map(|s| line_of(text, s.start));
-        bad(line, err.message().trim().to_string())
-    })?;
-    let position = |name: &str| -> Option<usize> {
-        let header = format!("[endpoints.{name}]");
-        let quoted = format!("[endpoints.\"{name}\"]");
-        text.find(&header).or_else(|| text.find(&quoted))
-    };
-    let mut named: Vec<(usize, String, toml::Value)> = file
-        .endpoints
-        .into_iter()
-        .map(|(name, value)| (position(&name).unwrap_or(usize::MAX), name, value))
-        .collect();
-    named.sort_by_key(|(at, name, _)| (*at, name.clone()));
+    let bad = |line, what| error_at(path, hint, line, what);
+    let file = parse_file(text, &bad)?;
     let mut out = Vec::new();
-    for (at, name, value) in named {
-        let line = (at != usize::MAX).then(|| line_of(text, at));
+    for (line, name, value) in in_file_order(text, "endpoints", file.endpoints) {
         if crate::ids::validate(&name).is_err() {
             return Err(bad(line, format!("endpoint name {name:?}: use letters, digits, . _ -")));
         }

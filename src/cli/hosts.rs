@@ -2,8 +2,6 @@
 //! with which `reins` and which agents; `reins hosts install` copies this
 //! `reins` to one.
 
-use std::io::Write;
-
 use crate::error::{CliResult, code};
 use crate::remote::hosts::{self, HostReport};
 use crate::remote::{Ssh, Target};
@@ -163,27 +161,5 @@ fn print_table(reports: &[HostReport]) -> std::io::Result<()> {
         })
         .collect();
     let header = ["HOST", "DESTINATION", "STATUS", "VERSION", "AGENTS"];
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[&str]| {
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(cell);
-            } else {
-                s.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        s.trim_end().to_string()
-    };
-    writeln!(out, "{}", line(&header))?;
-    for row in &rows {
-        let refs: Vec<&str> = row.iter().map(String::as_str).collect();
-        writeln!(out, "{}", line(&refs))?;
-    }
-    Ok(())
+    crate::cli::write_columns(&mut out, &header, &rows)
 }

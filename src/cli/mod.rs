@@ -377,6 +377,35 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> 
     Ok(())
 }
 
+/// Writes a plain table: `header`, then `rows`, each column as wide as
+/// its widest cell, two spaces between, the last column unpadded.
+pub(crate) fn write_columns<R: AsRef<[String]>>(
+    out: &mut impl Write,
+    header: &[&str],
+    rows: &[R],
+) -> std::io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row.as_ref()) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut s = String::new();
+        for (cell, w) in cells.zip(&widths) {
+            let pad = w.saturating_sub(cell.chars().count());
+            s.push_str(cell);
+            s.push_str(&" ".repeat(pad + 2));
+        }
+        writeln!(out, "{}", s.trim_end())
+    };
+    line(&mut header.iter().copied())?;
+    for row in rows {
+        line(&mut row.as_ref().iter().map(String::as_str))?;
+    }
+    Ok(())
+}
+
 /// A current-thread tokio runtime for a client command.
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
     crate::control::runtime()

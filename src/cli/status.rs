@@ -224,29 +224,7 @@ fn print_fleet_table(rows: &[serde_json::Value]) -> std::io::Result<()> {
         })
         .collect();
     let header = ["HOST", "ID", "AGENT", "STATE", "TURN", "IDLE", "AGE", "CWD", "DESC"];
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for cells in &table {
-        for (w, cell) in widths.iter_mut().zip(cells) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[&str]| {
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(cell);
-            } else {
-                s.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        s.trim_end().to_string()
-    };
-    writeln!(out, "{}", line(&header))?;
-    for cells in &table {
-        let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
-        writeln!(out, "{}", line(&refs))?;
-    }
-    Ok(())
+    crate::cli::write_columns(&mut out, &header, &table)
 }
 
 /// The table's rows in order, each with its ID cell: a buddy goes right

@@ -186,12 +186,7 @@ impl Advisor {
     /// task; the answer must name one of `names`.
     pub(crate) async fn pick(&self, task: &Value, names: &[&str]) -> Result<Advice, String> {
         let content = self.complete(PICK, task).await?;
-        let text = content.trim();
-        let unfenced = text
-            .strip_prefix("```json")
-            .or_else(|| text.strip_prefix("```"))
-            .and_then(|t| t.strip_suffix("```"))
-            .map_or(text, str::trim);
+        let unfenced = unfenced(&content);
         // `{"agent", "reason"}`, or a reply that starts with the agent's name.
         let (agent, reason) = match serde_json::from_str::<Value>(unfenced) {
             Ok(value) => (
@@ -208,7 +203,7 @@ impl Advisor {
             }
         };
         if !names.contains(&agent.as_str()) {
-            let shown: String = text.chars().take(80).collect();
+            let shown: String = content.trim().chars().take(80).collect();
             return Err(format!(
                 "the advisor's answer names none of {}: {shown:?}",
                 names.join(", ")
@@ -303,16 +298,20 @@ impl Advisor {
     }
 }
 
+/// A model's reply without the code fence it may be wrapped in.
+fn unfenced(content: &str) -> &str {
+    let text = content.trim();
+    text.strip_prefix("```json")
+        .or_else(|| text.strip_prefix("```"))
+        .and_then(|t| t.strip_suffix("```"))
+        .map_or(text, str::trim)
+}
+
 /// Reads the model's reply: a JSON object `{"decision", "reason"}`
 /// (possibly inside a code fence), or a reply that starts with a decision
 /// word. Only `allowed` decisions are taken.
 pub(crate) fn parse_advice(content: &str, allowed: &[&str]) -> Result<Advice, String> {
-    let text = content.trim();
-    let unfenced = text
-        .strip_prefix("```json")
-        .or_else(|| text.strip_prefix("```"))
-        .and_then(|t| t.strip_suffix("```"))
-        .map_or(text, str::trim);
+    let unfenced = unfenced(content);
     let (decision, reason) = match serde_json::from_str::<Value>(unfenced) {
         Ok(value) => (
             value.get("decision").and_then(Value::as_str).unwrap_or_default().to_string(),
