@@ -101,6 +101,16 @@ struct File {
     dispatch: Option<DispatchTable>,
     /// `[advisor]`: the model the watcher asks for a second opinion.
     advisor: Option<AdvisorTable>,
+    /// `[service]`: how `reins service install` sets up `reins supervise`.
+    service: Option<ServiceTable>,
+}
+
+/// `[service]`: the unit `reins service install` writes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceTable {
+    /// Units the supervisor starts after (and wants): a local model server.
+    after: Option<Vec<String>>,
 }
 
 /// One `[hosts.NAME]` table: how to reach a machine and its `reins`.
@@ -266,6 +276,25 @@ pub(crate) fn retire_after() -> Result<Option<Duration>, CliError> {
             bad(line, format!("[fleet] retire_after: {err}"))
         }),
     }
+}
+
+/// `[service] after` of the config file: the units `reins supervise`'s
+/// service starts after, if set.
+pub(crate) fn service_after() -> Result<Option<Vec<String>>, CliError> {
+    let hint = "[service] after takes unit names, e.g. after = [\"ollama.service\"]";
+    let Some((path, text, file)) = read_file(hint)? else { return Ok(None) };
+    let Some(after) = file.service.and_then(|s| s.after) else { return Ok(None) };
+    for unit in &after {
+        if let Err(err) = crate::service::check_unit_name(unit) {
+            let line = text.find("after").map_or(0, |at| line_of(&text, at));
+            return Err(CliError::usage(format!(
+                "{}:{line}: [service] after: {err}",
+                path.display()
+            ))
+            .hint(hint));
+        }
+    }
+    Ok(Some(after))
 }
 
 /// Where an agent's definition came from.

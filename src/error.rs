@@ -18,6 +18,8 @@ pub(crate) mod code {
     /// `--host`: ssh could not reach the host, or lost it (the remote
     /// command's own exit codes pass through unchanged).
     pub(crate) const UNREACHABLE: u8 = 3;
+    /// `service status`: the supervisor does not run (as LSB's `status`).
+    pub(crate) const NOT_RUNNING: u8 = 3;
     /// A deadline passed before the thing waited for happened.
     pub(crate) const TIMEOUT: u8 = 124;
     /// A bug in reins.

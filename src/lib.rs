@@ -19,6 +19,7 @@
 //! ```text
 //! cli/          parse, call, print; exit codes (one file per subcommand)
 //! mcp/ dispatch/ chain/ watch/     front ends and policies over many sessions
+//! supervise service                the long-running supervisor, its service unit
 //! control/      session control: find, start, send, wait, screen,
 //!               interrupt, approve, stop, list, gc (typed results, no
 //!               printing); the library's API is control::api
@@ -50,10 +51,12 @@ mod notify;
 mod procs;
 mod remote;
 mod screen;
+mod service;
 mod spinner;
 mod state;
 mod store;
 mod style;
+mod supervise;
 mod term;
 mod time;
 mod tmux;

@@ -54,6 +54,7 @@ mod test_send;
 mod test_soak;
 mod test_status;
 mod test_stop;
+mod test_supervise;
 mod test_telemetry;
 mod test_tmux;
 mod test_top;

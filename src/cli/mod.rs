@@ -40,9 +40,11 @@ mod recipes;
 mod report;
 pub(crate) mod run;
 mod send;
+mod service;
 mod shelf;
 mod status;
 mod stop;
+mod supervise;
 mod top;
 mod wait;
 mod watch;
@@ -101,6 +103,8 @@ enum Command {
     Stop(stop::Args),
     Top(top::Args),
     Watch(watch::Args),
+    Supervise(supervise::Args),
+    Service(service::Args),
     Buddy(buddy::Args),
     Worktree(worktree::Args),
     Inbox(inbox::Args),
@@ -218,6 +222,8 @@ pub fn main() -> ExitCode {
         Command::Stop(args) => stop::run(args),
         Command::Top(args) => top::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Supervise(args) => supervise::run(args),
+        Command::Service(args) => service::run(args),
         Command::Buddy(args) => buddy::run(args),
         Command::Worktree(args) => worktree::run(args),
         Command::Inbox(args) => inbox::run(args),
@@ -273,6 +279,7 @@ impl Command {
             Command::Logs(a) => (&a.remote, Tty::None),
             Command::Events(a) => (&a.remote, Tty::None),
             Command::Gc(a) => (&a.remote, Tty::None),
+            Command::Service(a) => (&a.remote, Tty::None),
             _ => return None,
         };
         arg.host.as_deref().map(|h| (h, tty))

@@ -45,13 +45,19 @@ Examples:
   reins run mock --detach -- --work 2          arguments after -- go to the agent
   reins run mock --context 'fix the tests' --meta '{\"ticket\":\"T-1\"}' --detach
   reins run codex --context 'fix the build' --watch --preset impl   start it and watch it
+  reins run codex --id w3 --context 'fix the build' --supervised   `reins supervise` watches it
   reins run claude --tmux --watch-file review/notes.md   hear about new review notes
   reins run claude --worktree --detach         in a new worktree on branch reins/ID
 
 Exit codes: 0 the session is up (--detach, --tmux); in this terminal, the
 agent's own exit status. 1 it could not start (or the id is taken), 2 bad
 input, 124 it did not come up within --timeout. With --watch, those of
-`reins watch`.")]
+`reins watch`.
+
+A session started with --watch or --supervised keeps its watch options in
+its launch record: whenever nobody else watches it (the terminal of
+`run --watch` closed, or it was --supervised), a running `reins supervise`
+does, until the session ends.")]
 pub(crate) struct Args {
     /// Profile name or program to run.
     #[arg(value_name = "AGENT")]
@@ -144,6 +150,11 @@ pub(crate) struct Args {
     /// its agent dies, exit 2 when a person is needed (`reins watch --help`).
     #[arg(long)]
     watch: bool,
+    /// Leave the watch to `reins supervise` (the service; see `reins
+    /// service --help`): the session asks to be watched with the watch
+    /// options given here, and `run` returns once it is up.
+    #[arg(long, conflicts_with = "watch")]
+    supervised: bool,
     #[command(flatten)]
     watch_options: crate::cli::watch::WatchArgs,
     #[command(flatten)]
@@ -196,12 +207,21 @@ impl Args {
             CliError::usage("which agent? e.g. `reins run mock --detach`")
                 .hint("AGENT is a profile (`reins adapters list`) or any program on PATH")
         })?;
-        if !self.watch && self.watch_options.any() {
+        let watched = self.watch || self.supervised;
+        if !watched && self.watch_options.any() {
             return Err(CliError::usage("watch options need --watch").hint(
                 "e.g. `reins run AGENT --watch --preset plan`, or `reins watch --id ID ...`",
             ));
         }
-        if self.watch {
+        if self.supervised && self.watch_options.on_exit_or_json() {
+            return Err(CliError::usage("--on-exit and --json are for --watch").hint(
+                "a --supervised session is watched by `reins supervise`, not by this `run`",
+            ));
+        }
+        if self.supervised && !self.detach && self.tmux.is_none() {
+            self.detach = true; // nobody is left in this terminal to run it
+        }
+        if watched {
             self.watch_options.options(self.timeout)?; // refuse bad options before starting
         }
         let mode = match (self.detach, self.tmux) {
@@ -253,6 +273,7 @@ impl Args {
             buddy_of: None,
             env: Vec::new(),
             api_key_env: None,
+            watch: watched.then(|| self.watch_options.to_flags()),
         };
         Ok((start, self.watch))
     }
@@ -267,21 +288,42 @@ impl Args {
 
 pub(crate) fn run(args: Args) -> CliResult {
     let watch = args.watch.then(|| args.watch_options.clone());
+    let supervised = args.supervised;
     let timeout = args.timeout;
     let (start, _) = args.start()?;
-    match launch(start)? {
-        Outcome::Ended(code) => Ok(code),
-        Outcome::Started(started) => {
-            crate::cli::print_json(&started)?;
-            match watch {
-                Some(options) => {
-                    let paths = StateRoot::from_env()?.session(&started.scope, &started.id);
-                    crate::cli::watch::after_run(paths, &options, timeout)
+    let Some(options) = watch else {
+        return match launch(start)? {
+            Outcome::Ended(code) => Ok(code),
+            Outcome::Started(started) => {
+                crate::cli::print_json(&started)?;
+                if supervised {
+                    warn_unsupervised(&started.id)?;
                 }
-                None => Ok(code::OK),
+                Ok(code::OK)
             }
-        }
+        };
+    };
+    // The watch is taken before the session starts, so a running `reins
+    // supervise` never gets to it first.
+    let prepared = control::start::prepare(start)?;
+    let paths = prepared.paths().clone();
+    let lock = crate::watch::take_watch(&paths).map_err(CliError::failure)?;
+    let started = crate::cli::runtime().block_on(prepared.launch())?;
+    crate::cli::print_json(&started)?;
+    crate::cli::watch::after_run(paths, &options, timeout, lock)
+}
+
+/// A --supervised session with no supervisor to watch it: said, not an
+/// error (one may start later, and then it is watched).
+fn warn_unsupervised(id: &str) -> Result<(), CliError> {
+    let state = StateRoot::from_env()?;
+    if crate::supervise::running(&state).is_none() {
+        eprintln!(
+            "reins: no `reins supervise` runs for this state directory, so {id} is not watched \
+             until one does: `reins service install` (or `reins watch --id {id}`)"
+        );
     }
+    Ok(())
 }
 
 /// How a started session went: a foreground session has ended with an exit

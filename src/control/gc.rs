@@ -103,7 +103,7 @@ pub(crate) struct Leftover {
 
 /// Retires the live sessions whose transcript has not grown for `idle`,
 /// unless their host says a turn runs or messages wait.
-async fn retire_idle(
+pub(crate) async fn retire_idle(
     state: &StateRoot,
     idle: Duration,
     dry_run: bool,

@@ -78,6 +78,9 @@ pub(crate) struct Start {
     pub(crate) env: Vec<(String, String)>,
     /// The variable holding the endpoint's key, if it has one.
     pub(crate) api_key_env: Option<String>,
+    /// Watch flags the session asks to be watched with (kept in its launch
+    /// record for `reins supervise`).
+    pub(crate) watch: Option<Vec<String>>,
 }
 
 impl Start {
@@ -109,6 +112,7 @@ impl Start {
             buddy_of: None,
             env: Vec::new(),
             api_key_env: None,
+            watch: None,
         }
     }
 }
@@ -193,6 +197,10 @@ impl Prepared {
 
     pub(crate) fn mode(&self) -> RunMode {
         self.spec.mode
+    }
+
+    pub(crate) fn paths(&self) -> &SessionPaths {
+        &self.paths
     }
 
     /// Starts the headless or tmux host and waits until it is up.
@@ -373,6 +381,7 @@ pub(crate) fn prepare(start: Start) -> Result<Prepared, CliError> {
         window: window.clone(),
         extra_env: start.env.clone(),
         api_key_env: start.api_key_env.clone(),
+        watch: start.watch.clone(),
     };
     record.write(&paths.launch_record()).map_err(|err| {
         CliError::failure(format!("cannot write {}: {err}", paths.launch_record().display()))

@@ -124,6 +124,11 @@ pub(crate) struct LaunchRecord {
     pub(crate) extra_env: Vec<(String, String)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) api_key_env: Option<String>,
+    /// `run --watch`/`--supervised`: the session asked to be watched, with
+    /// these `reins watch` flags; `reins supervise` watches it whenever no
+    /// one else does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) watch: Option<Vec<String>>,
 }
 
 /// `extra` with `{api_key}` filled from the variable `key_env` names

@@ -8,6 +8,10 @@
 //!
 //! A `run` client holds `claim.lock` while it brings a host up, so two runs
 //! racing for one id serialize: exactly one of them wins.
+//!
+//! A watcher holds `watch.lock` while it watches, so a session is never
+//! nudged or restarted by two watchers at once: `reins supervise` takes over
+//! only the sessions nobody watches.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
@@ -54,6 +58,25 @@ impl ClaimLock {
         match file.try_lock() {
             Ok(()) => Ok(Some(ClaimLock { _file: file })),
             Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(err)) => Err(err),
+        }
+    }
+}
+
+/// A watcher's hold on a session: one watcher per session at a time.
+#[derive(Debug)]
+pub(crate) struct WatchLock {
+    _file: File,
+}
+
+impl WatchLock {
+    /// Takes the session's watch, or says who watches it (the holder's pid,
+    /// when the kernel tells).
+    pub(crate) fn try_take(path: &Path) -> io::Result<Result<WatchLock, Option<u32>>> {
+        let file = open_lock_file(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Ok(WatchLock { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(Err(flock_holder(&file))),
             Err(TryLockError::Error(err)) => Err(err),
         }
     }
@@ -124,6 +147,17 @@ mod tests {
         assert!(!host_alive(&path));
         wait_host_gone(&path).unwrap();
         assert!(HostLock::acquire(&path, Duration::ZERO).unwrap().is_some());
+    }
+
+    #[test]
+    fn one_watcher_at_a_time_and_the_second_learns_who() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("watch.lock");
+        let first = WatchLock::try_take(&path).unwrap().unwrap();
+        let holder = WatchLock::try_take(&path).unwrap().unwrap_err();
+        assert_eq!(holder, Some(std::process::id()));
+        drop(first);
+        assert!(WatchLock::try_take(&path).unwrap().is_ok());
     }
 
     #[test]

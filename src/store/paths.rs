@@ -212,6 +212,14 @@ impl SessionPaths {
     pub(crate) fn host_lock(&self) -> PathBuf {
         self.dir.join("host.lock")
     }
+    /// The ended run a watcher gave up on, if one did.
+    pub(crate) fn given_up(&self) -> PathBuf {
+        self.dir.join("given_up.json")
+    }
+    /// Held by the session's watcher, if it has one.
+    pub(crate) fn watch_lock(&self) -> PathBuf {
+        self.dir.join("watch.lock")
+    }
     /// Held by a `run` client while it brings a host up.
     pub(crate) fn claim_lock(&self) -> PathBuf {
         self.dir.join("claim.lock")

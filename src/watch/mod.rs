@@ -15,6 +15,7 @@
 
 pub(crate) mod advisor;
 pub(crate) mod decide;
+pub(crate) mod flags;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -31,6 +32,7 @@ use crate::ipc::{Client, SendReply, SendRequest, StatusReply, StopRequest};
 use crate::state::State;
 use crate::store::events::EventKind;
 use crate::store::exit_record::ExitReason;
+use crate::store::lock::WatchLock;
 use crate::store::paths::SessionPaths;
 use crate::store::stream::EventStream;
 use advisor::Advisor;
@@ -67,17 +69,20 @@ pub(crate) struct Options {
     pub(crate) start_timeout: Duration,
 }
 
-/// Where the watcher's words go: the terminal of `reins watch`, or a file
-/// beside a dispatch's attempt.
+/// Where the watcher's words go: the terminal of `reins watch`, a file
+/// beside a dispatch's attempt, or the log of `reins supervise` (each line
+/// names its session, since one supervisor watches many).
 pub(crate) enum Log {
     Stderr,
     File(std::fs::File),
+    Supervisor,
 }
 
 impl Log {
-    fn say(&self, line: &str) {
+    fn say(&self, id: &str, line: &str) {
         match self {
             Log::Stderr => eprintln!("{} watch: {line}", crate::compat::program()),
+            Log::Supervisor => eprintln!("{} supervise: {id}: {line}", crate::compat::program()),
             Log::File(file) => {
                 let mut file = file;
                 let _ = writeln!(file, "{} watch: {line}", crate::compat::program());
@@ -108,15 +113,36 @@ pub(crate) struct Summary {
 
 /// Watches the session at `paths` until its work is done or it ended (0;
 /// with `until_exit`, only once it ended), it needs a person (2), or the
-/// watch itself fails (1). `ctrl_c` makes Ctrl-C end the watch as
-/// `--on-exit` says (a watcher inside another command leaves that to it).
+/// watch itself fails (1; also when another watcher has the session).
+/// `ctrl_c` makes Ctrl-C end the watch as `--on-exit` says (a watcher
+/// inside another command leaves that to it).
 pub(crate) async fn supervise(
     paths: SessionPaths,
     options: Options,
     log: Log,
     ctrl_c: bool,
 ) -> Summary {
+    supervise_holding(None, paths, options, log, ctrl_c).await
+}
+
+/// [`supervise`] with the session's watch already taken (by a caller that
+/// must not lose the session to another watcher between starting it and
+/// watching it).
+pub(crate) async fn supervise_holding(
+    lock: Option<WatchLock>,
+    paths: SessionPaths,
+    options: Options,
+    log: Log,
+    ctrl_c: bool,
+) -> Summary {
     let mut watcher = Watcher::new(paths, options, log);
+    let _lock = match lock.map(Ok).unwrap_or_else(|| take_watch(&watcher.paths)) {
+        Ok(lock) => lock,
+        Err(why) => {
+            watcher.say(&why);
+            return watcher.summary("error", why);
+        }
+    };
     watcher.say(&format!(
         "id={} stall-after={} max-resumes={} max-restarts={}{}{}",
         watcher.paths.id,
@@ -137,24 +163,7 @@ pub(crate) async fn supervise(
         }
     }
     let (outcome, reason) = watcher.run(ctrl_c).await;
-    let exit = match outcome {
-        "finished" => code::OK,
-        "escalated" => code::USAGE,
-        "interrupted" => 130,
-        _ => code::FAILURE,
-    };
-    let summary = Summary {
-        ok: exit == code::OK,
-        id: watcher.paths.id.clone(),
-        outcome,
-        reason,
-        checks: watcher.checks,
-        resumes: watcher.total_resumes,
-        restarts: watcher.total_restarts,
-        runs: watcher.runs.clone(),
-        elapsed_s: (watcher.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-        exit,
-    };
+    let summary = watcher.summary(outcome, reason);
     watcher.say(&format!(
         "{outcome}: {} (checks={}, resumes={}, restarts={}, {})",
         summary.reason,
@@ -164,6 +173,64 @@ pub(crate) async fn supervise(
         crate::time::human(summary.elapsed_s)
     ));
     summary
+}
+
+/// A run that ended and that a watcher gave up on (`given_up.json` of the
+/// session): `reins supervise` does not revive it.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub(crate) struct GivenUp {
+    pub(crate) run: String,
+    pub(crate) reason: String,
+    pub(crate) at: String,
+}
+
+impl GivenUp {
+    fn write(&self, paths: &SessionPaths) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        crate::store::fsutil::write_atomic(&paths.given_up(), &bytes)
+    }
+
+    /// The record of the session at `paths`, if a watcher gave up on one
+    /// of its runs.
+    pub(crate) fn read(paths: &SessionPaths) -> Option<GivenUp> {
+        serde_json::from_slice(&std::fs::read(paths.given_up()).ok()?).ok()
+    }
+}
+
+/// Takes the watch of the session at `paths`, or says who has it.
+pub(crate) fn take_watch(paths: &SessionPaths) -> Result<WatchLock, String> {
+    match WatchLock::try_take(&paths.watch_lock()) {
+        Ok(Ok(lock)) => Ok(lock),
+        Ok(Err(pid)) => Err(format!(
+            "session {} is already watched{}; one watcher at a time",
+            paths.id,
+            pid.map(|pid| format!(" (by pid {pid})")).unwrap_or_default()
+        )),
+        Err(err) => Err(format!("cannot take the watch of session {}: {err}", paths.id)),
+    }
+}
+
+impl Watcher {
+    fn summary(&self, outcome: &'static str, reason: String) -> Summary {
+        let exit = match outcome {
+            "finished" => code::OK,
+            "escalated" => code::USAGE,
+            "interrupted" => 130,
+            _ => code::FAILURE,
+        };
+        Summary {
+            ok: exit == code::OK,
+            id: self.paths.id.clone(),
+            outcome,
+            reason,
+            checks: self.checks,
+            resumes: self.total_resumes,
+            restarts: self.total_restarts,
+            runs: self.runs.clone(),
+            elapsed_s: (self.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+            exit,
+        }
+    }
 }
 
 struct Watcher {
@@ -209,7 +276,7 @@ impl Watcher {
     }
 
     fn say(&self, line: &str) {
-        self.log.say(line);
+        self.log.say(&self.paths.id, line);
     }
 
     /// The watch loop; returns the outcome and why.
@@ -582,6 +649,17 @@ impl Watcher {
             })
             .await;
             self.note(&EventKind::Escalate { reason: why.to_string(), by: by.to_string() }).await;
+        } else if let Evidence::Ended(ended) = evidence {
+            // No host to write it into the events (they end with `exited`):
+            // kept beside them, where a later watcher looks.
+            let given_up = GivenUp {
+                run: ended.run.clone(),
+                reason: why.to_string(),
+                at: crate::time::now_rfc3339(),
+            };
+            if let Err(err) = given_up.write(&self.paths) {
+                self.say(&format!("could not record the decision: {err}"));
+            }
         }
         self.say(&format!("escalating: {why}"));
         let id = &self.paths.id;
