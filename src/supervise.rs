@@ -18,7 +18,8 @@
 //!
 //! One supervisor per state root: it holds `supervise.lock` for its whole
 //! life, and keeps what it does in `supervise.json` (0600) for `reins
-//! service status`. SIGTERM or SIGINT end it with every session left
+//! service status`. It scans every `--scan-every`, and at once when `run
+//! --supervised` pokes it (SIGUSR1). SIGTERM or SIGINT end it with every session left
 //! running.
 
 use std::collections::HashMap;
@@ -122,6 +123,13 @@ pub(crate) fn running(state: &StateRoot) -> Option<u32> {
     Some(crate::store::lock::flock_holder(&file).unwrap_or(0))
 }
 
+/// Asks the supervisor running for `state` to look for new sessions now;
+/// `false` when none runs (or it cannot be reached).
+pub(crate) fn poke(state: &StateRoot) -> bool {
+    running(state)
+        .is_some_and(|pid| pid != 0 && crate::procs::signal_pid(pid, rustix::process::Signal::USR1))
+}
+
 /// What the running supervisor last wrote, if one runs.
 pub(crate) fn report(state: &StateRoot) -> Option<Report> {
     running(state)?;
@@ -132,6 +140,9 @@ pub(crate) fn report(state: &StateRoot) -> Option<Report> {
 /// Supervises the sessions of `state` until SIGTERM or SIGINT (exit 0).
 pub(crate) async fn run(state: StateRoot, options: Options) -> Result<u8, CliError> {
     state.ensure()?;
+    // Before the lock, which tells `run --supervised` whom to poke: a
+    // SIGUSR1 with no handler yet would end the process.
+    let signals = Signals::new()?;
     let _lock = match WatchLock::try_take(&lock_path(&state)) {
         Ok(Ok(lock)) => lock,
         Ok(Err(pid)) => {
@@ -150,9 +161,32 @@ pub(crate) async fn run(state: StateRoot, options: Options) -> Result<u8, CliErr
         }
     };
     let mut supervisor = Supervisor::new(state, options);
-    let result = supervisor.serve().await;
+    let result = supervisor.serve(signals).await;
     supervisor.shut_down();
     result
+}
+
+/// The signals a supervisor takes: SIGTERM and SIGINT end it; SIGUSR1
+/// (from `run --supervised`) makes it scan now rather than at the next
+/// scan.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    poke: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals, CliError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let take = |kind| {
+            signal(kind).map_err(|err| CliError::failure(format!("cannot handle signals: {err}")))
+        };
+        Ok(Signals {
+            term: take(SignalKind::terminate())?,
+            int: take(SignalKind::interrupt())?,
+            poke: take(SignalKind::user_defined1())?,
+        })
+    }
 }
 
 /// A session watched by this supervisor.
@@ -225,12 +259,7 @@ impl Supervisor {
         self.report.last_error = Some(line);
     }
 
-    async fn serve(&mut self) -> Result<u8, CliError> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let signal_err =
-            |err: std::io::Error| CliError::failure(format!("cannot handle signals: {err}"));
-        let mut term = signal(SignalKind::terminate()).map_err(signal_err)?;
-        let mut int = signal(SignalKind::interrupt()).map_err(signal_err)?;
+    async fn serve(&mut self, mut signals: Signals) -> Result<u8, CliError> {
         self.say(&format!(
             "pid {} supervises {} (a scan every {})",
             std::process::id(),
@@ -243,8 +272,9 @@ impl Supervisor {
             self.write_report();
             tokio::select! {
                 _ = tokio::time::sleep(self.options.scan_every) => {}
-                _ = term.recv() => break,
-                _ = int.recv() => break,
+                _ = signals.poke.recv() => {}
+                _ = signals.term.recv() => break,
+                _ = signals.int.recv() => break,
             }
         }
         self.say("stopping; the sessions go on running");

@@ -18,7 +18,11 @@ struct Supervisor(Child);
 
 impl Supervisor {
     fn start(env: &TestEnv) -> Supervisor {
-        let supervisor = Supervisor(env.spawn(&["supervise", "--scan-every", "200ms"]));
+        Supervisor::start_scanning(env, "200ms")
+    }
+
+    fn start_scanning(env: &TestEnv, every: &str) -> Supervisor {
+        let supervisor = Supervisor(env.spawn(&["supervise", "--scan-every", every]));
         eventually(Duration::from_secs(10), "the supervisor to be up", || {
             env.reins(&["service", "status", "--json"]).code == 0
         });
@@ -105,6 +109,16 @@ fn a_supervised_session_is_nudged_when_it_stalls_and_restarted_when_its_host_die
             .is_some_and(|e| e.iter().any(|w| w["id"] == "sv" && w["outcome"] == "finished"))
     });
     assert!(watching(&env).is_empty());
+}
+
+#[test]
+fn run_supervised_is_watched_at_once_not_at_the_next_scan() {
+    let env = TestEnv::new();
+    let _supervisor = Supervisor::start_scanning(&env, "1h");
+    let run = env.reins(&["run", "mock", "--id", "now", "--supervised"]);
+    assert!(!run.stderr.contains("no `reins supervise` runs"), "{}", run.stderr);
+    run.ok();
+    eventually(Duration::from_secs(10), "the supervisor to watch it", || watching(&env) == ["now"]);
 }
 
 #[test]
@@ -363,4 +377,27 @@ fn the_launchd_agent_is_a_property_list_that_runs_supervise() {
         parsed["EnvironmentVariables"]["REINS_STATE_DIR"],
         env.state_dir().display().to_string()
     );
+}
+
+#[test]
+fn another_machine_gets_its_unit_and_its_supervisor_watches_what_is_started_from_here() {
+    let Some(sshd) = crate::support::sshd::Sshd::start(&["a"]) else { return };
+    let env = TestEnv::new();
+    env.write_config(&sshd.config_toml(true));
+    let machine = &sshd.host("a").env;
+    let installed =
+        env.reins(&["service", "install", "--no-start", "--json", "--host", "a"]).ok().json();
+    let unit = machine.path().join("config/systemd/user/reins-supervise.service");
+    assert_eq!(installed["path"], unit.display().to_string(), "{installed}");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    let state = machine.state_dir();
+    assert!(text.contains(&format!("REINS_STATE_DIR={}", state.display())), "{text}");
+    // That machine's supervisor watches a session started from here.
+    let _supervisor = Supervisor::start(machine);
+    env.reins(&["run", "mock", "--id", "far", "--supervised", "--host", "a"]).ok();
+    eventually(Duration::from_secs(10), "a's supervisor to watch far", || {
+        let shown = env.reins(&["service", "status", "--json", "--host", "a"]);
+        shown.code == 0 && shown.json()["supervisor"]["watching"][0]["id"] == "far"
+    });
+    assert!(watching(&env).is_empty(), "none runs here");
 }

@@ -263,26 +263,26 @@ impl Command {
     /// The host a command is sent to, and what it needs of the terminal.
     fn remote(&self) -> Option<(&str, crate::remote::Tty)> {
         use crate::remote::Tty;
-        let (arg, tty) = match self {
+        let (host, tty) = match self {
             Command::Run(a) => {
-                (&a.remote, if a.in_terminal() { Tty::Terminal } else { Tty::Stdin })
+                (a.remote.host.as_deref(), if a.in_terminal() { Tty::Terminal } else { Tty::Stdin })
             }
-            Command::Send(a) => (&a.remote, Tty::Stdin),
-            Command::Attach(a) => (&a.remote, Tty::Terminal),
-            Command::Wait(a) => (&a.remote, Tty::None),
-            Command::Status(a) => (&a.remote, Tty::None),
-            Command::Pane(a) => (&a.remote, Tty::None),
-            Command::Approve(a) => (&a.remote, Tty::None),
-            Command::Interrupt(a) => (&a.remote, Tty::None),
-            Command::Stop(a) => (&a.remote, Tty::None),
-            Command::Inbox(a) => (&a.remote, Tty::None),
-            Command::Logs(a) => (&a.remote, Tty::None),
-            Command::Events(a) => (&a.remote, Tty::None),
-            Command::Gc(a) => (&a.remote, Tty::None),
-            Command::Service(a) => (&a.remote, Tty::None),
+            Command::Send(a) => (a.remote.host.as_deref(), Tty::Stdin),
+            Command::Attach(a) => (a.remote.host.as_deref(), Tty::Terminal),
+            Command::Wait(a) => (a.remote.host.as_deref(), Tty::None),
+            Command::Status(a) => (a.remote.host.as_deref(), Tty::None),
+            Command::Pane(a) => (a.remote.host.as_deref(), Tty::None),
+            Command::Approve(a) => (a.remote.host.as_deref(), Tty::None),
+            Command::Interrupt(a) => (a.remote.host.as_deref(), Tty::None),
+            Command::Stop(a) => (a.remote.host.as_deref(), Tty::None),
+            Command::Inbox(a) => (a.remote.host.as_deref(), Tty::None),
+            Command::Logs(a) => (a.remote.host.as_deref(), Tty::None),
+            Command::Events(a) => (a.remote.host.as_deref(), Tty::None),
+            Command::Gc(a) => (a.remote.host.as_deref(), Tty::None),
+            Command::Service(a) => (a.host.as_deref(), Tty::None),
             _ => return None,
         };
-        arg.host.as_deref().map(|h| (h, tty))
+        host.map(|h| (h, tty))
     }
 }
 

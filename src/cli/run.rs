@@ -313,11 +313,11 @@ pub(crate) fn run(args: Args) -> CliResult {
     crate::cli::watch::after_run(paths, &options, timeout, lock)
 }
 
-/// A --supervised session with no supervisor to watch it: said, not an
-/// error (one may start later, and then it is watched).
+/// Tells the supervisor of a --supervised session; with none to watch it,
+/// says so (not an error: one may start later, and then it is watched).
 fn warn_unsupervised(id: &str) -> Result<(), CliError> {
     let state = StateRoot::from_env()?;
-    if crate::supervise::running(&state).is_none() {
+    if !crate::supervise::poke(&state) {
         eprintln!(
             "reins: no `reins supervise` runs for this state directory, so {id} is not watched \
              until one does: `reins service install` (or `reins watch --id {id}`)"

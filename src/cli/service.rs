@@ -31,6 +31,7 @@ Examples:
   reins service install --after ollama.service
   reins service status --json                the unit, the manager, the supervisor
   reins service uninstall
+  reins service install --host gpu           on another machine, over ssh
 
 Exit codes: install and uninstall: 0 done, 1 the unit could not be written
 or the service manager failed (what it said is shown), 2 bad input.
@@ -38,8 +39,10 @@ status: 0 the supervisor runs, 3 it does not, 1 cannot tell.")]
 pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
-    #[command(flatten)]
-    pub(crate) remote: crate::cli::HostArg,
+    /// Do it on another machine: a [hosts.NAME] of config.toml or an ssh
+    /// destination (the reins there installs or reports its own service).
+    #[arg(long, value_name = "NAME", global = true)]
+    pub(crate) host: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
