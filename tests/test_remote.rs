@@ -328,3 +328,76 @@ fn dispatch_runs_agents_on_other_hosts_and_keeps_the_outcome_store_here() {
         assert!(!sshd.host(h).env.state_dir().join("reins.db").exists(), "{h} has a store");
     }
 }
+
+#[test]
+fn a_remote_agents_sessions_count_against_its_cap_and_an_unreachable_host_is_a_reason() {
+    let Some(sshd) = Sshd::start(&["a"]) else { return };
+    let env = client(
+        &sshd,
+        true,
+        &format!(
+            "{}\n[agents.far]\nagent = \"mock\"\nhost = \"a\"\nmax_concurrent = 1\n\
+             args = [\"--work\", \"0.1\"]\n\n[agents.lost]\nagent = \"mock\"\nhost = \"gone\"\n\n\
+             [agents.near]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n",
+            unreachable_table()
+        ),
+    );
+    // A live session of `far` on a (as a dispatch there would have started).
+    env.reins(&[
+        "run",
+        "mock",
+        "--id",
+        "busy1",
+        "--detach",
+        "--meta",
+        r#"{"reins_agent":"far"}"#,
+        "--host",
+        "a",
+    ])
+    .ok();
+    // One that is not far's does not count.
+    env.reins(&["run", "mock", "--id", "other", "--detach", "--host", "a"]).ok();
+    let out = env.reins(&["agents", "far", "lost", "--json"]).ok().json();
+    let availability = |name: &str| {
+        out["agents"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap()
+            ["availability"]
+            .clone()
+    };
+    let far = availability("far");
+    assert_eq!((far["load"].as_u64(), far["max_concurrent"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(far["available"], false, "{far}");
+    assert!(far["reason"].as_str().unwrap().contains("at its cap: 1 of 1"), "{far}");
+    let lost = availability("lost");
+    assert_eq!(lost["available"], false, "{lost}");
+    assert_eq!(lost["load"], Value::Null, "not counted: {lost}");
+    let why = lost["reason"].as_str().unwrap();
+    assert!(why.contains("cannot count its sessions on host gone"), "{why}");
+    assert!(why.contains("cannot reach host \"gone\""), "{why}");
+    // The table says the same.
+    let table = env.reins(&["agents", "far", "lost"]).ok().stdout;
+    assert!(table.lines().any(|l| l.starts_with("far") && l.contains("1/1")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("lost") && l.contains("?")), "{table}");
+    // Dispatch passes both over, saying why, and never starts a second
+    // session of far on a.
+    let out = env
+        .reins(&["dispatch", "--prefer", "lost,far,near", "--message", "x", "--json"])
+        .ok()
+        .json();
+    assert_eq!(out["agent"], "near", "{out}");
+    let skipped = out["skipped"].as_array().unwrap();
+    let reason = |name: &str| {
+        skipped.iter().find(|s| s["agent"] == name).unwrap()["reason"].as_str().unwrap().to_string()
+    };
+    assert!(reason("far").contains("at its cap: 1 of 1"), "{out}");
+    assert!(reason("lost").contains("cannot reach host \"gone\""), "{out}");
+    let rows = sshd.host("a").env.reins(&["status", "--all", "--json"]).ok().json();
+    assert_eq!(rows.as_array().unwrap().len(), 2, "no new session on a: {rows}");
+    // Its session gone, far takes the next task there.
+    env.reins(&["stop", "--id", "busy1", "--host", "a"]).ok();
+    let out = env
+        .reins(&["dispatch", "--prefer", "far,near", "--message", "x", "--id", "d2", "--json"])
+        .ok()
+        .json();
+    assert_eq!(out["agent"], "far", "{out}");
+}
+
