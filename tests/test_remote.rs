@@ -401,3 +401,87 @@ fn a_remote_agents_sessions_count_against_its_cap_and_an_unreachable_host_is_a_r
     assert_eq!(out["agent"], "far", "{out}");
 }
 
+#[test]
+fn wait_host_on_several_sessions_resumes_each_after_a_dropped_connection() {
+    let Some(mut sshd) = Sshd::start(&["a"]) else { return };
+    let env = client(&sshd, true, "");
+    for id in ["w1", "w2"] {
+        env.reins(&["run", "mock", "--id", id, "--detach", "--host", "a"]).ok();
+    }
+    env.reins(&["send", "--id", "w1", "one [[wait:1]]", "--host", "a"]).ok();
+    env.reins(&["send", "--id", "w2", "two [[wait:4]]", "--host", "a"]).ok();
+    // A pattern: the sessions it names when the wait starts.
+    let mut waiting = env.spawn(&["wait", "--id", "w*", "--until", "task_complete", "--host", "a"]);
+    let stdout = waiting.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // w1's turn completes while connected: its line comes at once.
+    let first: Value =
+        serde_json::from_str(&lines.recv_timeout(Duration::from_secs(20)).unwrap()).unwrap();
+    assert_eq!((first["id"].as_str(), first["status"].as_str()), (Some("w1"), Some("reached")));
+    // The machine drops off the network; meanwhile w2's turn 1 completes,
+    // both get a turn 2, and a new session that the pattern would match
+    // starts there.
+    sshd.host_mut("a").pause();
+    let host = sshd.host("a");
+    host.env.wait_event("w2", Duration::from_secs(20), |e| {
+        e["type"] == "task_complete" && e["turn"] == 1
+    });
+    for id in ["w1", "w2"] {
+        let sent = host.env.reins(&["send", "--id", id, "again [[wait:30]]"]).ok().json();
+        assert_eq!(sent["turn"], 2, "{sent}");
+    }
+    host.env.start("w3", &[]);
+    assert!(waiting.try_wait().unwrap().is_none(), "the wait returned while the host was away");
+    sshd.host_mut("a").resume();
+    let second: Value =
+        serde_json::from_str(&lines.recv_timeout(Duration::from_secs(30)).unwrap()).unwrap();
+    assert_eq!(second["id"], "w2", "{second}");
+    assert_eq!(second["status"], "reached", "{second}");
+    assert_eq!(second["turn"], 1, "turn 1's completion, not turn 2's: {second}");
+    assert_eq!(second["event"]["turn"], 1, "{second}");
+    let (code, rest, err) = finish(waiting, Duration::from_secs(30));
+    assert_eq!(code, Some(0), "both reached: {rest}\n{err}");
+    assert!(err.contains("lost the connection to host \"a\""), "{err}");
+    // Nothing more: w1 is not reported twice, w3 not at all, no resume line.
+    assert!(lines.recv_timeout(Duration::from_millis(200)).is_err());
+    assert_eq!(rest, "", "stdout was taken by the reader");
+}
+
+#[test]
+fn wait_host_until_exit_tells_a_session_that_exited_3_from_an_unreachable_host() {
+    let Some(sshd) = Sshd::start(&["a"]) else { return };
+    let env = client(&sshd, true, &unreachable_table());
+    env.reins(&["run", "mock", "--id", "w1", "--detach", "--host", "a"]).ok();
+    env.reins(&["send", "--id", "w1", "bye [[exit:3]]", "--host", "a"]).ok();
+    // The session's own 3: the line says it was reached, with its exit.
+    let run = env.reins(&["wait", "--id", "w1", "--until", "exit", "--host", "a"]).code(3);
+    let line = run.json();
+    assert_eq!(line["status"], "reached", "{line}");
+    assert_eq!(line["exit"]["code"], 3, "{line}");
+    assert!(line.get("kind").is_none(), "{line}");
+    // ssh's 3: the line says the host was unreachable (without --json too),
+    // one for each session waited on.
+    let run = env
+        .reins(&["wait", "--id", "w1", "--id", "w2", "--until", "exit", "--host", "gone"])
+        .code(3);
+    let lines: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    for (line, id) in lines.iter().zip(["w1", "w2"]) {
+        assert_eq!(line["id"], id, "{line}");
+        assert_eq!(line["status"], "unreachable", "{line}");
+        assert_eq!(line["kind"], "unreachable", "{line}");
+        assert_eq!(line["host_name"], "gone", "{line}");
+        assert!(line["error"].as_str().unwrap().contains("cannot reach host"), "{line}");
+    }
+    assert!(run.stderr.contains("cannot reach host \"gone\""), "{}", run.stderr);
+    // With --json, still one line per session (not an extra error line).
+    let run = env.reins(&["wait", "--id", "w1", "--json", "--host", "gone"]).code(3);
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+}
+
