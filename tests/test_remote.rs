@@ -485,3 +485,65 @@ fn wait_host_until_exit_tells_a_session_that_exited_3_from_an_unreachable_host()
     assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
 }
 
+#[test]
+fn dispatch_watch_watches_a_remote_worker_with_the_watcher_there() {
+    let Some(sshd) = Sshd::start(&["a"]) else { return };
+    let env = client(
+        &sshd,
+        true,
+        "[agents.far]\nagent = \"mock\"\nhost = \"a\"\nargs = [\"--work\", \"0.1\"]\n",
+    );
+    let out = env
+        .reins(&[
+            "dispatch",
+            "--agent",
+            "far",
+            "--message",
+            "[[stall]] go",
+            "--id",
+            "wn",
+            "--watch",
+            "--stall-after",
+            "1s",
+            "--max-resumes",
+            "1",
+            "--attempt-timeout",
+            "30s",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out["result"], "accepted", "the nudged turn counts: {out}");
+    // The watcher ran there: the stall and the nudge are in the session's
+    // log on a, and its words in the attempt's watch log here.
+    let kinds: Vec<String> = sshd
+        .host("a")
+        .env
+        .events("wn")
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert!(kinds.contains(&"stall".to_string()), "{kinds:?}");
+    assert!(kinds.contains(&"resume".to_string()), "{kinds:?}");
+    let logs: Vec<std::path::PathBuf> = walk(&env.state_dir())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with("wn.watch.log"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    let words = std::fs::read_to_string(&logs[0]).unwrap();
+    assert!(words.contains("id=wn stall-after=1s"), "{words:?} {:?}", walk(&env.state_dir()));
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
