@@ -328,3 +328,222 @@ fn dispatch_runs_agents_on_other_hosts_and_keeps_the_outcome_store_here() {
         assert!(!sshd.host(h).env.state_dir().join("reins.db").exists(), "{h} has a store");
     }
 }
+
+#[test]
+fn a_remote_agents_sessions_count_against_its_cap_and_an_unreachable_host_is_a_reason() {
+    let Some(sshd) = Sshd::start(&["a"]) else { return };
+    let env = client(
+        &sshd,
+        true,
+        &format!(
+            "{}\n[agents.far]\nagent = \"mock\"\nhost = \"a\"\nmax_concurrent = 1\n\
+             args = [\"--work\", \"0.1\"]\n\n[agents.lost]\nagent = \"mock\"\nhost = \"gone\"\n\n\
+             [agents.near]\nagent = \"mock\"\nargs = [\"--work\", \"0.1\"]\n",
+            unreachable_table()
+        ),
+    );
+    // A live session of `far` on a (as a dispatch there would have started).
+    env.reins(&[
+        "run",
+        "mock",
+        "--id",
+        "busy1",
+        "--detach",
+        "--meta",
+        r#"{"reins_agent":"far"}"#,
+        "--host",
+        "a",
+    ])
+    .ok();
+    // One that is not far's does not count.
+    env.reins(&["run", "mock", "--id", "other", "--detach", "--host", "a"]).ok();
+    let out = env.reins(&["agents", "far", "lost", "--json"]).ok().json();
+    let availability = |name: &str| {
+        out["agents"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap()
+            ["availability"]
+            .clone()
+    };
+    let far = availability("far");
+    assert_eq!((far["load"].as_u64(), far["max_concurrent"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(far["available"], false, "{far}");
+    assert!(far["reason"].as_str().unwrap().contains("at its cap: 1 of 1"), "{far}");
+    let lost = availability("lost");
+    assert_eq!(lost["available"], false, "{lost}");
+    assert_eq!(lost["load"], Value::Null, "not counted: {lost}");
+    let why = lost["reason"].as_str().unwrap();
+    assert!(why.contains("cannot count its sessions on host gone"), "{why}");
+    assert!(why.contains("cannot reach host \"gone\""), "{why}");
+    // The table says the same.
+    let table = env.reins(&["agents", "far", "lost"]).ok().stdout;
+    assert!(table.lines().any(|l| l.starts_with("far") && l.contains("1/1")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("lost") && l.contains("?")), "{table}");
+    // Dispatch passes both over, saying why, and never starts a second
+    // session of far on a.
+    let out = env
+        .reins(&["dispatch", "--prefer", "lost,far,near", "--message", "x", "--json"])
+        .ok()
+        .json();
+    assert_eq!(out["agent"], "near", "{out}");
+    let skipped = out["skipped"].as_array().unwrap();
+    let reason = |name: &str| {
+        skipped.iter().find(|s| s["agent"] == name).unwrap()["reason"].as_str().unwrap().to_string()
+    };
+    assert!(reason("far").contains("at its cap: 1 of 1"), "{out}");
+    assert!(reason("lost").contains("cannot reach host \"gone\""), "{out}");
+    let rows = sshd.host("a").env.reins(&["status", "--all", "--json"]).ok().json();
+    assert_eq!(rows.as_array().unwrap().len(), 2, "no new session on a: {rows}");
+    // Its session gone, far takes the next task there.
+    env.reins(&["stop", "--id", "busy1", "--host", "a"]).ok();
+    let out = env
+        .reins(&["dispatch", "--prefer", "far,near", "--message", "x", "--id", "d2", "--json"])
+        .ok()
+        .json();
+    assert_eq!(out["agent"], "far", "{out}");
+}
+
+#[test]
+fn wait_host_on_several_sessions_resumes_each_after_a_dropped_connection() {
+    let Some(mut sshd) = Sshd::start(&["a"]) else { return };
+    let env = client(&sshd, true, "");
+    for id in ["w1", "w2"] {
+        env.reins(&["run", "mock", "--id", id, "--detach", "--host", "a"]).ok();
+    }
+    env.reins(&["send", "--id", "w1", "one [[wait:1]]", "--host", "a"]).ok();
+    env.reins(&["send", "--id", "w2", "two [[wait:4]]", "--host", "a"]).ok();
+    // A pattern: the sessions it names when the wait starts.
+    let mut waiting = env.spawn(&["wait", "--id", "w*", "--until", "task_complete", "--host", "a"]);
+    let stdout = waiting.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // w1's turn completes while connected: its line comes at once.
+    let first: Value =
+        serde_json::from_str(&lines.recv_timeout(Duration::from_secs(20)).unwrap()).unwrap();
+    assert_eq!((first["id"].as_str(), first["status"].as_str()), (Some("w1"), Some("reached")));
+    // The machine drops off the network; meanwhile w2's turn 1 completes,
+    // both get a turn 2, and a new session that the pattern would match
+    // starts there.
+    sshd.host_mut("a").pause();
+    let host = sshd.host("a");
+    host.env.wait_event("w2", Duration::from_secs(20), |e| {
+        e["type"] == "task_complete" && e["turn"] == 1
+    });
+    for id in ["w1", "w2"] {
+        let sent = host.env.reins(&["send", "--id", id, "again [[wait:30]]"]).ok().json();
+        assert_eq!(sent["turn"], 2, "{sent}");
+    }
+    host.env.start("w3", &[]);
+    assert!(waiting.try_wait().unwrap().is_none(), "the wait returned while the host was away");
+    sshd.host_mut("a").resume();
+    let second: Value =
+        serde_json::from_str(&lines.recv_timeout(Duration::from_secs(30)).unwrap()).unwrap();
+    assert_eq!(second["id"], "w2", "{second}");
+    assert_eq!(second["status"], "reached", "{second}");
+    assert_eq!(second["turn"], 1, "turn 1's completion, not turn 2's: {second}");
+    assert_eq!(second["event"]["turn"], 1, "{second}");
+    let (code, rest, err) = finish(waiting, Duration::from_secs(30));
+    assert_eq!(code, Some(0), "both reached: {rest}\n{err}");
+    assert!(err.contains("lost the connection to host \"a\""), "{err}");
+    // Nothing more: w1 is not reported twice, w3 not at all, no resume line.
+    assert!(lines.recv_timeout(Duration::from_millis(200)).is_err());
+    assert_eq!(rest, "", "stdout was taken by the reader");
+}
+
+#[test]
+fn wait_host_until_exit_tells_a_session_that_exited_3_from_an_unreachable_host() {
+    let Some(sshd) = Sshd::start(&["a"]) else { return };
+    let env = client(&sshd, true, &unreachable_table());
+    env.reins(&["run", "mock", "--id", "w1", "--detach", "--host", "a"]).ok();
+    env.reins(&["send", "--id", "w1", "bye [[exit:3]]", "--host", "a"]).ok();
+    // The session's own 3: the line says it was reached, with its exit.
+    let run = env.reins(&["wait", "--id", "w1", "--until", "exit", "--host", "a"]).code(3);
+    let line = run.json();
+    assert_eq!(line["status"], "reached", "{line}");
+    assert_eq!(line["exit"]["code"], 3, "{line}");
+    assert!(line.get("kind").is_none(), "{line}");
+    // ssh's 3: the line says the host was unreachable (without --json too),
+    // one for each session waited on.
+    let run = env
+        .reins(&["wait", "--id", "w1", "--id", "w2", "--until", "exit", "--host", "gone"])
+        .code(3);
+    let lines: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    for (line, id) in lines.iter().zip(["w1", "w2"]) {
+        assert_eq!(line["id"], id, "{line}");
+        assert_eq!(line["status"], "unreachable", "{line}");
+        assert_eq!(line["kind"], "unreachable", "{line}");
+        assert_eq!(line["host_name"], "gone", "{line}");
+        assert!(line["error"].as_str().unwrap().contains("cannot reach host"), "{line}");
+    }
+    assert!(run.stderr.contains("cannot reach host \"gone\""), "{}", run.stderr);
+    // With --json, still one line per session (not an extra error line).
+    let run = env.reins(&["wait", "--id", "w1", "--json", "--host", "gone"]).code(3);
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+}
+
+#[test]
+fn dispatch_watch_watches_a_remote_worker_with_the_watcher_there() {
+    let Some(sshd) = Sshd::start(&["a"]) else { return };
+    let env = client(
+        &sshd,
+        true,
+        "[agents.far]\nagent = \"mock\"\nhost = \"a\"\nargs = [\"--work\", \"0.1\"]\n",
+    );
+    let out = env
+        .reins(&[
+            "dispatch",
+            "--agent",
+            "far",
+            "--message",
+            "[[stall]] go",
+            "--id",
+            "wn",
+            "--watch",
+            "--stall-after",
+            "1s",
+            "--max-resumes",
+            "1",
+            "--attempt-timeout",
+            "30s",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out["result"], "accepted", "the nudged turn counts: {out}");
+    // The watcher ran there: the stall and the nudge are in the session's
+    // log on a, and its words in the attempt's watch log here.
+    let kinds: Vec<String> = sshd
+        .host("a")
+        .env
+        .events("wn")
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert!(kinds.contains(&"stall".to_string()), "{kinds:?}");
+    assert!(kinds.contains(&"resume".to_string()), "{kinds:?}");
+    let logs: Vec<std::path::PathBuf> = walk(&env.state_dir())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with("wn.watch.log"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    let words = std::fs::read_to_string(&logs[0]).unwrap();
+    assert!(words.contains("id=wn stall-after=1s"), "{words:?} {:?}", walk(&env.state_dir()));
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -235,9 +235,11 @@ fn print_table(report: &Report) -> std::io::Result<()> {
     )?;
     for r in &report.agents {
         let a = &r.availability;
+        // `?`: its host did not answer (the reason says so).
+        let load = a.load.map_or_else(|| "?".to_string(), |n| n.to_string());
         let load = match a.max_concurrent {
-            Some(cap) => format!("{}/{cap}", a.load),
-            None => a.load.to_string(),
+            Some(cap) => format!("{load}/{cap}"),
+            None => load,
         };
         writeln!(
             out,

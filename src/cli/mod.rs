@@ -205,7 +205,7 @@ pub fn main() -> ExitCode {
             ));
         }
         return finish(match &cli.command {
-            Command::Wait(args) if args.resumable() => forward_wait(host, args.timeout()),
+            Command::Wait(args) => forward_wait(host, args.timeout()),
             _ => forward(host, tty),
         });
     }

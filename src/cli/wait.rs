@@ -14,6 +14,7 @@ use crate::control::lookup::{self, SessionView};
 use crate::control::status::{self, Which};
 use crate::control::wait::{Turn, Until, Wait, Waited};
 use crate::error::{CliError, CliResult, code};
+use crate::remote::wait::ResumeAt;
 use crate::spinner::Spinner;
 use crate::store::exit_record::ExitRecord;
 use crate::store::paths::StateRoot;
@@ -59,7 +60,12 @@ Examples:
 
 Exit codes: 0 reached (every session; with --any, one), 1 the session ended
 (or its host died) first, 2 bad input, 124 timeout; with --until exit and one
-session, the session's own exit status.")]
+session, the session's own exit status. With --host, 3 is also ssh's
+failure (the machine could not be reached again in time): an exit code alone
+cannot tell that from a session that exited 3, the JSON line always can. It
+says \"status\": \"reached\" with the session's \"exit\" when the code is the
+session's, and \"status\": \"unreachable\" (\"kind\": \"unreachable\", the
+error and hint) when it is ssh's; --host prints it even without --json.")]
 pub(crate) struct Args {
     /// The session; again for more, or a pattern with `*` for the running
     /// sessions of this repository whose id matches.
@@ -94,17 +100,15 @@ pub(crate) struct Args {
     /// Internal (`wait --host`): wait on this run only.
     #[arg(long, hide = true, value_name = "RUN")]
     resume_run: Option<String>,
+    /// Internal (`wait --host`, several sessions): resume the wait on one
+    /// of them (a JSON object as `--announce` printed it); again for each.
+    #[arg(long, hide = true, value_name = "JSON", value_parser = ResumeAt::parse)]
+    resume_at: Vec<ResumeAt>,
     #[command(flatten)]
     pub(crate) remote: crate::cli::HostArg,
 }
 
 impl Args {
-    /// One session named by its id (not a pattern): a wait `--host` can
-    /// resume after a dropped connection.
-    pub(crate) fn resumable(&self) -> bool {
-        self.id.len() == 1 && !self.id[0].contains('*')
-    }
-
     /// `--timeout`, if given.
     pub(crate) fn timeout(&self) -> Option<Duration> {
         self.timeout
@@ -147,6 +151,7 @@ pub(crate) fn run(args: Args) -> CliResult {
     }
     if let [view] = &views[..]
         && !args.id[0].contains('*')
+        && args.resume_at.is_empty()
     {
         return one(&args, view, turn, started);
     }
@@ -222,8 +227,21 @@ fn one(args: &Args, view: &SessionView, turn: Turn, started: Instant) -> CliResu
 fn several(args: &Args, views: &[SessionView], started: Instant) -> CliResult {
     let waits = views
         .iter()
-        .map(|view| Wait::new(view, args.until.clone(), Turn::Current))
+        .map(|view| match args.resume_at.iter().find(|at| at.id == view.paths.id) {
+            Some(at) => Wait::on_run(view, args.until.clone(), at.turn(), &at.run),
+            None => Wait::new(view, args.until.clone(), Turn::Current),
+        })
         .collect::<Result<Vec<_>, _>>()?;
+    if args.announce {
+        // The sessions a pattern named now, each pinned to its run and
+        // turn: a resumed wait follows these, never one started later.
+        let each: Vec<ResumeAt> = views
+            .iter()
+            .zip(&waits)
+            .map(|(view, wait)| ResumeAt::of(&view.paths.id, &wait.resume_args()))
+            .collect();
+        crate::cli::print_json(&serde_json::json!({ "resume_each": each }))?;
+    }
     // No progress line: the lines of the sessions settled go to the same
     // terminal as they come.
     let deadline = args.timeout.map(|t| started + t);

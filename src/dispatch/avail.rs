@@ -2,7 +2,9 @@
 //! check), its credentials are there (its profile's `[auth]`), it is not
 //! resting after failures (a cooldown in the store), its
 //! last probe did not fail, and it is under its concurrency cap (its live
-//! sessions, from the registry).
+//! sessions, from the registry; for an agent on another machine, from the
+//! `reins status --json` there, one round trip over the shared ssh
+//! connection — a host that cannot be reached makes the agent unavailable).
 //!
 //! The cap is kept across processes by [`Slot`]: a dispatcher counts an
 //! agent's live sessions and starts its own while holding the agent's lock
@@ -20,6 +22,7 @@ use crate::adapter;
 use crate::adapter::probe::{self, Check, Status};
 use crate::config::AgentSpec;
 use crate::control::lookup::{Liveness, SessionView};
+use crate::remote::{Ssh, Target};
 use crate::store::outcomes::{Cooldown, Probe, Store, StoreError};
 use crate::store::paths::StateRoot;
 
@@ -37,8 +40,9 @@ pub(crate) struct Availability {
     pub(crate) check: Check,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) cooldown: Option<Cooldown>,
-    /// Live sessions of this agent.
-    pub(crate) load: u32,
+    /// Live sessions of this agent (null: they could not be counted, its
+    /// host did not answer; `reason` says why).
+    pub(crate) load: Option<u32>,
     pub(crate) max_concurrent: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) last_probe: Option<Probe>,
@@ -114,10 +118,23 @@ pub(crate) fn program_checks(agents: &[&AgentSpec], timeout: Duration) -> Vec<Ch
     })
 }
 
+/// Why an agent's live sessions could not be counted.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot count its sessions on host {host}: {reason}")]
+pub(crate) struct LoadError {
+    host: String,
+    reason: String,
+}
+
 /// Live sessions that belong to `agent`: started for it by `dispatch`
 /// (their meta names it), or, for a built-in agent, any live session of
-/// that profile started without one.
-pub(crate) fn load_of(state: &StateRoot, agent: &AgentSpec) -> u32 {
+/// that profile started without one. An agent with a `host` is counted
+/// there (blocking: one ssh round trip; [`counted`] runs it off the
+/// runtime).
+pub(crate) fn load_of(state: &StateRoot, agent: &AgentSpec) -> Result<u32, LoadError> {
+    if let Some(host) = &agent.host {
+        return remote_load(state, host, agent);
+    }
     let builtin = agent.source == crate::config::Source::Builtin;
     let mut n = 0;
     for paths in state.list_sessions(None) {
@@ -125,13 +142,64 @@ pub(crate) fn load_of(state: &StateRoot, agent: &AgentSpec) -> u32 {
         let (Liveness::Live, Some(record)) = (view.liveness, &view.record) else { continue };
         let owner =
             record.meta.as_ref().and_then(|m| m.get("reins_agent")).and_then(|v| v.as_str());
-        let mine = match owner {
-            Some(owner) => owner == agent.name,
-            None => builtin && record.agent == agent.name,
-        };
-        n += u32::from(mine);
+        n += u32::from(owns(owner, record.agent.as_str(), builtin, agent));
     }
-    n
+    Ok(n)
+}
+
+/// Whether a live session whose meta names `owner` (and whose profile is
+/// `profile`) is one of `agent`'s.
+fn owns(owner: Option<&str>, profile: &str, builtin: bool, agent: &AgentSpec) -> bool {
+    match owner {
+        Some(owner) => owner == agent.name,
+        None => builtin && profile == agent.name,
+    }
+}
+
+/// [`load_of`] on a blocking thread: the ssh call of a remote agent must
+/// not hold up the runtime (a chain runs several dispatches on it).
+pub(crate) async fn counted(state: &StateRoot, agent: &AgentSpec) -> Result<u32, LoadError> {
+    if agent.host.is_none() {
+        return load_of(state, agent);
+    }
+    let (state, agent) = (state.clone(), agent.clone());
+    tokio::task::spawn_blocking(move || load_of(&state, &agent))
+        .await
+        .unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()))
+}
+
+/// The agent's live sessions on `host`: every repository's sessions there
+/// in one `reins status --all --json` (the live ones are `"host":
+/// "live"`), counted by the same rule as here.
+fn remote_load(state: &StateRoot, host: &str, agent: &AgentSpec) -> Result<u32, LoadError> {
+    let fail = |reason: String| LoadError { host: host.to_string(), reason };
+    let target = Target::resolve(host).map_err(|e| fail(e.message))?;
+    let ssh = Ssh::new(target, state).map_err(|e| fail(e.message))?;
+    let args: Vec<std::ffi::OsString> = ["status", "--all", "--json"].map(Into::into).to_vec();
+    let out = ssh.reins_output(&args).map_err(|e| fail(e.message))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<serde_json::Value> = match serde_json::from_str(text.trim()) {
+        Ok(rows) if out.status.success() => rows,
+        _ => {
+            let said = String::from_utf8_lossy(&out.stderr);
+            let said = said.trim().trim_start_matches("reins: ");
+            return Err(fail(if said.is_empty() {
+                format!("`reins status` there failed (exit {:?})", out.status.code())
+            } else {
+                format!("`reins status` there failed: {said}")
+            }));
+        }
+    };
+    let builtin = agent.source == crate::config::Source::Builtin;
+    let n = rows
+        .iter()
+        .filter(|r| r["host"] == "live")
+        .filter(|r| {
+            let owner = r["meta"]["reins_agent"].as_str();
+            owns(owner, r["agent"].as_str().unwrap_or_default(), builtin, agent)
+        })
+        .count();
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 /// One of an agent's `max_concurrent` places, held from the count of its
@@ -159,6 +227,8 @@ pub(crate) enum SlotError {
     Busy { path: PathBuf, waited: Duration },
     #[error("cannot lock {}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Uncounted(#[from] LoadError),
 }
 
 /// The lock file that serializes the count-and-start of `agent`'s sessions.
@@ -196,14 +266,15 @@ pub(crate) async fn claim(
         Ok(Err(join)) => std::panic::resume_unwind(join.into_panic()),
         Ok(Ok(locked)) => locked.map_err(io)?,
     };
-    let load = load_of(state, agent);
+    let load = counted(state, agent).await?;
     if load >= cap {
         return Err(SlotError::Full { load, cap });
     }
     Ok(Slot { _lock: Some(file) })
 }
 
-/// Puts the facts together.
+/// Puts the facts together (counting the agent's sessions here: blocking
+/// for an agent on another machine).
 pub(crate) fn assess(
     agent: &AgentSpec,
     check: Check,
@@ -211,9 +282,31 @@ pub(crate) fn assess(
     state: &StateRoot,
     task: Option<&str>,
 ) -> Result<Availability, StoreError> {
+    assess_counted(agent, check, load_of(state, agent), store, task)
+}
+
+/// [`assess`] inside a runtime: the count runs off it.
+pub(crate) async fn assess_now(
+    agent: &AgentSpec,
+    check: Check,
+    store: &Store,
+    state: &StateRoot,
+    task: Option<&str>,
+) -> Result<Availability, StoreError> {
+    let load = counted(state, agent).await;
+    assess_counted(agent, check, load, store, task)
+}
+
+/// Puts the facts together, the agent's live sessions counted.
+fn assess_counted(
+    agent: &AgentSpec,
+    check: Check,
+    load: Result<u32, LoadError>,
+    store: &Store,
+    task: Option<&str>,
+) -> Result<Availability, StoreError> {
     let cooldown = store.cooldown(&agent.name, task)?;
     let last_probe = store.last_probe(&agent.name)?;
-    let load = load_of(state, agent);
     // An agent on another machine is checked there; one on a model
     // endpoint needs no credentials of its own, but an endpoint whose last
     // probe did not fail.
@@ -244,10 +337,13 @@ pub(crate) fn assess(
     } else if let Some(p) = last_probe.as_ref().filter(|p| !p.ok) {
         Some(format!("its last probe failed: {}", p.detail))
     } else {
-        agent
-            .max_concurrent
-            .filter(|cap| load >= *cap)
-            .map(|cap| format!("at its cap: {load} of {cap} sessions"))
+        match &load {
+            Err(err) => Some(err.to_string()),
+            Ok(load) => agent
+                .max_concurrent
+                .filter(|cap| load >= cap)
+                .map(|cap| format!("at its cap: {load} of {cap} sessions")),
+        }
     };
     Ok(Availability {
         available: reason.is_none(),
@@ -255,7 +351,7 @@ pub(crate) fn assess(
         auth: auth.and_then(Result::ok),
         check,
         cooldown,
-        load,
+        load: load.ok(),
         max_concurrent: agent.max_concurrent,
         last_probe,
     })

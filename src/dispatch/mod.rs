@@ -499,7 +499,8 @@ impl Engine {
                 check
             }
         };
-        match avail::assess(agent, check, &self.store, &self.state, Some(&self.task_hash)) {
+        match avail::assess_now(agent, check, &self.store, &self.state, Some(&self.task_hash)).await
+        {
             Ok(a) => a.reason,
             Err(err) => {
                 self.say(&format!("warning: {err}"));

@@ -6,7 +6,8 @@
 //! An agent with a `host` runs on that machine: its session is started,
 //! waited on, read and stopped by the `reins` there over the shared ssh
 //! connection (`crate::remote`); the dispatch, its checks and the outcome
-//! store stay on this machine.
+//! store stay on this machine. Its watcher is the `reins watch` there too,
+//! whose summary comes back as a local watcher's would.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -235,22 +236,146 @@ impl Reins {
     }
 
     /// Watches session `id` on a task of this process (as `reins watch`
-    /// would), its words to `log`; aborting the task ends the watch.
+    /// would), its words to `log`; aborting the task ends the watch. A
+    /// remote session is watched by `reins watch` there (see
+    /// [`remote_watch`]).
     pub(crate) fn watch(
         &self,
         id: &str,
         options: crate::watch::Options,
         log: &Path,
     ) -> Option<tokio::task::JoinHandle<crate::watch::Summary>> {
-        if self.host_of(id).is_some() {
-            // A watcher of a remote session runs there (`reins watch
-            // --host`); the dispatch does not watch it from here.
-            return None;
-        }
         let file = crate::store::fsutil::open_append(log).ok()?;
+        if let Some(ssh) = self.host_of(id) {
+            let args = watch_argv(id, &options);
+            return Some(tokio::spawn(remote_watch(ssh, id.to_string(), args, file)));
+        }
         let paths = self.find(id).ok()?.paths;
         let log = crate::watch::Log::File(file);
         Some(tokio::spawn(crate::watch::supervise(paths, options, log, false)))
+    }
+}
+
+/// `reins watch` of session `id` with `options`, as the remote runs it.
+/// The advisor is the remote machine's own (its config.toml's
+/// `[advisor]`): an advisor here is usually on this machine's loopback.
+fn watch_argv(id: &str, options: &crate::watch::Options) -> Vec<OsString> {
+    let mut args = words(&["watch", "--id", id, "--json", "--on-exit", "leave"]);
+    args.extend(words(&["--stall-after", &format!("{}ms", options.stall_after.as_millis())]));
+    args.extend(words(&["--max-resumes", &options.max_resumes.to_string()]));
+    args.extend(words(&["--max-restarts", &options.max_restarts.to_string()]));
+    args.extend(words(&["--nudge", &options.nudge]));
+    if options.until_exit {
+        args.push("--until-exit".into());
+    }
+    args
+}
+
+/// Watches a remote session: `reins watch --json` there over the shared
+/// connection, its words to `log`, its summary read back as a local
+/// watcher's. Aborting the task kills the ssh client (the watcher there
+/// ends when the dispatch stops its session).
+///
+/// A dropped connection is not an escalation: the summary says the watch
+/// was lost (`error`, exit 3) and why. It is not restarted: the watcher
+/// there may still be running, and a second one would nudge twice.
+async fn remote_watch(
+    ssh: Ssh,
+    id: String,
+    args: Vec<OsString>,
+    log: std::fs::File,
+) -> crate::watch::Summary {
+    let t0 = std::time::Instant::now();
+    let summary = |outcome: &'static str, reason: String, exit: u8| crate::watch::Summary {
+        ok: outcome == "finished",
+        id: id.clone(),
+        outcome,
+        reason,
+        checks: 0,
+        resumes: 0,
+        restarts: 0,
+        runs: Vec::new(),
+        elapsed_s: (t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        exit,
+    };
+    let say = |line: &str| {
+        let mut file = &log;
+        let _ = std::io::Write::write_all(
+            &mut file,
+            format!("{} watch: {line}\n", crate::compat::program()).as_bytes(),
+        );
+    };
+    let host = crate::ids::quoted(&ssh.target.name);
+    let lost = |said: &str| {
+        format!(
+            "lost the connection to host {host} while watching {id} (the watch there may \
+             still be running; its outcome is unknown): {said}"
+        )
+    };
+    if let Err(err) = blocking(ssh.clone(), |ssh| ssh.connect().map_err(|e| e.message)).await {
+        let reason = lost(&err);
+        say(&reason);
+        return summary("error", reason, crate::error::code::UNREACHABLE);
+    }
+    let mut cmd = tokio::process::Command::from(ssh.reins_command(&args, crate::remote::Tty::None));
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).kill_on_drop(true);
+    match log.try_clone() {
+        Ok(words) => cmd.stderr(words),
+        Err(_) => cmd.stderr(std::process::Stdio::null()),
+    };
+    // Not `output()`: it would pipe stderr, which goes to the log.
+    let out = match cmd.spawn() {
+        Ok(child) => child.wait_with_output().await,
+        Err(err) => Err(err),
+    };
+    let out = match out {
+        Ok(out) => out,
+        Err(err) => return summary("error", format!("cannot run ssh: {err}"), 1),
+    };
+    let code = out.status.code();
+    if code == Some(crate::remote::ssh::SSH_FAILED)
+        && !blocking(ssh, |ssh| Ok(ssh.connected())).await.unwrap_or(false)
+    {
+        let reason = lost("ssh exited 255");
+        say(&reason);
+        return summary("error", reason, crate::error::code::UNREACHABLE);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    let Ok(json) = serde_json::from_str::<Value>(line) else {
+        return summary(
+            "error",
+            format!("the watch on host {host} printed no summary (exit code {code:?})"),
+            1,
+        );
+    };
+    let outcome = match json["outcome"].as_str() {
+        Some("finished") => "finished",
+        Some("escalated") => "escalated",
+        Some("interrupted") => "interrupted",
+        _ => "error",
+    };
+    let count = |key: &str| json[key].as_u64().unwrap_or(0);
+    crate::watch::Summary {
+        ok: json["ok"] == true,
+        id: json["id"].as_str().map_or(id.clone(), str::to_string),
+        outcome,
+        reason: json["reason"]
+            .as_str()
+            .or_else(|| json["error"].as_str())
+            .unwrap_or_default()
+            .to_string(),
+        checks: count("checks"),
+        resumes: u32::try_from(count("resumes")).unwrap_or(u32::MAX),
+        restarts: u32::try_from(count("restarts")).unwrap_or(u32::MAX),
+        runs: json["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str().map(str::to_string))
+            .collect(),
+        elapsed_s: json["elapsed_s"].as_f64().unwrap_or_default(),
+        exit: code.and_then(|c| u8::try_from(c).ok()).unwrap_or(crate::error::code::FAILURE),
     }
 }
 
