@@ -205,9 +205,9 @@ fn opencode_runs_on_a_local_endpoint_through_its_inline_provider_offline() {
     // Its home is the usual seed: its own config names a provider on the
     // cloud server as `model` and `small_model`; the endpoint's inline
     // config (OPENCODE_CONFIG_CONTENT) must win for both.
-    let Some((env, cloud, home)) =
-        live::world(missing, |dir, url| AgentHome::seed(Agent::OpenCode, &dir.join("opencode"), url))
-    else {
+    let Some((env, cloud, home)) = live::world(missing, |dir, url| {
+        AgentHome::seed(Agent::OpenCode, &dir.join("opencode"), url)
+    }) else {
         return;
     };
     let local = MockModel::start(None).unwrap();
