@@ -45,6 +45,9 @@ pub(crate) struct Options {
     pub(crate) quiet: bool,
     /// How the workers' approval requests are answered.
     pub(crate) approve: crate::host::ApprovalPolicy,
+    /// How long a session may sit blocked before it fails (a step's own
+    /// `blocked_grace` wins for its sessions).
+    pub(crate) blocked_grace: Duration,
 }
 
 /// The chain's own events (same envelope as a session's).
@@ -153,6 +156,7 @@ struct Runner {
     cancel: Cancel,
     gate_agent: Option<AgentSpec>,
     approve: crate::host::ApprovalPolicy,
+    blocked_grace: Duration,
     gate_timeout: Duration,
 }
 
@@ -188,6 +192,7 @@ pub(crate) fn execute(
             gate_agent: opts.gate_agent,
             gate_timeout: opts.gate_timeout,
             approve: opts.approve,
+            blocked_grace: opts.blocked_grace,
         };
         let started = Instant::now();
         if resumed {
@@ -652,7 +657,7 @@ impl Runner {
             cool_down: false,
             advisor: None,
             approve: self.approve,
-            blocked_grace: crate::dispatch::DEFAULT_BLOCKED_GRACE,
+            blocked_grace: def.blocked_grace().unwrap_or(self.blocked_grace),
         };
         let shared = self.shared.clone();
         let (step_name, key) = {
@@ -833,16 +838,27 @@ impl Runner {
         };
         let mut cancel = self.cancel.clone();
         let asked = async {
-            self.reins.start(&launch).await.map_err(|r| format!("it did not start: {r}"))?;
-            let end = self.reins.wait_task(&session, self.gate_timeout).await;
+            let started =
+                self.reins.start(&launch).await.map_err(|r| format!("it did not start: {r}"))?;
+            let grace = def.blocked_grace().unwrap_or(self.blocked_grace);
+            let end = crate::dispatch::blocked::wait_task(
+                &self.reins,
+                &session,
+                &started,
+                self.gate_timeout,
+                grace,
+            )
+            .await;
             let screen = self.reins.screen(&session).await.unwrap_or_default();
             match end {
-                TurnEnd::Complete(s) if s == "completed" => Ok(screen),
-                TurnEnd::Timeout => Err(format!(
+                Ok(TurnEnd::Complete(s)) if s == "completed" => Ok(screen),
+                Ok(TurnEnd::Timeout) => Err(format!(
                     "no answer within {}",
                     crate::time::human(self.gate_timeout.as_secs_f64())
                 )),
-                other => Err(format!("it did not finish: {other:?}")),
+                Ok(other) => Err(format!("it did not finish: {other:?}")),
+                // Its approvals are refused (never): trust, sign-in or a dialog.
+                Err(blocked) => Err(format!("it was {blocked}")),
             }
         };
         let result = tokio::select! {
