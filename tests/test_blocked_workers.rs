@@ -171,3 +171,70 @@ fn a_chain_step_blocked_on_an_approval_nobody_answers_fails_within_its_grace() {
         assert!(elapsed < Duration::from_secs(30), "{name}: not the 30m step timeout: {elapsed:?}");
     }
 }
+
+/// An agent that asks whether to trust the folder and waits for ever (a
+/// profile of the user's: the gate's own approvals are refused, so only
+/// such a screen can hold a gate).
+const STUCK_PROFILE: &str = r#"
+name = "stuck"
+summary = "asks about trust and waits"
+tested_versions = ["sh"]
+
+[launch]
+command = ["sh", "-c", "echo 'Do you trust the files in this folder?'; exec sleep 600"]
+context = "argv"
+
+[[rule]]
+name = "trust"
+state = "blocked"
+kind = "trust"
+region = { last_lines = 5 }
+all = [{ contains = "Do you trust the files" }]
+
+[[rule.example]]
+matches = true
+screen = "Do you trust the files in this folder?"
+
+[[rule.example]]
+matches = false
+screen = "$"
+"#;
+
+#[test]
+fn a_gate_blocked_on_a_trust_screen_leaves_the_decision_to_the_rules_within_the_grace() {
+    let env = TestEnv::new();
+    env.write_config(&format!("{CONFIG}\n[agents.stuck]\nagent = \"stuck\"\n"));
+    let adapters = env.path().join("config/reins/adapters");
+    std::fs::create_dir_all(&adapters).unwrap();
+    std::fs::write(adapters.join("stuck.toml"), STUCK_PROFILE).unwrap();
+    let work = env.path().join("work");
+    std::fs::write(
+        work.join("gated.toml"),
+        "[chain]\nname = \"gated\"\nmax_tries = 1\n\n[[step]]\nname = \"work\"\n\
+         agent = \"plain\"\nbrief = \"tidy up\"\ndone = [\"cmd:false\"]\nblocked_grace = \"2s\"\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = env.reins(&[
+        "chain",
+        "run",
+        "gated.toml",
+        "--gate-agent",
+        "stuck",
+        "--gate-timeout",
+        "5m",
+        "--json",
+    ]);
+    let elapsed = started.elapsed();
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let log: Vec<serde_json::Value> =
+        std::fs::read_to_string(env.state_dir().join("chains/gated/events.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let gate = log.iter().find(|e| e["type"] == "gate").expect("a gate event");
+    assert_eq!((&gate["by"], &gate["agent"]), (&"fallback".into(), &"stuck".into()), "{gate}");
+    assert_eq!(gate["fallback"], "it was blocked on trust for 2s, which nobody answered", "{gate}");
+    assert!(elapsed < Duration::from_secs(60), "not the 5m gate timeout: {elapsed:?}");
+}
