@@ -383,6 +383,7 @@ fn bad_chain_files_are_refused_before_anything_starts() {
     );
     bad(&step("a", "done = [\"tests\"]"), "step \"a\": done: \"tests\" is not a done check");
     bad(&step("a", "tasks = [\"x\"]"), "fans out tasks but its brief has no {{task}}");
+    bad(&step("a", "blocked_grace = \"soon\""), "bad.toml:1: step \"a\": blocked_grace:");
     bad("[chain]\nname = \"x\"\nmax_paralel = 2\n", "bad.toml:3: unknown field `max_paralel`");
     bad("[chain]\nname = \"x\"\n", "no [[step]] tables");
     let run = env.reins(&["chain", "run", "nothing-here.toml"]).code(2);

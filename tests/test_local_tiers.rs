@@ -5,7 +5,9 @@
 //! fails its check, and the cloud rung above it is accepted; the attempts
 //! record their tier and whether the local model was warm. And the real
 //! Qwen Code (over ACP) on the endpoint through nothing but the environment
-//! its profile's `[endpoint]` sets, the key read from `api_key_env`.
+//! its profile's `[endpoint]` sets, the key read from `api_key_env`; and the
+//! real OpenCode (over ACP) through its inline provider config, whose
+//! OpenAI-compatible package is built into its binary (nothing is fetched).
 
 use std::time::Duration;
 
@@ -176,6 +178,100 @@ fn qwen_code_runs_on_a_local_endpoint_through_its_environment_alone() {
         .map(|r| r["body"]["model"].as_str().unwrap_or("").to_string())
         .collect();
     assert!(!asked.is_empty() && asked.iter().all(|m| m == "qwen-coder"), "{asked:?}");
+    assert!(
+        !cloud.requests().iter().any(|r| r["path"].as_str().unwrap_or("").contains("/chat/")),
+        "the cloud server was asked"
+    );
+    let records: Vec<std::path::PathBuf> =
+        walk(env.path()).filter(|p| p.ends_with("launch.json")).collect();
+    assert!(!records.is_empty(), "no launch record under {}", env.path().display());
+    for record in records {
+        let text = std::fs::read_to_string(&record).unwrap();
+        assert!(!text.contains("local-tier-secret"), "{}: {text}", record.display());
+        assert!(text.contains("{api_key}"), "the template is kept: {text}");
+    }
+}
+
+#[test]
+fn opencode_runs_on_a_local_endpoint_through_its_inline_provider_offline() {
+    let opencode = agents_bin_dir().map(|bin| bin.join("opencode"));
+    let missing = if !opencode.as_ref().is_some_and(|o| o.exists()) {
+        Some("OpenCode is not installed (scripts/install-agents --extra)")
+    } else if !in_isolated_netns() {
+        Some("not inside a loopback-only network namespace (scripts/netns-run)")
+    } else {
+        None
+    };
+    // Its home is the usual seed: its own config names a provider on the
+    // cloud server as `model` and `small_model`; the endpoint's inline
+    // config (OPENCODE_CONFIG_CONTENT) must win for both.
+    let Some((env, cloud, home)) = live::world(missing, |dir, url| {
+        AgentHome::seed(Agent::OpenCode, &dir.join("opencode"), url)
+    }) else {
+        return;
+    };
+    let local = MockModel::start(None).unwrap();
+    local.set_models(&["qwen-coder"]);
+    local.set_cold(Duration::from_millis(300));
+    let config_dir = home.home.join(".config/reins");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("config.toml"),
+        format!(
+            "[endpoints.local]\nurl = \"{}/v1\"\nmodels = [\"qwen-coder\"]\n\
+             api_key_env = \"LOCAL_TIER_KEY\"\n\n\
+             [agents.local-oc]\nagent = \"opencode\"\nendpoint = \"local\"\n",
+            local.base_url()
+        ),
+    )
+    .unwrap();
+    let work = home.work.to_str().unwrap();
+    let out = env
+        .command(&[
+            "dispatch",
+            "--agent",
+            "local-oc",
+            "--id",
+            "opencode-tier",
+            "--cwd",
+            work,
+            "--message",
+            "write the notes",
+            "--timeout",
+            "180s",
+            "--json",
+        ])
+        .env("LOCAL_TIER_KEY", "local-tier-secret")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!stdout.contains("local-tier-secret"), "the key is in the output: {stdout}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["result"], "accepted", "{summary:#}");
+    let attempt = &summary["attempts"][0];
+    assert_eq!(
+        (&attempt["tier"], &attempt["model"], &attempt["warm_start"]),
+        (&"local".into(), &"qwen-coder".into(), &false.into()),
+        "{summary:#}"
+    );
+    let rows = env.dispatch_history("opencode-tier");
+    assert_eq!((&rows[0]["tier"], &rows[0]["warm_start"]), (&"local".into(), &false.into()));
+
+    // Every model request (the turn and its title) went to the local
+    // server for the chosen model, with the key from api_key_env; none to
+    // the cloud one.
+    let asked: Vec<serde_json::Value> = local
+        .requests()
+        .into_iter()
+        .filter(|r| r["path"].as_str().unwrap_or("").ends_with("/chat/completions"))
+        .collect();
+    assert!(!asked.is_empty(), "no model request reached the endpoint");
+    for request in &asked {
+        assert_eq!(request["body"]["model"], "qwen-coder", "{request}");
+        // The log keeps a key's first 12 characters.
+        assert_eq!(request["headers"]["authorization"], "Bearer local...", "{request}");
+    }
     assert!(
         !cloud.requests().iter().any(|r| r["path"].as_str().unwrap_or("").contains("/chat/")),
         "the cloud server was asked"

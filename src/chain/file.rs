@@ -17,6 +17,7 @@
 //! done = ["file:PLAN.md"] # the checks of `reins dispatch --done` ({{task}} in cmd: is $REINS_TASK)
 //! verifier = "codex"      # reviews every attempt (JSON verdict)
 //! timeout = "20m"         # one attempt
+//! blocked_grace = "1m"    # a session of the step blocked this long fails (default: --blocked-grace)
 //! needs = []              # default: the step above
 //! tasks = ["a", "b"]      # fan out: one task each, {{task}} = the item
 //! required = true         # default true: the chain stops if this step fails
@@ -76,6 +77,7 @@ struct RawStep {
     done: Vec<String>,
     verifier: Option<String>,
     timeout: Option<String>,
+    blocked_grace: Option<String>,
     needs: Option<Vec<String>>,
     tasks: Option<Vec<String>>,
     required: Option<bool>,
@@ -108,6 +110,11 @@ pub(crate) struct StepDef {
     pub(crate) done: Vec<String>,
     pub(crate) verifier: Option<String>,
     pub(crate) timeout_s: f64,
+    /// How long its sessions (workers, verifiers, the gate of its
+    /// batches) may sit blocked; `None`: `reins chain run --blocked-grace`.
+    /// Absent in the state of a chain an older reins started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) blocked_grace_s: Option<f64>,
     pub(crate) needs: Vec<String>,
     /// `None`: one task; `Some`: a batch, one task per item.
     pub(crate) tasks: Option<Vec<String>>,
@@ -126,6 +133,11 @@ impl Def {
 impl StepDef {
     pub(crate) fn timeout(&self) -> Duration {
         crate::time::bounded_secs(self.timeout_s)
+    }
+
+    /// Its own blocked grace, when the file gives one.
+    pub(crate) fn blocked_grace(&self) -> Option<Duration> {
+        self.blocked_grace_s.map(crate::time::bounded_secs)
     }
 
     /// The done checks with `{{task}}` and `{{step}}` filled in. A `cmd:`
@@ -383,6 +395,14 @@ pub(crate) fn parse(text: &str, path: &Path, agents: &Agents) -> Result<Def, Cli
                 .as_secs_f64(),
             None => DEFAULT_STEP_TIMEOUT.as_secs_f64(),
         };
+        let blocked_grace_s = match &step.blocked_grace {
+            Some(t) => Some(
+                crate::time::parse_duration(t)
+                    .map_err(|err| bad(line, format!("{what}: blocked_grace: {err}")))?
+                    .as_secs_f64(),
+            ),
+            None => None,
+        };
         if let Some(tasks) = &step.tasks {
             if tasks.is_empty() {
                 return Err(bad(line, format!("{what}: tasks is empty")));
@@ -400,6 +420,7 @@ pub(crate) fn parse(text: &str, path: &Path, agents: &Agents) -> Result<Def, Cli
             done: step.done,
             verifier: step.verifier,
             timeout_s,
+            blocked_grace_s,
             needs,
             tasks: step.tasks,
             required: step.required.unwrap_or(true),
@@ -633,6 +654,7 @@ mod tests {
             done: vec![],
             verifier: None,
             timeout_s: 1.0,
+            blocked_grace_s: None,
             needs: needs.iter().map(|s| s.to_string()).collect(),
             tasks: None,
             required: true,

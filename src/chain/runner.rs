@@ -45,6 +45,9 @@ pub(crate) struct Options {
     pub(crate) quiet: bool,
     /// How the workers' approval requests are answered.
     pub(crate) approve: crate::host::ApprovalPolicy,
+    /// How long a session may sit blocked before it fails (a step's own
+    /// `blocked_grace` wins for its sessions).
+    pub(crate) blocked_grace: Duration,
 }
 
 /// The chain's own events (same envelope as a session's).
@@ -153,6 +156,7 @@ struct Runner {
     cancel: Cancel,
     gate_agent: Option<AgentSpec>,
     approve: crate::host::ApprovalPolicy,
+    blocked_grace: Duration,
     gate_timeout: Duration,
 }
 
@@ -188,6 +192,7 @@ pub(crate) fn execute(
             gate_agent: opts.gate_agent,
             gate_timeout: opts.gate_timeout,
             approve: opts.approve,
+            blocked_grace: opts.blocked_grace,
         };
         let started = Instant::now();
         if resumed {
@@ -652,7 +657,7 @@ impl Runner {
             cool_down: false,
             advisor: None,
             approve: self.approve,
-            blocked_grace: crate::dispatch::DEFAULT_BLOCKED_GRACE,
+            blocked_grace: def.blocked_grace().unwrap_or(self.blocked_grace),
         };
         let shared = self.shared.clone();
         let (step_name, key) = {
@@ -833,16 +838,27 @@ impl Runner {
         };
         let mut cancel = self.cancel.clone();
         let asked = async {
-            self.reins.start(&launch).await.map_err(|r| format!("it did not start: {r}"))?;
-            let end = self.reins.wait_task(&session, self.gate_timeout).await;
+            let started =
+                self.reins.start(&launch).await.map_err(|r| format!("it did not start: {r}"))?;
+            let grace = def.blocked_grace().unwrap_or(self.blocked_grace);
+            let end = crate::dispatch::blocked::wait_task(
+                &self.reins,
+                &session,
+                &started,
+                self.gate_timeout,
+                grace,
+            )
+            .await;
             let screen = self.reins.screen(&session).await.unwrap_or_default();
             match end {
-                TurnEnd::Complete(s) if s == "completed" => Ok(screen),
-                TurnEnd::Timeout => Err(format!(
+                Ok(TurnEnd::Complete(s)) if s == "completed" => Ok(screen),
+                Ok(TurnEnd::Timeout) => Err(format!(
                     "no answer within {}",
                     crate::time::human(self.gate_timeout.as_secs_f64())
                 )),
-                other => Err(format!("it did not finish: {other:?}")),
+                Ok(other) => Err(format!("it did not finish: {other:?}")),
+                // Its approvals are refused (never): trust, sign-in or a dialog.
+                Err(blocked) => Err(format!("it was {blocked}")),
             }
         };
         let result = tokio::select! {
@@ -1045,5 +1061,186 @@ mod tests {
         assert_eq!(output_of(screen), "> do it\n● done: wrote PLAN.md\n✻ Worked for 2s");
         let long: String = (0..100).map(|i| format!("line {i}\n")).collect();
         assert!(output_of(&long).starts_with("line 60\n"));
+    }
+
+    /// The keys of one event as the runner writes it, envelope aside.
+    fn keys(event: &Value) -> std::collections::BTreeSet<String> {
+        let envelope = ["schema_version", "run", "seq", "ts", "id", "turn"];
+        event
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| !envelope.contains(&k.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// Every type of a chain's log, as written with every optional field
+    /// left out and with every one given.
+    fn samples() -> Vec<(Value, Value)> {
+        let path = std::path::Path::new("chain.toml");
+        let names = [String::from("impl-2")];
+        let decisions = [Decision {
+            task: "impl-2".into(),
+            action: Action::Retry,
+            brief_note: Some("narrower".into()),
+            why: "the gate agent decided".into(),
+        }];
+        let context = [gate::Context { task: "review".into(), note: "see impl-2".into() }];
+        let note = |n: &Note| serde_json::to_value(n).unwrap();
+        let both = |bare: Note, full: Note| (note(&bare), note(&full));
+        let same = |n: Note| (note(&n), note(&n));
+        let attempt = |full: bool| {
+            let a = crate::store::outcomes::Attempt {
+                tier: full.then(|| "local".into()),
+                routed_by: full.then(|| "ladder".into()),
+                warm_start: full.then_some(true),
+                ..Default::default()
+            };
+            let mut v = serde_json::to_value(&a).unwrap();
+            for (k, x) in [("type", "attempt"), ("step", "impl"), ("task", "impl-2")] {
+                v[k] = json!(x);
+            }
+            v
+        };
+        vec![
+            same(Note::ChainStarted {
+                name: "feat",
+                file: path,
+                steps: vec!["impl"],
+                max_parallel: 2,
+                max_tries: 2,
+                gate: "rules".into(),
+            }),
+            same(Note::Resumed { n: 1, stopped: &names, rerun: &names }),
+            same(Note::StepStarted { step: "impl", tasks: 2, required: true }),
+            same(Note::TaskStarted { step: "impl", task: "impl-2", run: 1, dispatch: "d" }),
+            (attempt(false), attempt(true)),
+            both(
+                Note::TaskEnded {
+                    step: "impl",
+                    task: "impl-2",
+                    result: TaskStatus::Accepted,
+                    run: 1,
+                    attempts: 1,
+                    duration_s: 1.0,
+                    reason: None,
+                },
+                Note::TaskEnded {
+                    step: "impl",
+                    task: "impl-2",
+                    result: TaskStatus::Failed,
+                    run: 1,
+                    attempts: 1,
+                    duration_s: 1.0,
+                    reason: Some("exit 2"),
+                },
+            ),
+            both(
+                Note::Gate {
+                    step: "impl",
+                    batch: 1,
+                    by: By::Rules,
+                    agent: None,
+                    fallback: None,
+                    decisions: &decisions,
+                    analysis: None,
+                    context: &[],
+                },
+                Note::Gate {
+                    step: "impl",
+                    batch: 1,
+                    by: By::Fallback,
+                    agent: Some("decider"),
+                    fallback: Some("it was blocked on trust for 30s, which nobody answered"),
+                    decisions: &decisions,
+                    analysis: Some("it does not compile"),
+                    context: &context,
+                },
+            ),
+            same(Note::StepEnded {
+                step: "impl",
+                result: StepStatus::Accepted,
+                accepted: 1,
+                skipped: 0,
+                failed: 0,
+                duration_s: 1.0,
+            }),
+            both(
+                Note::ChainEnded {
+                    result: ChainStatus::Accepted,
+                    duration_s: 1.0,
+                    attempts: 1,
+                    tokens: None,
+                    steps: json!([]),
+                },
+                Note::ChainEnded {
+                    result: ChainStatus::Accepted,
+                    duration_s: 1.0,
+                    attempts: 1,
+                    tokens: Some(12),
+                    steps: json!([]),
+                },
+            ),
+        ]
+    }
+
+    /// docs/events.md shows a chain's log as the runner writes it: its
+    /// table lists exactly the types the runner writes, with their
+    /// optional fields marked `?`, and every example line has every field
+    /// its type always has and none it never has (the gate's decisions
+    /// and context notes too).
+    #[test]
+    fn docs_events_md_shows_the_chain_log_the_runner_writes() {
+        let doc = include_str!("../../docs/events.md");
+        let section = doc.split("\n## A chain's log").nth(1).expect("a chain's log section");
+        let rows: HashMap<&str, &str> =
+            section.lines().filter_map(|l| l.strip_prefix("| `")?.split_once('`')).collect();
+        let samples = samples();
+        let written: std::collections::BTreeSet<&str> =
+            samples.iter().map(|(bare, _)| bare["type"].as_str().unwrap()).collect();
+        let listed: std::collections::BTreeSet<&str> = rows.keys().copied().collect();
+        assert_eq!(listed, written, "the types of a chain's log in docs/events.md");
+        for (bare, full) in &samples {
+            let name = bare["type"].as_str().unwrap();
+            let row = rows[name].rsplit('|').nth(1).unwrap();
+            for key in keys(full) {
+                if key == "type" {
+                    continue;
+                }
+                let optional = !keys(bare).contains(&key);
+                let shown = if optional { format!("`{key}?`") } else { format!("`{key}`") };
+                // The attempt row names the store row's fields in part.
+                if name != "attempt" || optional || ["step", "task"].contains(&key.as_str()) {
+                    assert!(row.contains(&shown), "{name}: {shown} is not in its row: {row}");
+                }
+            }
+        }
+        let examples = section.split("```json\n").nth(1).unwrap().split("```").next().unwrap();
+        let mut shown = std::collections::BTreeSet::new();
+        for line in examples.lines() {
+            let event: Value = serde_json::from_str(line).unwrap();
+            let name = event["type"].as_str().unwrap();
+            let (bare, full) = samples.iter().find(|(b, _)| b["type"] == name).unwrap();
+            let (has, least, most) = (keys(&event), keys(bare), keys(full));
+            assert!(least.is_subset(&has), "{name}: a field is missing: {line}");
+            assert!(has.is_subset(&most), "{name}: a field the runner never writes: {line}");
+            if name == "gate" {
+                let by = [By::Rules, By::Agent, By::Fallback].map(|b| json!(b));
+                assert!(by.contains(&event["by"]), "{line}");
+                let decision = keys(&full["decisions"][0]);
+                for d in event["decisions"].as_array().unwrap() {
+                    assert!(keys(d).is_subset(&decision), "a decision's fields: {line}");
+                }
+                let note = keys(&full["context"][0]);
+                for c in event["context"].as_array().into_iter().flatten() {
+                    assert_eq!(keys(c), note, "a context note's fields: {line}");
+                }
+            }
+            shown.insert(name.to_string());
+        }
+        let written: std::collections::BTreeSet<String> =
+            written.into_iter().map(String::from).collect();
+        assert_eq!(shown, written, "one example line of each type at least");
     }
 }

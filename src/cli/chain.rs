@@ -94,6 +94,7 @@ const RUN_HELP: &str = concat!(
     "  done = [\"cmd:make test\"]   # as `reins dispatch --done`; {{task}} works here too\n",
     "  verifier = \"claude\"        # reviews each attempt (JSON verdict)\n",
     "  timeout = \"30m\"            # one attempt (default 30m)\n",
+    "  blocked_grace = \"1m\"       # its sessions blocked this long fail (default --blocked-grace)\n",
     "  needs = [\"plan\"]           # default: the step above; a cycle is refused\n",
     "  tasks = [\"parser\", \"cli\"]  # a batch: one task per item\n",
     "  required = true            # default true: if it fails, the chain stops\n",
@@ -150,10 +151,16 @@ struct Common {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::time::parse_duration)]
     gate_timeout: Duration,
     /// How the workers' approval requests are answered: ask (a person,
-    /// within the blocked grace of 30s), auto (allow each) or never
-    /// (refuse each). A worker blocked past the grace fails over.
+    /// within --blocked-grace), auto (allow each) or never (refuse each).
+    /// A worker blocked past the grace fails over.
     #[arg(long, value_name = "POLICY", value_enum, default_value = "ask")]
     approve: crate::host::ApprovalPolicy,
+    /// A worker, verifier or gate session blocked this long (an approval
+    /// nobody answered, a trust or sign-in screen) fails instead of
+    /// waiting out its timeout; a step's `blocked_grace` wins for its
+    /// sessions.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::time::parse_duration)]
+    blocked_grace: Duration,
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -228,6 +235,7 @@ fn run_chain(root: &StateRoot, args: RunArgs) -> CliResult {
         gate_timeout: args.common.gate_timeout,
         quiet: false,
         approve: args.common.approve,
+        blocked_grace: args.common.blocked_grace,
     };
     let st = runner::execute(root.clone(), dir.clone(), st, agents, opts, false)?;
     report(&st, &dir, args.common.json)
@@ -431,6 +439,7 @@ fn resume(root: &StateRoot, id: &str, common: Common) -> CliResult {
         gate_timeout: common.gate_timeout,
         quiet: false,
         approve: common.approve,
+        blocked_grace: common.blocked_grace,
     };
     let st = runner::execute(root.clone(), dir.clone(), st, agents, opts, true)?;
     report(&st, &dir, common.json)

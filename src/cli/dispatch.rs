@@ -103,7 +103,8 @@ pub(crate) struct Args {
     #[arg(long, value_name = "POLICY", value_enum, default_value = "ask")]
     approve: crate::host::ApprovalPolicy,
     /// An attempt blocked this long (an approval nobody answered, a trust
-    /// or sign-in screen) fails over instead of waiting out its timeout.
+    /// or sign-in screen) fails over instead of waiting out its timeout;
+    /// a verifier blocked this long gives no verdict (a rejection).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::time::parse_duration)]
     blocked_grace: Duration,
     /// How long the verifier may take.

@@ -15,6 +15,7 @@
 //! before it exits, also when it is interrupted or runs out of time.
 
 pub(crate) mod avail;
+pub(crate) mod blocked;
 pub(crate) mod done;
 pub(crate) mod request;
 pub(crate) mod roster;
@@ -115,8 +116,8 @@ pub(crate) struct Plan {
     pub(crate) cool_down: bool,
     /// How the sessions' approval requests are answered.
     pub(crate) approve: crate::host::ApprovalPolicy,
-    /// An attempt blocked this long (on an approval, trust, a dialog or
-    /// sign-in) fails over instead of waiting out its timeout.
+    /// An attempt or its verifier blocked this long (on an approval,
+    /// trust, a dialog or sign-in) fails instead of waiting out its timeout.
     pub(crate) blocked_grace: Duration,
     /// How the agents were chosen (recorded with every attempt).
     pub(crate) routed_by: String,
@@ -745,7 +746,12 @@ impl Engine {
                 let timeout = self.plan.attempt_timeout;
                 let end = tokio::select! {
                     end = self.wait_turn(&session, timeout, watch.as_ref()) => end,
-                    blocked = self.blocked(&started) => blocked,
+                    blocked = blocked::watch(&self.reins, &started, self.plan.blocked_grace) => {
+                        TurnEnd::Ended(format!(
+                            "{blocked} (--approve {})",
+                            self.plan.approve.as_str()
+                        ))
+                    }
                 };
                 let answer = self.reins.screen(&session).await;
                 if let Some(watch) = watch {
@@ -852,24 +858,6 @@ impl Engine {
         }
     }
 
-    /// Ends once the session has sat blocked (not on a usage limit) for the
-    /// plan's grace: nobody is going to answer it.
-    async fn blocked(&self, started: &sessions::Started) -> TurnEnd {
-        let grace = self.plan.blocked_grace.as_secs_f64();
-        loop {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            if let Some((kind, secs)) = self.reins.blocked_for(started)
-                && secs >= grace
-            {
-                return TurnEnd::Ended(format!(
-                    "blocked on {kind} for {}, which nobody answered (--approve {})",
-                    crate::time::human(secs.floor()),
-                    self.plan.approve.as_str()
-                ));
-            }
-        }
-    }
-
     fn finish(&mut self, mut a: Attempt, row: Option<i64>, t0: Instant) -> Attempt {
         a.ended_at = Some(crate::time::now_rfc3339());
         a.duration_s = Some((t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
@@ -954,17 +942,28 @@ impl Engine {
         let started = self.reins.start(&launch).await;
         let result = match started {
             Err(reason) => Err(format!("the verifier {} did not start: {reason}", verifier.name)),
-            Ok(_) => {
-                let end = self.reins.wait_task(&session, self.plan.verify_timeout).await;
+            Ok(started) => {
+                let end = blocked::wait_task(
+                    &self.reins,
+                    &session,
+                    &started,
+                    self.plan.verify_timeout,
+                    self.plan.blocked_grace,
+                )
+                .await;
                 let screen = self.reins.screen(&session).await.unwrap_or_default();
                 self.reins.stop(&session).await;
                 match end {
-                    TurnEnd::Complete(s) if s == "completed" => Ok(screen),
-                    TurnEnd::Timeout => Err(format!(
+                    Ok(TurnEnd::Complete(s)) if s == "completed" => Ok(screen),
+                    Ok(TurnEnd::Timeout) => Err(format!(
                         "the verifier gave no verdict within {}",
                         crate::time::human(self.plan.verify_timeout.as_secs_f64())
                     )),
-                    other => Err(format!("the verifier did not finish: {other:?}")),
+                    Ok(other) => Err(format!("the verifier did not finish: {other:?}")),
+                    Err(blocked) => Err(format!(
+                        "the verifier was {blocked} (--approve {})",
+                        self.plan.approve.as_str()
+                    )),
                 }
             }
         };

@@ -687,7 +687,8 @@ mod tests {
     /// example line parses as its type and serializes back the same.
     #[test]
     fn docs_events_md_lists_exactly_the_types_the_code_writes() {
-        let doc = include_str!("../../docs/events.md");
+        // A chain's log, at the end, has its own types (chain::runner checks them).
+        let doc = include_str!("../../docs/events.md").split("\n## A chain's log").next().unwrap();
         let listed: std::collections::BTreeSet<&str> = doc
             .lines()
             .filter_map(|l| l.strip_prefix("| `")?.split_once('`').map(|(t, _)| t))
