@@ -404,7 +404,19 @@ impl AgentSpec {
     /// from [`AgentSpec::api_key_env`] (a restart fills it again, and the
     /// launch record never holds the key).
     pub(crate) fn launch_env(&self, model: Option<&str>) -> Vec<(String, String)> {
-        let Some(on) = &self.endpoint else { return Vec::new() };
+        let Some(on) = &self.endpoint else {
+            let Some(model) = model.or(self.model.as_deref()).filter(|_| !self.model_args_set)
+            else {
+                return Vec::new();
+            };
+            // The model as a JSON string's contents (the templates are JSON).
+            let quoted = serde_json::to_string(model).unwrap_or_default();
+            let model = quoted.get(1..quoted.len() - 1).unwrap_or_default();
+            return default_model_env(&self.base)
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.replace("{model}", model)))
+                .collect();
+        };
         let model = model.or(self.model.as_deref()).unwrap_or_default();
         on.env.iter().map(|(k, v)| (k.clone(), v.replace("{model}", model))).collect()
     }
@@ -435,10 +447,23 @@ fn default_model_args(base: &str) -> Vec<String> {
     let flag: &[&str] = match base {
         "codex" => &["-c", "model=\"{model}\""],
         "claude" | "gemini" | "mock" => &["--model", "{model}"],
-        "opencode" => &["-m", "{model}"],
+        // `opencode acp` (its default transport) takes no -m: see
+        // `default_model_env`.
+        "opencode" => &[],
         _ => &["--model", "{model}"],
     };
     flag.iter().map(|s| s.to_string()).collect()
+}
+
+/// How the model reaches an agent whose command line cannot take it (when
+/// `model_args` is not set): OpenCode's ACP server, `opencode acp`, prints
+/// its usage and exits 1 given `-m`, so its model goes in the inline
+/// config, which its terminal UI reads too (merged over the user's).
+fn default_model_env(base: &str) -> &'static [(&'static str, &'static str)] {
+    match base {
+        "opencode" => &[("OPENCODE_CONFIG_CONTENT", r#"{"model": "{model}"}"#)],
+        _ => &[],
+    }
 }
 
 /// The configured and built-in agents, configured ones first in file order.
@@ -853,6 +878,25 @@ cooldown = "30s"
         assert_eq!(list[1].cooldown, Duration::from_secs(30));
         assert_eq!(list[1].max_concurrent, Some(2));
         assert!(list[1].agent_args(None).is_empty());
+    }
+
+    #[test]
+    fn an_opencode_model_goes_in_its_inline_config_never_as_a_flag_acp_refuses() {
+        let text = "[agents.oc]\nagent = \"opencode\"\nmodel = \"mock/m\\\"x\"\n\n\
+                    [agents.pty]\nagent = \"opencode\"\nmodel = \"a/b\"\n\
+                    model_args = [\"-m\", \"{model}\"]\n";
+        let profiles = vec!["opencode".to_string()];
+        let list = parse(text, Path::new("c.toml"), &profiles).unwrap().0;
+        assert!(list[0].agent_args(None).is_empty());
+        let env = list[0].launch_env(None);
+        assert_eq!(env.len(), 1);
+        assert_eq!(env[0].0, "OPENCODE_CONFIG_CONTENT");
+        let config: serde_json::Value = serde_json::from_str(&env[0].1).unwrap();
+        assert_eq!(config["model"], "mock/m\"x");
+        assert_eq!(list[0].launch_env(Some("p/q"))[0].1, r#"{"model": "p/q"}"#);
+        // Model flags written in the file are the user's word: no env then.
+        assert_eq!(list[1].agent_args(None), ["-m", "a/b"]);
+        assert!(list[1].launch_env(None).is_empty());
     }
 
     #[test]

@@ -286,6 +286,62 @@ fn opencode_runs_on_a_local_endpoint_through_its_inline_provider_offline() {
     }
 }
 
+#[test]
+fn opencode_with_a_configured_model_runs_that_model_over_acp() {
+    let opencode = agents_bin_dir().map(|bin| bin.join("opencode"));
+    let missing = if !opencode.as_ref().is_some_and(|o| o.exists()) {
+        Some("OpenCode is not installed (scripts/install-agents --extra)")
+    } else if !in_isolated_netns() {
+        Some("not inside a loopback-only network namespace (scripts/netns-run)")
+    } else {
+        None
+    };
+    let Some((env, cloud, home)) = live::world(missing, |dir, url| {
+        AgentHome::seed(Agent::OpenCode, &dir.join("opencode"), url)
+    }) else {
+        return;
+    };
+    // Its own config's model is mock-model; the agent asks for the other.
+    let config_dir = home.home.join(".config/reins");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("config.toml"),
+        "[agents.oc-b]\nagent = \"opencode\"\nmodel = \"mock/mock-model-b\"\n",
+    )
+    .unwrap();
+    let work = home.work.to_str().unwrap();
+    let out = env
+        .command(&[
+            "dispatch",
+            "--agent",
+            "oc-b",
+            "--id",
+            "oc-model",
+            "--cwd",
+            work,
+            "--message",
+            "write the notes",
+            "--timeout",
+            "180s",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Before: `opencode acp -m mock/mock-model-b` printed its usage and
+    // exited 1, and every attempt failed.
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["result"], "accepted", "{summary:#}");
+    let models: Vec<String> = cloud
+        .requests()
+        .into_iter()
+        .filter(|r| r["path"].as_str().unwrap_or("").ends_with("/chat/completions"))
+        .map(|r| r["body"]["model"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(models.iter().any(|m| m == "mock-model-b"), "the turn's model: {models:?}");
+}
+
 /// Every file under `dir`.
 fn walk(dir: &std::path::Path) -> impl Iterator<Item = std::path::PathBuf> {
     let mut out = Vec::new();
