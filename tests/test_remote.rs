@@ -547,3 +547,31 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn watch_host_runs_the_watcher_there_and_returns_its_summary() {
+    let Some(sshd) = Sshd::start(&["a"]) else { return };
+    let env = client(&sshd, true, "");
+    env.reins(&[
+        "run",
+        "mock",
+        "--id",
+        "st",
+        "--detach",
+        "--context",
+        "[[stall]] go",
+        "--host",
+        "a",
+    ])
+    .ok();
+    let watched = env
+        .reins(&["watch", "--id", "st", "--stall-after", "1s", "--json", "--host", "a"])
+        .ok()
+        .json();
+    assert_eq!((&watched["outcome"], &watched["resumes"]), (&"finished".into(), &1.into()));
+    // The decisions are in a's event log: its reins did the watching.
+    let events = sshd.host("a").env.events("st");
+    assert!(events.iter().any(|e| e["type"] == "resume"), "no nudge on a");
+    let missing = env.reins(&["watch", "--id", "nope", "--host", "a"]).code(1);
+    assert!(missing.stderr.contains("nope"), "{}", missing.stderr);
+}

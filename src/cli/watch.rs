@@ -34,6 +34,7 @@ Examples:
   reins watch --id w1 --stall-after 90s --nudge 'Continue; run the tests when done.'
   reins watch --id w1 --advisor http://127.0.0.1:11434 --advisor-model llama3.2
   reins run codex --id w2 --context 'fix the build' --watch --preset impl
+  reins watch --id w3 --host gpu             the watcher runs there, over ssh
 
 Presets: impl (8m, 1 nudge), plan (3m, 2 nudges), gate (15m, no nudges);
 explicit flags win.
@@ -60,6 +61,8 @@ pub(crate) struct Args {
     repo: Option<PathBuf>,
     #[command(flatten)]
     watch: WatchArgs,
+    #[command(flatten)]
+    pub(crate) remote: crate::cli::HostArg,
 }
 
 pub(crate) fn run(args: Args) -> CliResult {
