@@ -575,3 +575,45 @@ fn watch_host_runs_the_watcher_there_and_returns_its_summary() {
     let missing = env.reins(&["watch", "--id", "nope", "--host", "a"]).code(1);
     assert!(missing.stderr.contains("nope"), "{}", missing.stderr);
 }
+
+#[test]
+fn a_remote_worker_blocked_on_an_approval_nobody_answers_fails_over_within_the_grace() {
+    let Some(sshd) = Sshd::start(&["a"]) else { return };
+    let env = client(
+        &sshd,
+        true,
+        "[agents.asker]\nagent = \"mock\"\nhost = \"a\"\n\
+         args = [\"--work\", \"0.2\", \"--ask-approval\"]\n\n\
+         [agents.plain]\nagent = \"mock\"\nargs = [\"--work\", \"0.2\"]\n",
+    );
+    let started = std::time::Instant::now();
+    let summary = env
+        .reins(&[
+            "dispatch",
+            "--prefer",
+            "asker,plain",
+            "--max-failures",
+            "1",
+            "--blocked-grace",
+            "2s",
+            "--attempt-timeout",
+            "5m",
+            "--id",
+            "rblk",
+            "--message",
+            "tidy up",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let elapsed = started.elapsed();
+    assert_eq!(summary["result"], "accepted", "{summary}");
+    let attempts = summary["attempts"].as_array().unwrap();
+    assert_eq!(crate::common::field(attempts, "agent"), ["asker", "plain"], "{summary}");
+    let reason = attempts[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("blocked on approval for 2s"), "{reason}");
+    assert!(elapsed < Duration::from_secs(40), "not the 5m attempt timeout: {elapsed:?}");
+    // The blocked worker on a was stopped.
+    let rows = sshd.host("a").env.reins(&["status", "--all", "--json"]).ok().json();
+    assert_eq!(rows.as_array().unwrap().len(), 0, "{rows}");
+}

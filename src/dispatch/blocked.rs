@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use crate::dispatch::sessions::{Reins, Started, TurnEnd};
 
-/// How often the session's state is looked at while it is being watched.
+/// How often the session's state is looked at while it is being watched:
+/// its events file here, one `reins status` round trip for a session on
+/// another machine.
 const LOOK_EVERY: Duration = Duration::from_millis(250);
+const LOOK_REMOTE_EVERY: Duration = Duration::from_secs(1);
 
 /// A session that sat blocked past its grace.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,13 +37,29 @@ impl std::fmt::Display for Blocked {
 
 /// Ends once the session has sat blocked (not on a usage limit or a
 /// draft, which have their own handling) for `grace`.
+///
+/// Here, how long is read from the state's own time; on another machine,
+/// from when this watch first saw that state (its clock is not this one's),
+/// so the grace is never cut short by a skewed clock.
 pub(crate) async fn watch(reins: &Reins, started: &Started, grace: Duration) -> Blocked {
     let grace = grace.as_secs_f64();
+    let remote = Reins::is_remote(started);
+    let mut seen: Option<(String, std::time::Instant)> = None;
     loop {
-        tokio::time::sleep(LOOK_EVERY).await;
-        if let Some((kind, secs)) = reins.blocked_for(started)
-            && secs >= grace
-        {
+        tokio::time::sleep(if remote { LOOK_REMOTE_EVERY } else { LOOK_EVERY }).await;
+        let Some((kind, since)) = reins.blocked_since(started).await else {
+            seen = None;
+            continue;
+        };
+        let secs = if remote {
+            if seen.as_ref().is_none_or(|(at, _)| *at != since) {
+                seen = Some((since.clone(), std::time::Instant::now()));
+            }
+            seen.as_ref().map_or(0.0, |(_, first)| first.elapsed().as_secs_f64())
+        } else {
+            crate::time::seconds_since(&since).unwrap_or(0.0)
+        };
+        if secs >= grace {
             return Blocked { kind, secs: secs.floor() };
         }
     }

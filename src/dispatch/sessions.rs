@@ -180,9 +180,22 @@ impl Reins {
         }
     }
 
-    /// What the session has sat blocked on (not a usage limit, which has
-    /// its own policy) and for how long, from its last state change.
-    pub(crate) fn blocked_for(&self, started: &Started) -> Option<(String, f64)> {
+    /// What the session sits blocked on (not a usage limit or a draft,
+    /// which have their own handling) and since when, as the session's
+    /// machine wrote it; `None` when it is not blocked.
+    pub(crate) async fn blocked_since(&self, started: &Started) -> Option<(String, String)> {
+        let skip = |kind: &str| kind == "rate_limit" || kind == "draft";
+        if let Some((id, ssh)) = &started.remote {
+            let args = words(&["status", "--id", id, "--json"]);
+            let rows = blocking(ssh.clone(), move |ssh| remote_json(ssh, &args)).await.ok()?;
+            let row = rows.get(0)?;
+            if row["run"] != started.run.as_str() || row["state"] != "blocked" {
+                return None;
+            }
+            let kind = row["kind"].as_str().unwrap_or("dialog").to_string();
+            let since = row["state_since"].as_str()?.to_string();
+            return (!skip(&kind)).then_some((kind, since));
+        }
         let all = events::read_all(&started.events).ok()?;
         let last = all
             .iter()
@@ -193,12 +206,13 @@ impl Reins {
         if *to != crate::state::State::Blocked {
             return None;
         }
-        let kind = kind.unwrap_or(crate::state::BlockedKind::Dialog);
-        if matches!(kind, crate::state::BlockedKind::RateLimit | crate::state::BlockedKind::Draft) {
-            return None;
-        }
-        let secs = crate::time::seconds_since(&last.header.ts)?;
-        Some((kind.as_str().to_string(), secs))
+        let kind = kind.unwrap_or(crate::state::BlockedKind::Dialog).as_str();
+        (!skip(kind)).then(|| (kind.to_string(), last.header.ts.clone()))
+    }
+
+    /// Whether the session runs on another machine.
+    pub(crate) fn is_remote(started: &Started) -> bool {
+        started.remote.is_some()
     }
 
     /// The session's screen as text; `None` when it cannot be read (the
