@@ -351,3 +351,61 @@ fn real_gemini_over_acp_answers_exactly() {
     }
     live.reins(&["stop", "--id", id]).ok();
 }
+
+/// `reins supervise` acting on a real agent: a supervised Gemini whose
+/// turn hangs (the model holds its answer) is nudged, and when its agent
+/// is killed the session is restarted with its task.
+#[test]
+fn real_gemini_supervised_is_nudged_and_revived() {
+    let Some(live) = live(AcpAgent::Gemini) else { return };
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _supervisor = Killed(live.env.spawn(&["supervise", "--scan-every", "200ms"]));
+    eventually(Duration::from_secs(10), "the supervisor to be up", || {
+        live.reins(&["service", "status", "--json"]).code == 0
+    });
+    let work = live.home.work.to_str().unwrap();
+    let started = live
+        .reins(&[
+            "run",
+            "gemini",
+            "--id",
+            "gemini",
+            "--cwd",
+            work,
+            "--supervised",
+            "--stall-after",
+            "4s",
+            "--context",
+            "[[wait:60]] a long one",
+        ])
+        .ok()
+        .json();
+    let find = |kind: &str| {
+        let mut found = None;
+        eventually(Duration::from_secs(60), kind, || {
+            found = live.events().into_iter().find(|e| e["type"] == kind);
+            found.is_some()
+        });
+        found.unwrap()
+    };
+    let resume = find("resume");
+    assert_eq!(resume["by"], "rules", "{resume}");
+    eventually(Duration::from_secs(60), "the nudge's turn to complete", || {
+        live.events().iter().any(|e| e["type"] == "task_complete" && e["status"] == "completed")
+    });
+    // The agent is killed: the supervisor's watcher starts it again.
+    crate::common::signal(started["pid"].as_i64().unwrap() as i32, 9);
+    let restart = find("restart");
+    assert_ne!(restart["run"], started["run"], "{restart}");
+    let new_run = restart["run"].as_str().unwrap().to_string();
+    eventually(Duration::from_secs(60), "the new run to take its task", || {
+        live.events().iter().any(|e| e["type"] == "delivered" && e["run"] == new_run.as_str())
+    });
+    live.reins(&["stop", "--id", "gemini", "--timeout", "20s"]).ok();
+}

@@ -352,7 +352,11 @@ impl Session {
                     self.input_recheck_at = None;
                     self.try_deliver();
                 }
-                _ = sleep_until(self.turns.done_deadline()) => self.on_turn_done(),
+                // A turn ends on a settled screen: output that arrived at its
+                // deadline (an answer still being drawn) is read first.
+                _ = sleep_until(self.turns.done_deadline().filter(|_| self.settle_at.is_none())) => {
+                    self.on_turn_done();
+                }
                 _ = sleep_until(self.expiry_at) => self.expire_messages(),
                 start = git_probe(&mut self.git_probe) => self.on_git_start(start),
                 _ = sleep_until(rate_limit_lifts) => self.on_rate_limit_reset(),
@@ -387,6 +391,7 @@ impl Session {
         }
         self.settle_at =
             Some(Instant::now() + Duration::from_millis(self.profile.screen.settle_ms));
+        self.turns.on_drawn(Instant::now());
     }
 
     /// The screen has been quiet for the settle window: classify it, unless

@@ -23,7 +23,14 @@ pub(crate) struct OpenTurn {
     pub(crate) interrupted: bool,
     /// When the turn counts as done if the screen stays ready.
     done_at: Option<Instant>,
+    /// The first `done_at` since the screen last read busy, and the window
+    /// it was armed with.
+    first_done: Option<(Instant, Duration)>,
 }
+
+/// How much later than its first deadline a turn may end because the
+/// screen kept changing while it read ready (see [`Turns::on_drawn`]).
+const MAX_DRAW_WAIT: Duration = Duration::from_secs(2);
 
 /// Turn bookkeeping for one run.
 #[derive(Debug, Default)]
@@ -43,6 +50,7 @@ impl Turns {
             busy_seen: busy,
             interrupted: false,
             done_at: None,
+            first_done: None,
         });
         self.count
     }
@@ -68,6 +76,7 @@ impl Turns {
             State::Busy | State::Blocked => {
                 turn.busy_seen = true;
                 turn.done_at = None;
+                turn.first_done = None;
             }
             _ if state == State::Ready || turn.interrupted => {
                 if turn.done_at.is_none() {
@@ -76,11 +85,25 @@ impl Turns {
                     } else {
                         spec.done_without_busy_ms
                     };
-                    turn.done_at = Some(now + Duration::from_millis(ms));
+                    let after = Duration::from_millis(ms);
+                    turn.done_at = Some(now + after);
+                    turn.first_done.get_or_insert((now + after, after));
                 }
             }
             _ => turn.done_at = None,
         }
+    }
+
+    /// The agent drew something while its turn reads ready: the turn is
+    /// done once the screen has also been quiet for the done window, so an
+    /// answer still being drawn (Codex inserts its history after its
+    /// composer is back, and on a loaded machine in pieces) is read whole.
+    /// Never more than [`MAX_DRAW_WAIT`] past the first deadline: an agent
+    /// that redraws all the time still ends its turns.
+    pub(crate) fn on_drawn(&mut self, now: Instant) {
+        let Some(turn) = self.open.as_mut() else { return };
+        let (Some(done), Some((first, after))) = (turn.done_at, turn.first_done) else { return };
+        turn.done_at = Some((now + after).max(done).min(first + MAX_DRAW_WAIT));
     }
 
     /// When the open turn will be done if nothing changes.
@@ -97,6 +120,34 @@ impl Turns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drawing_while_ready_moves_the_end_until_quiet_but_never_past_the_cap() {
+        let spec = TurnSpec { done_after_busy_ms: 200, done_without_busy_ms: 1000 };
+        let t0 = Instant::now();
+        let ms = |n: u64| Duration::from_millis(n);
+        let mut turns = Turns::default();
+        turns.start(None, true);
+        turns.on_state(State::Ready, &spec, t0);
+        assert_eq!(turns.done_deadline(), Some(t0 + ms(200)));
+        // The answer is still being drawn 150 ms in: 200 ms of quiet after it.
+        turns.on_drawn(t0 + ms(150));
+        assert_eq!(turns.done_deadline(), Some(t0 + ms(350)));
+        // Output earlier than the deadline's window moves nothing back.
+        turns.on_drawn(t0 + ms(10));
+        assert_eq!(turns.done_deadline(), Some(t0 + ms(350)));
+        // Drawing for ever: the turn still ends, 2 s after its first deadline.
+        for n in 1..100 {
+            turns.on_drawn(t0 + ms(100 * n));
+        }
+        assert_eq!(turns.done_deadline(), Some(t0 + ms(200) + MAX_DRAW_WAIT));
+        // Busy again starts over.
+        turns.on_state(State::Busy, &spec, t0 + ms(3000));
+        turns.on_drawn(t0 + ms(3001));
+        assert_eq!(turns.done_deadline(), None);
+        turns.on_state(State::Ready, &spec, t0 + ms(4000));
+        assert_eq!(turns.done_deadline(), Some(t0 + ms(4200)));
+    }
 
     fn spec() -> TurnSpec {
         TurnSpec { done_after_busy_ms: 100, done_without_busy_ms: 1000 }
