@@ -617,3 +617,29 @@ fn a_remote_worker_blocked_on_an_approval_nobody_answers_fails_over_within_the_g
     let rows = sshd.host("a").env.reins(&["status", "--all", "--json"]).ok().json();
     assert_eq!(rows.as_array().unwrap().len(), 0, "{rows}");
 }
+
+#[test]
+fn dispatch_host_runs_the_whole_dispatch_there_with_its_store() {
+    let Some(sshd) = Sshd::start(&["a"]) else { return };
+    let env = client(&sshd, true, "");
+    let out = env
+        .reins(&[
+            "dispatch",
+            "--agent",
+            "mock",
+            "--message",
+            "x",
+            "--id",
+            "whole",
+            "--json",
+            "--host",
+            "a",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out["result"], "accepted", "{out}");
+    let there = env.reins(&["dispatch", "--history", "--id", "whole", "--json", "--host", "a"]);
+    assert_eq!(there.ok().json()["attempts"][0]["agent"], "mock");
+    assert!(sshd.host("a").env.state_dir().join("reins.db").is_file(), "a's store");
+    assert!(!env.state_dir().join("reins.db").exists(), "nothing in this machine's store");
+}

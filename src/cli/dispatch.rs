@@ -57,6 +57,7 @@ Examples:
   reins dispatch --ladder cheap:gpt-5-mini,claude:opus --verifier claude --task t.md
   reins dispatch --history --json
   reins dispatch --status --id fix-42 --json
+  reins dispatch --host gpu --message 'fix it' --json   the whole dispatch runs there
 
 Exit codes: 0 accepted, 1 every attempt failed, 2 usage error, 124 --timeout
 passed, 130 interrupted.")]
@@ -148,6 +149,11 @@ pub(crate) struct Args {
     /// With --history: at most this many attempts, the latest.
     #[arg(long, value_name = "N", default_value_t = 50, requires = "history")]
     limit: u32,
+    // --host: the whole dispatch runs on another machine (its agents,
+    // checks and outcome store are that machine's); `[agents.X] host`
+    // instead sends one agent's sessions there.
+    #[command(flatten)]
+    pub(crate) remote: crate::cli::HostArg,
 }
 
 fn parse_check(s: &str) -> Result<done::Check, String> {

@@ -280,6 +280,7 @@ impl Command {
             Command::Events(a) => (a.remote.host.as_deref(), Tty::None),
             Command::Gc(a) => (a.remote.host.as_deref(), Tty::None),
             Command::Service(a) => (a.host.as_deref(), Tty::None),
+            Command::Dispatch(a) => (a.remote.host.as_deref(), Tty::None),
             // A terminal there when here is one, so Ctrl-C reaches the
             // watcher and its --on-exit question.
             Command::Watch(a) => (
