@@ -1,12 +1,142 @@
-//! What the dashboard knows: the sessions (as `status --json` sees them),
-//! the selected one's screen and last events, the dispatches and chains,
-//! and what the person at the keyboard is doing (typing a message, a
-//! filter, answering a question). Changed only by [`Model`]'s methods; the
-//! drawing reads it.
+//! What the dashboard knows: the sessions (as `status --json` sees them,
+//! this machine's and, with `--hosts`, other machines'), the selected one's
+//! screen and last events, the dispatches and chains, and what the person
+//! at the keyboard is doing (typing a message, a filter, answering a
+//! question). Changed only by [`Model`]'s methods; the drawing reads it.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
+use serde_json::Value;
+
 use crate::control::status::SessionInfo;
+
+/// A session, wherever it runs: `host` is `None` for this machine.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Key {
+    pub(crate) host: Option<String>,
+    pub(crate) scope: String,
+    pub(crate) id: String,
+}
+
+impl Key {
+    pub(crate) fn local(scope: &str, id: &str) -> Key {
+        Key { host: None, scope: scope.to_string(), id: id.to_string() }
+    }
+
+    /// `id`, or `id@host` for another machine's session.
+    pub(crate) fn label(&self) -> String {
+        match &self.host {
+            Some(host) => format!("{}@{host}", self.id),
+            None => self.id.clone(),
+        }
+    }
+}
+
+/// One row of the table: what `status --json` says of a session, read
+/// the same way whether it came from this machine's files or from another
+/// machine's `reins status --all --json`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Row {
+    /// `None`: this machine.
+    pub(crate) host: Option<String>,
+    pub(crate) id: String,
+    pub(crate) scope: String,
+    pub(crate) agent: Option<String>,
+    pub(crate) state: String,
+    pub(crate) kind: Option<String>,
+    pub(crate) turn: u64,
+    pub(crate) idle_s: Option<f64>,
+    pub(crate) started_at: Option<String>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) repo_root: Option<PathBuf>,
+    pub(crate) description: Option<String>,
+    pub(crate) tmux_pane: Option<String>,
+    /// The worktree's branch (`run --worktree`).
+    pub(crate) branch: Option<String>,
+    /// Total tokens the transport reported.
+    pub(crate) tokens: Option<u64>,
+    /// The session's directory on its machine.
+    pub(crate) session_dir: Option<PathBuf>,
+}
+
+impl Row {
+    /// This machine's session.
+    pub(crate) fn local(info: &SessionInfo) -> Row {
+        Row::from_json(None, &serde_json::to_value(info).unwrap_or_default())
+    }
+
+    /// A row of `status --json` (from `host`, `None` for this machine).
+    pub(crate) fn from_json(host: Option<&str>, v: &Value) -> Row {
+        let text = |key: &str| v[key].as_str().map(str::to_string);
+        let path = |key: &str| v[key].as_str().map(PathBuf::from);
+        let usage = &v["usage"];
+        let tokens = usage["total_tokens"]
+            .as_u64()
+            .or_else(|| Some(usage["input_tokens"].as_u64()? + usage["output_tokens"].as_u64()?));
+        Row {
+            host: host.map(str::to_string),
+            id: text("id").unwrap_or_default(),
+            scope: text("scope").unwrap_or_default(),
+            agent: text("agent"),
+            state: text("state").unwrap_or_else(|| "unknown".into()),
+            kind: text("kind"),
+            turn: v["turn"].as_u64().unwrap_or(0),
+            idle_s: v["idle_s"].as_f64(),
+            started_at: text("started_at"),
+            cwd: path("cwd"),
+            repo_root: path("repo_root"),
+            description: text("description"),
+            tmux_pane: v["tmux"]["pane"].as_str().map(str::to_string),
+            branch: v["worktree"]["branch"].as_str().map(str::to_string),
+            tokens,
+            session_dir: path("session_dir"),
+        }
+    }
+
+    pub(crate) fn key(&self) -> Key {
+        Key { host: self.host.clone(), scope: self.scope.clone(), id: self.id.clone() }
+    }
+
+    fn is(&self, key: &Key) -> bool {
+        self.host == key.host && self.scope == key.scope && self.id == key.id
+    }
+
+    /// The same row but for the time it has been idle, which changes on
+    /// every read (the clock's tick shows it; it is no reason to redraw).
+    fn same_but_idle(&self, other: &Row) -> bool {
+        Row { idle_s: None, ..self.clone() } == Row { idle_s: None, ..other.clone() }
+    }
+}
+
+/// What the dashboard knows of another machine (`--hosts`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Remote {
+    pub(crate) name: String,
+    pub(crate) status: Reach,
+}
+
+/// Whether a host answered.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Reach {
+    /// Asked, no answer yet.
+    Asking,
+    /// Its last `status` answered.
+    Up,
+    /// Its last `status` failed: why.
+    Down(String),
+}
+
+/// A line of the sessions table, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Line {
+    /// A group's header: the host (`None`: this machine) and repository.
+    Group { host: Option<String>, repo: String },
+    /// The `n`th of [`Model::visible`].
+    Session(usize),
+    /// A host with no rows to show: why (an error, or no sessions there).
+    Host { name: String, text: String, error: bool },
+}
 
 /// Which list the dashboard shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +162,7 @@ pub(crate) enum Mode {
 /// A question the dashboard asks before acting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Confirm {
-    Stop { scope: String, id: String },
+    Stop(Key),
 }
 
 /// A row of the dispatches view: one dispatch and its attempts.
@@ -60,10 +190,13 @@ pub(crate) struct ChainRow {
 #[derive(Debug)]
 pub(crate) struct Model {
     pub(crate) view: View,
-    pub(crate) sessions: Vec<SessionInfo>,
-    /// The selected session, by (scope, id): it stays selected when the
-    /// list around it changes.
-    pub(crate) selected: Option<(String, String)>,
+    /// Every machine's sessions: this one's first, then each host's.
+    pub(crate) sessions: Vec<Row>,
+    /// The other machines (`--hosts`), in the order given; empty without.
+    pub(crate) remotes: Vec<Remote>,
+    /// The selected session: it stays selected when the list around it
+    /// changes.
+    pub(crate) selected: Option<Key>,
     pub(crate) filter: String,
     pub(crate) mode: Mode,
     /// The selected session's screen, row by row.
@@ -86,6 +219,7 @@ impl Model {
         Model {
             view: View::Sessions,
             sessions: Vec::new(),
+            remotes: Vec::new(),
             selected: None,
             filter: String::new(),
             mode: Mode::Normal,
@@ -101,35 +235,139 @@ impl Model {
         }
     }
 
-    /// The sessions the filter lets through, grouped by repository (its
-    /// root, else its scope), oldest first within a group.
-    pub(crate) fn visible(&self) -> Vec<&SessionInfo> {
+    /// Whether the dashboard shows several machines (`--hosts`).
+    pub(crate) fn fleet(&self) -> bool {
+        !self.remotes.is_empty()
+    }
+
+    /// The sessions the filter lets through: this machine's first, then
+    /// each host's in the order given; within one, grouped by repository
+    /// (its root, else its scope), oldest first within a group.
+    pub(crate) fn visible(&self) -> Vec<&Row> {
         let needle = self.filter.to_lowercase();
-        let mut rows: Vec<&SessionInfo> = self
+        let mut rows: Vec<&Row> = self
             .sessions
             .iter()
             .filter(|s| needle.is_empty() || haystack(s).contains(&needle))
             .collect();
+        let rank = |s: &Row| match &s.host {
+            None => 0,
+            Some(h) => 1 + self.remotes.iter().position(|r| &r.name == h).unwrap_or(usize::MAX - 1),
+        };
         rows.sort_by(|a, b| {
-            (group_of(a), &a.started_at, &a.id).cmp(&(group_of(b), &b.started_at, &b.id))
+            (rank(a), group_of(a), &a.started_at, &a.id).cmp(&(
+                rank(b),
+                group_of(b),
+                &b.started_at,
+                &b.id,
+            ))
         });
         rows
     }
 
-    /// Replaces the session list; keeps the selection if the session is
-    /// still there, else selects the first visible one.
-    pub(crate) fn set_sessions(&mut self, sessions: Vec<SessionInfo>) {
-        self.sessions = sessions;
+    /// The table's lines in order: a header before each group's rows, and
+    /// in its place a line for each host that shows no row (why: it is
+    /// down, not answered yet, or has no sessions).
+    pub(crate) fn lines(&self) -> Vec<Line> {
+        let visible = self.visible();
+        let mut lines = Vec::new();
+        let mut group: Option<(Option<&str>, String)> = None;
+        if self.fleet() && !visible.iter().any(|s| s.host.is_none()) {
+            let text = if self.sessions.iter().any(|s| s.host.is_none()) {
+                "no session matches the filter"
+            } else {
+                "no sessions"
+            };
+            lines.push(Line::Host { name: "local".into(), text: text.into(), error: false });
+        }
+        let mut next_remote = 0;
+        for (i, s) in visible.iter().enumerate() {
+            if let Some(host) = &s.host {
+                let at = self.remotes.iter().position(|r| &r.name == host).unwrap_or(0);
+                while next_remote < at {
+                    self.host_line(&mut lines, next_remote);
+                    next_remote += 1;
+                }
+                next_remote = next_remote.max(at + 1);
+            }
+            let g = (s.host.as_deref(), group_of(s));
+            if group.as_ref() != Some(&g) {
+                lines.push(Line::Group { host: s.host.clone(), repo: g.1.clone() });
+                group = Some(g);
+            }
+            lines.push(Line::Session(i));
+        }
+        while next_remote < self.remotes.len() {
+            self.host_line(&mut lines, next_remote);
+            next_remote += 1;
+        }
+        lines
+    }
+
+    /// The line of host `n`, which has no visible rows.
+    fn host_line(&self, lines: &mut Vec<Line>, n: usize) {
+        let r = &self.remotes[n];
+        let (text, error) = match &r.status {
+            Reach::Asking => ("asking…".to_string(), false),
+            Reach::Down(why) => (why.clone(), true),
+            Reach::Up if self.sessions.iter().any(|s| s.host.as_ref() == Some(&r.name)) => {
+                ("no session matches the filter".to_string(), false)
+            }
+            Reach::Up => ("no sessions".to_string(), false),
+        };
+        lines.push(Line::Host { name: r.name.clone(), text, error });
+    }
+
+    /// Replaces this machine's sessions; keeps the selection if the
+    /// session is still there, else selects the first visible one.
+    pub(crate) fn set_sessions(&mut self, sessions: Vec<Row>) {
+        self.sessions.retain(|s| s.host.is_some());
+        self.sessions.extend(sessions);
         self.keep_selection();
     }
 
     /// Puts one session's fresh row in place (or adds it).
-    pub(crate) fn update_session(&mut self, info: SessionInfo) {
-        match self.sessions.iter_mut().find(|s| s.scope == info.scope && s.id == info.id) {
-            Some(row) => *row = info,
-            None => self.sessions.push(info),
+    pub(crate) fn update_session(&mut self, row: Row) {
+        let key = row.key();
+        match self.sessions.iter_mut().find(|s| s.is(&key)) {
+            Some(old) => *old = row,
+            None => self.sessions.push(row),
         }
         self.keep_selection();
+    }
+
+    /// Takes this machine's session out of the list (it exited).
+    pub(crate) fn remove_session(&mut self, key: &Key) {
+        self.sessions.retain(|s| !s.is(key));
+        self.keep_selection();
+    }
+
+    /// What host `name` answered: its rows, or why it could not. Returns
+    /// whether anything on screen changes (not when only idle times did).
+    pub(crate) fn set_host(&mut self, name: &str, answer: Result<Vec<Row>, String>) -> bool {
+        let Some(at) = self.remotes.iter().position(|r| r.name == name) else { return false };
+        let (status, rows) = match answer {
+            Ok(rows) => (Reach::Up, rows),
+            // A host that cannot be reached shows its error, not rows that
+            // may no longer be true.
+            Err(why) => (Reach::Down(why), Vec::new()),
+        };
+        let old: Vec<&Row> =
+            self.sessions.iter().filter(|s| s.host.as_deref() == Some(name)).collect();
+        let same = self.remotes[at].status == status
+            && old.len() == rows.len()
+            && old.iter().zip(&rows).all(|(a, b)| a.same_but_idle(b));
+        self.remotes[at].status = status;
+        self.sessions.retain(|s| s.host.as_deref() != Some(name));
+        self.sessions.extend(rows);
+        self.keep_selection();
+        !same
+    }
+
+    /// The selected session's row.
+    pub(crate) fn selected_row(&self) -> Option<&Row> {
+        let key = self.selected.as_ref()?;
+        self.sessions.iter().find(|s| s.is(key))
     }
 
     /// The filter or the list changed: keep the selection if it is still
@@ -140,12 +378,9 @@ impl Model {
 
     fn keep_selection(&mut self) {
         let visible = self.visible();
-        let still = self
-            .selected
-            .as_ref()
-            .is_some_and(|(scope, id)| visible.iter().any(|s| &s.scope == scope && &s.id == id));
+        let still = self.selected.as_ref().is_some_and(|key| visible.iter().any(|s| s.is(key)));
         if !still {
-            let first = visible.first().map(|s| (s.scope.clone(), s.id.clone()));
+            let first = visible.first().map(|s| s.key());
             if first != self.selected {
                 self.selected = first;
                 self.screen.clear();
@@ -165,12 +400,10 @@ impl Model {
                 let at = self
                     .selected
                     .as_ref()
-                    .and_then(|(scope, id)| {
-                        visible.iter().position(|s| &s.scope == scope && &s.id == id)
-                    })
+                    .and_then(|key| visible.iter().position(|s| s.is(key)))
                     .unwrap_or(0);
                 let to = step(at, by, visible.len());
-                let next = (visible[to].scope.clone(), visible[to].id.clone());
+                let next = visible[to].key();
                 if self.selected.as_ref() != Some(&next) {
                     self.selected = Some(next);
                     self.screen.clear();
@@ -191,7 +424,7 @@ impl Model {
     pub(crate) fn select_row(&mut self, n: usize) {
         let visible = self.visible();
         if let Some(s) = visible.get(n) {
-            let key = (s.scope.clone(), s.id.clone());
+            let key = s.key();
             if self.selected.as_ref() != Some(&key) {
                 self.selected = Some(key);
                 self.screen.clear();
@@ -220,7 +453,7 @@ impl Model {
 }
 
 /// `state` or `state{kind}`.
-pub(crate) fn display_state(s: &SessionInfo) -> String {
+pub(crate) fn display_state(s: &Row) -> String {
     match &s.kind {
         Some(kind) => format!("{}{{{kind}}}", s.state),
         None => s.state.clone(),
@@ -228,16 +461,18 @@ pub(crate) fn display_state(s: &SessionInfo) -> String {
 }
 
 /// The repository a session belongs to, for grouping.
-pub(crate) fn group_of(s: &SessionInfo) -> String {
+pub(crate) fn group_of(s: &Row) -> String {
     match &s.repo_root {
         Some(root) => root.display().to_string(),
         None => format!("({})", s.scope),
     }
 }
 
-fn haystack(s: &SessionInfo) -> String {
+fn haystack(s: &Row) -> String {
     let mut text = format!("{} {} {}", s.id, s.agent.as_deref().unwrap_or(""), display_state(s));
-    for part in [s.description.as_deref(), s.cwd.as_deref().and_then(|c| c.to_str())] {
+    for part in
+        [s.description.as_deref(), s.cwd.as_deref().and_then(|c| c.to_str()), s.host.as_deref()]
+    {
         text.push(' ');
         text.push_str(part.unwrap_or(""));
     }
