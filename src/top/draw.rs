@@ -388,7 +388,7 @@ s                     send it a message (a one-line composer)
 a / d                 approve / deny the approval request it waits on
 i                     interrupt its running turn
 x                     stop it (asks first)
-w                     start a watcher on it (reins watch, in the background)
+w                     start a watcher on it, on its machine
 /                     filter by id, agent, state, description or directory
 tab                   sessions → dispatches → chains
 q                     quit (sessions keep running)";

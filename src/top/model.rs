@@ -482,3 +482,88 @@ fn haystack(s: &Row) -> String {
 fn step(at: usize, by: isize, len: usize) -> usize {
     (at as isize + by).clamp(0, len.saturating_sub(1) as isize) as usize
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(host: Option<&str>, id: &str, state: &str, idle: f64) -> Row {
+        Row::from_json(
+            host,
+            &serde_json::json!({
+                "id": id, "scope": "s-1", "state": state, "turn": 1, "idle_s": idle,
+                "started_at": format!("2026-01-01T00:00:0{}Z", id.len()),
+                "usage": {"input_tokens": 1000, "output_tokens": 234},
+                "worktree": {"branch": "reins/x"}, "tmux": {"pane": "%3"},
+            }),
+        )
+    }
+
+    fn fleet(hosts: &[&str]) -> Model {
+        let mut model = Model::new(false);
+        model.remotes =
+            hosts.iter().map(|h| Remote { name: h.to_string(), status: Reach::Asking }).collect();
+        model
+    }
+
+    #[test]
+    fn a_status_row_is_read_the_same_from_any_machine() {
+        let r = row(Some("a"), "w1", "busy", 2.0);
+        assert_eq!(r.key(), Key { host: Some("a".into()), scope: "s-1".into(), id: "w1".into() });
+        assert_eq!(r.key().label(), "w1@a");
+        assert_eq!(
+            (r.tokens, r.branch.as_deref(), r.tmux_pane.as_deref()),
+            (Some(1234), Some("reins/x"), Some("%3"))
+        );
+    }
+
+    #[test]
+    fn a_host_answer_that_changes_only_idle_times_changes_nothing_on_screen() {
+        let mut model = fleet(&["a"]);
+        assert!(model.set_host("a", Ok(vec![row(Some("a"), "w1", "ready", 1.0)])));
+        assert!(!model.set_host("a", Ok(vec![row(Some("a"), "w1", "ready", 3.0)])));
+        assert_eq!(model.sessions[0].idle_s, Some(3.0), "kept for the next tick");
+        assert!(model.set_host("a", Ok(vec![row(Some("a"), "w1", "busy", 0.0)])));
+        assert!(model.set_host("a", Err("cannot reach host \"a\"".into())));
+        assert!(!model.set_host("a", Err("cannot reach host \"a\"".into())));
+        assert!(model.sessions.is_empty(), "a down host's old rows are not shown as true");
+        assert!(!model.set_host("nobody", Ok(Vec::new())));
+    }
+
+    #[test]
+    fn local_rows_come_first_then_each_host_in_order_and_a_down_host_is_one_line() {
+        let mut model = fleet(&["b", "a"]);
+        model.set_sessions(vec![row(None, "here", "ready", 0.0)]);
+        model.set_host("a", Ok(vec![row(Some("a"), "wa", "ready", 0.0)]));
+        model.set_host("b", Err("cannot reach host \"b\"".into()));
+        let lines = model.lines();
+        let group = |host: Option<&str>| Line::Group {
+            host: host.map(str::to_string),
+            repo: "(s-1)".into(),
+        };
+        assert_eq!(
+            lines,
+            vec![
+                group(None),
+                Line::Session(0),
+                Line::Host {
+                    name: "b".into(),
+                    text: "cannot reach host \"b\"".into(),
+                    error: true
+                },
+                group(Some("a")),
+                Line::Session(1),
+            ]
+        );
+        assert_eq!(model.selected.as_ref().map(Key::label).as_deref(), Some("here"));
+        model.move_selection(1);
+        assert_eq!(model.selected.as_ref().map(Key::label).as_deref(), Some("wa@a"));
+        // The selection stays when b comes back with rows before it.
+        model.set_host("b", Ok(vec![row(Some("b"), "wb", "ready", 0.0)]));
+        assert_eq!(model.selected.as_ref().map(Key::label).as_deref(), Some("wa@a"));
+        // A filter by host name.
+        model.filter = "b".into();
+        model.refilter();
+        assert_eq!(model.selected.as_ref().map(Key::label).as_deref(), Some("wb@b"));
+    }
+}
