@@ -177,6 +177,17 @@ fn top_hosts_shows_every_machine_and_its_keys_act_on_a_remote_session() {
         row(s, "b", "wb").is_some_and(|r| r.contains("ready")) && host_line(s, "b").is_none()
     });
 
+    // Enter attaches over ssh -t (the dashboard gives up the terminal);
+    // Ctrl-] comes back to it.
+    keys(&env, &["Enter"]);
+    shows(&env, "wa's own terminal", ten, |s| {
+        s.contains("Type a task for mock") && !s.contains("wa@a: screen")
+    });
+    keys(&env, &["C-]"]);
+    shows(&env, "the dashboard again", ten, |s| {
+        s.contains("back from wa@a") && row(s, "a", "wa").is_some()
+    });
+
     // Stop asks first, then stops it there; the watcher leaves with it.
     keys(&env, &["x"]);
     shows(&env, "the question", ten, |s| s.contains("stop session wa@a and everything"));
