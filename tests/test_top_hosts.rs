@@ -183,9 +183,16 @@ fn top_hosts_shows_every_machine_and_its_keys_act_on_a_remote_session() {
     shows(&env, "wa's own terminal", ten, |s| {
         s.contains("Type a task for mock") && !s.contains("wa@a: screen")
     });
-    keys(&env, &["C-]"]);
-    shows(&env, "the dashboard again", ten, |s| {
-        s.contains("back from wa@a") && row(s, "a", "wa").is_some()
+    // A key typed before ssh and the attach there have the terminal in raw
+    // mode can sit in a line buffer, as a person's would: press it again
+    // until the dashboard is back.
+    let back = |s: &str| s.contains("back from wa@a") && row(s, "a", "wa").is_some();
+    eventually(ten, "the dashboard again after Ctrl-]", || {
+        if !back(&screen(&env)) {
+            keys(&env, &["C-]"]);
+        }
+        std::thread::sleep(Duration::from_millis(400));
+        back(&screen(&env))
     });
 
     // Stop asks first, then stops it there; the watcher leaves with it.

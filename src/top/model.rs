@@ -61,19 +61,33 @@ pub(crate) struct Row {
 }
 
 impl Row {
-    /// This machine's session.
+    /// This machine's session (from its fields, not its JSON: a path that
+    /// is not UTF-8 has no JSON form).
     pub(crate) fn local(info: &SessionInfo) -> Row {
-        Row::from_json(None, &serde_json::to_value(info).unwrap_or_default())
+        Row {
+            host: None,
+            id: info.id.clone(),
+            scope: info.scope.clone(),
+            agent: info.agent.clone(),
+            state: info.state.clone(),
+            kind: info.kind.clone(),
+            turn: info.turn,
+            idle_s: info.idle_s,
+            started_at: info.started_at.clone(),
+            cwd: info.cwd.clone(),
+            repo_root: info.repo_root.clone(),
+            description: info.description.clone(),
+            tmux_pane: info.tmux.as_ref().map(|t| t.pane.clone()),
+            branch: info.worktree.as_ref().map(|w| w.branch.clone()),
+            tokens: info.usage.as_ref().and_then(tokens),
+            session_dir: Some(info.session_dir.clone()),
+        }
     }
 
     /// A row of `status --json` (from `host`, `None` for this machine).
     pub(crate) fn from_json(host: Option<&str>, v: &Value) -> Row {
         let text = |key: &str| v[key].as_str().map(str::to_string);
         let path = |key: &str| v[key].as_str().map(PathBuf::from);
-        let usage = &v["usage"];
-        let tokens = usage["total_tokens"]
-            .as_u64()
-            .or_else(|| Some(usage["input_tokens"].as_u64()? + usage["output_tokens"].as_u64()?));
         Row {
             host: host.map(str::to_string),
             id: text("id").unwrap_or_default(),
@@ -89,7 +103,7 @@ impl Row {
             description: text("description"),
             tmux_pane: v["tmux"]["pane"].as_str().map(str::to_string),
             branch: v["worktree"]["branch"].as_str().map(str::to_string),
-            tokens,
+            tokens: tokens(&v["usage"]),
             session_dir: path("session_dir"),
         }
     }
@@ -466,6 +480,13 @@ pub(crate) fn group_of(s: &Row) -> String {
         Some(root) => root.display().to_string(),
         None => format!("({})", s.scope),
     }
+}
+
+/// Total tokens a transport reported (`usage` of `status --json`).
+fn tokens(usage: &Value) -> Option<u64> {
+    usage["total_tokens"]
+        .as_u64()
+        .or_else(|| Some(usage["input_tokens"].as_u64()? + usage["output_tokens"].as_u64()?))
 }
 
 fn haystack(s: &Row) -> String {
