@@ -252,3 +252,44 @@ fn top_hosts_all_without_configured_hosts_says_how_to_add_one() {
     let out = env.reins(&["top", "--hosts", ","]).code(2);
     assert!(out.stderr.contains("--hosts names no other host"), "{}", out.stderr);
 }
+
+/// A host that takes the connection but never answers (ssh waits for its
+/// banner): the dashboard still shows this machine's rows at once, says it
+/// is asking, and `q` quits without waiting for ssh.
+#[test]
+fn a_host_that_never_answers_holds_up_neither_the_frames_nor_quitting() {
+    if !have_tool("tmux") {
+        return;
+    }
+    let ssh = std::process::Command::new("ssh").arg("-V").output();
+    if !ssh.is_ok_and(|o| o.status.success()) {
+        return crate::common::skip("ssh is not installed (openssh-client)");
+    }
+    let silent = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>> = Default::default();
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for conn in silent.incoming().flatten() {
+            keep.lock().unwrap().push(conn);
+        }
+    });
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        "[hosts.silent]\ndestination = \"127.0.0.1\"\nssh_options = [\"-p\", \"{port}\", \"-o\", \
+         \"UserKnownHostsFile=/dev/null\", \"-F\", \"/dev/null\"]\n"
+    ));
+    env.start("here", &[]);
+    env.wait_state("here", "ready");
+    dashboard(&env, 120, 30, "", "top --hosts silent");
+    let two = Duration::from_secs(2);
+    shows(&env, "this machine's row while silent is asked", two, |s| {
+        row(s, "local", "here").is_some()
+            && host_line(s, "silent").is_some_and(|l| l.contains("asking"))
+    });
+    eventually(two, "ssh to be connected to the silent host", || !held.lock().unwrap().is_empty());
+    let asked = std::time::Instant::now();
+    keys(&env, &["q"]);
+    shows(&env, "top to exit", two, |s| s.contains("top exited 0"));
+    assert!(asked.elapsed() < two, "quitting waited for ssh: {:?}", asked.elapsed());
+}

@@ -107,6 +107,9 @@ pub(crate) fn run(state: StateRoot, hosts: Vec<Ssh>) -> Result<(), CliError> {
     let result = runtime.block_on(run_loop(&mut terminal, state, hosts, color));
     let _ = execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
+    // An ssh call to a host that does not answer may still be running on
+    // the blocking pool: quitting does not wait for it.
+    runtime.shutdown_background();
     result
 }
 
