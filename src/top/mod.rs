@@ -53,6 +53,10 @@ const EVENTS_SHOWN: usize = 40;
 /// How often another machine's sessions are asked for.
 const HOST_EVERY: Duration = Duration::from_secs(2);
 
+/// How long a host may take to answer before it shows as not answering
+/// (as long as ssh gives a connection to be made).
+const HOST_ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
 /// How often the selected remote session's screen and events are asked
 /// for.
 const REMOTE_DETAIL_EVERY: Duration = Duration::from_secs(1);
@@ -358,18 +362,35 @@ fn follow_remote(
 /// Asks a host for its sessions every [`HOST_EVERY`], on a task of its
 /// own, for as long as the dashboard runs. After a failure the shared
 /// connection is opened again first (a master that died leaves its socket
-/// behind), so a host that comes back shows again.
+/// behind), so a host that comes back shows again. A host that has not
+/// answered within [`HOST_ANSWER_WITHIN`] (a connection that stalls with
+/// no error: ssh's connect timeout does not cover it) shows as not
+/// answering until that same call ends; no second one piles up behind it.
 fn poll_host(ssh: Ssh, tx: mpsc::UnboundedSender<Happened>) {
     tokio::spawn(async move {
+        let name = ssh.target.name.clone();
         let mut failed = false;
         while !tx.is_closed() {
             let s = ssh.clone();
-            let answer = tokio::task::spawn_blocking(move || read::remote_sessions(&s, failed))
-                .await
-                .unwrap_or_else(|err| Err(format!("internal error: {err}")));
+            let mut call = tokio::task::spawn_blocking(move || read::remote_sessions(&s, failed));
+            let answer = match tokio::time::timeout(HOST_ANSWER_WITHIN, &mut call).await {
+                Ok(done) => done,
+                Err(_) => {
+                    let why = format!(
+                        "host {} has not answered for {}s (its connection may have stalled)",
+                        crate::ids::quoted(&name),
+                        HOST_ANSWER_WITHIN.as_secs()
+                    );
+                    let answer = Err(why);
+                    if tx.send(Happened::Host { name: name.clone(), answer }).is_err() {
+                        return;
+                    }
+                    call.await
+                }
+            };
+            let answer = answer.unwrap_or_else(|err| Err(format!("internal error: {err}")));
             failed = answer.is_err();
-            let name = ssh.target.name.clone();
-            if tx.send(Happened::Host { name, answer }).is_err() {
+            if tx.send(Happened::Host { name: name.clone(), answer }).is_err() {
                 return;
             }
             tokio::time::sleep(HOST_EVERY).await;
