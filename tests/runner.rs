@@ -58,6 +58,7 @@ mod test_supervise;
 mod test_telemetry;
 mod test_tmux;
 mod test_top;
+mod test_top_hosts;
 mod test_trust;
 mod test_truth_matrix;
 mod test_wait;

@@ -21,8 +21,9 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 
-use crate::control::status::SessionInfo;
-use crate::top::model::{Confirm, Mode, Model, View, display_state, group_of};
+use crate::top::model::{
+    Confirm, Line as TableLine, Mode, Model, Row as Session, View, display_state,
+};
 
 /// The smallest terminal the layout fits in.
 pub(crate) const MIN_COLS: u16 = 60;
@@ -98,8 +99,8 @@ fn footer_line(model: &Model) -> Line<'static> {
             format!("message for {}: {text}▏ (enter sends, esc cancels)", who(model))
         }
         Mode::Filter(text) => format!("filter: {text}▏ (enter keeps it, esc clears it)"),
-        Mode::Confirm(Confirm::Stop { id, .. }) => {
-            format!("stop session {id} and everything it started? y/n")
+        Mode::Confirm(Confirm::Stop(key)) => {
+            format!("stop session {} and everything it started? y/n", key.label())
         }
         Mode::Help => "esc or ? closes the help".to_string(),
         Mode::Normal => match &model.message {
@@ -113,10 +114,10 @@ fn footer_line(model: &Model) -> Line<'static> {
 }
 
 fn who(model: &Model) -> String {
-    model.selected.as_ref().map_or("-".into(), |(_, id)| id.clone())
+    model.selected.as_ref().map_or("-".into(), |key| key.label())
 }
 
-fn state_style(model: &Model, s: &SessionInfo) -> Style {
+fn state_style(model: &Model, s: &Session) -> Style {
     if !model.color {
         return Style::default();
     }
@@ -134,22 +135,45 @@ fn state_style(model: &Model, s: &SessionInfo) -> Style {
 
 fn sessions(model: &Model, frame: &mut Frame<'_>, area: Rect) {
     let visible = model.visible();
+    let fleet = model.fleet();
+    let dim = Style::default().add_modifier(Modifier::DIM);
     let mut rows: Vec<Row<'static>> = Vec::new();
+    let mut notes: Vec<(usize, String, Style)> = Vec::new();
     let mut selected_row = None;
-    let mut group = None;
-    for s in &visible {
-        let g = group_of(s);
-        if group.as_ref() != Some(&g) {
-            let style = Style::default().add_modifier(Modifier::DIM);
-            rows.push(Row::new(vec![Cell::from(short_home(&g))]).style(style));
-            group = Some(g);
+    for line in model.lines() {
+        match line {
+            TableLine::Group { host, repo } => {
+                let repo = if host.is_none() { short_home(&repo) } else { repo };
+                let mut cells = vec![Cell::from(repo)];
+                if fleet {
+                    cells.insert(0, Cell::from(host.unwrap_or_else(|| "local".into())));
+                }
+                rows.push(Row::new(cells).style(dim));
+            }
+            TableLine::Host { name, text, error } => {
+                let style = if !error {
+                    dim
+                } else if model.color {
+                    Style::default().fg(Color::Red)
+                } else {
+                    Style::default()
+                };
+                // Its words go over the row's other columns, drawn after
+                // the table: an ssh error is longer than any one column.
+                let text = if error { format!("unreachable: {text}") } else { text };
+                notes.push((rows.len(), text, style));
+                rows.push(Row::new(vec![Cell::from(name)]).style(style));
+            }
+            TableLine::Session(n) => {
+                let s = visible[n];
+                if model.selected.as_ref().is_some_and(|key| *key == s.key()) {
+                    selected_row = Some(rows.len());
+                }
+                rows.push(session_row(model, s, fleet));
+            }
         }
-        if model.selected.as_ref().is_some_and(|(scope, id)| &s.scope == scope && &s.id == id) {
-            selected_row = Some(rows.len());
-        }
-        rows.push(session_row(model, s));
     }
-    if visible.is_empty() {
+    if visible.is_empty() && !fleet {
         let text = if model.sessions.is_empty() {
             "no sessions: start one with `reins run mock --detach`"
         } else {
@@ -157,7 +181,7 @@ fn sessions(model: &Model, frame: &mut Frame<'_>, area: Rect) {
         };
         rows.push(Row::new(vec![Cell::from(text)]));
     }
-    let widths = [
+    let mut widths = vec![
         Constraint::Length(16),
         Constraint::Length(8),
         Constraint::Length(19),
@@ -167,33 +191,53 @@ fn sessions(model: &Model, frame: &mut Frame<'_>, area: Rect) {
         Constraint::Length(14),
         Constraint::Min(10),
     ];
-    let header = Row::new(["ID", "AGENT", "STATE", "TURN", "IDLE", "TOKENS", "WHERE", "DESC"])
-        .style(Style::default().add_modifier(Modifier::BOLD));
+    let mut header = vec!["ID", "AGENT", "STATE", "TURN", "IDLE", "TOKENS", "WHERE", "DESC"];
+    let mut host_width = 0;
+    if fleet {
+        let longest = model.remotes.iter().map(|r| r.name.chars().count()).max().unwrap_or(0);
+        host_width = longest.clamp(5, 12) as u16;
+        widths.insert(0, Constraint::Length(host_width));
+        header.insert(0, "HOST");
+    }
+    let header = Row::new(header).style(Style::default().add_modifier(Modifier::BOLD));
     let table = Table::new(rows, widths)
         .header(header)
         .block(Block::bordered().title(" sessions "))
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
     let mut state = TableState::default().with_selected(selected_row);
     frame.render_stateful_widget(table, area, &mut state);
+    let inner = area.inner(ratatui::layout::Margin { horizontal: 1, vertical: 1 });
+    let shown = inner.height.saturating_sub(1) as usize;
+    let x = inner.x + host_width + 1;
+    for (at, text, style) in notes {
+        let Some(on) = at.checked_sub(state.offset()).filter(|on| *on < shown) else { continue };
+        let rect = Rect {
+            x,
+            y: inner.y + 1 + on as u16,
+            width: inner.right().saturating_sub(x),
+            height: 1,
+        };
+        frame.render_widget(Paragraph::new(Line::styled(text, style)), rect);
+    }
 }
 
-fn session_row(model: &Model, s: &SessionInfo) -> Row<'static> {
+fn session_row(model: &Model, s: &Session, fleet: bool) -> Row<'static> {
     let where_ = s
-        .worktree
-        .as_ref()
-        .map(|w| w.branch.clone())
-        .or_else(|| s.tmux.as_ref().map(|t| format!("tmux {}", t.pane)))
+        .branch
+        .clone()
+        .or_else(|| s.tmux_pane.as_ref().map(|pane| format!("tmux {pane}")))
         .or_else(|| {
             // The group says which repository: say where in it.
             let cwd = s.cwd.as_ref()?;
             Some(match s.repo_root.as_ref().and_then(|r| cwd.strip_prefix(r).ok()) {
                 Some(rel) if rel.as_os_str().is_empty() => ".".to_string(),
                 Some(rel) => rel.display().to_string(),
-                None => short_home(&cwd.display().to_string()),
+                None if s.host.is_none() => short_home(&cwd.display().to_string()),
+                None => cwd.display().to_string(),
             })
         })
         .unwrap_or_else(|| "-".into());
-    Row::new(vec![
+    let mut cells = vec![
         Cell::from(s.id.clone()),
         Cell::from(s.agent.clone().unwrap_or_else(|| "-".into())),
         Cell::from(Span::styled(display_state(s), state_style(model, s))),
@@ -202,17 +246,16 @@ fn session_row(model: &Model, s: &SessionInfo) -> Row<'static> {
         Cell::from(tokens(s)),
         Cell::from(where_),
         Cell::from(s.description.clone().unwrap_or_default()),
-    ])
+    ];
+    if fleet {
+        cells.insert(0, Cell::from(s.host.clone().unwrap_or_else(|| "local".into())));
+    }
+    Row::new(cells)
 }
 
 /// Total tokens the transport reported, compact (`12.3k`).
-fn tokens(s: &SessionInfo) -> String {
-    let total = s.usage.as_ref().and_then(|u| {
-        u.get("total_tokens")
-            .and_then(serde_json::Value::as_u64)
-            .or_else(|| Some(u.get("input_tokens")?.as_u64()? + u.get("output_tokens")?.as_u64()?))
-    });
-    match total {
+fn tokens(s: &Session) -> String {
+    match s.tokens {
         None => "-".into(),
         Some(n) if n < 1000 => n.to_string(),
         Some(n) if n < 1_000_000 => format!("{:.1}k", n as f64 / 1000.0),
@@ -345,7 +388,7 @@ s                     send it a message (a one-line composer)
 a / d                 approve / deny the approval request it waits on
 i                     interrupt its running turn
 x                     stop it (asks first)
-w                     start a watcher on it (reins watch, in the background)
+w                     start a watcher on it, on its machine
 /                     filter by id, agent, state, description or directory
 tab                   sessions → dispatches → chains
 q                     quit (sessions keep running)";

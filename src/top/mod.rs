@@ -1,19 +1,30 @@
 //! `reins top`: a live dashboard of the fleet.
 //!
 //! State and drawing are apart: what happens (a session's files changed,
-//! the selected screen changed, a key was pressed) updates the [`Model`],
-//! and [`draw::draw`] renders the model. The dashboard is driven by events,
-//! not by re-reading everything on a timer: an inotify watch on the state
-//! directory says which session changed (only that one is read again), a
-//! long poll on the selected session's host brings its screen as it
-//! changes, and a second's tick redraws only the relative times. Actions go
-//! through session control ([`crate::control`]), as the commands do.
+//! the selected screen changed, a host answered, a key was pressed)
+//! updates the [`Model`], and [`draw::draw`] renders the model. This
+//! machine's sessions are driven by events, not by re-reading everything
+//! on a timer: an inotify watch on the state directory says which session
+//! changed (only that one is read again), a long poll on the selected
+//! session's host brings its screen as it changes, and a second's tick
+//! redraws only the relative times. Actions go through session control
+//! ([`crate::control`]), as the commands do.
+//!
+//! Other machines (`--hosts`) have no files here to watch: each host's
+//! `reins status --all --json` is asked every [`HOST_EVERY`] over its
+//! shared ssh connection ([`crate::remote`]), on a task of its own so a
+//! slow or lost host never holds up a frame, and an answer that changes
+//! nothing on screen draws nothing. The selected remote session's screen
+//! and events are asked about once a second while it is selected, and the
+//! keys act through the reins there (`reins send --host`'s way: the same
+//! commands, run by that machine's reins).
 
 mod draw;
 pub(crate) mod model;
 mod read;
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,14 +40,26 @@ use crate::control::lookup::SessionView;
 use crate::control::session::{self, Follow};
 use crate::error::CliError;
 use crate::ipc::{Decision, SendRequest};
+use crate::remote::Ssh;
 use crate::store::paths::StateRoot;
-use model::{Confirm, Mode, Model, View};
+use model::{Confirm, Key, Mode, Model, Reach, Remote, Row, View};
 
 /// How often relative times (IDLE) are redrawn when nothing happens.
 const TICK: Duration = Duration::from_secs(1);
 
 /// Events shown for the selected session.
 const EVENTS_SHOWN: usize = 40;
+
+/// How often another machine's sessions are asked for.
+const HOST_EVERY: Duration = Duration::from_secs(2);
+
+/// How long a host may take to answer before it shows as not answering
+/// (as long as ssh gives a connection to be made).
+const HOST_ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+/// How often the selected remote session's screen and events are asked
+/// for.
+const REMOTE_DETAIL_EVERY: Duration = Duration::from_secs(1);
 
 /// What reaches the loop.
 enum Happened {
@@ -45,46 +68,90 @@ enum Happened {
     Files(Vec<PathBuf>),
     /// The selected session's screen changed.
     Screen {
-        key: (String, String),
+        key: Key,
         rows: Vec<String>,
+    },
+    /// What another machine says of its selected session: its screen and
+    /// last events (sent only when they changed).
+    Remote {
+        key: Key,
+        screen: Vec<String>,
+        events: Vec<String>,
+    },
+    /// A host's sessions, or why it could not say.
+    Host {
+        name: String,
+        answer: Result<Vec<Row>, String>,
     },
     /// An action finished; what to tell the person.
     Done(String),
 }
 
-/// Runs the dashboard until `q`.
-pub(crate) fn run(state: StateRoot) -> Result<(), CliError> {
+/// What every handler needs: where this machine's sessions are, the other
+/// machines, and the way back to the loop.
+struct Ctx {
+    state: StateRoot,
+    hosts: Vec<Ssh>,
+    tx: mpsc::UnboundedSender<Happened>,
+}
+
+impl Ctx {
+    fn ssh(&self, host: &str) -> Option<&Ssh> {
+        self.hosts.iter().find(|h| h.target.name == host)
+    }
+}
+
+/// Runs the dashboard until `q`: this machine's sessions, and those of
+/// `hosts` (`--hosts`).
+pub(crate) fn run(state: StateRoot, hosts: Vec<Ssh>) -> Result<(), CliError> {
     let runtime = crate::control::runtime();
     let color = crate::style::color_on(crate::style::Stream::Stdout);
     let mut terminal = ratatui::init();
     let _ = execute!(std::io::stdout(), EnableMouseCapture);
-    let result = runtime.block_on(run_loop(&mut terminal, state, color));
+    let result = runtime.block_on(run_loop(&mut terminal, state, hosts, color));
     let _ = execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
+    // An ssh call to a host that does not answer may still be running on
+    // the blocking pool: quitting does not wait for it.
+    runtime.shutdown_background();
     result
 }
 
 async fn run_loop(
     terminal: &mut ratatui::DefaultTerminal,
     state: StateRoot,
+    hosts: Vec<Ssh>,
     color: bool,
 ) -> Result<(), CliError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Happened>();
     let _watcher = watch_state(&state, tx.clone());
     let mut input = read_input(tx.clone());
     let mut model = Model::new(color);
-    model.set_sessions(read::all_sessions(&state));
-    model.dispatches = read::dispatches(&state, 500);
-    model.chains = read::chains(&state);
+    model.remotes = hosts
+        .iter()
+        .map(|h| Remote { name: h.target.name.clone(), status: Reach::Asking })
+        .collect();
+    for ssh in &hosts {
+        poll_host(ssh.clone(), tx.clone());
+    }
+    let ctx = Ctx { state, hosts, tx };
+    let state = &ctx.state;
+    model.set_sessions(read::all_sessions(state));
+    model.dispatches = read::dispatches(state, 500);
+    model.chains = read::chains(state);
     let mut screen_task: Option<ScreenTask> = None;
     let mut tick = tokio::time::interval(TICK);
     let mut stats = Stats::from_env();
     let mut cause = "start";
+    let mut dirty = true;
     loop {
-        follow_selected(&mut model, &state, &tx, &mut screen_task);
-        let t0 = std::time::Instant::now();
-        terminal.draw(|frame| draw::draw(&model, frame)).map_err(CliError::from)?;
-        stats.frame(cause, t0.elapsed());
+        follow_selected(&mut model, &ctx, &mut screen_task);
+        if dirty {
+            let t0 = std::time::Instant::now();
+            terminal.draw(|frame| draw::draw(&model, frame)).map_err(CliError::from)?;
+            stats.frame(cause, t0.elapsed());
+        }
+        dirty = true;
         let happened = tokio::select! {
             Some(h) = rx.recv() => h,
             _ = tick.tick() => {
@@ -96,7 +163,7 @@ async fn run_loop(
             }
         };
         // Take what else is waiting too: one redraw for a burst, named for
-        // the first of input, files, screen, done in it.
+        // the first of input, files, screen, host, done in it.
         let mut batch = vec![happened];
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
@@ -104,29 +171,49 @@ async fn run_loop(
         let rank = |h: &Happened| match h {
             Happened::Input(_) => (0, "input"),
             Happened::Files(_) => (1, "files"),
-            Happened::Screen { .. } => (2, "screen"),
-            Happened::Done(_) => (3, "done"),
+            Happened::Screen { .. } | Happened::Remote { .. } => (2, "screen"),
+            Happened::Host { .. } => (3, "host"),
+            Happened::Done(_) => (4, "done"),
         };
         cause = batch.iter().map(rank).min().map_or("done", |(_, name)| name);
         let mut changed: BTreeSet<PathBuf> = BTreeSet::new();
+        // Only hosts' answers that change nothing on screen: no frame.
+        let mut quiet = true;
         for h in batch {
             match h {
-                Happened::Files(paths) => changed.extend(paths),
+                Happened::Host { name, answer } => quiet &= !model.set_host(&name, answer),
+                Happened::Files(paths) => {
+                    quiet = false;
+                    changed.extend(paths);
+                }
                 Happened::Screen { key, rows } => {
+                    quiet = false;
                     if model.selected.as_ref() == Some(&key) {
                         model.screen = rows;
-                        model.events = read::last_events(&state, &key.0, &key.1, EVENTS_SHOWN);
+                        model.events = read::last_events(state, &key.scope, &key.id, EVENTS_SHOWN);
                     }
                 }
-                Happened::Done(text) => model.say(text),
+                Happened::Remote { key, screen, events } => {
+                    quiet = false;
+                    if model.selected.as_ref() == Some(&key) {
+                        model.screen = screen;
+                        model.events = events;
+                    }
+                }
+                Happened::Done(text) => {
+                    quiet = false;
+                    model.say(text);
+                }
                 Happened::Input(event) => {
-                    on_input(&mut model, &state, &tx, event, terminal, &mut input);
+                    quiet = false;
+                    on_input(&mut model, &ctx, event, terminal, &mut input);
                 }
             }
         }
         if !changed.is_empty() {
-            on_files(&mut model, &state, &changed);
+            on_files(&mut model, state, &changed);
         }
+        dirty = !quiet;
         if model.quit {
             return Ok(());
         }
@@ -174,22 +261,20 @@ fn on_files(model: &mut Model, state: &StateRoot, changed: &BTreeSet<PathBuf>) {
         }
     }
     for (scope, id) in &sessions {
+        let key = Key::local(scope, id);
         match read::one_session(state, scope, id) {
-            Some(mut info) => {
+            Some(mut row) => {
                 // Git standings are read once (they cost git commands).
-                if let Some(old) = model.sessions.iter().find(|s| &s.scope == scope && &s.id == id)
-                    && info.worktree.is_none()
+                if let Some(old) = model.sessions.iter().find(|s| s.key() == key)
+                    && row.branch.is_none()
                 {
-                    info.worktree = old.worktree.clone();
+                    row.branch = old.branch.clone();
                 }
-                model.update_session(info);
+                model.update_session(row);
             }
-            None => {
-                model.sessions.retain(|s| !(&s.scope == scope && &s.id == id));
-                model.refilter();
-            }
+            None => model.remove_session(&key),
         }
-        if model.selected.as_ref() == Some(&(scope.clone(), id.clone())) {
+        if model.selected.as_ref() == Some(&key) {
             model.events = read::last_events(state, scope, id, EVENTS_SHOWN);
         }
     }
@@ -202,15 +287,11 @@ fn on_files(model: &mut Model, state: &StateRoot, changed: &BTreeSet<PathBuf>) {
 }
 
 /// The long poll on one session's screen: the session, and its task.
-type ScreenTask = (Option<(String, String)>, tokio::task::JoinHandle<()>);
+type ScreenTask = (Option<Key>, tokio::task::JoinHandle<()>);
 
-/// Keeps one long poll on the selected session's screen.
-fn follow_selected(
-    model: &mut Model,
-    state: &StateRoot,
-    tx: &mpsc::UnboundedSender<Happened>,
-    task: &mut Option<ScreenTask>,
-) {
+/// Keeps one long poll on the selected session's screen (another
+/// machine's: asks for it about once a second).
+fn follow_selected(model: &mut Model, ctx: &Ctx, task: &mut Option<ScreenTask>) {
     let want = model.selected.clone();
     if task.as_ref().is_some_and(|(key, handle)| *key == want && !handle.is_finished()) {
         return;
@@ -219,11 +300,18 @@ fn follow_selected(
         handle.abort();
     }
     let Some(key) = want.clone() else { return };
-    if model.events.is_empty() {
-        model.events = read::last_events(state, &key.0, &key.1, EVENTS_SHOWN);
+    if let Some(host) = &key.host {
+        let Some(ssh) = ctx.ssh(host) else { return };
+        let handle = follow_remote(ssh.clone(), key, ctx.tx.clone());
+        *task = Some((want, handle));
+        return;
     }
-    let paths = state.session(&key.0, &key.1);
-    let tx = tx.clone();
+    let state = &ctx.state;
+    if model.events.is_empty() {
+        model.events = read::last_events(state, &key.scope, &key.id, EVENTS_SHOWN);
+    }
+    let paths = state.session(&key.scope, &key.id);
+    let tx = ctx.tx.clone();
     let handle = tokio::spawn(async move {
         let mut version = None;
         loop {
@@ -242,6 +330,72 @@ fn follow_selected(
         }
     });
     *task = Some((want, handle));
+}
+
+/// Asks another machine for its selected session's screen and last
+/// events about once a second; says so only when they changed.
+fn follow_remote(
+    ssh: Ssh,
+    key: Key,
+    tx: mpsc::UnboundedSender<Happened>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last: Option<(Vec<String>, Vec<String>)> = None;
+        while !tx.is_closed() {
+            let (s, id) = (ssh.clone(), key.id.clone());
+            let got =
+                tokio::task::spawn_blocking(move || read::remote_detail(&s, &id, EVENTS_SHOWN))
+                    .await
+                    .unwrap_or_else(|err| (vec![format!("internal error: {err}")], Vec::new()));
+            if last.as_ref() != Some(&got) {
+                let (screen, events) = got.clone();
+                if tx.send(Happened::Remote { key: key.clone(), screen, events }).is_err() {
+                    return;
+                }
+                last = Some(got);
+            }
+            tokio::time::sleep(REMOTE_DETAIL_EVERY).await;
+        }
+    })
+}
+
+/// Asks a host for its sessions every [`HOST_EVERY`], on a task of its
+/// own, for as long as the dashboard runs. After a failure the shared
+/// connection is opened again first (a master that died leaves its socket
+/// behind), so a host that comes back shows again. A host that has not
+/// answered within [`HOST_ANSWER_WITHIN`] (a connection that stalls with
+/// no error: ssh's connect timeout does not cover it) shows as not
+/// answering until that same call ends; no second one piles up behind it.
+fn poll_host(ssh: Ssh, tx: mpsc::UnboundedSender<Happened>) {
+    tokio::spawn(async move {
+        let name = ssh.target.name.clone();
+        let mut failed = false;
+        while !tx.is_closed() {
+            let s = ssh.clone();
+            let mut call = tokio::task::spawn_blocking(move || read::remote_sessions(&s, failed));
+            let answer = match tokio::time::timeout(HOST_ANSWER_WITHIN, &mut call).await {
+                Ok(done) => done,
+                Err(_) => {
+                    let why = format!(
+                        "host {} has not answered for {}s (its connection may have stalled)",
+                        crate::ids::quoted(&name),
+                        HOST_ANSWER_WITHIN.as_secs()
+                    );
+                    let answer = Err(why);
+                    if tx.send(Happened::Host { name: name.clone(), answer }).is_err() {
+                        return;
+                    }
+                    call.await
+                }
+            };
+            let answer = answer.unwrap_or_else(|err| Err(format!("internal error: {err}")));
+            failed = answer.is_err();
+            if tx.send(Happened::Host { name: name.clone(), answer }).is_err() {
+                return;
+            }
+            tokio::time::sleep(HOST_EVERY).await;
+        }
+    });
 }
 
 /// One inotify watch on the whole state directory; each change sends the
@@ -315,15 +469,14 @@ fn read_input(tx: mpsc::UnboundedSender<Happened>) -> InputReader {
 
 fn on_input(
     model: &mut Model,
-    state: &StateRoot,
-    tx: &mpsc::UnboundedSender<Happened>,
+    ctx: &Ctx,
     input: Input,
     terminal: &mut ratatui::DefaultTerminal,
     reader: &mut InputReader,
 ) {
     match input {
         Input::Key(key) if key.kind != KeyEventKind::Release => {
-            on_key(model, state, tx, key, terminal, reader);
+            on_key(model, ctx, key, terminal, reader);
         }
         Input::Mouse(mouse) => match mouse.kind {
             MouseEventKind::ScrollDown => model.move_selection(1),
@@ -340,25 +493,26 @@ fn on_input(
 }
 
 /// The visible session on terminal row `row`, with the table laid out as
-/// [`draw`] lays it out (a group header before each repository's rows).
+/// [`draw`] lays it out (a group header before each repository's rows, a
+/// line for each host that shows none).
 fn clicked_session(model: &Model, terminal: &ratatui::DefaultTerminal, row: u16) -> Option<usize> {
     let height = terminal.size().ok()?.height;
     let table_rows = (height.saturating_sub(2) * 45 / 100).saturating_sub(3) as usize;
     let visible = model.visible();
-    let mut display: Vec<Option<usize>> = Vec::new();
-    let mut group = None;
-    let mut selected_display = 0;
-    for (i, s) in visible.iter().enumerate() {
-        let g = model::group_of(s);
-        if group.as_ref() != Some(&g) {
-            display.push(None);
-            group = Some(g);
-        }
-        if model.selected.as_ref().is_some_and(|(scope, id)| &s.scope == scope && &s.id == id) {
-            selected_display = display.len();
-        }
-        display.push(Some(i));
-    }
+    let display: Vec<Option<usize>> = model
+        .lines()
+        .into_iter()
+        .map(|line| match line {
+            model::Line::Session(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let selected_display = display
+        .iter()
+        .position(|d| {
+            d.is_some_and(|n| model.selected.as_ref().is_some_and(|key| *key == visible[n].key()))
+        })
+        .unwrap_or(0);
     let offset = (selected_display + 1).saturating_sub(table_rows);
     let at = (row as usize).checked_sub(draw::FIRST_ROW as usize)? + offset;
     display.get(at).copied().flatten()
@@ -366,8 +520,7 @@ fn clicked_session(model: &Model, terminal: &ratatui::DefaultTerminal, row: u16)
 
 fn on_key(
     model: &mut Model,
-    state: &StateRoot,
-    tx: &mpsc::UnboundedSender<Happened>,
+    ctx: &Ctx,
     key: KeyEvent,
     terminal: &mut ratatui::DefaultTerminal,
     reader: &mut InputReader,
@@ -378,7 +531,7 @@ fn on_key(
     }
     match std::mem::replace(&mut model.mode, Mode::Normal) {
         Mode::Compose(mut text) => match key.code {
-            KeyCode::Enter if !text.trim().is_empty() => send(model, state, tx, text),
+            KeyCode::Enter if !text.trim().is_empty() => send(model, ctx, text),
             KeyCode::Enter | KeyCode::Esc => {}
             KeyCode::Backspace => {
                 text.pop();
@@ -410,17 +563,22 @@ fn on_key(
             }
             _ => model.mode = Mode::Filter(text),
         },
-        Mode::Confirm(Confirm::Stop { scope, id }) => {
+        Mode::Confirm(Confirm::Stop(target)) => {
             if matches!(key.code, KeyCode::Char('y' | 'Y')) {
-                let view = SessionView::read(state.session(&scope, &id));
-                let tx = tx.clone();
-                model.say(format!("stopping {id}…"));
-                tokio::spawn(async move {
-                    let said = match session::stop(&view, Duration::from_secs(10), true).await {
+                model.say(format!("stopping {}…", target.label()));
+                if target.host.is_some() {
+                    remote_action(ctx, &target, &["stop", "--force"], |v| {
+                        v["status"].as_str().unwrap_or("stopped").to_string()
+                    });
+                    return;
+                }
+                let view = SessionView::read(ctx.state.session(&target.scope, &target.id));
+                let id = target.id;
+                spawn_action(&ctx.tx, async move {
+                    match session::stop(&view, Duration::from_secs(10), true).await {
                         Ok(how) => format!("{id}: {}", how.as_str()),
                         Err(err) => format!("{id}: {}", err.message),
-                    };
-                    let _ = tx.send(Happened::Done(said));
+                    }
                 });
             } else {
                 model.say("not stopped");
@@ -431,14 +589,13 @@ fn on_key(
                 model.mode = Mode::Help;
             }
         }
-        Mode::Normal => normal_key(model, state, tx, key, terminal, reader),
+        Mode::Normal => normal_key(model, ctx, key, terminal, reader),
     }
 }
 
 fn normal_key(
     model: &mut Model,
-    state: &StateRoot,
-    tx: &mpsc::UnboundedSender<Happened>,
+    ctx: &Ctx,
     key: KeyEvent,
     terminal: &mut ratatui::DefaultTerminal,
     reader: &mut InputReader,
@@ -460,25 +617,36 @@ fn normal_key(
         KeyCode::Char('?') => model.mode = Mode::Help,
         KeyCode::Char('/') => model.mode = Mode::Filter(model.filter.clone()),
         _ => {
-            let Some((scope, id)) = selected else {
+            let Some(target) = selected else {
                 return;
             };
             match key.code {
                 KeyCode::Char('s') => model.mode = Mode::Compose(String::new()),
-                KeyCode::Char('x') => model.mode = Mode::Confirm(Confirm::Stop { scope, id }),
-                KeyCode::Char('a') => approve(model, state, tx, &scope, &id, Decision::Allow),
-                KeyCode::Char('d') => approve(model, state, tx, &scope, &id, Decision::Deny),
+                KeyCode::Char('x') => model.mode = Mode::Confirm(Confirm::Stop(target)),
+                KeyCode::Char('a') => approve(model, ctx, &target, Decision::Allow),
+                KeyCode::Char('d') => approve(model, ctx, &target, Decision::Deny),
+                KeyCode::Char('i') if target.host.is_some() => {
+                    model.say(format!("{}: interrupting…", target.label()));
+                    remote_action(ctx, &target, &["interrupt"], |_| "interrupt sent".to_string());
+                }
                 KeyCode::Char('i') => {
-                    let view = SessionView::read(state.session(&scope, &id));
-                    spawn_action(tx, async move {
+                    let view = SessionView::read(ctx.state.session(&target.scope, &target.id));
+                    let id = target.id;
+                    spawn_action(&ctx.tx, async move {
                         match session::interrupt(&view).await {
                             Ok(()) => format!("{id}: interrupt sent"),
                             Err(err) => format!("{id}: {}", err.message),
                         }
                     });
                 }
-                KeyCode::Char('w') => model.say(start_watcher(state, &scope, &id)),
-                KeyCode::Enter => attach(model, terminal, reader, &id, &scope, state),
+                KeyCode::Char('w') if target.host.is_some() => {
+                    let dir = model.selected_row().and_then(|r| r.session_dir.clone());
+                    start_remote_watcher(model, ctx, &target, dir);
+                }
+                KeyCode::Char('w') => {
+                    model.say(start_watcher(&ctx.state, &target.scope, &target.id));
+                }
+                KeyCode::Enter => attach(model, terminal, reader, &target, &ctx.state),
                 _ => {}
             }
         }
@@ -496,13 +664,45 @@ fn spawn_action(
     });
 }
 
-fn send(model: &mut Model, state: &StateRoot, tx: &mpsc::UnboundedSender<Happened>, text: String) {
-    let Some((scope, id)) = model.selected.clone() else { return };
-    let view = SessionView::read(state.session(&scope, &id));
+/// Runs `reins ARGS --id ID` on the machine of `target` (a task of its
+/// own) and tells the person what it said: `done` words its JSON answer,
+/// else the error the reins there gave.
+fn remote_action(ctx: &Ctx, target: &Key, args: &[&str], done: fn(&serde_json::Value) -> String) {
+    let Some(ssh) = target.host.as_deref().and_then(|h| ctx.ssh(h)).cloned() else { return };
+    let label = target.label();
+    let mut argv: Vec<OsString> = args.iter().map(OsString::from).collect();
+    argv.extend(["--id".into(), target.id.clone().into()]);
+    spawn_action(&ctx.tx, async move {
+        let said = tokio::task::spawn_blocking(move || read::remote_command(&ssh, &argv))
+            .await
+            .unwrap_or_else(|err| Err(format!("internal error: {err}")));
+        match said {
+            Ok(answer) => format!("{label}: {}", done(&answer)),
+            Err(why) => format!("{label}: {why}"),
+        }
+    });
+}
+
+fn send(model: &mut Model, ctx: &Ctx, text: String) {
+    let Some(target) = model.selected.clone() else { return };
+    model.say(format!("sending to {}…", target.label()));
+    if target.host.is_some() {
+        let text = format!("--message={text}");
+        let args = ["send", "--no-wait", "--json", text.as_str()];
+        remote_action(ctx, &target, &args, |v| {
+            format!(
+                "message {} {}",
+                v["message_id"].as_str().unwrap_or("?"),
+                v["status"].as_str().unwrap_or("?")
+            )
+        });
+        return;
+    }
+    let id = target.id;
+    let view = SessionView::read(ctx.state.session(&target.scope, &id));
     let sender = crate::compat::sender_id();
     let text = session::with_relay_header(sender.as_deref(), &id, text, false);
-    model.say(format!("sending to {id}…"));
-    spawn_action(tx, async move {
+    spawn_action(&ctx.tx, async move {
         let request = SendRequest {
             text,
             submit: true,
@@ -518,18 +718,23 @@ fn send(model: &mut Model, state: &StateRoot, tx: &mpsc::UnboundedSender<Happene
     });
 }
 
-fn approve(
-    model: &mut Model,
-    state: &StateRoot,
-    tx: &mpsc::UnboundedSender<Happened>,
-    scope: &str,
-    id: &str,
-    decision: Decision,
-) {
-    let view = SessionView::read(state.session(scope, id));
-    let id = id.to_string();
-    model.say(format!("{id}: answering…"));
-    spawn_action(tx, async move {
+fn approve(model: &mut Model, ctx: &Ctx, target: &Key, decision: Decision) {
+    model.say(format!("{}: answering…", target.label()));
+    if target.host.is_some() {
+        let args: &[&str] =
+            if decision == Decision::Deny { &["approve", "--deny"] } else { &["approve"] };
+        remote_action(ctx, target, args, |v| {
+            format!(
+                "{} request {}",
+                v["decision"].as_str().unwrap_or("?"),
+                v["request"].as_str().unwrap_or("?")
+            )
+        });
+        return;
+    }
+    let view = SessionView::read(ctx.state.session(&target.scope, &target.id));
+    let id = target.id.clone();
+    spawn_action(&ctx.tx, async move {
         match session::approve(&view, decision, None).await {
             Ok(reply) => format!(
                 "{id}: {} request {}",
@@ -565,30 +770,63 @@ fn start_watcher(state: &StateRoot, scope: &str, id: &str) -> String {
     }
 }
 
-/// Hands the terminal to `reins attach` and takes it back on detach.
+/// Starts `reins watch` on another machine's session, there: in the
+/// background through ssh (`nohup`, its own session where `setsid`
+/// exists, so neither the ssh channel closing nor a hangup ends it), its
+/// words in `watch.log` in the session's directory on that machine.
+fn start_remote_watcher(model: &mut Model, ctx: &Ctx, target: &Key, dir: Option<PathBuf>) {
+    let label = target.label();
+    let Some(ssh) = target.host.as_deref().and_then(|h| ctx.ssh(h)).cloned() else { return };
+    let Some(dir) = dir else {
+        return model.say(format!("{label}: its host did not say where its directory is"));
+    };
+    model.say(format!("{label}: starting a watcher…"));
+    let id = target.id.clone();
+    spawn_action(&ctx.tx, async move {
+        let log = dir.join("watch.log");
+        let started =
+            tokio::task::spawn_blocking(move || read::remote_watcher(&ssh, &id, &log)).await;
+        match started {
+            Ok(Ok((pid, log))) => {
+                format!("{label}: watcher started there (pid {pid}; its log: {log})")
+            }
+            Ok(Err(why)) => format!("{label}: cannot start a watcher: {why}"),
+            Err(err) => format!("{label}: internal error: {err}"),
+        }
+    });
+}
+
+/// Hands the terminal to `reins attach` (`--host`: over `ssh -t`) and
+/// takes it back on detach.
 fn attach(
     model: &mut Model,
     terminal: &mut ratatui::DefaultTerminal,
     reader: &mut InputReader,
-    id: &str,
-    scope: &str,
+    target: &Key,
     state: &StateRoot,
 ) {
     let exe = match crate::control::start::reins_binary() {
         Ok(exe) => exe,
         Err(err) => return model.say(err.message),
     };
-    let repo = state.session(scope, id);
+    let id = target.id.as_str();
+    let repo = state.session(&target.scope, id);
+    let mut args = vec!["attach", "--id", id];
+    if let Some(host) = &target.host {
+        args.extend(["--host", host]);
+    }
     reader.pause.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
-    let status = std::process::Command::new(exe).args(["attach", "--id", id]).status();
+    let status = std::process::Command::new(exe).args(&args).status();
     *terminal = ratatui::init();
     let _ = execute!(std::io::stdout(), EnableMouseCapture);
     reader.pause.store(false, std::sync::atomic::Ordering::Relaxed);
     let _ = terminal.clear();
+    let label = target.label();
     model.say(match status {
-        Ok(s) if s.success() => format!("back from {id}"),
+        Ok(s) if s.success() => format!("back from {label}"),
+        Ok(_) if target.host.is_some() => format!("attach to {label} failed"),
         Ok(_) => format!("attach to {id} failed (its session dir: {})", repo.dir.display()),
         Err(err) => format!("cannot run reins attach: {err}"),
     });

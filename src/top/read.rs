@@ -2,30 +2,37 @@
 //! session control, as `status` does), the selected session's last events,
 //! the dispatches in the outcome store, and the chains' state files. Each
 //! read is of one thing that changed, never of everything on a timer.
+//!
+//! And what it asks other machines, through the reins there over the
+//! shared ssh connection (blocking: the callers run these on tasks of
+//! their own): their sessions, a session's screen and events, and the
+//! commands the keys stand for.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use crate::chain::state::ChainState;
 use crate::control::lookup::{Liveness, SessionView};
-use crate::control::status::{self, SessionInfo, Which};
+use crate::control::status::{self, Which};
+use crate::remote::Ssh;
 use crate::store::events::{self, EventLine};
 use crate::store::outcomes::Store;
 use crate::store::paths::StateRoot;
-use crate::top::model::{ChainRow, DispatchRow};
+use crate::top::model::{ChainRow, DispatchRow, Row};
 
 /// Every session that has not exited, in every repository.
-pub(crate) fn all_sessions(state: &StateRoot) -> Vec<SessionInfo> {
+pub(crate) fn all_sessions(state: &StateRoot) -> Vec<Row> {
     status::list(state, Which::Running { all: true, repo: None })
-        .map(|l| l.sessions)
+        .map(|l| l.sessions.iter().map(Row::local).collect())
         .unwrap_or_default()
 }
 
 /// One session's row now; `None` when it has exited (it leaves the list).
-pub(crate) fn one_session(state: &StateRoot, scope: &str, id: &str) -> Option<SessionInfo> {
+pub(crate) fn one_session(state: &StateRoot, scope: &str, id: &str) -> Option<Row> {
     let view = SessionView::read(state.session(scope, id));
-    (view.liveness != Liveness::Exited).then(|| status::info(&view))
+    (view.liveness != Liveness::Exited).then(|| Row::local(&status::info(&view)))
 }
 
 /// The session directory a changed path belongs to: `(scope, id)` of
@@ -54,6 +61,98 @@ pub(crate) fn last_events(state: &StateRoot, scope: &str, id: &str, n: usize) ->
     let path = state.session(scope, id).events();
     let all = events::read_all(&path).unwrap_or_default();
     all.iter().rev().take(n).rev().map(event_line).collect()
+}
+
+/// The last `n` events of `events --snapshot` output (JSON lines, from
+/// another machine), one short line each.
+pub(crate) fn last_event_lines(text: &str, n: usize) -> Vec<String> {
+    let all: Vec<EventLine> = text.lines().filter_map(EventLine::parse).collect();
+    all.iter().rev().take(n).rev().map(event_line).collect()
+}
+
+/// A host's sessions (`reins status --all --json` there), or why it could
+/// not say. `reconnect`: the last ask failed, so a shared connection its
+/// dead master left behind is opened again first.
+pub(crate) fn remote_sessions(ssh: &Ssh, reconnect: bool) -> Result<Vec<Row>, String> {
+    if reconnect {
+        ssh.reconnect().map_err(|err| err.message)?;
+    }
+    let answer = remote_command(ssh, &["status".into(), "--all".into(), "--json".into()])?;
+    let name = ssh.target.name.as_str();
+    match answer {
+        Value::Array(rows) => Ok(rows.iter().map(|v| Row::from_json(Some(name), v)).collect()),
+        other => Err(format!("its reins answered status with {other}")),
+    }
+}
+
+/// `reins ARGS` there: its JSON answer, or the error it (or ssh) gave.
+pub(crate) fn remote_command(ssh: &Ssh, args: &[OsString]) -> Result<Value, String> {
+    let out = ssh.reins_output(args).map_err(|err| err.message)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() {
+        // One JSON value (the last line, should it print more).
+        let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("null");
+        return serde_json::from_str(last)
+            .map_err(|_| format!("its reins printed something that is not JSON: {last}"));
+    }
+    Err(said(&out))
+}
+
+/// The reason a remote command gave on stderr (`reins: WHY`), else its
+/// exit status.
+fn said(out: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("reins: "))
+        .map(str::to_string)
+        .or_else(|| stderr.lines().find(|l| !l.trim().is_empty()).map(str::to_string))
+        .unwrap_or_else(|| format!("its reins failed ({})", out.status))
+}
+
+/// A remote session's screen (`reins pane`) and last `n` events (`reins
+/// events --snapshot --run last`); an error in place of the screen when
+/// they cannot be had.
+pub(crate) fn remote_detail(ssh: &Ssh, id: &str, n: usize) -> (Vec<String>, Vec<String>) {
+    let ask = |args: &[&str]| -> Result<String, String> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        let out = ssh.reins_output(&args).map_err(|err| err.message)?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(said(&out))
+        }
+    };
+    let screen = match ask(&["pane", "--id", id]) {
+        Ok(text) => text.lines().map(str::to_string).collect(),
+        Err(why) => vec![format!("(cannot show its screen: {why})")],
+    };
+    let events = match ask(&["events", "--id", id, "--snapshot", "--run", "last"]) {
+        Ok(text) => last_event_lines(&text, n),
+        Err(_) => Vec::new(),
+    };
+    (screen, events)
+}
+
+/// Starts `reins watch --id ID --until-exit --on-exit leave` there in the
+/// background, its output appended to `log` there; its pid and log.
+pub(crate) fn remote_watcher(ssh: &Ssh, id: &str, log: &Path) -> Result<(String, String), String> {
+    let quote =
+        |w: &str| String::from_utf8_lossy(&crate::remote::ssh::quote(w.as_ref())).into_owned();
+    let log_text = log.display().to_string();
+    let body = format!(
+        "S=; command -v setsid >/dev/null 2>&1 && S=setsid; cd / || exit 1; \
+         nohup $S \"$R\" watch --id {} --until-exit --on-exit leave </dev/null >>{} 2>&1 & \
+         echo $!",
+        quote(id),
+        quote(&log_text)
+    );
+    let line = crate::remote::ssh::with_reins(ssh.target.reins.as_deref(), &body);
+    let out = ssh.shell_output(&line, None).map_err(|err| err.message)?;
+    if !out.status.success() {
+        return Err(said(&out));
+    }
+    Ok((String::from_utf8_lossy(&out.stdout).trim().to_string(), log_text))
 }
 
 fn event_line(e: &EventLine) -> String {
