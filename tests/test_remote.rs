@@ -643,3 +643,23 @@ fn dispatch_host_runs_the_whole_dispatch_there_with_its_store() {
     assert!(sshd.host("a").env.state_dir().join("reins.db").is_file(), "a's store");
     assert!(!env.state_dir().join("reins.db").exists(), "nothing in this machine's store");
 }
+
+#[test]
+fn a_host_that_stops_answering_ends_a_command_within_seconds_not_never() {
+    let Some(sshd) = Sshd::start(&["a"]) else { return };
+    let env = client(&sshd, true, "");
+    // The shared connection is up; then the host vanishes without a word.
+    env.reins(&["status", "--json", "--host", "a"]).ok();
+    let stalled = sshd.host("a").stall();
+    let started = std::time::Instant::now();
+    let child = env.spawn(&["status", "--json", "--host", "a"]);
+    let (code, stdout, stderr) = finish(child, Duration::from_secs(60));
+    let took = started.elapsed();
+    assert_eq!(code, Some(3), "{stdout}\n{stderr}");
+    // Keepalives end the shared connection (15 s), then ssh's own try at a
+    // new one gives up at its connect timeout (10 s): never a hang.
+    assert!(took < Duration::from_secs(45), "keepalives end it: {took:?}");
+    assert!(stderr.contains("host \"a\""), "{stderr}");
+    drop(stalled);
+    env.reins(&["status", "--json", "--host", "a"]).ok();
+}

@@ -294,20 +294,6 @@ fn a_host_that_never_answers_holds_up_neither_the_frames_nor_quitting() {
     assert!(asked.elapsed() < two, "quitting waited for ssh: {:?}", asked.elapsed());
 }
 
-/// Every process under `pid` (not `pid` itself).
-fn descendants(pid: u32) -> Vec<u32> {
-    let out = std::process::Command::new("pgrep").args(["-P", &pid.to_string()]).output();
-    let children: Vec<u32> = String::from_utf8_lossy(&out.map(|o| o.stdout).unwrap_or_default())
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    let mut all = children.clone();
-    for child in children {
-        all.extend(descendants(child));
-    }
-    all
-}
-
 /// A connection that stalls without an error (the network holds the
 /// packets): ssh's connect timeout does not cover it, so the dashboard's
 /// own bound says the host is not answering, the other hosts' rows stay,
@@ -330,14 +316,7 @@ fn a_host_whose_connection_stalls_shows_as_not_answering_and_comes_back() {
     });
     // b's server and its connections stop where they are (the listener
     // itself too: nothing answers, nothing is refused).
-    let pid_file = sshd.host("b").env.path().join("sshd/sshd.pid");
-    let listener: u32 = std::fs::read_to_string(pid_file).unwrap().trim().parse().unwrap();
-    let mut stalled = descendants(listener);
-    stalled.push(listener);
-    for pid in &stalled {
-        crate::common::signal(*pid as i32, libc::SIGSTOP);
-    }
-    let resume = Resume(stalled);
+    let resume = sshd.host("b").stall();
     shows(&env, "b not answering, a's rows still there", Duration::from_secs(20), |s| {
         host_line(s, "b").is_some_and(|l| l.contains("has not answered for 10s"))
             && row(s, "b", "wb").is_none()
@@ -347,15 +326,4 @@ fn a_host_whose_connection_stalls_shows_as_not_answering_and_comes_back() {
     shows(&env, "wb back", ten, |s| row(s, "b", "wb").is_some() && host_line(s, "b").is_none());
     keys(&env, &["q"]);
     shows(&env, "top to exit", ten, |s| s.contains("top exited 0"));
-}
-
-/// Lets stopped processes run again when the test ends, however it ends.
-struct Resume(Vec<u32>);
-
-impl Drop for Resume {
-    fn drop(&mut self) {
-        for pid in &self.0 {
-            crate::common::signal(*pid as i32, libc::SIGCONT);
-        }
-    }
 }

@@ -7,7 +7,9 @@
 //! opens a master connection that later commands reuse for
 //! `ControlPersist`: a command then costs one round trip. `BatchMode`
 //! keeps ssh from asking for a password on a terminal that is not there,
-//! and a connect timeout bounds a host that does not answer.
+//! a connect timeout bounds a host that does not answer, and keepalives
+//! end a connection that stalls (a host gone without a word) within
+//! seconds, so no `--host` command waits on it for ever.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -21,6 +23,10 @@ use crate::store::paths::StateRoot;
 
 /// How long ssh may take to connect before it gives up.
 const CONNECT_TIMEOUT_S: u32 = 10;
+/// Keepalives: one every this many seconds, the connection dropped after
+/// [`ALIVE_COUNT`] unanswered (about 15 s).
+const ALIVE_INTERVAL_S: u32 = 5;
+const ALIVE_COUNT: u32 = 3;
 /// How long an idle shared connection stays open.
 const PERSIST: &str = "10m";
 /// ssh's own exit code for its own failures.
@@ -126,6 +132,10 @@ impl Ssh {
         ));
         cmd.arg("-o").arg(format!("ControlPersist={PERSIST}"));
         cmd.args(&self.target.ssh_options);
+        // After the host's own options: ssh takes the first value it is
+        // given, so a host's ServerAlive settings win over these.
+        cmd.arg("-o").arg(format!("ServerAliveInterval={ALIVE_INTERVAL_S}"));
+        cmd.arg("-o").arg(format!("ServerAliveCountMax={ALIVE_COUNT}"));
         cmd
     }
 

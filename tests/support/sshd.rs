@@ -34,6 +34,19 @@ impl SshHost {
         }
     }
 
+    /// Freezes the server and every connection's process (SIGSTOP): the
+    /// host stops answering and nothing is closed or refused, as when the
+    /// network holds the packets. They go on when the guard drops.
+    pub fn stall(&self) -> Stalled {
+        let listener = self.sshd.id();
+        let mut stalled = descendants(listener);
+        stalled.push(listener);
+        for pid in &stalled {
+            crate::common::signal(*pid as i32, libc::SIGSTOP);
+        }
+        Stalled(stalled)
+    }
+
     /// Takes the machine off the network: the server and every
     /// connection to it end; connecting is refused until `resume`.
     pub fn pause(&mut self) {
@@ -264,4 +277,29 @@ fn start_one(
         "sshd did not start on {preferred}: {}",
         std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
     );
+}
+
+/// Frozen sshd processes ([`SshHost::stall`]), let go on drop.
+pub struct Stalled(Vec<u32>);
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            crate::common::signal(*pid as i32, libc::SIGCONT);
+        }
+    }
+}
+
+/// Every process below `pid`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let out = Command::new("pgrep").args(["-P", &pid.to_string()]).output();
+    let children: Vec<u32> = String::from_utf8_lossy(&out.map(|o| o.stdout).unwrap_or_default())
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    let mut all = children.clone();
+    for child in children {
+        all.extend(descendants(child));
+    }
+    all
 }
