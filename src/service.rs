@@ -375,36 +375,79 @@ pub(crate) async fn call(program: &str, args: &[&str]) -> (Step, String) {
     (Step { command, ok, error }, out)
 }
 
-/// The steps that load the unit (and start it now).
-pub(crate) fn load_steps(unit: &Unit) -> Vec<Vec<String>> {
-    let owned = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+/// One call to the service manager.
+pub(crate) struct Call {
+    argv: Vec<String>,
+    /// Its failure is expected and is none: launchd's `bootout` of an
+    /// agent it has not loaded, before loading it again.
+    may_fail: bool,
+}
+
+impl Call {
+    fn new(argv: &[&str]) -> Call {
+        Call { argv: argv.iter().map(|a| a.to_string()).collect(), may_fail: false }
+    }
+}
+
+/// launchd's domain of this user's agents.
+fn launchd_domain() -> String {
+    format!("gui/{}", rustix::process::getuid().as_raw())
+}
+
+/// The calls that load the unit (and start it now).
+pub(crate) fn load_calls(unit: &Unit) -> Vec<Call> {
     match unit.manager {
         Manager::Systemd => vec![
-            owned(&["systemctl", "--user", "daemon-reload"]),
-            owned(&["systemctl", "--user", "enable", SYSTEMD_UNIT]),
+            Call::new(&["systemctl", "--user", "daemon-reload"]),
+            Call::new(&["systemctl", "--user", "enable", SYSTEMD_UNIT]),
             // A restart starts it, or brings an updated unit in.
-            owned(&["systemctl", "--user", "restart", SYSTEMD_UNIT]),
+            Call::new(&["systemctl", "--user", "restart", SYSTEMD_UNIT]),
         ],
         Manager::Launchd => {
-            let domain = format!("gui/{}", rustix::process::getuid().as_raw());
+            let domain = launchd_domain();
+            let unloaded = format!("{domain}/{LAUNCHD_LABEL}");
             vec![
-                owned(&["launchctl", "bootout", &format!("{domain}/{LAUNCHD_LABEL}")]),
-                owned(&["launchctl", "bootstrap", &domain, &unit.path.to_string_lossy()]),
+                Call { may_fail: true, ..Call::new(&["launchctl", "bootout", &unloaded]) },
+                Call::new(&["launchctl", "bootstrap", &domain, &unit.path.to_string_lossy()]),
             ]
         }
     }
 }
 
-/// The steps that stop the service and forget it.
-pub(crate) fn unload_steps(manager: Manager) -> Vec<Vec<String>> {
-    let owned = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+/// The calls that stop the service and forget it.
+pub(crate) fn unload_calls(manager: Manager) -> Vec<Call> {
     match manager {
-        Manager::Systemd => vec![owned(&["systemctl", "--user", "disable", "--now", SYSTEMD_UNIT])],
+        Manager::Systemd => {
+            vec![Call::new(&["systemctl", "--user", "disable", "--now", SYSTEMD_UNIT])]
+        }
         Manager::Launchd => {
-            let target = format!("gui/{}/{LAUNCHD_LABEL}", rustix::process::getuid().as_raw());
-            vec![owned(&["launchctl", "bootout", &target])]
+            let target = format!("{}/{LAUNCHD_LABEL}", launchd_domain());
+            vec![Call::new(&["launchctl", "bootout", &target])]
         }
     }
+}
+
+/// The calls once the unit file is gone: systemd reads its units again.
+pub(crate) fn removed_calls(manager: Manager) -> Vec<Call> {
+    match manager {
+        Manager::Systemd => vec![Call::new(&["systemctl", "--user", "daemon-reload"])],
+        Manager::Launchd => Vec::new(),
+    }
+}
+
+/// Makes the calls in order, each with its deadline.
+pub(crate) async fn make_calls(calls: Vec<Call>) -> Vec<Step> {
+    let mut done = Vec::new();
+    for call in calls {
+        let args: Vec<&str> = call.argv[1..].iter().map(String::as_str).collect();
+        let (mut step, _) = self::call(&call.argv[0], &args).await;
+        if call.may_fail {
+            step.ok = true;
+            step.error = None;
+        }
+        done.push(step);
+    }
+    done
 }
 
 /// What the service manager says of the unit: enabled and active, or why
@@ -438,7 +481,7 @@ pub(crate) async fn manager_state(manager: Manager) -> ManagerState {
             ManagerState { enabled: enabled_word, active: active_word, error }
         }
         Manager::Launchd => {
-            let target = format!("gui/{}/{LAUNCHD_LABEL}", rustix::process::getuid().as_raw());
+            let target = format!("{}/{LAUNCHD_LABEL}", launchd_domain());
             let (step, _) = call("launchctl", &["print", &target]).await;
             ManagerState {
                 enabled: None,

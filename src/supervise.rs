@@ -23,7 +23,6 @@
 //! running.
 
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,8 +32,10 @@ use tokio::task::JoinHandle;
 use crate::control::lookup::{Liveness, SessionView};
 use crate::error::{CliError, code};
 use crate::host::LaunchRecord;
+use crate::store::events::{EventKind, EventLine};
 use crate::store::exit_record::ExitReason;
-use crate::store::lock::WatchLock;
+use crate::store::follow::{Follower, SessionFile};
+use crate::store::lock::OwnerLock;
 use crate::store::paths::{SessionPaths, StateRoot};
 use crate::watch::{Log, Summary};
 
@@ -143,7 +144,7 @@ pub(crate) async fn run(state: StateRoot, options: Options) -> Result<u8, CliErr
     // Before the lock, which tells `run --supervised` whom to poke: a
     // SIGUSR1 with no handler yet would end the process.
     let signals = Signals::new()?;
-    let _lock = match WatchLock::try_take(&lock_path(&state)) {
+    let _lock = match OwnerLock::try_take(&lock_path(&state)) {
         Ok(Ok(lock)) => lock,
         Ok(Err(pid)) => {
             return Err(CliError::failure(format!(
@@ -423,7 +424,7 @@ impl Supervisor {
             };
         options.until_exit = true;
         options.on_exit = None;
-        let lock = match WatchLock::try_take(&paths.watch_lock()) {
+        let lock = match OwnerLock::try_take(&paths.watch_lock()) {
             Ok(Ok(lock)) => lock,
             Ok(Err(_)) => return, // watched by someone else: theirs
             Err(err) => {
@@ -543,27 +544,18 @@ fn events_len(paths: &SessionPaths) -> u64 {
 /// on (`started`, `turn_started`, `task_complete`) decides whether it is
 /// left alone.
 fn follow_escalation(paths: &SessionPaths, known: &mut Known) {
-    let Ok(mut file) = std::fs::File::open(paths.events()) else { return };
-    if file.seek(SeekFrom::Start(known.events_read)).is_err() {
-        return;
-    }
-    let mut text = Vec::new();
-    if file.read_to_end(&mut text).is_err() {
-        return;
-    }
-    // Only whole lines: a line being written is read next time.
-    let Some(end) = text.iter().rposition(|&b| b == b'\n') else { return };
-    for line in text[..end].split(|&b| b == b'\n') {
-        #[derive(Deserialize)]
-        struct Kind<'a> {
-            #[serde(borrow, rename = "type")]
-            kind: &'a str,
-        }
-        match serde_json::from_slice::<Kind>(line).map(|k| k.kind) {
-            Ok("escalate") => known.escalated = true,
-            Ok("started" | "turn_started" | "task_complete") => known.escalated = false,
+    let mut events = Follower::reading(paths, SessionFile::Events, known.events_read, false);
+    let Ok(lines) = events.read_lines() else { return };
+    for line in lines.iter().filter_map(|raw| EventLine::parse(raw)) {
+        match line.kind {
+            EventKind::Escalate { .. } => known.escalated = true,
+            EventKind::Started(_)
+            | EventKind::TurnStarted { .. }
+            | EventKind::TaskComplete { .. } => {
+                known.escalated = false;
+            }
             _ => {}
         }
     }
-    known.events_read += end as u64 + 1;
+    known.events_read = events.consumed();
 }

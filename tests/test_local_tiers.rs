@@ -11,40 +11,32 @@
 
 use std::time::Duration;
 
+use crate::common::TestEnv;
 use crate::support::agents::{Agent, AgentHome, agents_bin_dir, fixtures_dir, in_isolated_netns};
 use crate::support::live;
 use crate::support::mock_model::MockModel;
 
 #[test]
 fn a_local_rung_that_fails_its_check_climbs_to_the_cloud_rung_with_tier_and_warm_start_recorded() {
-    let missing = if agents_bin_dir().is_none() {
-        Some("the agent CLIs are not installed (scripts/install-agents)")
-    } else if !in_isolated_netns() {
-        Some("not inside a loopback-only network namespace (scripts/netns-run)")
-    } else {
-        None
-    };
-    let Some((env, cloud, home)) =
-        live::world(missing, |dir, url| AgentHome::seed(Agent::Codex, &dir.join("codex"), url))
-    else {
+    let missing = missing("codex", "Codex");
+    let Some((env, cloud, home)) = live::world(missing.as_deref(), |dir, url| {
+        AgentHome::seed(Agent::Codex, &dir.join("codex"), url)
+    }) else {
         return;
     };
     // The local server: one model, not loaded yet.
     let local = MockModel::start(None).unwrap();
     local.set_models(&["qwen-coder"]);
     local.set_cold(Duration::from_millis(300));
-    let config_dir = home.home.join(".config/reins");
-    std::fs::create_dir_all(&config_dir).unwrap();
-    std::fs::write(
-        config_dir.join("config.toml"),
-        format!(
+    write_config(
+        &home,
+        &format!(
             "[endpoints.local]\nurl = \"{}/v1\"\nmodels = [\"deepseek-coder\", \"qwen-coder\"]\n\n\
              [agents.local-qwen]\nagent = \"codex\"\nendpoint = \"local\"\n\n\
              [agents.cloud]\nagent = \"codex\"\n",
             local.base_url()
         ),
-    )
-    .unwrap();
+    );
 
     // The probe skips the model the server lacks and chooses qwen-coder.
     let probed = env.reins(&["agents", "local", "--probe", "--json"]).ok().json();
@@ -114,58 +106,28 @@ fn a_local_rung_that_fails_its_check_climbs_to_the_cloud_rung_with_tier_and_warm
 
 #[test]
 fn qwen_code_runs_on_a_local_endpoint_through_its_environment_alone() {
-    let qwen = agents_bin_dir().map(|bin| bin.join("qwen"));
-    let missing = if !qwen.as_ref().is_some_and(|q| q.exists()) {
-        Some("Qwen Code is not installed (scripts/install-agents --extra)")
-    } else if !in_isolated_netns() {
-        Some("not inside a loopback-only network namespace (scripts/netns-run)")
-    } else {
-        None
-    };
+    let missing = missing("qwen", "Qwen Code");
     // Its home is seeded without any OPENAI_* setting: the endpoint gives
     // them all.
-    let Some((env, cloud, home)) = live::world(missing, |dir, url| {
+    let Some((env, cloud, home)) = live::world(missing.as_deref(), |dir, url| {
         AgentHome::seed_from(&fixtures_dir().join("qwen"), &dir.join("qwen"), url)
     }) else {
         return;
     };
     let local = MockModel::start(None).unwrap();
     local.set_models(&["qwen-coder"]);
-    let config_dir = home.home.join(".config/reins");
-    std::fs::create_dir_all(&config_dir).unwrap();
-    std::fs::write(
-        config_dir.join("config.toml"),
-        format!(
+    write_config(
+        &home,
+        &format!(
             "[endpoints.local]\nurl = \"{}/v1\"\nmodels = [\"qwen-coder\"]\n\
              api_key_env = \"LOCAL_TIER_KEY\"\n\n\
              [agents.local-qwen]\nagent = \"qwen\"\nendpoint = \"local\"\n",
             local.base_url()
         ),
-    )
-    .unwrap();
-    let work = home.work.to_str().unwrap();
-    let out = env
-        .command(&[
-            "dispatch",
-            "--agent",
-            "local-qwen",
-            "--id",
-            "qwen-tier",
-            "--cwd",
-            work,
-            "--message",
-            "write the notes",
-            "--timeout",
-            "180s",
-            "--json",
-        ])
-        .env("LOCAL_TIER_KEY", "local-tier-secret")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    );
+    let (stdout, summary) =
+        dispatch(&env, &home, "local-qwen", "qwen-tier", Some("local-tier-secret"));
     assert!(!stdout.contains("local-tier-secret"), "the key is in the output: {stdout}");
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(summary["result"], "accepted", "{summary:#}");
     let attempt = &summary["attempts"][0];
     assert_eq!((&attempt["tier"], &attempt["model"]), (&"local".into(), &"qwen-coder".into()));
@@ -194,18 +156,11 @@ fn qwen_code_runs_on_a_local_endpoint_through_its_environment_alone() {
 
 #[test]
 fn opencode_runs_on_a_local_endpoint_through_its_inline_provider_offline() {
-    let opencode = agents_bin_dir().map(|bin| bin.join("opencode"));
-    let missing = if !opencode.as_ref().is_some_and(|o| o.exists()) {
-        Some("OpenCode is not installed (scripts/install-agents --extra)")
-    } else if !in_isolated_netns() {
-        Some("not inside a loopback-only network namespace (scripts/netns-run)")
-    } else {
-        None
-    };
+    let missing = missing("opencode", "OpenCode");
     // Its home is the usual seed: its own config names a provider on the
     // cloud server as `model` and `small_model`; the endpoint's inline
     // config (OPENCODE_CONFIG_CONTENT) must win for both.
-    let Some((env, cloud, home)) = live::world(missing, |dir, url| {
+    let Some((env, cloud, home)) = live::world(missing.as_deref(), |dir, url| {
         AgentHome::seed(Agent::OpenCode, &dir.join("opencode"), url)
     }) else {
         return;
@@ -213,41 +168,18 @@ fn opencode_runs_on_a_local_endpoint_through_its_inline_provider_offline() {
     let local = MockModel::start(None).unwrap();
     local.set_models(&["qwen-coder"]);
     local.set_cold(Duration::from_millis(300));
-    let config_dir = home.home.join(".config/reins");
-    std::fs::create_dir_all(&config_dir).unwrap();
-    std::fs::write(
-        config_dir.join("config.toml"),
-        format!(
+    write_config(
+        &home,
+        &format!(
             "[endpoints.local]\nurl = \"{}/v1\"\nmodels = [\"qwen-coder\"]\n\
              api_key_env = \"LOCAL_TIER_KEY\"\n\n\
              [agents.local-oc]\nagent = \"opencode\"\nendpoint = \"local\"\n",
             local.base_url()
         ),
-    )
-    .unwrap();
-    let work = home.work.to_str().unwrap();
-    let out = env
-        .command(&[
-            "dispatch",
-            "--agent",
-            "local-oc",
-            "--id",
-            "opencode-tier",
-            "--cwd",
-            work,
-            "--message",
-            "write the notes",
-            "--timeout",
-            "180s",
-            "--json",
-        ])
-        .env("LOCAL_TIER_KEY", "local-tier-secret")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    );
+    let (stdout, summary) =
+        dispatch(&env, &home, "local-oc", "opencode-tier", Some("local-tier-secret"));
     assert!(!stdout.contains("local-tier-secret"), "the key is in the output: {stdout}");
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(summary["result"], "accepted", "{summary:#}");
     let attempt = &summary["attempts"][0];
     assert_eq!(
@@ -288,50 +220,17 @@ fn opencode_runs_on_a_local_endpoint_through_its_inline_provider_offline() {
 
 #[test]
 fn opencode_with_a_configured_model_runs_that_model_over_acp() {
-    let opencode = agents_bin_dir().map(|bin| bin.join("opencode"));
-    let missing = if !opencode.as_ref().is_some_and(|o| o.exists()) {
-        Some("OpenCode is not installed (scripts/install-agents --extra)")
-    } else if !in_isolated_netns() {
-        Some("not inside a loopback-only network namespace (scripts/netns-run)")
-    } else {
-        None
-    };
-    let Some((env, cloud, home)) = live::world(missing, |dir, url| {
+    let missing = missing("opencode", "OpenCode");
+    let Some((env, cloud, home)) = live::world(missing.as_deref(), |dir, url| {
         AgentHome::seed(Agent::OpenCode, &dir.join("opencode"), url)
     }) else {
         return;
     };
     // Its own config's model is mock-model; the agent asks for the other.
-    let config_dir = home.home.join(".config/reins");
-    std::fs::create_dir_all(&config_dir).unwrap();
-    std::fs::write(
-        config_dir.join("config.toml"),
-        "[agents.oc-b]\nagent = \"opencode\"\nmodel = \"mock/mock-model-b\"\n",
-    )
-    .unwrap();
-    let work = home.work.to_str().unwrap();
-    let out = env
-        .command(&[
-            "dispatch",
-            "--agent",
-            "oc-b",
-            "--id",
-            "oc-model",
-            "--cwd",
-            work,
-            "--message",
-            "write the notes",
-            "--timeout",
-            "180s",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    write_config(&home, "[agents.oc-b]\nagent = \"opencode\"\nmodel = \"mock/mock-model-b\"\n");
     // Before: `opencode acp -m mock/mock-model-b` printed its usage and
     // exited 1, and every attempt failed.
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let (_, summary) = dispatch(&env, &home, "oc-b", "oc-model", None);
     assert_eq!(summary["result"], "accepted", "{summary:#}");
     let models: Vec<String> = cloud
         .requests()
@@ -340,6 +239,60 @@ fn opencode_with_a_configured_model_runs_that_model_over_acp() {
         .map(|r| r["body"]["model"].as_str().unwrap_or("").to_string())
         .collect();
     assert!(models.iter().any(|m| m == "mock-model-b"), "the turn's model: {models:?}");
+}
+
+/// Why a live test of `program` cannot run here, if it cannot.
+fn missing(program: &str, name: &str) -> Option<String> {
+    if !agents_bin_dir().is_some_and(|bin| bin.join(program).exists()) {
+        Some(format!("{name} is not installed (scripts/install-agents --extra)"))
+    } else if !in_isolated_netns() {
+        Some("not inside a loopback-only network namespace (scripts/netns-run)".into())
+    } else {
+        None
+    }
+}
+
+/// Writes the reins config.toml of the agent's home.
+fn write_config(home: &AgentHome, text: &str) {
+    let dir = home.home.join(".config/reins");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml"), text).unwrap();
+}
+
+/// `reins dispatch --agent AGENT --id ID` of the usual task in the home's
+/// work directory (with `LOCAL_TIER_KEY` set to `key`, if given); asserts
+/// it succeeded and returns its stdout and summary.
+#[track_caller]
+fn dispatch(
+    env: &TestEnv,
+    home: &AgentHome,
+    agent: &str,
+    id: &str,
+    key: Option<&str>,
+) -> (String, serde_json::Value) {
+    let work = home.work.to_str().unwrap();
+    let mut command = env.command(&[
+        "dispatch",
+        "--agent",
+        agent,
+        "--id",
+        id,
+        "--cwd",
+        work,
+        "--message",
+        "write the notes",
+        "--timeout",
+        "180s",
+        "--json",
+    ]);
+    if let Some(key) = key {
+        command.env("LOCAL_TIER_KEY", key);
+    }
+    let out = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let summary = serde_json::from_str(stdout.trim()).unwrap();
+    (stdout, summary)
 }
 
 /// Every file under `dir`.

@@ -6,58 +6,22 @@
 
 use std::time::Duration;
 
-use crate::common::{TestEnv, eventually, have_tool, reins_bin, signal};
+use crate::common::{TestEnv, eventually, have_tool, signal};
+use crate::support::dashboard::{self, keys, screen};
 
 /// Runs `reins top` in a new tmux session `top` of `cols`x`rows`.
 fn dashboard(env: &TestEnv, cols: u16, rows: u16, extra_env: &str) {
-    let command =
-        format!("{extra_env} {} top; echo \"top exited $?\"; sleep 60", reins_bin().display());
-    let (cols, rows) = (cols.to_string(), rows.to_string());
-    let work = env.work.to_str().unwrap();
-    let out = env.tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        "top",
-        "-x",
-        &cols,
-        "-y",
-        &rows,
-        "-c",
-        work,
-        &command,
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn screen(env: &TestEnv) -> String {
-    String::from_utf8_lossy(&env.tmux(&["capture-pane", "-p", "-t", "top"]).stdout).into_owned()
+    dashboard::start(env, cols, rows, extra_env, "top");
 }
 
 #[track_caller]
 fn shows(env: &TestEnv, what: &str, pred: impl Fn(&str) -> bool) {
-    let mut last = String::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        last = screen(env);
-        if pred(&last) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("the dashboard never showed {what}:\n{last}");
+    dashboard::shows(env, what, Duration::from_secs(10), pred);
 }
 
 /// The table row of session `id`.
 fn row<'a>(screen: &'a str, id: &str) -> Option<&'a str> {
     screen.lines().find(|l| l.trim_start_matches('│').starts_with(&format!("{id} ")))
-}
-
-fn keys(env: &TestEnv, keys: &[&str]) {
-    for k in keys {
-        env.tmux(&["send-keys", "-t", "top", k]);
-        std::thread::sleep(Duration::from_millis(60));
-    }
 }
 
 #[test]

@@ -8,48 +8,9 @@
 
 use std::time::Duration;
 
-use crate::common::{TestEnv, eventually, have_tool, reins_bin};
+use crate::common::{TestEnv, eventually, have_tool};
+use crate::support::dashboard::{keys, screen, shows, start as dashboard};
 use crate::support::sshd::Sshd;
-
-/// Runs `reins ARGS` in a new tmux session `top` of `cols`x`rows`.
-fn dashboard(env: &TestEnv, cols: u16, rows: u16, extra_env: &str, args: &str) {
-    let command =
-        format!("{extra_env} {} {args}; echo \"top exited $?\"; sleep 60", reins_bin().display());
-    let (cols, rows) = (cols.to_string(), rows.to_string());
-    let work = env.work.to_str().unwrap();
-    let out = env.tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        "top",
-        "-x",
-        &cols,
-        "-y",
-        &rows,
-        "-c",
-        work,
-        &command,
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn screen(env: &TestEnv) -> String {
-    String::from_utf8_lossy(&env.tmux(&["capture-pane", "-p", "-t", "top"]).stdout).into_owned()
-}
-
-#[track_caller]
-fn shows(env: &TestEnv, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) {
-    let mut last = String::new();
-    let deadline = std::time::Instant::now() + timeout;
-    while std::time::Instant::now() < deadline {
-        last = screen(env);
-        if pred(&last) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("the dashboard never showed {what}:\n{last}");
-}
 
 /// The table line of host `host` whose next cell is `id` (`-` for the
 /// line of a host that shows no session).
@@ -68,13 +29,6 @@ fn host_line<'a>(screen: &'a str, host: &str) -> Option<&'a str> {
         cells.next() == Some(host)
             && cells.next().is_some_and(|c| c == "unreachable:" || c == "no" || c == "asking…")
     })
-}
-
-fn keys(env: &TestEnv, keys: &[&str]) {
-    for k in keys {
-        env.tmux(&["send-keys", "-t", "top", k]);
-        std::thread::sleep(Duration::from_millis(60));
-    }
 }
 
 /// Kills a process (the watcher started on a host) when the test ends.

@@ -12,8 +12,6 @@
 //! kernel also says who holds it (`/proc/locks`), so no pid written in a
 //! file can be stale.
 
-use std::fs::{File, TryLockError};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -174,7 +172,7 @@ pub(crate) struct TaskState {
 /// A runner's exclusive hold on its chain; dropping it (or dying) lets go.
 #[derive(Debug)]
 pub(crate) struct RunnerLock {
-    _file: File,
+    _lock: crate::store::lock::OwnerLock,
 }
 
 /// Why a runner could not take its chain.
@@ -195,20 +193,10 @@ impl RunnerLock {
     /// Takes the chain in `dir` for this process, or says who has it.
     pub(crate) fn try_acquire(dir: &Path) -> Result<RunnerLock, RunnerLockError> {
         let path = Self::path_in(dir);
-        let io = |source| RunnerLockError::Io { path: path.clone(), source };
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => Ok(RunnerLock { _file: file }),
-            Err(TryLockError::WouldBlock) => {
-                Err(RunnerLockError::Held { pid: crate::store::lock::flock_holder(&file) })
-            }
-            Err(TryLockError::Error(err)) => Err(io(err)),
+        match crate::store::lock::OwnerLock::try_take(&path) {
+            Ok(Ok(lock)) => Ok(RunnerLock { _lock: lock }),
+            Ok(Err(pid)) => Err(RunnerLockError::Held { pid }),
+            Err(source) => Err(RunnerLockError::Io { path, source }),
         }
     }
 }

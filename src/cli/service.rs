@@ -151,13 +151,13 @@ fn install(args: Install) -> CliResult {
     write_unit(&unit)?;
     let mut steps = Vec::new();
     if !args.no_start {
-        steps = crate::cli::runtime().block_on(run_steps(service::load_steps(&unit)));
+        steps = crate::cli::runtime().block_on(service::make_calls(service::load_calls(&unit)));
     }
-    let ok = steps.iter().all(|s| s.ok);
     let failed = steps
         .iter()
         .find(|s| !s.ok)
         .map(|s| format!("{}: {}", s.command, s.error.as_deref().unwrap_or("failed")));
+    let ok = failed.is_none();
     let path = unit.path.clone();
     let manager = unit.manager;
     let report = Installed { ok, unit, replaced, steps };
@@ -186,11 +186,8 @@ fn install(args: Install) -> CliResult {
     }
     match failed {
         None => Ok(code::OK),
-        Some(failed) if args.json => {
-            // The JSON result already says what failed.
-            let _ = failed;
-            Ok(code::FAILURE)
-        }
+        // The JSON result already says what failed.
+        Some(_) if args.json => Ok(code::FAILURE),
         Some(failed) => Err(CliError::failure(format!(
             "the unit is written, but the service manager failed: {failed}"
         ))
@@ -205,21 +202,6 @@ fn write_unit(unit: &service::Unit) -> Result<(), CliError> {
     };
     crate::store::fsutil::create_private_dir_all(dir).map_err(cannot)?;
     crate::store::fsutil::write_atomic(&unit.path, unit.text.as_bytes()).map_err(cannot)
-}
-
-async fn run_steps(steps: Vec<Vec<String>>) -> Vec<Step> {
-    let mut done = Vec::new();
-    for step in steps {
-        let args: Vec<&str> = step[1..].iter().map(String::as_str).collect();
-        let (mut result, _) = service::call(&step[0], &args).await;
-        // launchd's bootout of an agent it has not loaded is not a failure.
-        if step.get(1).is_some_and(|a| a == "bootout") {
-            result.ok = true;
-            result.error = None;
-        }
-        done.push(result);
-    }
-    done
 }
 
 fn start_hint(manager: Manager) -> String {
@@ -260,7 +242,7 @@ fn uninstall(args: Uninstall) -> CliResult {
     let installed = path.exists();
     let mut steps = Vec::new();
     if installed {
-        steps = crate::cli::runtime().block_on(run_steps(service::unload_steps(manager)));
+        steps = crate::cli::runtime().block_on(service::make_calls(service::unload_calls(manager)));
     }
     let removed = match std::fs::remove_file(&path) {
         Ok(()) => true,
@@ -269,12 +251,9 @@ fn uninstall(args: Uninstall) -> CliResult {
             return Err(CliError::failure(format!("cannot remove {}: {err}", path.display())));
         }
     };
-    if removed && manager == Manager::Systemd {
-        steps.extend(crate::cli::runtime().block_on(run_steps(vec![vec![
-            "systemctl".into(),
-            "--user".into(),
-            "daemon-reload".into(),
-        ]])));
+    if removed {
+        let calls = service::removed_calls(manager);
+        steps.extend(crate::cli::runtime().block_on(service::make_calls(calls)));
     }
     let report = Uninstalled { ok: true, manager, path, removed, steps };
     if args.json {

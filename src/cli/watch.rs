@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::control::lookup;
 use crate::error::CliResult;
-use crate::store::lock::WatchLock;
+use crate::store::lock::OwnerLock;
 use crate::store::paths::{SessionPaths, StateRoot};
 pub(crate) use crate::watch::flags::{Preset, WatchArgs, options_from_flags};
 use crate::watch::{self, Log, Options};
@@ -77,7 +77,7 @@ pub(crate) fn after_run(
     paths: SessionPaths,
     args: &WatchArgs,
     start_timeout: Duration,
-    lock: WatchLock,
+    lock: OwnerLock,
 ) -> CliResult {
     watch_here(paths, args.options(start_timeout)?, args.json, Some(lock))
 }
@@ -88,7 +88,7 @@ fn watch_here(
     paths: SessionPaths,
     options: Options,
     json: bool,
-    lock: Option<WatchLock>,
+    lock: Option<OwnerLock>,
 ) -> CliResult {
     let summary = crate::control::runtime().block_on(watch::supervise_holding(
         lock,

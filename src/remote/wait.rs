@@ -293,8 +293,10 @@ fn give_up(
         None => ids_of(args).into_iter().filter(|id| !progress.is_settled(id)).collect(),
     };
     let waited_s = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    // The same stdout the remote's lines were relayed to, a line each.
+    let mut out = std::io::stdout().lock();
     for id in ids {
-        crate::cli::print_json(&json!({
+        let line = json!({
             "ok": false,
             "id": id,
             "status": "unreachable",
@@ -304,8 +306,10 @@ fn give_up(
             "hint": err.hint,
             "exit_code": err.code,
             "waited_s": waited_s,
-        }))?;
+        });
+        writeln!(out, "{line}")?;
     }
+    out.flush()?;
     eprintln!("{}: {}", crate::compat::program(), err.message);
     if let Some(hint) = &err.hint {
         eprintln!("hint: {hint}");

@@ -203,6 +203,13 @@ impl Follower {
         Ok(())
     }
 
+    /// Where the next complete line starts: the bytes read so far, less a
+    /// trailing partial line (a reader that starts over later, from this
+    /// offset, reads that line whole).
+    pub(crate) fn consumed(&self) -> u64 {
+        self.offset - self.partial.len() as u64
+    }
+
     /// Complete lines appended since the last call; a trailing partial line
     /// is kept until its newline arrives.
     pub(crate) fn read_lines(&mut self) -> io::Result<Vec<String>> {

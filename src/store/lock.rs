@@ -63,19 +63,21 @@ impl ClaimLock {
     }
 }
 
-/// A watcher's hold on a session: one watcher per session at a time.
+/// One process's hold on what it alone may do — a session's watch, a
+/// state directory's supervisor, a chain's runner — let go when it drops
+/// the lock or dies.
 #[derive(Debug)]
-pub(crate) struct WatchLock {
+pub(crate) struct OwnerLock {
     _file: File,
 }
 
-impl WatchLock {
-    /// Takes the session's watch, or says who watches it (the holder's pid,
+impl OwnerLock {
+    /// Takes the lock at `path`, or says who holds it (the holder's pid,
     /// when the kernel tells).
-    pub(crate) fn try_take(path: &Path) -> io::Result<Result<WatchLock, Option<u32>>> {
+    pub(crate) fn try_take(path: &Path) -> io::Result<Result<OwnerLock, Option<u32>>> {
         let file = open_lock_file(path)?;
         match file.try_lock() {
-            Ok(()) => Ok(Ok(WatchLock { _file: file })),
+            Ok(()) => Ok(Ok(OwnerLock { _file: file })),
             Err(TryLockError::WouldBlock) => Ok(Err(flock_holder(&file))),
             Err(TryLockError::Error(err)) => Err(err),
         }
@@ -153,11 +155,11 @@ mod tests {
     fn one_watcher_at_a_time_and_the_second_learns_who() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("watch.lock");
-        let first = WatchLock::try_take(&path).unwrap().unwrap();
-        let holder = WatchLock::try_take(&path).unwrap().unwrap_err();
+        let first = OwnerLock::try_take(&path).unwrap().unwrap();
+        let holder = OwnerLock::try_take(&path).unwrap().unwrap_err();
         assert_eq!(holder, Some(std::process::id()));
         drop(first);
-        assert!(WatchLock::try_take(&path).unwrap().is_ok());
+        assert!(OwnerLock::try_take(&path).unwrap().is_ok());
     }
 
     #[test]

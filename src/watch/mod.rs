@@ -32,7 +32,7 @@ use crate::ipc::{Client, SendReply, SendRequest, StatusReply, StopRequest};
 use crate::state::State;
 use crate::store::events::EventKind;
 use crate::store::exit_record::ExitReason;
-use crate::store::lock::WatchLock;
+use crate::store::lock::OwnerLock;
 use crate::store::paths::SessionPaths;
 use crate::store::stream::EventStream;
 use advisor::Advisor;
@@ -129,7 +129,7 @@ pub(crate) async fn supervise(
 /// must not lose the session to another watcher between starting it and
 /// watching it).
 pub(crate) async fn supervise_holding(
-    lock: Option<WatchLock>,
+    lock: Option<OwnerLock>,
     paths: SessionPaths,
     options: Options,
     log: Log,
@@ -198,8 +198,8 @@ impl GivenUp {
 }
 
 /// Takes the watch of the session at `paths`, or says who has it.
-pub(crate) fn take_watch(paths: &SessionPaths) -> Result<WatchLock, String> {
-    match WatchLock::try_take(&paths.watch_lock()) {
+pub(crate) fn take_watch(paths: &SessionPaths) -> Result<OwnerLock, String> {
+    match OwnerLock::try_take(&paths.watch_lock()) {
         Ok(Ok(lock)) => Ok(lock),
         Ok(Err(pid)) => Err(format!(
             "session {} is already watched{}; one watcher at a time",
